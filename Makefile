@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.zoo-installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: run test setup data clean
+
+run: setup data
+	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
+
+test: setup data
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+# torch and torchvision come from the project's dependencies through plain pip (torch>=2.6).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The real FashionMNIST from Debian's package where apt and root are there; elsewhere zoo downloads it.
+data:
+	@if [ -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then \
+		echo "FashionMNIST: using $(FASHION_MNIST)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null \
+		|| echo "apt-get could not install dataset-fashion-mnist; zoo will try to download FashionMNIST"; \
+	else \
+		echo "No apt-get as root here: zoo will download FashionMNIST into ~/.cache/zoo on first use"; \
+	fi
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

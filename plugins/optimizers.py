@@ -1,0 +1,34 @@
+"""Optimizer `sgd`: torch.optim.SGD, as in the Quickstart (lr=1e-3)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+import zoo
+
+
+class SGDParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    momentum: float = Field(0.0, ge=0, allow_inf_nan=False)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("nesterov=true needs momentum > 0")
+        return self
+
+
+def build_sgd(params: SGDParams, model_parameters):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum and weight decay."""
+    import torch
+
+    return torch.optim.SGD(model_parameters, **params.model_dump())
+
+
+@zoo.hookimpl
+def register_optimizers(register):
+    register("sgd", build_sgd, params=SGDParams)

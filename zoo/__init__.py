@@ -1,0 +1,37 @@
+"""zoo: a plugin-based model zoo for PyTorch, grown from the PyTorch Quickstart.
+
+The public surface fits on one screen; importing it does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("zoo")
+except PackageNotFoundError:  # running from a checkout that was never installed
+    __version__ = "0.0.0+unknown"
+
+from .api import catalog, predict, resolve, run
+from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
+from .errors import ZooError
+from .hookspecs import hookimpl
+from .registry import NoParams
+
+__all__ = [
+    "DatasetSplits",
+    "EpochEnd",
+    "NoParams",
+    "Prediction",
+    "Reporter",
+    "RunEnd",
+    "RunStart",
+    "Step",
+    "ZooError",
+    "__version__",
+    "catalog",
+    "hookimpl",
+    "predict",
+    "resolve",
+    "run",
+]

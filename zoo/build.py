@@ -1,0 +1,65 @@
+"""How to build a component: call its plugin's factory, and turn any failure or wrong return
+type into an error that names the plugin responsible."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Part
+from .contracts import DatasetSplits
+from .errors import ZooError
+
+
+def call_factory(part: Part, *args: Any) -> Any:
+    component = part.resolved.component
+    try:
+        return component.factory(part.params, *args)
+    except ZooError:
+        raise
+    except MemoryError:
+        raise ZooError(f"Building {component.kind} {part.resolved.name!r} ({component.owner}) ran out of memory.") from None
+    except Exception as error:
+        raise ZooError(
+            f"The {component.kind} {part.resolved.name!r} from {component.owner} failed to build: "
+            f"{type(error).__name__}: {error}. This is a problem in that plugin or in its settings."
+        ) from error
+
+
+def _check(part: Part, value: Any, expected: type | tuple[type, ...], contract: str) -> Any:
+    if not isinstance(value, expected):
+        component = part.resolved.component
+        raise ZooError(
+            f"The {component.kind} factory {component.name!r} of {component.owner} returned "
+            f"{type(value).__name__}, but must return {contract} (see docs/plugins.md)."
+        )
+    return value
+
+
+def build_dataset(part: Part) -> DatasetSplits:
+    splits = _check(part, call_factory(part), DatasetSplits, "zoo.DatasetSplits")
+    if not splits.classes or len(splits.test) == 0 or len(splits.train) == 0:
+        raise ZooError(f"Dataset {part.resolved.name!r} ({part.resolved.component.owner}) is empty or has no classes.")
+    return splits
+
+
+def build_model(part: Part, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    from torch import nn
+
+    return _check(part, call_factory(part, tuple(input_shape), num_classes), nn.Module, "a torch.nn.Module")
+
+
+def build_loss(part: Part) -> Any:
+    loss = call_factory(part)
+    if not callable(loss):
+        _check(part, loss, type(None), "a callable(logits, targets) -> scalar tensor")
+    return loss
+
+
+def build_optimizer(part: Part, parameters: Any) -> Any:
+    import torch
+
+    return _check(part, call_factory(part, parameters), torch.optim.Optimizer, "a torch.optim.Optimizer")
+
+
+def build_reporter(part: Part) -> Any:
+    return call_factory(part)

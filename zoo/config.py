@@ -1,0 +1,150 @@
+"""Run configuration: defaults < recipe < command line, each component's params validated
+by the pydantic model its plugin registered."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationError
+
+from .errors import ZooError, describe_validation_error
+from .plugins import Catalog, Resolved
+
+SECTIONS = ("dataset", "model", "loss", "optimizer")
+
+
+class RunConfig(BaseModel):
+    """Every run setting. Component names may be presets (mlp-512); `params` holds overrides per
+    section: dataset, model, loss, optimizer, or a reporter's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str = "quickstart"
+    dataset: str = "fashion-mnist"
+    model: str = "mlp-512"
+    loss: str = "cross-entropy"
+    optimizer: str = "sgd"
+    reporters: list[str] = ["console"]
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 64
+    shuffle: bool = False
+    seed: int = 0
+    log_every: PositiveInt = 100
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    out: Path | None = None
+    predict_index: NonNegativeInt = 0
+    params: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One resolved component of a run: the name asked for, what it resolved to, its params."""
+
+    section: str
+    resolved: Resolved
+    params: BaseModel
+
+    def to_json(self) -> dict[str, Any]:
+        owner = self.resolved.component.owner
+        return {
+            "name": self.resolved.name,
+            "component": self.resolved.component.name,
+            "preset": self.resolved.preset,
+            "plugin": {"name": owner.plugin, "distribution": owner.distribution, "version": owner.version},
+            "params": self.params.model_dump(mode="json"),
+        }
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    config: RunConfig
+    dataset: Part
+    model: Part
+    loss: Part
+    optimizer: Part
+    reporters: list[Part]
+
+    def to_json(self) -> dict[str, Any]:
+        settings = self.config.model_dump(mode="json", exclude={"params"})
+        return {
+            **settings,
+            "components": {
+                **{section: getattr(self, section).to_json() for section in SECTIONS},
+                "reporters": [part.to_json() for part in self.reporters],
+            },
+        }
+
+
+def parse_set(assignment: str) -> tuple[str | None, str, Any]:
+    """'model.hidden=[1024,256]' -> ('model', 'hidden', [1024, 256]); values are TOML, else plain text."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ZooError(f"--set {assignment!r}: expected SECTION.KEY=VALUE, e.g. --set model.hidden=[1024,256].")
+    section, dot, name = key.strip().rpartition(".")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return (section if dot else None), name, value
+
+
+def resolve_run(
+    catalog: Catalog,
+    *,
+    recipe: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] = (),  # type: ignore[assignment]
+) -> ResolvedRun:
+    """Merge defaults, the recipe and the command line, then validate everything."""
+    recipe_name = recipe or RunConfig.model_fields["recipe"].default
+    chosen = catalog.presets.recipe(recipe_name)
+    from_recipe = chosen.model_dump(exclude={"help", "params"}, exclude_none=True)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    params: dict[str, dict[str, Any]] = {}
+    for section, values in chosen.params.items():
+        replaced = section in overrides and overrides[section] != from_recipe.get(section)
+        if not replaced:  # a component swapped on the command line drops the recipe's params for it
+            params[section] = dict(values)
+    top_level: dict[str, Any] = {}
+    for assignment in sets:
+        section, key, value = parse_set(assignment)
+        if section is None:
+            top_level[key] = value
+        else:
+            params.setdefault(section, {})[key] = value
+    raw = {**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params}
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ZooError(f"Invalid run settings: {describe_validation_error('', error)}.") from None
+
+    unknown = set(config.params) - set(SECTIONS) - set(config.reporters)
+    if unknown:
+        raise ZooError(
+            f"--set names unknown section(s) {', '.join(sorted(unknown))}; the sections are "
+            f"{', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
+        )
+
+    def part(section: str, kind: str, name: str) -> Part:
+        resolved = catalog.resolve(kind, name)
+        values = {**resolved.params, **config.params.get(section, {})}
+        try:
+            validated = resolved.component.params.model_validate(values)
+        except ValidationError as error:
+            raise ZooError(
+                f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
+                f"{describe_validation_error(section, error)}."
+            ) from None
+        return Part(section, resolved, validated)
+
+    return ResolvedRun(
+        config=config,
+        dataset=part("dataset", "dataset", config.dataset),
+        model=part("model", "model", config.model),
+        loss=part("loss", "loss", config.loss),
+        optimizer=part("optimizer", "optimizer", config.optimizer),
+        reporters=[part(name, "reporter", name) for name in dict.fromkeys(config.reporters)],
+    )

@@ -1,0 +1,48 @@
+"""User-facing errors: one clear paragraph, exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+class ZooError(Exception):
+    """An error the user can fix; the CLI prints its message and exits with `exit_code`."""
+
+    exit_code = 2
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name nearest to `name`, for a 'did you mean' hint."""
+    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
+    """'unknown model X', the names that do exist, and the closest one."""
+    known = sorted(set(known))
+    hint = closest(name, known)
+    message = f"Unknown {kind} {name!r}."
+    if hint:
+        message += f" Did you mean {hint}?"
+    message += f" Known {kind}s: {', '.join(known) if known else '(none)'}."
+    message += f" Run `zoo list` to see every {kind} and the plugin that provides it."
+    return ZooError(message)
+
+
+def describe_validation_error(where: str, error: ValidationError) -> str:
+    """Flatten pydantic's error list into 'where.field: what' clauses."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in (where, *item["loc"]) if p != "")
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (not a setting of this component)"
+        if "input" in item and item["type"] != "missing":
+            message += f" (got {item['input']!r})"
+        parts.append(f"{location}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,92 @@
+"""What `zoo list` and `zoo plugins` show, as plain data (the CLI only formats it)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from .plugins import Catalog, _display
+from .presets import SECTIONS
+from .registry import KINDS, matches, natural_key
+
+def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None = None) -> dict[str, Any]:
+    """Components, presets and recipes, filtered by kind and a wildcard pattern.
+
+    Schema: {"components": [{kind, name, help, plugin, distribution, version, status}],
+    "presets": [{kind, name, component, params, help, source}], "recipes": [{name, help, settings, source}],
+    "failed_plugins": [{name, distribution, version, errors}]}
+    """
+    broken = {p.name for p in catalog.failed_plugins()}
+    components: list[dict[str, Any]] = []
+    presets: list[dict[str, Any]] = []
+    for k in KINDS:
+        if kind not in (None, k):
+            continue
+        for component in catalog.registry.components[k].values():
+            components.append(
+                {
+                    "kind": k,
+                    "name": component.name,
+                    "help": component.help,
+                    "plugin": component.owner.plugin,
+                    "distribution": component.owner.distribution,
+                    "version": component.owner.version,
+                    "status": "plugin-has-errors" if component.owner.plugin in broken else "ok",
+                }
+            )
+        for (ck, name), owners in catalog.registry.conflicts.items():
+            if ck == k:
+                components.append(
+                    {
+                        "kind": k,
+                        "name": name,
+                        "help": "registered by " + " and ".join(str(o) for o in owners),
+                        "plugin": ", ".join(o.plugin for o in owners),
+                        "distribution": ", ".join(o.distribution for o in owners),
+                        "version": ", ".join(o.version for o in owners),
+                        "status": "conflict",
+                    }
+                )
+        for name in catalog.presets.names(k):
+            named = catalog.presets.presets[k][name]
+            presets.append(
+                {
+                    "kind": k,
+                    "name": _display(name),
+                    "component": named.value.component,
+                    "params": named.value.params,
+                    "help": named.value.help,
+                    "source": named.source,
+                }
+            )
+    components = [c for c in components if matches(c["name"], pattern)]
+    components.sort(key=lambda c: (KINDS.index(c["kind"]), natural_key(c["name"])))
+    presets = [p for p in presets if matches(p["name"], pattern)]
+    recipes = []
+    if kind in (None, "recipe"):
+        for name, named in sorted(catalog.presets.recipes.items()):
+            if matches(name, pattern):
+                settings = named.value.model_dump(exclude={"help"}, exclude_none=True)
+                recipes.append({"name": name, "help": named.value.help, "settings": settings, "source": named.source})
+    failed = [
+        {"name": p.name, "distribution": p.distribution, "version": p.version, "errors": p.errors}
+        for p in catalog.failed_plugins()
+    ]
+    return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed}
+
+
+def plugin_entries(catalog: Catalog) -> list[dict[str, Any]]:
+    """Schema: [{name, distribution, version, builtin, status, hooks, components, errors}]."""
+    return [asdict(info) for info in catalog.plugins]
+
+
+def normalize_kind(word: str) -> str | None:
+    """'models', 'model' -> 'model'; 'recipes' -> 'recipe'; anything else -> None."""
+    word = word.lower()
+    if word in KINDS or word == "recipe":
+        return word
+    if word in SECTIONS:
+        return SECTIONS[word]
+    if word == "recipes":
+        return "recipe"
+    return None

@@ -1,0 +1,233 @@
+"""Discovery and isolation: every plugin, built-in or not, comes from the `zoo` entry-point group,
+loads in its own try/except, and registers through a callback that records its ownership."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from . import hookspecs
+from .errors import ZooError, unknown_name
+from .presets import PLACEHOLDER, Preset, Presets
+from .registry import KINDS, Component, NoParams, Owner, Registry
+
+GROUP = "zoo"
+OWN_DISTRIBUTION = "zoo"
+
+
+@dataclass
+class PluginInfo:
+    """What `zoo plugins` reports about one entry point."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    status: str = "loaded"  # loaded | failed | disabled | not-selected
+    hooks: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.name, self.distribution, self.version)
+
+    def fail(self, message: str) -> None:
+        self.status = "failed"
+        self.errors.append(message)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A user-facing name turned into the component that builds it and the params it implies."""
+
+    name: str
+    component: Component
+    params: dict[str, Any]
+    preset: str | None
+
+
+@dataclass
+class Catalog:
+    """Everything the loaded plugins and registry files provide."""
+
+    registry: Registry
+    presets: Presets
+    plugins: list[PluginInfo]
+
+    def resolve(self, kind: str, name: str) -> Resolved:
+        """An exact component name, else a preset (exact, then a pattern such as mlp-{width})."""
+        preset = self.presets.find(kind, name)
+        in_registry = name in self.registry.components[kind] or (kind, name) in self.registry.conflicts
+        if in_registry:
+            if preset and preset[0] == name:
+                source = self.presets.presets[kind][name].source
+                raise ZooError(
+                    f"{kind.capitalize()} {name!r} is both a component ({self.registry.get(kind, name).owner}) "
+                    f"and a preset in {source}; rename the preset."
+                )
+            return Resolved(name, self.registry.get(kind, name), {}, None)
+        if preset is None:
+            known = self.registry.names(kind) + [_display(p) for p in self.presets.names(kind)]
+            raise unknown_name(kind, name, known)
+        preset_name, value = preset
+        if value.component not in self.registry.components[kind] and (kind, value.component) not in self.registry.conflicts:
+            source = self.presets.presets[kind][preset_name].source
+            raise ZooError(
+                f"{kind.capitalize()} preset {preset_name!r} (in {source}) builds {kind} {value.component!r}, "
+                f"which no loaded plugin provides. Run `zoo plugins` to see which plugins loaded."
+            )
+        return Resolved(name, self.registry.get(kind, value.component), dict(value.params), preset_name)
+
+    def failed_plugins(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.status == "failed"]
+
+
+def _display(preset_name: str) -> str:
+    return PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", preset_name)
+
+
+def _names(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _normalize(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def shipped_registry() -> Path:
+    """The top-level registry.toml: a copy inside the wheel, a symlink in a checkout."""
+    return Path(str(importlib.resources.files("zoo") / "registry.toml"))
+
+
+def load_catalog(
+    *,
+    env: Mapping[str, str] | None = None,
+    registry_files: Iterable[str | Path] = (),
+    extra_plugins: Iterable[tuple[str, object]] = (),
+) -> Catalog:
+    """Load every allowed plugin and registry file. One broken plugin is recorded, not raised,
+    unless ZOO_STRICT_PLUGINS=1."""
+    env = os.environ if env is None else env
+    strict = env.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
+    allowed = _names(env.get("ZOO_LOAD_PLUGINS"))
+    disabled = _names(env.get("ZOO_DISABLE_PLUGINS")) or set()
+
+    manager = pluggy.PluginManager(GROUP)
+    manager.add_hookspecs(hookspecs)
+    infos: list[PluginInfo] = []
+    loaded: list[tuple[PluginInfo, object]] = []
+
+    def attach(info: PluginInfo, load: Callable[[], object]) -> None:
+        infos.append(info)
+        try:
+            plugin = load()
+            manager.register(plugin, name=info.name)
+        except Exception as error:
+            if strict:
+                raise
+            info.fail(f"import failed: {type(error).__name__}: {error}")
+            return
+        info.hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+        loaded.append((info, plugin))
+
+    for ep in _sorted_entry_points():
+        dist = ep.dist
+        distribution = dist.metadata["Name"] if dist else "(unknown)"
+        version = dist.version if dist else "?"
+        info = PluginInfo(ep.name, distribution, version, _normalize(distribution) == OWN_DISTRIBUTION)
+        if ep.name in disabled or _normalize(distribution) in {_normalize(d) for d in disabled}:
+            info.status = "disabled"
+            infos.append(info)
+        elif not info.builtin and allowed is not None and ep.name not in allowed:
+            info.status = "not-selected"
+            infos.append(info)
+        else:
+            attach(info, ep.load)
+    for name, plugin in extra_plugins:
+        attach(PluginInfo(name, "(in-process)", "-", builtin=False), lambda plugin=plugin: plugin)
+
+    registry = Registry()
+    presets = Presets()
+    presets.load_file(shipped_registry())
+    for info, plugin in loaded:
+        _register_components(manager, plugin, info, registry, strict)
+        _register_presets(manager, plugin, info, presets, strict)
+    for (kind, name), owners in registry.conflicts.items():
+        message = str(registry.conflict_error(kind, name))
+        for info in infos:
+            if info.owner in owners:
+                info.fail(message)
+    for path in [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files):
+        presets.load_file(path)
+    return Catalog(registry, presets, infos)
+
+
+def _sorted_entry_points() -> list[EntryPoint]:
+    """Built-ins first, then the rest by name, so listings and errors come out stable."""
+    eps = entry_points(group=GROUP)
+    return sorted(eps, key=lambda ep: (not (ep.dist and _normalize(ep.dist.metadata["Name"]) == OWN_DISTRIBUTION), ep.name))
+
+
+def _impls(manager: pluggy.PluginManager, plugin: object, hook_name: str) -> list[Callable[..., Any]]:
+    caller = getattr(manager.hook, hook_name)
+    return [impl.function for impl in caller.get_hookimpls() if impl.plugin is plugin]
+
+
+def _register_components(
+    manager: pluggy.PluginManager, plugin: object, info: PluginInfo, registry: Registry, strict: bool
+) -> None:
+    for hook_name, kind in hookspecs.COMPONENT_HOOKS.items():
+        for function in _impls(manager, plugin, hook_name):
+
+            def register(
+                name: str,
+                factory: Callable[..., Any],
+                params: type[BaseModel] = NoParams,
+                help: str | None = None,
+                kind: str = kind,
+            ) -> None:
+                description = help if help is not None else (factory.__doc__ or "").strip().split("\n")[0]
+                component = Component(kind, name, factory, params, description, info.owner)
+                try:
+                    registry.add(component)
+                except ZooError as error:
+                    if strict:
+                        raise
+                    if (kind, name) not in registry.conflicts:  # conflicts are reported for every owner below
+                        info.fail(str(error))
+                    return
+                info.components.append(f"{kind}:{name}")
+
+            try:
+                function(register=register)
+            except Exception as error:
+                if strict:
+                    raise
+                info.fail(f"{hook_name} failed: {type(error).__name__}: {error}")
+
+
+def _register_presets(
+    manager: pluggy.PluginManager, plugin: object, info: PluginInfo, presets: Presets, strict: bool
+) -> None:
+    for function in _impls(manager, plugin, "register_presets"):
+        try:
+            function(register=presets.load_file)
+        except Exception as error:
+            if strict:
+                raise
+            info.fail(f"register_presets failed: {error}")
+
+
+__all__ = ["Catalog", "PluginInfo", "Resolved", "load_catalog", "KINDS", "Preset"]

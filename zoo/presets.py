@@ -1,0 +1,159 @@
+"""registry.toml: named presets (a name that resolves to a component plus params) and recipes.
+
+A preset name may hold one placeholder such as ``mlp-{width}``: it matches any digits there,
+and a param whose value is exactly "{width}" becomes that integer.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+
+from .errors import ZooError, describe_validation_error
+from .registry import natural_sorted
+
+#: registry.toml table name -> component kind.
+SECTIONS = {
+    "datasets": "dataset",
+    "models": "model",
+    "losses": "loss",
+    "optimizers": "optimizer",
+    "reporters": "reporter",
+}
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    component: str
+    params: dict[str, Any] = {}
+    help: str = ""
+
+
+class Recipe(BaseModel):
+    """A training recipe: any run setting, plus params per section (model, optimizer, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    help: str = ""
+    dataset: str | None = None
+    model: str | None = None
+    loss: str | None = None
+    optimizer: str | None = None
+    reporters: list[str] | None = None
+    epochs: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
+    shuffle: bool | None = None
+    seed: int | None = None
+    log_every: PositiveInt | None = None
+    params: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class Named:
+    """A preset or recipe with the file it came from."""
+
+    name: str
+    value: Preset | Recipe
+    source: str
+
+
+@dataclass
+class Presets:
+    presets: dict[str, dict[str, Named]] = field(default_factory=lambda: {k: {} for k in SECTIONS.values()})
+    recipes: dict[str, Named] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def load_file(self, path: str | Path) -> None:
+        """Read one registry file; a bad file is an error naming the file and the line."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ZooError(f"Registry file {path} does not exist.") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ZooError(f"Registry file {path} cannot be read: {error}.") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ZooError(f"Registry file {path} is not valid TOML: {error}.") from None
+        self.add_tables(data, str(path))
+        self.files.append(str(path))
+
+    def add_tables(self, data: dict[str, Any], source: str) -> None:
+        unknown = set(data) - set(SECTIONS) - {"recipes"}
+        if unknown:
+            raise ZooError(
+                f"Registry file {source}: unknown table(s) {', '.join(sorted(unknown))}; "
+                f"the tables are {', '.join(SECTIONS)} and recipes."
+            )
+        for section, kind in SECTIONS.items():
+            for name, body in data.get(section, {}).items():
+                self._add(self.presets[kind], f"{section}.{name}", name, Preset, body, source)
+        for name, body in data.get("recipes", {}).items():
+            self._add(self.recipes, f"recipes.{name}", name, Recipe, body, source)
+
+    @staticmethod
+    def _add(table: dict[str, Named], where: str, name: str, model: type[BaseModel], body: Any, source: str) -> None:
+        if name in table:
+            raise ZooError(
+                f"[{where}] is defined in both {table[name].source} and {source}; "
+                f"rename one of them (a preset is never silently replaced)."
+            )
+        if len(PLACEHOLDER.findall(name)) > 1:
+            raise ZooError(f"Registry file {source}: [{where}] may hold at most one placeholder.")
+        try:
+            value = model.model_validate(body)
+        except ValidationError as error:
+            raise ZooError(f"Registry file {source}: {describe_validation_error(f'[{where}]', error)}.") from None
+        table[name] = Named(name, value, source)
+
+    def find(self, kind: str, name: str) -> tuple[str, Preset] | None:
+        """The preset `name` of this kind, exact names first, then placeholder patterns."""
+        table = self.presets[kind]
+        if name in table and not PLACEHOLDER.search(name):
+            return name, table[name].value
+        for pattern, named in table.items():
+            match = _pattern(pattern).fullmatch(name)
+            if match:
+                value = match.group(1)
+                preset = named.value
+                assert isinstance(preset, Preset)
+                return pattern, preset.model_copy(update={"params": _substitute(preset.params, value)})
+        return None
+
+    def names(self, kind: str) -> list[str]:
+        return natural_sorted(self.presets[kind])
+
+    def recipe(self, name: str) -> Recipe:
+        from .errors import unknown_name
+
+        if name not in self.recipes:
+            raise unknown_name("recipe", name, self.recipes)
+        recipe = self.recipes[name].value
+        assert isinstance(recipe, Recipe)
+        return recipe
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    parts = PLACEHOLDER.split(name)
+    if len(parts) == 1:
+        return re.compile(re.escape(name))
+    before, _, after = parts
+    return re.compile(re.escape(before) + r"([0-9]+)" + re.escape(after))
+
+
+def _substitute(value: Any, number: str) -> Any:
+    if isinstance(value, str):
+        if PLACEHOLDER.fullmatch(value):
+            return int(number)
+        return PLACEHOLDER.sub(number, value)
+    if isinstance(value, list):
+        return [_substitute(v, number) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, number) for k, v in value.items()}
+    return value
