@@ -24,7 +24,9 @@ def closest(name: str, known: Iterable[str]) -> str | None:
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
     """'unknown model X', the names that do exist, and the closest one."""
-    known = sorted(set(known))
+    from .registry import natural_sorted
+
+    known = natural_sorted(set(known))
     hint = closest(name, known)
     message = f"Unknown {kind} {name!r}."
     if hint:

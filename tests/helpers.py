@@ -1,0 +1,54 @@
+"""Helpers the tests share: IDX files written on the fly, and the `zoo` console script."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+ZOO = Path(sys.executable).with_name("zoo")
+FASHION_MNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """An IDX file of unsigned bytes, the format of (Fashion)MNIST."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data, mtime=0))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def learnable_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    """28×28 images where class k lights rows 2k..2k+3, plus noise: easy, but not trivial."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), 28, 28))
+    for i, label in enumerate(labels):
+        images[i, 2 * label + 2 : 2 * label + 6, 4:24] += 180
+    return images.clip(0, 255).astype(np.uint8)
+
+
+def make_idx_dataset(directory: Path, n_train: int = 640, n_test: int = 160, seed: int = 0, compress: bool = True) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        write_idx(directory / f"{split}-images-idx3-ubyte", learnable_images(labels, seed + n), compress)
+        write_idx(directory / f"{split}-labels-idx1-ubyte", labels, compress)
+    return directory
+
+
+def run_zoo(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The installed `zoo` console script, as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(ZOO), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)

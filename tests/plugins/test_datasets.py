@@ -1,0 +1,115 @@
+"""Where the built-in datasets look for their files, and the real torchvision download path,
+exercised against a loopback HTTP mirror serving IDX files this test writes."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_idx_dataset
+
+import zoo_plugins.datasets as datasets
+from zoo.data import TensorSplit
+from zoo.errors import ZooError
+from zoo_plugins.datasets import FASHION_MNIST, MNIST, IDXParams, build_mnist, locate
+
+
+@pytest.fixture
+def no_system_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    system = tmp_path / "system"
+    monkeypatch.setattr(datasets, "SYSTEM_DIR", system)
+    return system
+
+
+def test_class_names() -> None:
+    assert FASHION_MNIST.classes == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    assert MNIST.classes == tuple("0123456789")
+
+
+def test_sources_in_order_data_dir_cache_system(no_system_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = datasets.cache_dir()
+    assert cache == tmp_path / "cache" / "zoo"  # $XDG_CACHE_HOME/zoo
+    make_idx_dataset(no_system_copy / "fashion-mnist", n_train=10, n_test=10)
+    params = IDXParams(download=False)
+    assert locate(FASHION_MNIST, params)["train_images"].parent == no_system_copy / "fashion-mnist"
+    make_idx_dataset(cache / "FashionMNIST" / "raw", n_train=10, n_test=10, compress=False)
+    assert locate(FASHION_MNIST, params)["train_images"] == cache / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    mine = make_idx_dataset(tmp_path / "mine", n_train=10, n_test=10)
+    assert locate(FASHION_MNIST, IDXParams(data_dir=mine, download=False))["test_labels"] == mine / "t10k-labels-idx1-ubyte.gz"
+    monkeypatch.setenv("ZOO_DATA_DIR", str(mine))
+    assert locate(FASHION_MNIST, params)["test_labels"].parent == mine
+
+
+def test_nothing_found_is_one_paragraph_naming_every_place(no_system_copy: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ZooError) as error:
+        locate(MNIST, IDXParams(data_dir=empty, download=False))
+    message = str(error.value)
+    for place in (empty, datasets.cache_dir(), no_system_copy / "mnist"):
+        assert str(place) in message
+    assert "download is off" in message and "--data-dir" in message and "\n" not in message
+
+
+def test_a_missing_data_dir_is_an_error_not_a_fallback(tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match="does not exist or is not a directory"):
+        locate(MNIST, IDXParams(data_dir=tmp_path / "typo"))
+
+
+def test_mismatched_counts_name_both_files(tmp_path: Path) -> None:
+    make_idx_dataset(tmp_path / "a", n_train=20, n_test=10)
+    make_idx_dataset(tmp_path / "b", n_train=30, n_test=10)
+    shutil.copy(tmp_path / "b" / "train-labels-idx1-ubyte.gz", tmp_path / "a")
+    with pytest.raises(ZooError, match="holds 20 images but .* holds 30 labels"):
+        build_mnist(IDXParams(data_dir=tmp_path / "a", download=False))
+
+
+def test_splits_are_in_memory_tensors_like_to_tensor(tiny_data: Path) -> None:
+    splits = build_mnist(IDXParams(data_dir=tiny_data, download=False))
+    assert isinstance(splits.train, TensorSplit) and (len(splits.train), len(splits.test)) == (640, 160)
+    image, label = splits.train[0]
+    assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
+    assert isinstance(label, int) and splits.input_shape == (1, 28, 28)
+
+
+@pytest.fixture
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A loopback HTTP server with MNIST-named .gz files, and torchvision's md5s pointed at them."""
+    import torchvision.datasets
+
+    root = make_idx_dataset(tmp_path / "mirror", n_train=50, n_test=20)
+    resources = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(root.iterdir())]
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[assignment]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_mnist_downloads_through_torchvision_from_a_mirror(mirror: str, no_system_copy: Path) -> None:
+    splits = build_mnist(IDXParams(mirror=mirror))
+    assert (len(splits.train), len(splits.test)) == (50, 20)
+    raw = datasets.cache_dir() / "MNIST" / "raw"
+    assert (raw / "train-images-idx3-ubyte.gz").is_file()
+    # The second time, the cache answers and no server is needed.
+    assert len(build_mnist(IDXParams(mirror="http://127.0.0.1:9/", download=False)).train) == 50
+
+
+def test_a_failed_download_is_part_of_the_paragraph(no_system_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ZooError) as error:
+        build_mnist(IDXParams(mirror="http://127.0.0.1:9/"))
+    message = str(error.value)
+    assert "Cannot find the mnist dataset" in message and "127.0.0.1:9" in message and "\n" not in message

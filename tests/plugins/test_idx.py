@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import write_idx
+
+from zoo.errors import ZooError
+from zoo_plugins.idx import read_idx
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_reads_gzipped_and_plain_files(tmp_path: Path, compress: bool) -> None:
+    array = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    tensor = read_idx(write_idx(tmp_path / "images", array, compress), dims=3)
+    assert tensor.dtype == torch.uint8 and tuple(tensor.shape) == (3, 28, 28)
+    assert torch.equal(tensor, torch.from_numpy(array))
+
+
+def test_labels_are_one_dimensional(tmp_path: Path) -> None:
+    labels = read_idx(write_idx(tmp_path / "labels", np.array([3, 1, 4], dtype=np.uint8)), dims=1)
+    assert labels.tolist() == [3, 1, 4]
+
+
+def good_bytes() -> bytes:
+    array = np.ones((2, 28, 28), dtype=np.uint8)
+    return bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (good_bytes()[:-1], "truncated"),
+        (good_bytes() + b"\0", "longer than its header says"),
+        (b"\0\0\x08", "shorter than an IDX header"),
+        (good_bytes()[:10], "ends inside its header"),
+        (bytes([0, 0, 8, 1]) + good_bytes()[4:], "expected 0x00000803"),
+        (bytes([0, 0, 0x0D, 3]) + good_bytes()[4:], "magic number is 0x00000d03"),
+        (b"PK\x03\x04 this is a zip file", "magic number"),
+        (gzip.compress(good_bytes())[:-8], "not a complete gzip file"),
+    ],
+)
+def test_corrupt_files_are_errors_that_name_the_file(tmp_path: Path, data: bytes, expected: str) -> None:
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(data)
+    with pytest.raises(ZooError, match=expected) as error:
+        read_idx(path, dims=3)
+    assert str(path) in str(error.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match="Cannot read data file"):
+        read_idx(tmp_path / "missing", dims=1)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from zoo.config import parse_set, resolve_run
+from zoo.errors import ZooError
+from zoo.plugins import Catalog, load_catalog
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(env={})
+
+
+def test_defaults_are_the_quickstart(catalog: Catalog) -> None:
+    run = resolve_run(catalog)
+    assert (run.config.batch_size, run.config.epochs, run.config.shuffle) == (64, 5, False)
+    assert run.model.params.model_dump() == {"hidden": [512, 512]}
+    assert run.optimizer.params.model_dump() == {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+    assert run.loss.resolved.component.name == "cross-entropy"
+    assert [r.resolved.name for r in run.reporters] == ["console"]
+
+
+def test_command_line_overrides_the_recipe(catalog: Catalog) -> None:
+    run = resolve_run(catalog, overrides={"epochs": 2, "model": "mlp-1024"}, sets=["model.hidden=[1024,256]", "optimizer.momentum=0.9"])
+    assert run.config.epochs == 2
+    assert run.model.params.model_dump() == {"hidden": [1024, 256]}
+    assert run.optimizer.params.lr == 1e-3 and run.optimizer.params.momentum == 0.9
+
+
+def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
+    assert parse_set("model.hidden=[1, 2]") == ("model", "hidden", [1, 2])
+    assert parse_set("optimizer.lr=1e-2") == ("optimizer", "lr", 0.01)
+    assert parse_set("dataset.data_dir=/tmp/x") == ("dataset", "data_dir", "/tmp/x")
+    assert parse_set("epochs=3") == (None, "epochs", 3)
+    with pytest.raises(ZooError, match="SECTION.KEY=VALUE"):
+        parse_set("nonsense")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        (dict(overrides={"epochs": 0}), r"epochs: Input should be greater than 0 \(got 0\)"),
+        (dict(overrides={"batch_size": 0}), r"batch_size: Input should be greater than 0"),
+        (dict(sets=["optimizer.lr=0"]), r"optimizer.lr: Input should be greater than 0"),
+        (dict(sets=["optimizer.lr=-1"]), r"optimizer.lr: Input should be greater than 0"),
+        (dict(sets=["optimizer.lr=nan"]), r"optimizer.lr: Input should be a finite number"),
+        (dict(sets=["model.colour=1"]), r"model.colour: unknown key"),
+        (dict(sets=["colour=1"]), r"colour: unknown key"),
+        (dict(sets=["decoder.x=1"]), r"unknown section\(s\) decoder"),
+        (dict(overrides={"model": "mlp-0"}), r"model.hidden.0: Input should be greater than 0"),
+        (dict(overrides={"model": "mlp-abc"}), r"Unknown model 'mlp-abc'. Did you mean mlp\?.*mlp-<width>"),
+        (dict(overrides={"model": "mpl-512"}), r"Did you mean mlp-512\?"),
+        (dict(overrides={"dataset": "fashion_mnist"}), r"Did you mean fashion-mnist\?"),
+        (dict(recipe="quikstart"), r"Unknown recipe 'quikstart'. Did you mean quickstart\?"),
+        (dict(sets=["optimizer.nesterov=true"]), r"nesterov=true needs momentum > 0"),
+    ],
+)
+def test_bad_settings_say_where_and_what(catalog: Catalog, kwargs: dict, expected: str) -> None:
+    with pytest.raises(ZooError, match=expected):
+        resolve_run(catalog, **kwargs)
+
+
+def test_swapping_a_component_drops_the_recipes_params_for_it(catalog: Catalog, tmp_path) -> None:
+    (tmp_path / "r.toml").write_text("[recipes.r]\noptimizer='sgd'\nparams={optimizer={lr=0.5, momentum=0.9}}\n")
+    catalog = load_catalog(env={}, registry_files=[tmp_path / "r.toml"])
+    assert resolve_run(catalog, recipe="r").optimizer.params.momentum == 0.9
+    (tmp_path / "s.toml").write_text("[optimizers.sgd-plain]\ncomponent='sgd'\n")
+    catalog = load_catalog(env={}, registry_files=[tmp_path / "r.toml", tmp_path / "s.toml"])
+    run = resolve_run(catalog, recipe="r", overrides={"optimizer": "sgd-plain"})
+    assert run.optimizer.params.momentum == 0.0 and run.optimizer.params.lr == 1e-3
+
+
+def test_resolved_config_records_owner_and_full_params(catalog: Catalog) -> None:
+    record = resolve_run(catalog).to_json()
+    model = record["components"]["model"]
+    assert model["name"] == "mlp-512" and model["component"] == "mlp" and model["preset"] == "mlp-512"
+    assert model["plugin"]["distribution"] == "zoo" and model["params"] == {"hidden": [512, 512]}
+    assert not math.isnan(record["components"]["optimizer"]["params"]["lr"])

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zoo.errors import ZooError
+from zoo.plugins import load_catalog, shipped_registry
+from zoo.presets import Presets
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_registry_has_the_quickstart_recipe_and_mlp_presets() -> None:
+    presets = Presets()
+    presets.load_file(shipped_registry())
+    recipe = presets.recipe("quickstart")
+    assert (recipe.batch_size, recipe.epochs, recipe.shuffle, recipe.loss, recipe.optimizer) == (64, 5, False, "cross-entropy", "sgd")
+    assert recipe.params["optimizer"] == {"lr": 1e-3}
+    for width in (256, 512, 1024):
+        name, preset = presets.find("model", f"mlp-{width}")
+        assert name == f"mlp-{width}" and preset.params == {"hidden": [width, width]}
+
+
+def test_a_placeholder_preset_matches_any_digits() -> None:
+    presets = Presets()
+    presets.load_file(shipped_registry())
+    name, preset = presets.find("model", "mlp-77")
+    assert name == "mlp-{width}" and preset.params == {"hidden": [77, 77]}
+    assert presets.find("model", "mlp-abc") is None
+
+
+def test_malformed_toml_names_the_file_and_line(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.toml", "[models.x]\ncomponent = \"mlp\"\nparams = { hidden = [1, }\n")
+    with pytest.raises(ZooError, match=r"bad.toml is not valid TOML: .*line 3"):
+        Presets().load_file(bad)
+
+
+def test_unknown_keys_and_tables_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match=r"\[models.x\].colour: unknown key"):
+        Presets().load_file(write(tmp_path / "a.toml", "[models.x]\ncomponent='mlp'\ncolour='red'\n"))
+    with pytest.raises(ZooError, match="unknown table"):
+        Presets().load_file(write(tmp_path / "b.toml", "[modles.x]\ncomponent='mlp'\n"))
+    with pytest.raises(ZooError, match=r"epochs: Input should be greater than 0"):
+        Presets().load_file(write(tmp_path / "c.toml", "[recipes.r]\nepochs=0\n"))
+
+
+def test_a_name_defined_in_two_files_is_an_error_naming_both(tmp_path: Path) -> None:
+    user = write(tmp_path / "mine.toml", "[models.mlp-512]\ncomponent='mlp'\n")
+    with pytest.raises(ZooError) as error:
+        load_catalog(env={}, registry_files=[user])
+    assert "registry.toml" in str(error.value) and "mine.toml" in str(error.value)
+
+
+def test_user_presets_come_from_registry_option_and_environment(tmp_path: Path) -> None:
+    one = write(tmp_path / "one.toml", "[models.wide]\ncomponent='mlp'\nparams={hidden=[2048]}\n")
+    two = write(tmp_path / "two.toml", "[recipes.short]\nepochs=1\n")
+    catalog = load_catalog(env={"ZOO_REGISTRY": str(two)}, registry_files=[one])
+    resolved = catalog.resolve("model", "wide")
+    assert resolved.component.name == "mlp" and resolved.params == {"hidden": [2048]}
+    assert catalog.presets.recipe("short").epochs == 1
+
+
+def test_missing_registry_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match="does not exist"):
+        load_catalog(env={}, registry_files=[tmp_path / "nope.toml"])

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from zoo.errors import ZooError
+from zoo.registry import Component, NoParams, Owner, Registry, matches, natural_sorted
+
+A = Owner("plugin-a", "dist-a", "1.0")
+B = Owner("plugin-b", "dist-b", "2.0")
+
+
+def component(name: str, owner: Owner = A, kind: str = "model", params: type[BaseModel] = NoParams) -> Component:
+    return Component(kind, name, lambda *args: None, params, "help", owner)
+
+
+def test_add_and_get_record_the_owner() -> None:
+    registry = Registry()
+    registry.add(component("mlp"))
+    assert registry.get("model", "mlp").owner == A
+
+
+def test_a_name_registered_twice_names_both_owners_and_neither_wins() -> None:
+    registry = Registry()
+    registry.add(component("mlp", A))
+    with pytest.raises(ZooError) as error:
+        registry.add(component("mlp", B))
+    assert "dist-a 1.0" in str(error.value) and "dist-b 2.0" in str(error.value)
+    with pytest.raises(ZooError, match="registered by both"):
+        registry.get("model", "mlp")
+    assert "mlp" not in registry.components["model"]
+
+
+def test_same_name_in_different_kinds_is_fine() -> None:
+    registry = Registry()
+    registry.add(component("x", kind="model"))
+    registry.add(component("x", kind="loss"))
+    assert registry.get("loss", "x").kind == "loss"
+
+
+def test_unknown_name_lists_known_names_and_suggests_the_closest() -> None:
+    registry = Registry()
+    for name in ("mlp-512", "mlp-256", "cnn"):
+        registry.add(component(name))
+    with pytest.raises(ZooError) as error:
+        registry.get("model", "mlp-521")
+    message = str(error.value)
+    assert "Did you mean mlp-512?" in message
+    assert "cnn, mlp-256, mlp-512." in message
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        (dict(name="has space"), "names are letters"),
+        (dict(factory="not callable"), "must be callable"),
+        (dict(params=dict), "pydantic model class"),
+    ],
+)
+def test_malformed_registrations_name_the_plugin(bad: dict, expected: str) -> None:
+    fields = dict(kind="model", name="ok", factory=lambda: None, params=NoParams, help="", owner=A) | bad
+    with pytest.raises(ZooError, match=expected) as error:
+        Registry().add(Component(**fields))
+    assert "plugin-a" in str(error.value)
+
+
+def test_natural_sort_and_wildcards() -> None:
+    assert natural_sorted(["mlp-1024", "mlp-256", "mlp-512"]) == ["mlp-256", "mlp-512", "mlp-1024"]
+    assert matches("mlp-512", "mlp-*") and not matches("cnn", "mlp-*")
+    assert matches("fashion-mnist", "mnist") and matches("anything", None)

@@ -1,0 +1,132 @@
+"""End to end through the Python API on small generated data (the CLI is tested in test_cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import zoo
+from zoo.contracts import DatasetSplits
+from zoo.data import Batches, TensorSplit
+from zoo.errors import ZooError
+from zoo.plugins import load_catalog
+
+
+def tiny_run(tiny_data: Path, out: Path, **settings):
+    settings = {"dataset": "mnist", "epochs": 3, "out": out, "log_every": 5, **settings}
+    sets = [f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.download=false", "optimizer.lr=0.1", *settings.pop("sets", [])]
+    return zoo.run(sets=sets, **settings)
+
+
+def test_a_run_trains_writes_its_directory_and_predicts(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = tiny_run(tiny_data, tmp_path / "run")
+    assert result.epochs[-1].test_accuracy > 0.6  # chance is 0.1
+    assert result.epochs[-1].test_loss < result.epochs[0].test_loss
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["Using cpu device", "Epoch 1", "-------------------------------"]
+    assert out[3].startswith("loss: ") and out[3].endswith("[   64/  640]")
+    assert out[4].endswith("[  384/  640]")  # every 5 steps: step 5 has seen 6 batches
+    assert f'Predicted: "{result.prediction.predicted}", Actual: "{result.prediction.actual}"' in out
+    assert sum(line.startswith("Epoch ") for line in out) == 3
+
+    run_dir = tmp_path / "run"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["components"]["model"]["params"] == {"hidden": [512, 512]}
+    assert config["components"]["dataset"]["component"] == "mnist"
+    assert config["versions"]["torch"] == torch.__version__ and "builtin-models" in config["versions"]["plugins"]
+    assert config["classes"] == list("0123456789") and config["input_shape"] == [1, 28, 28]
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3] and metrics[-1]["test_accuracy"] == result.epochs[-1].test_accuracy
+    weights = load_file(run_dir / "model.safetensors")
+    assert weights["linear_relu_stack.0.weight"].shape == (512, 784)
+    assert not list(run_dir.glob(".*tmp"))
+
+    again = zoo.predict(run_dir, 0, data_dir=tiny_data)
+    assert again.predicted == result.prediction.predicted
+    assert again.probabilities == pytest.approx(result.prediction.probabilities, abs=1e-6)
+
+
+def test_same_seed_same_weights_and_shuffle_changes_them(tiny_data: Path, tmp_path: Path) -> None:
+    runs = [tiny_run(tiny_data, tmp_path / name, epochs=1, reporters=[], **extra) for name, extra in
+            (("a", {}), ("b", {}), ("c", {"shuffle": True}))]
+    a, b, c = (load_file(r.run_dir / "model.safetensors") for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_an_existing_run_directory_is_never_overwritten(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "model.safetensors").write_text("precious")
+    with pytest.raises(ZooError, match="already exists and is not an empty directory"):
+        tiny_run(tiny_data, out)
+    assert (out / "model.safetensors").read_text() == "precious"
+
+
+def test_default_run_directories_are_unique(tiny_data: Path, tmp_path: Path) -> None:
+    first = tiny_run(tiny_data, None, epochs=1, reporters=[]).run_dir
+    second = tiny_run(tiny_data, None, epochs=1, reporters=[]).run_dir
+    assert first != second and first.parent == second.parent == Path("runs")
+    assert first.name.endswith("-mlp-512-mnist")
+
+
+def test_bad_settings_leave_no_run_directory(tiny_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ZooError):
+        tiny_run(tiny_data, tmp_path / "never", predict_index=10_000)
+    assert not (tmp_path / "never").exists() and not Path("runs").exists()
+
+
+class ThirdParty:
+    """A plugin whose dataset is a plain Dataset (no TensorSplit) and whose model factory can fail."""
+
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        class Plain(torch.utils.data.Dataset):
+            def __init__(self, n: int) -> None:
+                self.x = torch.rand(n, 1, 4, 4)
+                self.y = (self.x.mean(dim=(1, 2, 3)) > 0.5).long()
+
+            def __len__(self) -> int:
+                return len(self.y)
+
+            def __getitem__(self, i):
+                return self.x[i], int(self.y[i])
+
+        register("plain", lambda params: DatasetSplits(Plain(100), Plain(30), ["low", "high"], (1, 4, 4)))
+
+    @zoo.hookimpl
+    def register_models(self, register):
+        def explode(params, input_shape, num_classes):
+            raise ValueError("kaboom")
+
+        register("explodes", explode)
+
+
+def test_a_plain_dataset_goes_through_the_dataloader_path(tmp_path: Path) -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("third", ThirdParty())])
+    result = zoo.run(catalog=catalog, dataset="plain", model="mlp-8", epochs=2, out=tmp_path / "run", reporters=[])
+    assert len(result.epochs) == 2 and result.prediction.actual in ("low", "high")
+
+
+def test_a_failing_factory_names_its_plugin(tmp_path: Path) -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("third", ThirdParty())])
+    with pytest.raises(ZooError, match=r"model 'explodes' from plugin 'third' .* failed to build: ValueError: kaboom"):
+        zoo.run(catalog=catalog, dataset="plain", model="explodes", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_batches_cover_every_sample_once_and_match_the_generic_path() -> None:
+    images = torch.arange(10 * 4, dtype=torch.uint8).reshape(10, 1, 2, 2)
+    split = TensorSplit(images, torch.arange(10))
+    fast = list(Batches(split, 4, torch.device("cpu")))
+    generic = list(Batches(list(split), 4, torch.device("cpu")))  # a list is a Dataset too
+    assert [len(y) for _, y in fast] == [4, 4, 2]
+    for (x1, y1), (x2, y2) in zip(fast, generic):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    shuffled = Batches(split, 4, torch.device("cpu"), shuffle=True, generator=torch.Generator().manual_seed(1))
+    first, second = (torch.cat([y for _, y in shuffled]) for _ in range(2))
+    assert sorted(first.tolist()) == list(range(10)) and first.tolist() != second.tolist()
