@@ -1,0 +1,39 @@
+"""One Quickstart epoch on the real FashionMNIST (Debian's dataset-fashion-mnist, which `make test`
+installs), through the installed `zoo` command, checked against what the Quickstart reaches."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from helpers import FASHION_MNIST_SYSTEM, run_zoo
+
+pytestmark = pytest.mark.slow
+
+
+def test_one_quickstart_epoch_lands_where_the_quickstart_does(tmp_path: Path) -> None:
+    assert (FASHION_MNIST_SYSTEM / "train-images-idx3-ubyte.gz").is_file(), (
+        "the real FashionMNIST is missing: run `make data` (apt-get install dataset-fashion-mnist)"
+    )
+    run_dir = tmp_path / "run"
+    result = run_zoo("run", "--model", "mlp-512", "--dataset", "fashion-mnist", "--epochs", "1", "--out", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["Using cpu device", "Epoch 1", "-------------------------------"]
+    loss_lines = [line for line in lines if line.startswith("loss: ")]
+    # 938 steps of 64: the loss every 100 steps, after 64, 6464, ..., 57664 images, as in the Quickstart.
+    assert [int(re.search(r"\[\s*(\d+)/60000\]", line).group(1)) for line in loss_lines] == [64 + 6400 * i for i in range(10)]
+    assert all(re.fullmatch(r"loss: \d\.\d{6}  \[[ \d]{5}/60000\]", line) for line in loss_lines)
+    match = re.fullmatch(r" Accuracy: (\d+\.\d)%, Avg loss: (\d\.\d{6}) ", lines[lines.index("Test Error: ") + 1])
+    accuracy, loss = float(match.group(1)), float(match.group(2))
+    # The Quickstart's first epoch: about 40-50% and an average loss near 2.15, depending on the
+    # random initial weights (seeds 0-5 gave 40.1-49.5% and 2.149-2.164 here).
+    assert 36.0 <= accuracy <= 56.0
+    assert 2.10 <= loss <= 2.20
+    assert float(loss_lines[0].split()[1]) > float(loss_lines[-1].split()[1])
+    prediction = lines[lines.index("Done!") + 2]
+    assert re.fullmatch(r'Predicted: "[^"]+", Actual: "Ankle boot"', prediction)  # test image 0 is an ankle boot
+    metrics = json.loads((run_dir / "metrics.jsonl").read_text())
+    assert round(metrics["test_accuracy"] * 100, 1) == accuracy

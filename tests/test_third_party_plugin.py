@@ -1,0 +1,45 @@
+"""A separately installed plugin package (tests/fixtures/zoo-demo-plugin, real entry point) adds a
+model and an optimizer that `zoo run` trains with; a broken one is flagged, not fatal."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from helpers import run_zoo
+
+
+def env_with(site: Path, **extra: str) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])), **extra}
+
+
+def test_zoo_list_shows_the_plugins_components_and_flags_the_broken_one(plugin_site: Path) -> None:
+    result = run_zoo("list", env=env_with(plugin_site))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:4] == ["linear", "zoo-demo-plugin", "1.2.3", "(demo)"] for line in lines)
+    assert any(line.split()[:4] == ["adam", "zoo-demo-plugin", "1.2.3", "(demo)"] for line in lines)
+    assert any(line.split()[:3] == ["adam-fast", "preset:", "adam"] for line in lines)
+    assert any(line.startswith("! plugin broken (zoo-broken-plugin 0.0.1) has errors: import failed: ImportError") for line in lines)
+
+
+def test_zoo_plugins_reports_the_error(plugin_site: Path) -> None:
+    result = run_zoo("plugins", "--json", env=env_with(plugin_site))
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    assert plugins["demo"]["status"] == "loaded" and plugins["demo"]["hooks"] == ["register_models", "register_optimizers", "register_presets"]
+    assert plugins["broken"]["status"] == "failed" and "does-not-exist" in plugins["broken"]["errors"][0]
+    text = run_zoo("plugins", env=env_with(plugin_site)).stdout
+    assert "broken" in text and "error: import failed: ImportError" in text
+
+
+def test_zoo_run_trains_with_the_plugins_model_and_optimizer(plugin_site: Path, tiny_data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_zoo("run", "--model", "linear", "--optimizer", "adam-fast", "--dataset", "mnist", "--data-dir", str(tiny_data),
+                     "--epochs", "3", "--reporter", "jsonl", "--out", str(run_dir), env=env_with(plugin_site, ZOO_LOAD_PLUGINS="demo"))
+    assert result.returncode == 0, result.stderr
+    epochs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(epochs) == 3 and epochs[-1]["test_accuracy"] > 0.6  # chance is 0.1
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["components"]["model"]["plugin"] == {"name": "demo", "distribution": "zoo-demo-plugin", "version": "1.2.3"}
+    assert config["components"]["optimizer"]["params"] == {"lr": 0.01, "weight_decay": 0.0}

@@ -1,0 +1,121 @@
+"""The CLI through click's CliRunner and as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import run_zoo
+
+from zoo import __version__
+from zoo.cli import cli
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"zoo {__version__}"
+
+
+def test_list_shows_every_builtin_with_its_owner() -> None:
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name, plugin in [("fashion-mnist", "builtin-datasets"), ("mnist", "builtin-datasets"), ("mlp", "builtin-models"),
+                         ("cross-entropy", "builtin-losses"), ("sgd", "builtin-optimizers"), ("console", "builtin-reporters"),
+                         ("jsonl", "builtin-reporters")]:
+        line = next(line for line in result.output.splitlines() if line.split() and line.split()[0] == name)
+        assert f"zoo {__version__} ({plugin})" in line
+    assert any(line.split()[:3] == ["mlp-512", "preset:", "mlp"] and "hidden=[512, 512]" in line for line in result.output.splitlines() if line.strip())
+    assert "quickstart" in result.output
+
+
+def test_list_filters_by_kind_and_wildcard() -> None:
+    result = invoke("list", "models", "mlp-*")
+    names = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
+    assert names == ["mlp-256", "mlp-512", "mlp-1024", "mlp-<width>"]
+    assert "Datasets:" not in invoke("list", "optimizers").output
+    assert [line.split()[0] for line in invoke("list", "mnist").output.splitlines() if line.startswith("  ")] == ["fashion-mnist", "mnist"]
+
+
+def test_list_json_schema() -> None:
+    data = json.loads(invoke("list", "--json").output)
+    assert set(data) == {"components", "presets", "recipes", "failed_plugins"}
+    mlp = next(c for c in data["components"] if c["name"] == "mlp")
+    assert mlp == {"kind": "model", "name": "mlp", "help": mlp["help"], "plugin": "builtin-models", "distribution": "zoo", "version": __version__, "status": "ok"}
+    assert next(p for p in data["presets"] if p["name"] == "mlp-512")["params"] == {"hidden": [512, 512]}
+
+
+def test_plugins_json() -> None:
+    data = json.loads(invoke("plugins", "--json").output)
+    models = next(p for p in data if p["name"] == "builtin-models")
+    assert models["hooks"] == ["register_models"] and models["status"] == "loaded" and models["components"] == ["model:mlp"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--model", "mpl-512"], "Did you mean mlp-512?"),
+        (["run", "--epochs", "0"], "epochs: Input should be greater than 0"),
+        (["run", "--set", "model.hidden=[0]"], "model.hidden.0: Input should be greater than 0"),
+        (["run", "--data-dir", "/nonexistent/dir"], "does not exist"),
+        (["predict", "/nonexistent/run"], "is not a run directory"),
+        (["list", "models", "x", "--registry", "/nonexistent.toml"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+def test_dry_run_prints_the_resolved_config() -> None:
+    result = invoke("run", "--model", "mlp-64", "--set", "optimizer.momentum=0.9", "--dry-run")
+    config = json.loads(result.output)
+    assert config["components"]["model"]["params"] == {"hidden": [64, 64]}
+    assert config["components"]["optimizer"]["params"]["momentum"] == 0.9
+
+
+def test_help_and_list_do_not_import_torch() -> None:
+    code = (
+        "import sys; from zoo.cli import cli\n"
+        "for args in (['--help'], ['list'], ['plugins']):\n"
+        "    try: cli(args, standalone_mode=False)\n"
+        "    except SystemExit: pass\n"
+        "heavy = [m for m in ('torch', 'torchvision') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_console_script_run_and_predict(tiny_data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1", "--out", str(run_dir),
+                     "--set", "optimizer.lr=0.1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Epoch 1\n-------------------------------\nloss: " in result.stdout
+    assert f"Run saved in {run_dir}" in result.stderr
+    predicted = run_zoo("predict", str(run_dir), "--index", "3", "--data-dir", str(tiny_data))
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.splitlines()
+    assert lines[0].startswith('Predicted: "') and len(lines) == 11
+    assert sum(float(line.split()[1].rstrip("%")) for line in lines[1:]) == pytest.approx(100, abs=0.1)
+    outside = run_zoo("predict", str(run_dir), "--index", "999", "--data-dir", str(tiny_data))
+    assert outside.returncode == 2 and "outside the test split" in outside.stderr and "Traceback" not in outside.stderr
+
+
+def test_damaged_weights_are_a_clear_error(tiny_data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1", "--out", str(run_dir)).returncode == 0
+    weights = run_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    result = run_zoo("predict", str(run_dir), "--data-dir", str(tiny_data))
+    assert result.returncode == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.stderr
