@@ -57,7 +57,7 @@ def predict(
     catalog: Catalog | None = None,
 ) -> Prediction:
     """The saved model's prediction for test sample `index`, with every class's probability."""
-    from .predict import predict_index
+    from .inference import predict_index
 
     catalog = catalog or load_catalog(registry_files=registry_files)
     return predict_index(catalog, Path(run_dir), index, Path(data_dir) if data_dir is not None else None)
