@@ -13,6 +13,7 @@ import click
 from . import __version__, api
 from .errors import ZooError
 from .listing import list_entries, normalize_kind, plugin_entries
+from .presets import PLACEHOLDER
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
@@ -112,27 +113,44 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
     click.echo(_format_list(entries))
 
 
+def _value(value: Any) -> str:
+    """TOML-ish and short: [512, 512], <width> for a placeholder, true/false."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_value(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", value)
+    return str(value)
+
+
 def _format_list(entries: dict[str, Any]) -> str:
     rows: dict[str, list[tuple[str, str, str]]] = {}
     for c in entries["components"]:
         flag = {"conflict": "  [CONFLICT: unusable]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
         rows.setdefault(c["kind"], []).append((c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})", c["help"] + flag))
     for p in entries["presets"]:
-        params = " ".join(f"{k}={v}" for k, v in p["params"].items())
-        rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {params}".rstrip(), p["help"]))
-    for r in entries["recipes"]:
-        settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
-        rows.setdefault("recipe", []).append((r["name"], settings, r["help"]))
-    plural = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "reporter": "Reporters", "recipe": "Recipes"}
+        rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), p["help"]))
+    titles = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "reporter": "Reporters"}
     lines: list[str] = []
-    for kind, title in plural.items():
+    for kind, title in titles.items():
         if kind not in rows:
             continue
         name_width = max(len(r[0]) for r in rows[kind])
-        source_width = min(max(len(r[1]) for r in rows[kind]), 60)
+        source_width = max(len(r[1]) for r in rows[kind])
         lines.append(f"{title}:")
-        for name, source, text in rows[kind]:
-            lines.append(f"  {name:<{name_width}}  {source:<{source_width}}  {text}".rstrip())
+        lines += [f"  {name:<{name_width}}  {source:<{source_width}}  {text}".rstrip() for name, source, text in rows[kind]]
+        lines.append("")
+    if entries["recipes"]:
+        lines.append("Recipes:")
+        width = max(len(r["name"]) for r in entries["recipes"])
+        for r in entries["recipes"]:
+            settings = {k: v for k, v in r["settings"].items() if k != "params"}
+            params = {f"{section}.{k}": v for section, values in r["settings"].get("params", {}).items() for k, v in values.items()}
+            lines.append(f"  {r['name']:<{width}}  {r['help']}".rstrip())
+            lines.append(f"  {'':<{width}}  {_value({**settings, **params})}")
         lines.append("")
     if not lines:
         lines.append("Nothing matches.")
