@@ -25,6 +25,8 @@ class MLPParams(BaseModel):
 
     hidden: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=0)] = [512, 512]
     """Widths of the hidden layers, input side first; [] is a linear classifier."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Probability of zeroing each hidden activation in training (nn.Dropout after each ReLU)."""
 
 
 def parameter_count(in_features: int, hidden: list[int], num_classes: int) -> int:
@@ -54,6 +56,8 @@ def build_mlp(params: MLPParams, input_shape: tuple[int, ...], num_classes: int)
             widths = [in_features, *params.hidden]
             for a, b in zip(widths, widths[1:]):
                 layers += [nn.Linear(a, b), nn.ReLU()]
+                if params.dropout > 0:
+                    layers.append(nn.Dropout(params.dropout))
             layers.append(nn.Linear(widths[-1], num_classes))
             self.linear_relu_stack = nn.Sequential(*layers)
 

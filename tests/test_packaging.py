@@ -3,6 +3,7 @@ in the wheel: checked for a regular install and for the editable one the tests r
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,8 +18,12 @@ LIGHT_DEPENDENCIES = ("pluggy", "click", "pydantic", "pydantic_core", "annotated
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Build from a copy: setuptools leaves build/ and zoo.egg-info/ beside the sources, and an
+    # egg-info in the checkout would shadow the installed entry points of later tests.
+    source = tmp_path_factory.mktemp("source") / "zoo"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "build", "*.egg-info", "__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
                    check=True, capture_output=True)
     return next(out.glob("zoo-*.whl"))
 

@@ -61,5 +61,11 @@ def build_optimizer(part: Part, parameters: Any) -> Any:
     return _check(part, call_factory(part, parameters), torch.optim.Optimizer, "a torch.optim.Optimizer")
 
 
+def build_scheduler(part: Part, optimizer: Any, steps_per_epoch: int, epochs: int) -> Any:
+    from torch.optim.lr_scheduler import LRScheduler
+
+    return _check(part, call_factory(part, optimizer, steps_per_epoch, epochs), LRScheduler, "a torch.optim.lr_scheduler.LRScheduler")
+
+
 def build_reporter(part: Part) -> Any:
     return call_factory(part)

@@ -62,6 +62,7 @@ def cli() -> None:
 @click.option("--dataset", help="Dataset name, e.g. fashion-mnist.")
 @click.option("--loss", help="Loss name, e.g. cross-entropy.")
 @click.option("--optimizer", help="Optimizer name, e.g. sgd.")
+@click.option("--scheduler", help="Learning-rate schedule: constant, step, cosine, one-cycle.")
 @click.option("--reporter", "reporters", multiple=True, help="Reporter (repeatable); replaces the recipe's list.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
@@ -98,13 +99,13 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, s
 def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_files: tuple[Path, ...]) -> None:
     """Every registered component, preset and recipe, with the plugin that provides it.
 
-    KIND is one of datasets, models, losses, optimizers, reporters, recipes; PATTERN may use
+    KIND is one of datasets, models, losses, optimizers, schedulers, reporters, recipes; PATTERN may use
     wildcards: zoo list models 'mlp-*'.
     """
     normalized = normalize_kind(kind) if kind else None
     if kind and normalized is None:
         if pattern is not None:
-            raise ZooError(f"Unknown kind {kind!r}; the kinds are datasets, models, losses, optimizers, reporters, recipes.")
+            raise ZooError(f"Unknown kind {kind!r}; the kinds are datasets, models, losses, optimizers, schedulers, reporters, recipes.")
         kind, pattern = None, kind
     entries = list_entries(api.catalog(registry_files), normalized, pattern)
     if as_json:
@@ -133,7 +134,7 @@ def _format_list(entries: dict[str, Any]) -> str:
         rows.setdefault(c["kind"], []).append((c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})", c["help"] + flag))
     for p in entries["presets"]:
         rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), p["help"]))
-    titles = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "reporter": "Reporters"}
+    titles = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "scheduler": "Schedulers", "reporter": "Reporters"}
     lines: list[str] = []
     for kind, title in titles.items():
         if kind not in rows:

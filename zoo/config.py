@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, Validat
 from .errors import ZooError, describe_validation_error
 from .plugins import Catalog, Resolved
 
-SECTIONS = ("dataset", "model", "loss", "optimizer")
+SECTIONS = ("dataset", "model", "loss", "optimizer", "scheduler")
 
 
 class RunConfig(BaseModel):
     """Every run setting. Component names may be presets (mlp-512); `params` holds overrides per
-    section: dataset, model, loss, optimizer, or a reporter's name."""
+    section: dataset, model, loss, optimizer, scheduler, or a reporter's name."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,6 +27,7 @@ class RunConfig(BaseModel):
     model: str = "mlp-512"
     loss: str = "cross-entropy"
     optimizer: str = "sgd"
+    scheduler: str = "constant"
     reporters: list[str] = ["console"]
     epochs: PositiveInt = 5
     batch_size: PositiveInt = 64
@@ -65,6 +66,7 @@ class ResolvedRun:
     model: Part
     loss: Part
     optimizer: Part
+    scheduler: Part
     reporters: list[Part]
 
     def to_json(self) -> dict[str, Any]:
@@ -146,5 +148,6 @@ def resolve_run(
         model=part("model", "model", config.model),
         loss=part("loss", "loss", config.loss),
         optimizer=part("optimizer", "optimizer", config.optimizer),
+        scheduler=part("scheduler", "scheduler", config.scheduler),
         reporters=[part(name, "reporter", name) for name in dict.fromkeys(config.reporters)],
     )

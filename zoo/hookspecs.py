@@ -30,6 +30,12 @@ def register_optimizers(register):
 
 
 @hookspec
+def register_schedulers(register):
+    """register(name, factory, params=Model, help=...); factory(params, optimizer, steps_per_epoch, epochs)
+    -> a torch.optim.lr_scheduler.LRScheduler, stepped once after every optimizer step."""
+
+
+@hookspec
 def register_reporters(register):
     """register(name, factory, params=Model, help=...); factory(params) -> an object with zoo.Reporter's methods."""
 
@@ -45,5 +51,6 @@ COMPONENT_HOOKS = {
     "register_models": "model",
     "register_losses": "loss",
     "register_optimizers": "optimizer",
+    "register_schedulers": "scheduler",
     "register_reporters": "reporter",
 }

@@ -23,6 +23,7 @@ SECTIONS = {
     "models": "model",
     "losses": "loss",
     "optimizers": "optimizer",
+    "schedulers": "scheduler",
     "reporters": "reporter",
 }
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -46,6 +47,7 @@ class Recipe(BaseModel):
     model: str | None = None
     loss: str | None = None
     optimizer: str | None = None
+    scheduler: str | None = None
     reporters: list[str] | None = None
     epochs: PositiveInt | None = None
     batch_size: PositiveInt | None = None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import ZooError, unknown_name
 
-KINDS = ("dataset", "model", "loss", "optimizer", "reporter")
+KINDS = ("dataset", "model", "loss", "optimizer", "scheduler", "reporter")
 
 
 class NoParams(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .build import build_dataset, build_loss, build_model, build_optimizer, build_reporter
+from .build import build_dataset, build_loss, build_model, build_optimizer, build_reporter, build_scheduler
 from .config import ResolvedRun
 from .contracts import EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
@@ -88,6 +88,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"))
         generator = torch.Generator().manual_seed(config.seed)
         train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator)
         test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device)
+        scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
         events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test)))
         epochs: list[EpochEnd] = []
         started = time.perf_counter()
@@ -98,7 +99,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"))
             def log(step: int, loss: float, seen: int, size: int, epoch: int = epoch) -> None:
                 events.emit("on_step", Step(epoch, step, loss, seen, size))
 
-            train_loss = train(train_batches, model, loss_fn, optimizer, config.log_every, log)
+            train_loss = train(train_batches, model, loss_fn, optimizer, scheduler, config.log_every, log)
             test_loss, accuracy = test(test_batches, model, loss_fn)
             epochs.append(EpochEnd(epoch, train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
             events.emit("on_epoch_end", epochs[-1])

@@ -16,6 +16,7 @@ def train(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     log_every: int,
     log: Callable[[int, float, int, int], None],
 ) -> float:
@@ -29,6 +30,7 @@ def train(
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        scheduler.step()
         total += loss.detach()
         if batch % log_every == 0:
             log(batch, loss.item(), (batch + 1) * len(X), size)

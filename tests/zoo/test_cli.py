@@ -79,7 +79,7 @@ def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -
 def test_dry_run_prints_the_resolved_config() -> None:
     result = invoke("run", "--model", "mlp-64", "--set", "optimizer.momentum=0.9", "--dry-run")
     config = json.loads(result.output)
-    assert config["components"]["model"]["params"] == {"hidden": [64, 64]}
+    assert config["components"]["model"]["params"] == {"hidden": [64, 64], "dropout": 0.0}
     assert config["components"]["optimizer"]["params"]["momentum"] == 0.9
 
 

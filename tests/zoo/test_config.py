@@ -17,7 +17,7 @@ def catalog() -> Catalog:
 def test_defaults_are_the_quickstart(catalog: Catalog) -> None:
     run = resolve_run(catalog)
     assert (run.config.batch_size, run.config.epochs, run.config.shuffle) == (64, 5, False)
-    assert run.model.params.model_dump() == {"hidden": [512, 512]}
+    assert run.model.params.model_dump() == {"hidden": [512, 512], "dropout": 0.0}
     assert run.optimizer.params.model_dump() == {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
     assert run.loss.resolved.component.name == "cross-entropy"
     assert [r.resolved.name for r in run.reporters] == ["console"]
@@ -26,7 +26,7 @@ def test_defaults_are_the_quickstart(catalog: Catalog) -> None:
 def test_command_line_overrides_the_recipe(catalog: Catalog) -> None:
     run = resolve_run(catalog, overrides={"epochs": 2, "model": "mlp-1024"}, sets=["model.hidden=[1024,256]", "optimizer.momentum=0.9"])
     assert run.config.epochs == 2
-    assert run.model.params.model_dump() == {"hidden": [1024, 256]}
+    assert run.model.params.model_dump() == {"hidden": [1024, 256], "dropout": 0.0}
     assert run.optimizer.params.lr == 1e-3 and run.optimizer.params.momentum == 0.9
 
 
@@ -77,5 +77,5 @@ def test_resolved_config_records_owner_and_full_params(catalog: Catalog) -> None
     record = resolve_run(catalog).to_json()
     model = record["components"]["model"]
     assert model["name"] == "mlp-512" and model["component"] == "mlp" and model["preset"] == "mlp-512"
-    assert model["plugin"]["distribution"] == "zoo" and model["params"] == {"hidden": [512, 512]}
+    assert model["plugin"]["distribution"] == "zoo" and model["params"] == {"hidden": [512, 512], "dropout": 0.0}
     assert not math.isnan(record["components"]["optimizer"]["params"]["lr"])

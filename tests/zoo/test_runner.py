@@ -35,7 +35,7 @@ def test_a_run_trains_writes_its_directory_and_predicts(tiny_data: Path, tmp_pat
 
     run_dir = tmp_path / "run"
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["components"]["model"]["params"] == {"hidden": [512, 512]}
+    assert config["components"]["model"]["params"] == {"hidden": [512, 512], "dropout": 0.0}
     assert config["components"]["dataset"]["component"] == "mnist"
     assert config["versions"]["torch"] == torch.__version__ and "builtin-models" in config["versions"]["plugins"]
     assert config["classes"] == list("0123456789") and config["input_shape"] == [1, 28, 28]
