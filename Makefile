@@ -5,13 +5,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test setup data clean
+.PHONY: run test bench setup data clean
 
 run: setup data
 	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
 
 test: setup data
 	$(BIN)/python -m pytest
+
+# zoo against the Quickstart, side by side; writes docs/performance.md and the results in registry.toml.
+bench: setup data
+	$(BIN)/python bench/bench.py --record
 
 setup: $(STAMP)
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 import zoo
 from zoo.contracts import DatasetSplits
@@ -47,6 +47,10 @@ class IDXParams(BaseModel):
     """Fall back to torchvision's download into the user cache."""
     mirror: str | None = None
     """A mirror to download from instead of torchvision's, e.g. http://host/fashion-mnist/."""
+    hflip: bool = False
+    """Augment training batches: mirror a random half left to right."""
+    shift: int = Field(0, ge=0, le=8)
+    """Augment training batches: move each image by up to this many pixels."""
 
 
 def cache_dir() -> Path:
@@ -125,7 +129,7 @@ def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
 
 
 def load(spec: Spec, params: IDXParams) -> DatasetSplits:
-    from zoo.data import TensorSplit
+    from zoo.data import TensorSplit, compose, random_hflip, random_shift
 
     from .idx import read_idx
 
@@ -143,7 +147,8 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
             )
         if len(labels) and int(labels.max()) >= len(spec.classes):
             raise ZooError(f"Data file {files[f'{split}_labels']} holds label {int(labels.max())}; {spec.name} has {len(spec.classes)} classes.")
-        splits.append(TensorSplit(images.unsqueeze(1), labels.long()))
+        augments = [random_hflip] * params.hflip + [random_shift(params.shift)] * (params.shift > 0)
+        splits.append(TensorSplit(images.unsqueeze(1), labels.long(), compose(*augments) if split == "train" else None))
     return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28))
 
 

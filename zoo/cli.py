@@ -69,6 +69,7 @@ def cli() -> None:
 @click.option("--seed", type=int)
 @click.option("--shuffle/--no-shuffle", default=None, help="Reshuffle the training data each epoch.")
 @click.option("--device", type=click.Choice(DEVICES))
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="bf16: bfloat16 autocast, faster on CPUs and GPUs that support it.")
 @click.option("--log-every", type=int, help="Print the loss every N steps (default 100).")
 @click.option("--predict-index", type=int, help="Test sample to predict at the end (default 0).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<model>-<dataset>).")
@@ -133,7 +134,9 @@ def _format_list(entries: dict[str, Any]) -> str:
         flag = {"conflict": "  [CONFLICT: unusable]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
         rows.setdefault(c["kind"], []).append((c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})", c["help"] + flag))
     for p in entries["presets"]:
-        rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), p["help"]))
+        results = "; ".join(f"{key}: {r['accuracy']:.1%} in {r['seconds']:.0f} s" for key, r in p["results"].items())
+        text = p["help"] + (f" (measured {results})" if results else "")
+        rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), text))
     titles = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "scheduler": "Schedulers", "reporter": "Reporters"}
     lines: list[str] = []
     for kind, title in titles.items():

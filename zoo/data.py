@@ -3,7 +3,7 @@ a DataLoader for any other `torch.utils.data.Dataset`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -13,11 +13,12 @@ class TensorSplit(Dataset):
     """A whole split in two tensors: images (N, C, H, W), uint8 (scaled to [0, 1] like ToTensor) or
     float, and int labels (N,). Indexing gives (image tensor, int label), as any Dataset."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: Augment | None = None) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images = images
         self.labels = labels
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -30,6 +31,42 @@ class TensorSplit(Dataset):
         return _to_float(self.images.to(device)), self.labels.to(device)
 
 
+#: A batch-level random transform: augment(images (N, C, H, W), generator) -> images.
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the images left to right."""
+    flip = torch.rand(len(images), generator=generator).to(images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def random_shift(pixels: int) -> Augment:
+    """Move each image by up to `pixels` in x and y (independently per image), filling with zeros."""
+
+    def shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, c, h, w = images.shape
+        padded = torch.nn.functional.pad(images, (pixels, pixels, pixels, pixels))
+        dy, dx = (torch.randint(0, 2 * pixels + 1, (2, n), generator=generator)).to(images.device)
+        rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
+        return padded[torch.arange(n, device=images.device)[:, None, None, None], torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+
+    return shift
+
+
+def compose(*augments: Augment) -> Augment | None:
+    if not augments:
+        return None
+
+    def apply(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for augment in augments:
+            images = augment(images, generator)
+        return images
+
+    return apply
+
+
 def _to_float(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.float().div_(255)
@@ -37,7 +74,8 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 class Batches:
-    """(X, y) batches of one split on one device, in order or reshuffled each epoch by `generator`."""
+    """(X, y) batches of one split on one device, in order or reshuffled each epoch by `generator`;
+    a TensorSplit's augmentation applies when `augment` is true (training, not testing)."""
 
     def __init__(
         self,
@@ -46,6 +84,7 @@ class Batches:
         device: torch.device,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        augment: bool = False,
     ) -> None:
         self.split = split
         self.batch_size = batch_size
@@ -54,6 +93,9 @@ class Batches:
         self.generator = generator
         self.num_samples = len(split)  # type: ignore[arg-type]
         self.tensors = split.to(device) if isinstance(split, TensorSplit) else None
+        self.augment = split.augment if augment and isinstance(split, TensorSplit) else None
+        if self.augment is not None and generator is None:
+            self.generator = torch.Generator().manual_seed(0)
 
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
@@ -65,11 +107,11 @@ class Batches:
                 yield X.to(self.device), torch.as_tensor(y).to(self.device)
             return
         images, labels = self.tensors
-        if self.shuffle:
-            order = torch.randperm(self.num_samples, generator=self.generator).to(self.device)
-            for start in range(0, self.num_samples, self.batch_size):
+        order = torch.randperm(self.num_samples, generator=self.generator).to(self.device) if self.shuffle else None
+        for start in range(0, self.num_samples, self.batch_size):
+            if order is None:
+                X, y = images[start : start + self.batch_size], labels[start : start + self.batch_size]
+            else:
                 index = order[start : start + self.batch_size]
-                yield images[index], labels[index]
-        else:
-            for start in range(0, self.num_samples, self.batch_size):
-                yield images[start : start + self.batch_size], labels[start : start + self.batch_size]
+                X, y = images[index], labels[index]
+            yield (self.augment(X, self.generator) if self.augment else X), y

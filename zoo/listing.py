@@ -13,7 +13,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
     """Components, presets and recipes, filtered by kind and a wildcard pattern.
 
     Schema: {"components": [{kind, name, help, plugin, distribution, version, status}],
-    "presets": [{kind, name, component, params, help, source}], "recipes": [{name, help, settings, source}],
+    "presets": [{kind, name, component, params, help, results, source}], "recipes": [{name, help, settings, source}],
     "failed_plugins": [{name, distribution, version, errors}]}
     """
     broken = {p.name for p in catalog.failed_plugins()}
@@ -56,6 +56,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
                     "component": named.value.component,
                     "params": named.value.params,
                     "help": named.value.help,
+                    "results": {key: result.model_dump() for key, result in named.value.results.items()},
                     "source": named.source,
                 }
             )

@@ -10,9 +10,9 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from .errors import ZooError, describe_validation_error
 from .registry import natural_sorted
@@ -29,12 +29,25 @@ SECTIONS = {
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
+class Result(BaseModel):
+    """What the project's benchmark measured for a preset with one dataset and recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accuracy: float = Field(ge=0, le=1)
+    seconds: float = Field(ge=0)
+    """Training time: the train and test passes of every epoch, without start-up."""
+    measured: str = ""
+
+
 class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     component: str
     params: dict[str, Any] = {}
     help: str = ""
+    results: dict[str, Result] = {}
+    """Keyed "<dataset>/<recipe>", written by `make bench`."""
 
 
 class Recipe(BaseModel):
@@ -54,6 +67,7 @@ class Recipe(BaseModel):
     shuffle: bool | None = None
     seed: int | None = None
     log_every: PositiveInt | None = None
+    precision: Literal["fp32", "bf16"] | None = None
     params: dict[str, dict[str, Any]] = {}
 
 

@@ -86,10 +86,11 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"))
     events = Reporters([*reporters, ("metrics.jsonl", JsonlReporter(run_dir / METRICS))])
     try:
         generator = torch.Generator().manual_seed(config.seed)
-        train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator)
+        train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator, augment=True)
         test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device)
         scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
         events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test)))
+        bf16 = config.precision == "bf16"
         epochs: list[EpochEnd] = []
         started = time.perf_counter()
         for epoch in range(1, config.epochs + 1):
@@ -99,8 +100,8 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"))
             def log(step: int, loss: float, seen: int, size: int, epoch: int = epoch) -> None:
                 events.emit("on_step", Step(epoch, step, loss, seen, size))
 
-            train_loss = train(train_batches, model, loss_fn, optimizer, scheduler, config.log_every, log)
-            test_loss, accuracy = test(test_batches, model, loss_fn)
+            train_loss = train(train_batches, model, loss_fn, optimizer, scheduler, config.log_every, log, bf16)
+            test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
             epochs.append(EpochEnd(epoch, train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
             events.emit("on_epoch_end", epochs[-1])
         save_weights(model, run_dir / WEIGHTS)

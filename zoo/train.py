@@ -19,14 +19,17 @@ def train(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     log_every: int,
     log: Callable[[int, float, int, int], None],
+    bf16: bool = False,
 ) -> float:
-    """One epoch; calls log(step, loss, seen, size) every `log_every` steps; returns the mean loss."""
+    """One epoch; calls log(step, loss, seen, size) every `log_every` steps; returns the mean loss.
+    With bf16, the forward pass runs under autocast (bfloat16 matmuls, float32 weights)."""
     size = batches.num_samples
     model.train()
     total = torch.zeros((), device=batches.device)
     for batch, (X, y) in enumerate(batches):
-        pred = model(X)
-        loss = loss_fn(pred, y)
+        with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
+            pred = model(X)
+            loss = loss_fn(pred, y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -37,15 +40,16 @@ def train(
     return total.item() / max(len(batches), 1)
 
 
-def test(batches: Batches, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[float, float]:
+def test(batches: Batches, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False) -> tuple[float, float]:
     """Average loss per sample and accuracy (a fraction) over a split."""
     size = batches.num_samples
     model.eval()
     test_loss, correct = 0.0, 0
     with torch.inference_mode():
         for X, y in batches:
-            pred = model(X)
-            test_loss += loss_fn(pred, y).item() * len(X)
+            with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
+                pred = model(X)
+                test_loss += loss_fn(pred, y).item() * len(X)
             correct += int((pred.argmax(1) == y).sum().item())
     return test_loss / size, correct / size
 

@@ -40,3 +40,13 @@ def test_any_list_of_widths_and_input_shape(hidden: list[int]) -> None:
 def test_a_model_too_large_for_memory_is_refused_before_allocating() -> None:
     with pytest.raises(ZooError, match=r"would have .* parameters .* GiB"):
         build_mlp(MLPParams(hidden=[10_000_000, 10_000_000]), (1, 28, 28), 10)
+
+
+def test_dropout_follows_each_relu_and_only_acts_in_training() -> None:
+    model = build_mlp(MLPParams(hidden=[64, 64], dropout=0.5), (1, 28, 28), 10)
+    assert [type(m).__name__ for m in model.linear_relu_stack] == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    x = torch.rand(8, 1, 28, 28)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x))

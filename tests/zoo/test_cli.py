@@ -96,6 +96,26 @@ def test_help_and_list_do_not_import_torch() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_a_run_on_local_files_does_not_import_torchvision(tiny_data: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys, zoo\n"
+        f"zoo.run(dataset='mnist', epochs=1, reporters=[], out={str(tmp_path / 'run')!r}, sets=['dataset.data_dir={tiny_data}'])\n"
+        "assert 'torchvision' not in sys.modules"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_list_shows_measured_results_of_presets(tmp_path: Path) -> None:
+    registry = tmp_path / "r.toml"
+    registry.write_text('[models.tiny]\ncomponent = "mlp"\nparams = { hidden = [8] }\n'
+                        '[models.tiny.results]\n"fashion-mnist/quickstart" = { accuracy = 0.5, seconds = 12.4 }\n')
+    line = next(line for line in invoke("list", "models", "tiny", "--registry", str(registry)).output.splitlines() if "tiny" in line)
+    assert "(measured fashion-mnist/quickstart: 50.0% in 12 s)" in line
+    data = json.loads(invoke("list", "models", "tiny", "--registry", str(registry), "--json").output)
+    assert data["presets"][0]["results"]["fashion-mnist/quickstart"]["accuracy"] == 0.5
+
+
 def test_console_script_run_and_predict(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1", "--out", str(run_dir),

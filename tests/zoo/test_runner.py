@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.contracts import DatasetSplits
-from zoo.data import Batches, TensorSplit
 from zoo.errors import ZooError
 from zoo.plugins import load_catalog
 
@@ -117,16 +116,3 @@ def test_a_failing_factory_names_its_plugin(tmp_path: Path) -> None:
     with pytest.raises(ZooError, match=r"model 'explodes' from plugin 'third' .* failed to build: ValueError: kaboom"):
         zoo.run(catalog=catalog, dataset="plain", model="explodes", out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
-
-
-def test_batches_cover_every_sample_once_and_match_the_generic_path() -> None:
-    images = torch.arange(10 * 4, dtype=torch.uint8).reshape(10, 1, 2, 2)
-    split = TensorSplit(images, torch.arange(10))
-    fast = list(Batches(split, 4, torch.device("cpu")))
-    generic = list(Batches(list(split), 4, torch.device("cpu")))  # a list is a Dataset too
-    assert [len(y) for _, y in fast] == [4, 4, 2]
-    for (x1, y1), (x2, y2) in zip(fast, generic):
-        assert torch.equal(x1, x2) and torch.equal(y1, y2)
-    shuffled = Batches(split, 4, torch.device("cpu"), shuffle=True, generator=torch.Generator().manual_seed(1))
-    first, second = (torch.cat([y for _, y in shuffled]) for _ in range(2))
-    assert sorted(first.tolist()) == list(range(10)) and first.tolist() != second.tolist()

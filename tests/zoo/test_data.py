@@ -1,0 +1,50 @@
+"""Batches and batch-level augmentation of in-memory splits."""
+
+from __future__ import annotations
+
+import torch
+
+from zoo.data import Batches, TensorSplit, compose, random_hflip, random_shift
+
+CPU = torch.device("cpu")
+
+
+def test_batches_cover_every_sample_once_and_match_the_generic_path() -> None:
+    images = torch.arange(10 * 4, dtype=torch.uint8).reshape(10, 1, 2, 2)
+    split = TensorSplit(images, torch.arange(10))
+    fast = list(Batches(split, 4, CPU))
+    generic = list(Batches(list(split), 4, CPU))  # a list is a Dataset too
+    assert [len(y) for _, y in fast] == [4, 4, 2]
+    for (x1, y1), (x2, y2) in zip(fast, generic):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    shuffled = Batches(split, 4, CPU, shuffle=True, generator=torch.Generator().manual_seed(1))
+    first, second = (torch.cat([y for _, y in shuffled]) for _ in range(2))
+    assert sorted(first.tolist()) == list(range(10)) and first.tolist() != second.tolist()
+
+
+def test_hflip_mirrors_about_half_the_images() -> None:
+    images = torch.rand(1000, 1, 3, 3)
+    flipped = random_hflip(images, torch.Generator().manual_seed(0))
+    same = torch.tensor([torch.equal(a, b) for a, b in zip(images, flipped)])
+    mirrored = torch.tensor([torch.equal(a.flip(-1), b) for a, b in zip(images, flipped)])
+    assert bool((same | mirrored).all()) and 400 < int(mirrored.sum()) < 600
+
+
+def test_shift_moves_each_image_within_bounds_and_keeps_its_content() -> None:
+    image = torch.zeros(1, 1, 9, 9)
+    image[0, 0, 4, 4] = 1.0  # one bright pixel in the middle
+    batch = image.repeat(500, 1, 1, 1)
+    shifted = random_shift(2)(batch, torch.Generator().manual_seed(0))
+    assert shifted.shape == batch.shape and torch.equal(shifted.sum(dim=(1, 2, 3)), torch.ones(500))
+    positions = {tuple(int(i) for i in torch.nonzero(s[0])[0]) for s in shifted}
+    assert positions == {(r, c) for r in range(2, 7) for c in range(2, 7)}  # every offset in [-2, 2]², nothing beyond
+
+
+def test_augmentation_applies_to_training_batches_only_and_is_seeded() -> None:
+    split = TensorSplit(torch.rand(64, 1, 4, 4), torch.zeros(64, dtype=torch.long), compose(random_hflip))
+
+    def epoch(seed: int, augment: bool) -> torch.Tensor:
+        return torch.cat([x for x, _ in Batches(split, 16, CPU, generator=torch.Generator().manual_seed(seed), augment=augment)])
+
+    assert torch.equal(epoch(0, augment=False), split.images)
+    assert torch.equal(epoch(0, True), epoch(0, True)) and not torch.equal(epoch(0, True), epoch(1, True))
