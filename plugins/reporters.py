@@ -26,6 +26,8 @@ class ConsoleReporter(Reporter):
 
     def on_run_start(self, event: RunStart) -> None:
         self._print(f"Using {event.device} device")
+        if event.resumed_from:
+            self._print(f"Resuming from checkpoint {event.resumed_from}")
 
     def on_epoch_start(self, epoch: int) -> None:
         self._print(f"Epoch {epoch}\n-------------------------------")

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ResolvedRun, resolve_run
+from .config import ResolvedRun, resolve_run, resolved_from_record
+from .errors import ZooError
 from .plugins import Catalog, load_catalog
+from .rundir import read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -39,13 +41,32 @@ def run(
     registry_files: Iterable[str | Path] = (),
     catalog: Catalog | None = None,
     runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
     **settings: Any,
 ) -> RunResult:
-    """Train as `zoo run` does, e.g. zoo.run(model="mlp-512", dataset="fashion-mnist", epochs=1)."""
+    """Train as `zoo run` does, e.g. zoo.run(model="mlp-512", dataset="fashion-mnist", epochs=1).
+
+    resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
+    resume="auto" continues the newest run under runs_root whose settings equal these."""
+    from .runner import config_hash
     from .runner import run as run_training
 
-    catalog, resolved = resolve(recipe=recipe, sets=sets, registry_files=registry_files, catalog=catalog, **settings)
-    return run_training(resolved, catalog, Path(runs_root))
+    catalog = catalog or load_catalog(registry_files=registry_files)
+    if resume is not None and str(resume) != "auto":
+        run_dir = Path(resume)
+        return run_training(resolved_from_record(catalog, read_config(run_dir)), catalog, Path(runs_root), resume_dir=run_dir)
+    _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
+    if resume is None:
+        return run_training(resolved, catalog, Path(runs_root))
+    wanted = config_hash(resolved)
+    for config_file in sorted(Path(runs_root).glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            record = read_config(config_file.parent)
+        except ZooError:
+            continue
+        if record.get("config_hash") == wanted:
+            return run_training(resolved_from_record(catalog, record), catalog, Path(runs_root), resume_dir=config_file.parent)
+    raise ZooError(f"--resume auto: no run under {runs_root}/ has these settings; start it without --resume.")
 
 
 def predict(

@@ -75,9 +75,13 @@ def cli() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<model>-<dataset>).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first (also ZOO_DATA_DIR).")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="A component setting, e.g. --set model.hidden=[1024,256] (TOML values; repeatable).")
+@click.option("--checkpoint-every", type=int, help="Also checkpoint every N steps (always at each epoch end).")
+@click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep (default 2).")
+@click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms (see docs/reliability.md).")
+@click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @registry_option
-def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, sets: tuple[str, ...], dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
+def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, sets: tuple[str, ...], resume: str | None, dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
     """Train and test a model, printing the Quickstart's log; writes a run directory."""
     sets_list = list(sets)
     if data_dir is not None:
@@ -88,7 +92,7 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, s
         _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
         click.echo(json.dumps(resolved.to_json(), indent=2))
         return
-    result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
+    result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
     click.echo(f"Run saved in {result.run_dir}", err=True)
 
 

@@ -38,6 +38,9 @@ class RunConfig(BaseModel):
     precision: Literal["fp32", "bf16"] = "fp32"
     out: Path | None = None
     predict_index: NonNegativeInt = 0
+    checkpoint_every: PositiveInt | None = None
+    keep_checkpoints: PositiveInt = 2
+    deterministic: bool = False
     params: dict[str, dict[str, Any]] = {}
 
 
@@ -152,3 +155,34 @@ def resolve_run(
         scheduler=part("scheduler", "scheduler", config.scheduler),
         reporters=[part(name, "reporter", name) for name in dict.fromkeys(config.reporters)],
     )
+
+
+def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:
+    """A component as config.json recorded it (component name and full params)."""
+    try:
+        component = catalog.registry.get(kind, record["component"])
+        values = {**record.get("params", {}), **params}
+    except (KeyError, TypeError, AttributeError):
+        raise ZooError(f"config.json has no valid {section} entry.") from None
+    try:
+        validated = component.params.model_validate(values)
+    except ValidationError as error:
+        raise ZooError(f"config.json's {section} settings no longer validate: {describe_validation_error(section, error)}.") from None
+    return Part(section, Resolved(record.get("name", component.name), component, {}, record.get("preset")), validated)
+
+
+def resolved_from_record(catalog: Catalog, record: dict[str, Any]) -> ResolvedRun:
+    """The run a config.json describes, rebuilt against the plugins loaded now."""
+    try:
+        settings = {k: record[k] for k in RunConfig.model_fields if k in record and k != "params"}
+        config = RunConfig.model_validate(settings)
+        components = record["components"]
+        return ResolvedRun(
+            config=config,
+            **{section: part_from_record(catalog, section, section, components.get(section)) for section in SECTIONS},
+            reporters=[part_from_record(catalog, r.get("name", ""), "reporter", r) for r in components.get("reporters", [])],
+        )
+    except ValidationError as error:
+        raise ZooError(f"config.json does not validate: {describe_validation_error('', error)}.") from None
+    except (KeyError, TypeError, AttributeError):
+        raise ZooError("config.json is not a zoo run configuration.") from None

@@ -29,6 +29,7 @@ class RunStart:
     classes: list[str]
     train_size: int
     test_size: int
+    resumed_from: str | None = None
 
 
 @dataclass

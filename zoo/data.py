@@ -101,14 +101,22 @@ class Batches:
         return -(-self.num_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, first: int = 0, generator_state: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches from batch `first` on. The order is drawn from the generator as it is
+        now; `generator_state` (a resume) then replaces its state for the augmentation that follows."""
         if self.tensors is None:
             loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.generator)
-            for X, y in loader:
-                yield X.to(self.device), torch.as_tensor(y).to(self.device)
+            for index, (X, y) in enumerate(loader):
+                if index >= first:
+                    yield X.to(self.device), torch.as_tensor(y).to(self.device)
             return
         images, labels = self.tensors
         order = torch.randperm(self.num_samples, generator=self.generator).to(self.device) if self.shuffle else None
-        for start in range(0, self.num_samples, self.batch_size):
+        if generator_state is not None and self.generator is not None:
+            self.generator.set_state(generator_state)
+        for start in range(first * self.batch_size, self.num_samples, self.batch_size):
             if order is None:
                 X, y = images[start : start + self.batch_size], labels[start : start + self.batch_size]
             else:

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from .config import Part
+from .config import part_from_record
 from .contracts import Prediction
-from .errors import ZooError, describe_validation_error
-from .plugins import Catalog, Resolved
+from .errors import ZooError
+from .plugins import Catalog
 from .rundir import WEIGHTS, load_weights, read_config
-
-
-def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:
-    """A component as config.json recorded it (component name and full params)."""
-    try:
-        component = catalog.registry.get(kind, record["component"])
-        values = {**record.get("params", {}), **params}
-    except (KeyError, TypeError, AttributeError):
-        raise ZooError(f"config.json has no valid {section} entry.") from None
-    try:
-        validated = component.params.model_validate(values)
-    except ValidationError as error:
-        raise ZooError(f"config.json's {section} settings no longer validate: {describe_validation_error(section, error)}.") from None
-    return Part(section, Resolved(record.get("name", component.name), component, {}, record.get("preset")), validated)
 
 
 def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | None = None) -> Prediction:

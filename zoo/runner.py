@@ -1,16 +1,24 @@
-"""One training run: build the components, train and test for each epoch, save, predict one sample."""
+"""One training run: build the components, train and test for each epoch, checkpoint, save, predict.
+
+Everything is built and checked before the run directory is created, so a bad setting leaves
+nothing behind; a resumed run continues in its own directory from its newest valid checkpoint.
+"""
 
 from __future__ import annotations
 
 import platform
+import random
+import signal
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from . import __version__
+from . import __version__, checkpoint
 from .build import build_dataset, build_loss, build_model, build_optimizer, build_reporter, build_scheduler
 from .config import ResolvedRun
 from .contracts import EpochEnd, Prediction, RunEnd, RunStart, Step
@@ -18,10 +26,14 @@ from .data import Batches
 from .errors import ZooError
 from .metrics import JsonlReporter
 from .plugins import Catalog
-from .rundir import CONFIG, METRICS, WEIGHTS, create_run_dir, save_weights, write_json
-from .train import predict, test, train
+from .rundir import CONFIG, METRICS, WEIGHTS, create_run_dir, save_weights, write_atomic, write_json
+from .train import NonFiniteLoss, predict, test, train
 
 EVAL_BATCH_SIZE = 1000
+
+
+class Interrupted(ZooError):
+    exit_code = 130
 
 
 @dataclass
@@ -42,11 +54,20 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def seed_everything(seed: int, deterministic: bool) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic)
+
+
 class Reporters:
     """Sends each event to every reporter; a reporter that fails names its plugin."""
 
-    def __init__(self, parts_and_reporters: list[tuple[str, Any]]) -> None:
-        self.items = parts_and_reporters
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        self.items = items
 
     def emit(self, method: str, *args: Any) -> None:
         for name, reporter in self.items:
@@ -67,12 +88,24 @@ class Reporters:
                 close()
 
 
-def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs")) -> RunResult:
-    """Everything is built and checked before the run directory is created, so a bad setting
-    leaves nothing behind."""
+@contextmanager
+def stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """Ctrl-C sets a flag that the loop checks between steps, so it stops at a clean step."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: requested.set())
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"), resume_dir: Path | None = None) -> RunResult:
     config = resolved.config
     device = select_device(config.device)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed, config.deterministic)
     data = build_dataset(resolved.dataset)
     if config.predict_index >= len(data.test):
         raise ZooError(f"--predict-index {config.predict_index} is past the end of the test split ({len(data.test)} samples).")
@@ -80,43 +113,148 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"))
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
     reporters = [(part.resolved.name, build_reporter(part)) for part in resolved.reporters]
+    generator = torch.Generator().manual_seed(config.seed)
+    train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator, augment=True)
+    test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device)
+    scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
 
-    run_dir = create_run_dir(config.out, config.model, config.dataset, runs_root)
-    write_json(run_dir / CONFIG, _config_record(resolved, catalog, device, data.classes, data.input_shape))
+    epochs: list[EpochEnd] = []
+    first_epoch, first_batch, global_step = 1, 0, 0
+    train_loss_sum = torch.zeros((), device=device)
+    epoch_start_state = generator.get_state()
+    resume_state: torch.Tensor | None = None
+    if resume_dir is not None:
+        run_dir = resume_dir
+        found, skipped = checkpoint.newest(run_dir)
+        if found is None:
+            reasons = f" ({'; '.join(skipped)})" if skipped else ""
+            raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")
+        record, rng, extra = checkpoint.load(found, model, optimizer, scheduler)
+        if record.get("config_hash") != config_hash(resolved):
+            raise ZooError(f"Checkpoint {found} was written by a run with another configuration; it cannot be resumed with this one.")
+        epoch_start_state = checkpoint.restore_rng(rng, record["rng"], generator)
+        resume_state = rng["generator"]
+        epochs = [EpochEnd(**e) for e in record["epochs"]]
+        first_epoch, first_batch, global_step = record["epoch"], record["batch"], record["global_step"]
+        train_loss_sum = extra["train_loss_sum"].to(device)
+        if first_batch >= len(train_batches) and len(epochs) >= first_epoch:
+            first_epoch, first_batch, resume_state = first_epoch + 1, 0, None
+        _rewrite_metrics(run_dir / METRICS, epochs)
+    else:
+        run_dir = create_run_dir(config.out, config.model, config.dataset, runs_root)
+        write_json(run_dir / CONFIG, _config_record(resolved, catalog, device, data.classes, data.input_shape))
+
     events = Reporters([*reporters, ("metrics.jsonl", JsonlReporter(run_dir / METRICS))])
+    bf16 = config.precision == "bf16"
+
+    def save_checkpoint(epoch: int, batch: int) -> Path:
+        return checkpoint.save(
+            run_dir, model=model, optimizer=optimizer, scheduler=scheduler,
+            rng=checkpoint.capture_rng(generator, epoch_start_state),
+            extra_tensors={"train_loss_sum": train_loss_sum},
+            state={"epoch": epoch, "batch": batch, "global_step": global_step, "config_hash": config_hash(resolved),
+                   "epochs": [asdict(e) for e in epochs], "versions": {"zoo": __version__, "torch": torch.__version__}},
+            keep=config.keep_checkpoints,
+        )
+
     try:
-        generator = torch.Generator().manual_seed(config.seed)
-        train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator, augment=True)
-        test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device)
-        scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
-        events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test)))
-        bf16 = config.precision == "bf16"
-        epochs: list[EpochEnd] = []
-        started = time.perf_counter()
-        for epoch in range(1, config.epochs + 1):
-            events.emit("on_epoch_start", epoch)
-            epoch_started = time.perf_counter()
+        with stop_on_ctrl_c() as stop:
+            resumed = f"{found.name} (epoch {first_epoch}, step {first_batch})" if resume_dir is not None else None
+            events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test), resumed))
+            started = time.perf_counter()
+            for epoch in range(first_epoch, config.epochs + 1):
+                if resume_state is None:
+                    epoch_start_state = generator.get_state()
+                    train_loss_sum = torch.zeros((), device=device)
+                else:
+                    generator.set_state(epoch_start_state)
+                if first_batch == 0:
+                    events.emit("on_epoch_start", epoch)
+                epoch_started = time.perf_counter()
 
-            def log(step: int, loss: float, seen: int, size: int, epoch: int = epoch) -> None:
-                events.emit("on_step", Step(epoch, step, loss, seen, size))
+                def step_end(batch: int, loss: torch.Tensor, seen: int, epoch: int = epoch) -> None:
+                    nonlocal global_step, train_loss_sum
+                    global_step += 1
+                    train_loss_sum += loss
+                    if batch % config.log_every == 0:
+                        events.emit("on_step", Step(epoch, batch, loss.item(), seen, train_batches.num_samples))
+                    if config.checkpoint_every and global_step % config.checkpoint_every == 0:
+                        save_checkpoint(epoch, batch + 1)
+                    if stop.is_set():
+                        where = save_checkpoint(epoch, batch + 1)
+                        raise Interrupted(
+                            f"Interrupted (Ctrl-C) at epoch {epoch}, step {batch}. A checkpoint is in {where}; "
+                            f"continue with `zoo run --resume {run_dir}`."
+                        )
 
-            train_loss = train(train_batches, model, loss_fn, optimizer, scheduler, config.log_every, log, bf16)
-            test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
-            epochs.append(EpochEnd(epoch, train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
-            events.emit("on_epoch_end", epochs[-1])
-        save_weights(model, run_dir / WEIGHTS)
-        events.emit("on_run_end", RunEnd(run_dir, run_dir / WEIGHTS, epochs, time.perf_counter() - started))
-        image, label = data.test[config.predict_index]
-        prediction = predict(model, image, data.classes, int(label), config.predict_index)
-        events.emit("on_prediction", prediction)
+                try:
+                    train(train_batches, model, loss_fn, optimizer, scheduler, step_end, bf16, first_batch, resume_state)
+                except NonFiniteLoss as error:
+                    raise _non_finite(error, epoch, global_step, run_dir, resolved) from None
+                except RuntimeError as error:
+                    raise ZooError(f"Training failed at epoch {epoch}: {type(error).__name__}: {error}. Check that the model "
+                                   f"{config.model!r} fits the dataset {config.dataset!r}.") from error
+                if resume_state is not None:
+                    resume_state = None
+                first_batch = 0
+                test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
+                mean_train_loss = train_loss_sum.item() / max(len(train_batches), 1)
+                epochs.append(EpochEnd(epoch, mean_train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
+                events.emit("on_epoch_end", epochs[-1])
+                where = save_checkpoint(epoch, len(train_batches))
+                if stop.is_set():
+                    raise Interrupted(f"Interrupted (Ctrl-C) after epoch {epoch}. A checkpoint is in {where}; continue with `zoo run --resume {run_dir}`.")
+            save_weights(model, run_dir / WEIGHTS)
+            events.emit("on_run_end", RunEnd(run_dir, run_dir / WEIGHTS, epochs, time.perf_counter() - started))
+            image, label = data.test[config.predict_index]
+            prediction = predict(model, image, data.classes, int(label), config.predict_index)
+            events.emit("on_prediction", prediction)
     finally:
         events.close()
     return RunResult(run_dir, epochs, prediction)
 
 
+def _non_finite(error: NonFiniteLoss, epoch: int, global_step: int, run_dir: Path, resolved: ResolvedRun) -> NonFiniteLoss:
+    found, _ = checkpoint.newest(run_dir)
+    lr = resolved.optimizer.params.model_dump().get("lr")
+    error.args = (
+        f"Training stopped: the loss became {error.value} at epoch {epoch}, step {error.batch} (step {global_step + 1} of the run), "
+        f"before that step changed any weight. The usual cause is a learning rate too high for this model"
+        + (f" (optimizer.lr={lr})" if lr is not None else "")
+        + "; also check the data for NaN values and the loss for log(0). "
+        + (f"The last good checkpoint is {found}." if found else "No checkpoint had been written yet."),
+    )
+    return error
+
+
+def _rewrite_metrics(path: Path, epochs: list[EpochEnd]) -> None:
+    """After a resume, metrics.jsonl holds exactly the epochs the checkpoint knows."""
+    reporter = JsonlReporter(None)
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as file:
+            reporter._file = file
+            for epoch in epochs:
+                reporter.on_epoch_end(epoch)
+            reporter._file = None
+
+    write_atomic(path, write)
+
+
+def config_hash(resolved: ResolvedRun) -> str:
+    """What makes two runs the same training: every setting but where the output goes."""
+    import hashlib
+    import json
+
+    record = resolved.to_json()
+    record.pop("out", None)
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
 def _config_record(resolved: ResolvedRun, catalog: Catalog, device: torch.device, classes: list[str], input_shape: tuple[int, ...]) -> dict[str, Any]:
     return {
         **resolved.to_json(),
+        "config_hash": config_hash(resolved),
         "resolved_device": str(device),
         "classes": list(classes),
         "input_shape": list(input_shape),

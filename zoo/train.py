@@ -9,6 +9,18 @@ from torch import nn
 
 from .contracts import Prediction
 from .data import Batches
+from .errors import ZooError
+
+
+class NonFiniteLoss(ZooError):
+    """The loss became NaN or infinite; raised before that step touched the weights."""
+
+    exit_code = 3
+
+    def __init__(self, batch: int, value: float) -> None:
+        super().__init__(f"the loss became {value} at step {batch}")
+        self.batch = batch
+        self.value = value
 
 
 def train(
@@ -17,27 +29,25 @@ def train(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    log_every: int,
-    log: Callable[[int, float, int, int], None],
+    step_end: Callable[[int, torch.Tensor, int], None],
     bf16: bool = False,
-) -> float:
-    """One epoch; calls log(step, loss, seen, size) every `log_every` steps; returns the mean loss.
+    start: int = 0,
+    generator_state: torch.Tensor | None = None,
+) -> None:
+    """One epoch, from batch `start` (after a resume); step_end(batch, loss, seen) runs after each step.
     With bf16, the forward pass runs under autocast (bfloat16 matmuls, float32 weights)."""
-    size = batches.num_samples
     model.train()
-    total = torch.zeros((), device=batches.device)
-    for batch, (X, y) in enumerate(batches):
+    for batch, (X, y) in enumerate(batches.iterate(start, generator_state), start=start):
         with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
             pred = model(X)
             loss = loss_fn(pred, y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(batch, loss.item())
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
-        total += loss.detach()
-        if batch % log_every == 0:
-            log(batch, loss.item(), (batch + 1) * len(X), size)
-    return total.item() / max(len(batches), 1)
+        step_end(batch, loss.detach(), (batch + 1) * len(X))
 
 
 def test(batches: Batches, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False) -> tuple[float, float]:
