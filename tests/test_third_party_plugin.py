@@ -27,7 +27,7 @@ def test_zoo_list_shows_the_plugins_components_and_flags_the_broken_one(plugin_s
 def test_zoo_plugins_reports_the_error(plugin_site: Path) -> None:
     result = run_zoo("plugins", "--json", env=env_with(plugin_site))
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
-    assert plugins["demo"]["status"] == "loaded" and plugins["demo"]["hooks"] == ["register_models", "register_optimizers", "register_presets"]
+    assert plugins["demo"]["status"] == "loaded" and plugins["demo"]["hooks"] == ["register_models", "register_optimizers", "register_presets", "register_reporters"]
     assert plugins["broken"]["status"] == "failed" and "does-not-exist" in plugins["broken"]["errors"][0]
     text = run_zoo("plugins", env=env_with(plugin_site)).stdout
     assert "broken" in text and "error: import failed: ImportError" in text

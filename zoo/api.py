@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,11 @@ def run(
     catalog = catalog or load_catalog(registry_files=registry_files)
     if resume is not None and str(resume) != "auto":
         run_dir = Path(resume)
-        return run_training(resolved_from_record(catalog, read_config(run_dir)), catalog, Path(runs_root), resume_dir=run_dir)
+        resolved = resolved_from_record(catalog, read_config(run_dir))
+        if settings.get("reporters") is not None:  # reporters only watch: a resume may choose others
+            fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": settings["reporters"]}, sets=list(sets))
+            resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": settings["reporters"]}))
+        return run_training(resolved, catalog, Path(runs_root), resume_dir=run_dir)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
     if resume is None:
         return run_training(resolved, catalog, Path(runs_root))

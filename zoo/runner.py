@@ -30,6 +30,8 @@ from .rundir import CONFIG, METRICS, WEIGHTS, create_run_dir, save_weights, writ
 from .train import NonFiniteLoss, predict, test, train
 
 EVAL_BATCH_SIZE = 1000
+#: Settings that do not change what is trained: a resume may differ in these.
+WATCH_ONLY = ("out", "reporters", "log_every", "checkpoint_every", "keep_checkpoints", "predict_index")
 
 
 class Interrupted(ZooError):
@@ -242,12 +244,14 @@ def _rewrite_metrics(path: Path, epochs: list[EpochEnd]) -> None:
 
 
 def config_hash(resolved: ResolvedRun) -> str:
-    """What makes two runs the same training: every setting but where the output goes."""
+    """What makes two runs the same training: every setting but those that only watch or store it."""
     import hashlib
     import json
 
     record = resolved.to_json()
-    record.pop("out", None)
+    for key in WATCH_ONLY:
+        record.pop(key, None)
+    record["components"].pop("reporters", None)
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 

@@ -116,3 +116,17 @@ def test_a_failing_factory_names_its_plugin(tmp_path: Path) -> None:
     with pytest.raises(ZooError, match=r"model 'explodes' from plugin 'third' .* failed to build: ValueError: kaboom"):
         zoo.run(catalog=catalog, dataset="plain", model="explodes", out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_different_seeds_give_different_weights_and_deterministic_mode_runs(tiny_data: Path, tmp_path: Path) -> None:
+    def weights_hash(run) -> str:
+        import hashlib
+
+        tensors = load_file(run.run_dir / "model.safetensors")
+        return hashlib.sha256(b"".join(tensors[k].numpy().tobytes() for k in sorted(tensors))).hexdigest()
+
+    a = tiny_run(tiny_data, tmp_path / "a", epochs=1, reporters=[], seed=1, deterministic=True)
+    b = tiny_run(tiny_data, tmp_path / "b", epochs=1, reporters=[], seed=1, deterministic=True)
+    c = tiny_run(tiny_data, tmp_path / "c", epochs=1, reporters=[], seed=2)
+    assert weights_hash(a) == weights_hash(b) != weights_hash(c)
+    torch.use_deterministic_algorithms(False)

@@ -1,0 +1,206 @@
+"""Checkpoints and resume: atomic files, a manifest written last, and a resumed run that ends
+bit-identical to one never interrupted — even after SIGKILL mid-epoch or at an epoch boundary."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import ZOO, run_zoo
+from safetensors.torch import load_file
+
+import zoo
+from zoo import checkpoint
+from zoo.errors import ZooError
+
+
+def tiny(tiny_data: Path, *extra: str) -> list[str]:
+    return ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "3", "--log-every", "1",
+            "--checkpoint-every", "3", "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", *extra]
+
+
+def loss_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("loss: ")]
+
+
+def epochs_without_time(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+SCENARIOS = {
+    # settings, how to die, the global step of the newest checkpoint then (every 3 steps and at each epoch end; 10 steps an epoch)
+    "unshuffled, killed mid-epoch": ([], ["--set", "kill.step=14"], 12),
+    "shuffled with augmentation and dropout, killed mid-epoch": (
+        ["--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--set", "model.dropout=0.3", "--scheduler", "one-cycle"],
+        ["--set", "kill.step=17"],
+        15,
+    ),
+    "shuffled, killed at an epoch boundary": (["--shuffle", "--set", "model.dropout=0.3"], ["--set", "kill.epoch_start=2"], 10),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_sigkill_then_resume_is_bit_identical(scenario: str, tiny_data: Path, plugin_site: Path, tmp_path: Path) -> None:
+    settings, kill, resume_step = SCENARIOS[scenario]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])), "ZOO_LOAD_PLUGINS": "demo"}
+    whole = run_zoo(*tiny(tiny_data, *settings, "--out", str(tmp_path / "whole")), env=env)
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    killed = run_zoo(*tiny(tiny_data, *settings, "--reporter", "console", "--reporter", "kill", *kill, "--out", str(killed_dir)), env=env)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (killed_dir / "model.safetensors").exists()
+    resumed = run_zoo("run", "--resume", str(killed_dir), "--reporter", "console", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming from checkpoint step-{resume_step:09d}" in resumed.stdout
+
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(killed_dir / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    after = loss_lines(resumed.stdout)
+    assert len(after) == 30 - resume_step and after == loss_lines(whole.stdout)[-len(after):]
+    assert epochs_without_time(killed_dir) == epochs_without_time(tmp_path / "whole")
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run with a small model (fast to fuzz), checkpointed every 4 steps, keeping 2."""
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=out, reporters=[], checkpoint_every=4,
+            sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "optimizer.momentum=0.9"])
+    return out
+
+
+def test_checkpoints_are_complete_and_only_the_newest_are_kept(small_checkpoint: Path) -> None:
+    names = sorted(p.name for p in (small_checkpoint / "checkpoints").iterdir())
+    assert names == ["step-000000016", "step-000000020"]  # every 4 steps and each epoch end (10, 20); keep 2
+    for name in names:
+        assert checkpoint.verify(small_checkpoint / "checkpoints" / name) is None
+        assert set(os.listdir(small_checkpoint / "checkpoints" / name)) == {*checkpoint.FILES, checkpoint.MANIFEST}
+
+
+def test_a_checkpoint_without_manifest_or_with_a_bad_file_is_skipped(small_checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_checkpoint, run)
+    newest = run / "checkpoints" / "step-000000020"
+    (newest / "manifest.json").unlink()
+    found, skipped = checkpoint.newest(run)
+    assert found == run / "checkpoints" / "step-000000016" and "no manifest" in skipped[0]
+    with open(found / "model.safetensors", "r+b") as file:
+        file.seek(200)
+        file.write(b"\xff")
+    found, skipped = checkpoint.newest(run)
+    assert found is None and "does not match its SHA-256" in skipped[1]
+    with pytest.raises(ZooError, match="no usable checkpoint"):
+        zoo.run(resume=run)
+
+
+def payload_pickle(marker: Path) -> bytes:
+    """A pickle that would create `marker` if anything ever unpickled it."""
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    return pickle.dumps(Payload())
+
+
+def test_pickled_files_are_never_unpickled(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    shutil.copytree(small_checkpoint, run)
+    (run / "model.safetensors").write_bytes(payload_pickle(marker))
+    result = run_zoo("predict", str(run), "--data-dir", str(tiny_data))
+    assert result.returncode == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.stderr
+    for name in ("model.safetensors", "optimizer.safetensors", "rng.safetensors"):
+        ckpt = run / "checkpoints" / "step-000000020"
+        (ckpt / name).write_bytes(payload_pickle(marker))
+        manifest = json.loads((ckpt / "manifest.json").read_text())
+        manifest["files"][name] = checkpoint._sha256(ckpt / name)  # a crafted checkpoint, manifest and all
+        (ckpt / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ZooError, match="cannot be used"):
+            checkpoint.load(ckpt, *_fresh_training_objects())
+    assert not marker.exists()
+    for module in ("zoo/checkpoint.py", "zoo/rundir.py", "zoo/inference.py", "zoo/runner.py"):
+        assert "torch.load" not in (Path(zoo.__file__).parent.parent / module).read_text()
+
+
+def _fresh_training_objects():
+    from zoo_plugins.models import MLPParams, build_mlp
+
+    model = build_mlp(MLPParams(hidden=[8, 8]), (1, 28, 28), 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return model, optimizer, scheduler
+
+
+def test_fuzzed_checkpoints_fail_cleanly(small_checkpoint: Path, tmp_path: Path) -> None:
+    """1,000 seeded truncations and bit flips of a checkpoint's files, each with a manifest that
+    matches the damaged file (as a crafted file would): a ZooError or a clean load, nothing else."""
+    import shutil
+
+    source = small_checkpoint / "checkpoints" / "step-000000020"
+    originals = {name: (source / name).read_bytes() for name in checkpoint.FILES}
+    rng = random.Random(1234)
+    outcomes = {"error": 0, "loaded": 0}
+    target = tmp_path / "step"
+    shutil.copytree(source, target)
+    for trial in range(1000):
+        name = rng.choice(checkpoint.FILES)
+        data = bytearray(originals[name])
+        if rng.random() < 0.5:
+            data = data[: rng.randrange(len(data))]
+        else:
+            for _ in range(rng.randint(1, 8)):
+                position = rng.randrange(len(data))
+                data[position] ^= 1 << rng.randrange(8)
+        for other in checkpoint.FILES:
+            (target / other).write_bytes(bytes(data) if other == name else originals[other])
+        manifest = {"format": checkpoint.FORMAT, "files": {n: checkpoint._sha256(target / n) for n in checkpoint.FILES}}
+        (target / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+        try:
+            checkpoint.load(target, *_fresh_training_objects())
+            outcomes["loaded"] += 1
+        except ZooError:
+            outcomes["error"] += 1
+    assert outcomes["error"] > 500, outcomes
+
+
+def test_non_finite_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "2", "--checkpoint-every", "1",
+                     "--set", "optimizer.lr=1e30", "--out", str(tmp_path / "run"))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "the loss became" in result.stderr and "learning rate too high" in result.stderr and "optimizer.lr=1e+30" in result.stderr
+    found, _ = checkpoint.newest(tmp_path / "run")
+    assert found is not None and f"The last good checkpoint is {found}" in result.stderr.replace("\n", " ")
+    for tensor in load_file(found / "model.safetensors").values():
+        assert torch.isfinite(tensor).all()
+
+
+def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([str(ZOO), "run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1000",
+                                "--log-every", "1", "--out", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("loss: "):
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr and "--resume" in stderr
+    found, _ = checkpoint.newest(run_dir)
+    assert found is not None
