@@ -23,18 +23,45 @@ SYSTEM_DIR = Path("/usr/share/datasets")
 
 
 @dataclass(frozen=True)
+class Known:
+    """What the real file is: its decompressed size, and its SHA-256 (decompressed) or, where only
+    that is published, the md5 of the .gz archive (torchvision's)."""
+
+    size: int
+    sha256: str | None = None
+    gz_md5: str | None = None
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     torchvision_class: str  # also the folder torchvision downloads into: <root>/<class>/raw
     classes: tuple[str, ...]
+    known: dict[str, Known]
 
 
 FASHION_MNIST = Spec(
     "fashion-mnist",
     "FashionMNIST",
     ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    {  # computed from Debian's dataset-fashion-mnist (Zalando's release)
+        "train-images-idx3-ubyte": Known(47040016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "train-labels-idx1-ubyte": Known(60008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "t10k-images-idx3-ubyte": Known(7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "t10k-labels-idx1-ubyte": Known(10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    },
 )
-MNIST = Spec("mnist", "MNIST", tuple(str(digit) for digit in range(10)))
+MNIST = Spec(
+    "mnist",
+    "MNIST",
+    tuple(str(digit) for digit in range(10)),
+    {  # torchvision's published md5s of the archives, and the IDX sizes
+        "train-images-idx3-ubyte": Known(47040016, gz_md5="f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        "train-labels-idx1-ubyte": Known(60008, gz_md5="d53e105ee54ea40749a09fcbcd1e9432"),
+        "t10k-images-idx3-ubyte": Known(7840016, gz_md5="9fb629c4189551a2d022fa330f9573f3"),
+        "t10k-labels-idx1-ubyte": Known(10008, gz_md5="ec29112dd5afa0611ce80d1b7f02629c"),
+    },
+)
 
 
 class IDXParams(BaseModel):
@@ -51,6 +78,8 @@ class IDXParams(BaseModel):
     """Augment training batches: mirror a random half left to right."""
     shift: int = Field(0, ge=0, le=8)
     """Augment training batches: move each image by up to this many pixels."""
+    verify: bool = True
+    """Check each file against the real dataset's checksum (--no-verify turns it off)."""
 
 
 def cache_dir() -> Path:
@@ -134,6 +163,9 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
     from .idx import read_idx
 
     files = locate(spec, params)
+    if params.verify:
+        for key, path in files.items():
+            verify_file(spec, FILES[key], path)
     splits = []
     for split in ("train", "test"):
         images = read_idx(files[f"{split}_images"], dims=3)
@@ -150,6 +182,54 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
         augments = [random_hflip] * params.hflip + [random_shift(params.shift)] * (params.shift > 0)
         splits.append(TensorSplit(images.unsqueeze(1), labels.long(), compose(*augments) if split == "train" else None))
     return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28))
+
+
+def verify_file(spec: Spec, stem: str, path: Path) -> None:
+    """Is `path` the real file? A file verified before (same path, size and mtime) is not hashed again."""
+    import gzip
+    import hashlib
+    import json
+
+    stat = path.stat()
+    stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    ledger = cache_dir() / "verified.json"
+    try:
+        verified = json.loads(ledger.read_text())
+    except (OSError, ValueError):
+        verified = {}
+    if verified.get(stamp) == spec.name:
+        return
+    known = spec.known[stem]
+    raw = path.read_bytes()
+    compressed = raw[:2] == b"\x1f\x8b"
+    problem = None
+    if compressed and known.gz_md5:
+        if hashlib.md5(raw).hexdigest() != known.gz_md5:
+            problem = "its md5 differs from the published archive's"
+    else:
+        try:
+            data = gzip.decompress(raw) if compressed else raw
+        except (OSError, EOFError) as error:
+            data, problem = b"", f"it is not a complete gzip file ({error})"
+        if problem is None and len(data) != known.size:
+            problem = f"it holds {len(data):,} bytes, the real file {known.size:,}"
+        elif problem is None and known.sha256 and hashlib.sha256(data).hexdigest() != known.sha256:
+            problem = "its SHA-256 differs from the real file's"
+    if problem:
+        raise ZooError(
+            f"Data file {path} is not the real {spec.name} file {stem}: {problem}. It is damaged or comes from another "
+            f"dataset. Delete it and run again to fetch a fresh copy"
+            + (" (or reinstall Debian's dataset-fashion-mnist)" if spec is FASHION_MNIST else "")
+            + ", or pass --no-verify to use it anyway."
+        )
+    try:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        verified[stamp] = spec.name
+        from zoo.rundir import write_json
+
+        write_json(ledger, verified)
+    except OSError:
+        pass  # a read-only cache only costs the hashing next time
 
 
 def build_fashion_mnist(params: IDXParams) -> DatasetSplits:

@@ -41,7 +41,7 @@ def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path:
     listed = run_zoo("list", "models", env=env).stdout
     assert re.search(r"^  tiny-cnn +zoo-tiny-cnn 0\.1\.0 \(tiny-cnn\)", listed, flags=re.M)
     assert re.search(r"^  tiny-cnn-32 +preset: tiny-cnn channels=32", listed, flags=re.M)
-    result = run_zoo("run", "--model", "tiny-cnn-32", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "2",
+    result = run_zoo("run", "--model", "tiny-cnn-32", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2",
                      "--reporter", "console", "--reporter", "csv", "--set", "csv.path=cnn.csv", "--set", "optimizer.lr=0.05",
                      "--out", str(tmp_path / "run"), env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

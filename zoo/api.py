@@ -79,6 +79,7 @@ def predict(
     index: int = 0,
     *,
     data_dir: str | Path | None = None,
+    verify: bool = True,
     registry_files: Iterable[str | Path] = (),
     catalog: Catalog | None = None,
 ) -> Prediction:
@@ -86,4 +87,4 @@ def predict(
     from .inference import predict_index
 
     catalog = catalog or load_catalog(registry_files=registry_files)
-    return predict_index(catalog, Path(run_dir), index, Path(data_dir) if data_dir is not None else None)
+    return predict_index(catalog, Path(run_dir), index, Path(data_dir) if data_dir is not None else None, verify)

@@ -74,6 +74,7 @@ def cli() -> None:
 @click.option("--predict-index", type=int, help="Test sample to predict at the end (default 0).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<model>-<dataset>).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first (also ZOO_DATA_DIR).")
+@click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="A component setting, e.g. --set model.hidden=[1024,256] (TOML values; repeatable).")
 @click.option("--checkpoint-every", type=int, help="Also checkpoint every N steps (always at each epoch end).")
 @click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep (default 2).")
@@ -81,11 +82,13 @@ def cli() -> None:
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @registry_option
-def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, sets: tuple[str, ...], resume: str | None, dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
+def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, sets: tuple[str, ...], resume: str | None, dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
     """Train and test a model, printing the Quickstart's log; writes a run directory."""
     sets_list = list(sets)
     if data_dir is not None:
         sets_list.insert(0, f"dataset.data_dir={json.dumps(str(data_dir))}")
+    if no_verify:
+        sets_list.insert(0, "dataset.verify=false")
     if reporters:
         settings["reporters"] = list(reporters)
     if dry_run:
@@ -189,10 +192,11 @@ def plugins(as_json: bool) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--index", type=int, default=0, show_default=True, help="Index of the test sample.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
+@click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
 @registry_option
-def predict(run_dir: Path, index: int, data_dir: Path | None, registry_files: tuple[Path, ...]) -> None:
+def predict(run_dir: Path, index: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
     """Predict one test sample with a finished run's weights: Predicted/Actual and each class's probability."""
-    prediction = api.predict(run_dir, index, data_dir=data_dir, registry_files=registry_files)
+    prediction = api.predict(run_dir, index, data_dir=data_dir, verify=not no_verify, registry_files=registry_files)
     click.echo("\n".join(prediction.lines()))
 
 

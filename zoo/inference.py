@@ -11,7 +11,7 @@ from .plugins import Catalog
 from .rundir import WEIGHTS, load_weights, read_config
 
 
-def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | None = None) -> Prediction:
+def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | None = None, verify: bool = True) -> Prediction:
     from .build import build_dataset, build_model
     from .train import predict
 
@@ -23,7 +23,9 @@ def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | 
         len(config.get("classes", ())),
     )
     load_weights(model, run_dir / WEIGHTS)
-    extra = {"data_dir": data_dir} if data_dir is not None else {}
+    extra: dict[str, object] = {"data_dir": data_dir} if data_dir is not None else {}
+    if not verify:
+        extra["verify"] = False
     data = build_dataset(part_from_record(catalog, "dataset", "dataset", components.get("dataset"), **extra))
     if not 0 <= index < len(data.test):
         raise ZooError(f"--index {index} is outside the test split, which has {len(data.test)} samples (0..{len(data.test) - 1}).")

@@ -68,11 +68,11 @@ def test_mismatched_counts_name_both_files(tmp_path: Path) -> None:
     make_idx_dataset(tmp_path / "b", n_train=30, n_test=10)
     shutil.copy(tmp_path / "b" / "train-labels-idx1-ubyte.gz", tmp_path / "a")
     with pytest.raises(ZooError, match="holds 20 images but .* holds 30 labels"):
-        build_mnist(IDXParams(data_dir=tmp_path / "a", download=False))
+        build_mnist(IDXParams(data_dir=tmp_path / "a", download=False, verify=False))
 
 
 def test_splits_are_in_memory_tensors_like_to_tensor(tiny_data: Path) -> None:
-    splits = build_mnist(IDXParams(data_dir=tiny_data, download=False))
+    splits = build_mnist(IDXParams(data_dir=tiny_data, download=False, verify=False))
     assert isinstance(splits.train, TensorSplit) and (len(splits.train), len(splits.test)) == (640, 160)
     image, label = splits.train[0]
     assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
@@ -100,16 +100,52 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_mnist_downloads_through_torchvision_from_a_mirror(mirror: str, no_system_copy: Path) -> None:
-    splits = build_mnist(IDXParams(mirror=mirror))
+    splits = build_mnist(IDXParams(mirror=mirror, verify=False))
     assert (len(splits.train), len(splits.test)) == (50, 20)
     raw = datasets.cache_dir() / "MNIST" / "raw"
     assert (raw / "train-images-idx3-ubyte.gz").is_file()
     # The second time, the cache answers and no server is needed.
-    assert len(build_mnist(IDXParams(mirror="http://127.0.0.1:9/", download=False)).train) == 50
+    assert len(build_mnist(IDXParams(mirror="http://127.0.0.1:9/", download=False, verify=False)).train) == 50
 
 
 def test_a_failed_download_is_part_of_the_paragraph(no_system_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ZooError) as error:
-        build_mnist(IDXParams(mirror="http://127.0.0.1:9/"))
+        build_mnist(IDXParams(mirror="http://127.0.0.1:9/", verify=False))
     message = str(error.value)
     assert "Cannot find the mnist dataset" in message and "127.0.0.1:9" in message and "\n" not in message
+
+
+def test_files_that_are_not_the_real_dataset_are_refused_unless_told(tiny_data: Path, no_system_copy: Path) -> None:
+    with pytest.raises(ZooError) as error:
+        build_mnist(IDXParams(data_dir=tiny_data, download=False))
+    message = str(error.value)
+    assert "is not the real mnist file" in message and "md5 differs" in message and "--no-verify" in message
+    assert len(build_mnist(IDXParams(data_dir=tiny_data, download=False, verify=False)).train) == 640
+
+
+def test_the_real_fashion_mnist_verifies_once_then_from_the_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    files = locate(FASHION_MNIST, IDXParams(download=False))
+    for key, path in files.items():
+        datasets.verify_file(FASHION_MNIST, datasets.FILES[key], path)
+    assert (datasets.cache_dir() / "verified.json").is_file()
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(hashlib, "sha256", no_hashing)
+    for key, path in files.items():
+        datasets.verify_file(FASHION_MNIST, datasets.FILES[key], path)
+
+
+def test_a_bit_flip_in_a_real_sized_file_is_caught(tmp_path: Path) -> None:
+    import gzip
+
+    real = locate(FASHION_MNIST, IDXParams(download=False))["test_labels"]
+    data = bytearray(gzip.decompress(real.read_bytes()))
+    data[5000] ^= 1
+    copy = tmp_path / "t10k-labels-idx1-ubyte"
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ZooError, match=r"t10k-labels-idx1-ubyte: its SHA-256 differs"):
+        datasets.verify_file(FASHION_MNIST, "t10k-labels-idx1-ubyte", copy)

@@ -24,7 +24,7 @@ from zoo.errors import ZooError
 
 
 def tiny(tiny_data: Path, *extra: str) -> list[str]:
-    return ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "3", "--log-every", "1",
+    return ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "3", "--log-every", "1",
             "--checkpoint-every", "3", "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", *extra]
 
 
@@ -75,7 +75,7 @@ def small_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) 
     """A finished run with a small model (fast to fuzz), checkpointed every 4 steps, keeping 2."""
     out = tmp_path_factory.mktemp("ckpt") / "run"
     zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=out, reporters=[], checkpoint_every=4,
-            sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "optimizer.momentum=0.9"])
+            sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "optimizer.momentum=0.9"])
     return out
 
 
@@ -122,7 +122,7 @@ def test_pickled_files_are_never_unpickled(small_checkpoint: Path, tiny_data: Pa
     run = tmp_path / "run"
     shutil.copytree(small_checkpoint, run)
     (run / "model.safetensors").write_bytes(payload_pickle(marker))
-    result = run_zoo("predict", str(run), "--data-dir", str(tiny_data))
+    result = run_zoo("predict", str(run), "--data-dir", str(tiny_data), "--no-verify")
     assert result.returncode == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.stderr
     for name in ("model.safetensors", "optimizer.safetensors", "rng.safetensors"):
         ckpt = run / "checkpoints" / "step-000000020"
@@ -179,7 +179,7 @@ def test_fuzzed_checkpoints_fail_cleanly(small_checkpoint: Path, tmp_path: Path)
 
 
 def test_non_finite_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
-    result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "2", "--checkpoint-every", "1",
+    result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--checkpoint-every", "1",
                      "--set", "optimizer.lr=1e30", "--out", str(tmp_path / "run"))
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "the loss became" in result.stderr and "learning rate too high" in result.stderr and "optimizer.lr=1e+30" in result.stderr
@@ -191,7 +191,7 @@ def test_non_finite_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint(ti
 
 def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([str(ZOO), "run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1000",
+    process = subprocess.Popen([str(ZOO), "run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1000",
                                 "--log-every", "1", "--out", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     for line in process.stdout:

@@ -99,7 +99,7 @@ def test_help_and_list_do_not_import_torch() -> None:
 def test_a_run_on_local_files_does_not_import_torchvision(tiny_data: Path, tmp_path: Path) -> None:
     code = (
         "import sys, zoo\n"
-        f"zoo.run(dataset='mnist', epochs=1, reporters=[], out={str(tmp_path / 'run')!r}, sets=['dataset.data_dir={tiny_data}'])\n"
+        f"zoo.run(dataset='mnist', epochs=1, reporters=[], out={str(tmp_path / 'run')!r}, sets=['dataset.data_dir={tiny_data}', 'dataset.verify=false'])\n"
         "assert 'torchvision' not in sys.modules"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
@@ -118,24 +118,24 @@ def test_list_shows_measured_results_of_presets(tmp_path: Path) -> None:
 
 def test_console_script_run_and_predict(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1", "--out", str(run_dir),
+    result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1", "--out", str(run_dir),
                      "--set", "optimizer.lr=0.1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Epoch 1\n-------------------------------\nloss: " in result.stdout
     assert f"Run saved in {run_dir}" in result.stderr
-    predicted = run_zoo("predict", str(run_dir), "--index", "3", "--data-dir", str(tiny_data))
+    predicted = run_zoo("predict", str(run_dir), "--index", "3", "--data-dir", str(tiny_data), "--no-verify")
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
     assert lines[0].startswith('Predicted: "') and len(lines) == 11
     assert sum(float(line.split()[1].rstrip("%")) for line in lines[1:]) == pytest.approx(100, abs=0.1)
-    outside = run_zoo("predict", str(run_dir), "--index", "999", "--data-dir", str(tiny_data))
+    outside = run_zoo("predict", str(run_dir), "--index", "999", "--data-dir", str(tiny_data), "--no-verify")
     assert outside.returncode == 2 and "outside the test split" in outside.stderr and "Traceback" not in outside.stderr
 
 
 def test_damaged_weights_are_a_clear_error(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    assert run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--epochs", "1", "--out", str(run_dir)).returncode == 0
+    assert run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1", "--out", str(run_dir)).returncode == 0
     weights = run_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    result = run_zoo("predict", str(run_dir), "--data-dir", str(tiny_data))
+    result = run_zoo("predict", str(run_dir), "--data-dir", str(tiny_data), "--no-verify")
     assert result.returncode == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ from zoo.plugins import load_catalog
 
 def tiny_run(tiny_data: Path, out: Path, **settings):
     settings = {"dataset": "mnist", "epochs": 3, "out": out, "log_every": 5, **settings}
-    sets = [f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.download=false", "optimizer.lr=0.1", *settings.pop("sets", [])]
+    sets = [f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "dataset.download=false", "optimizer.lr=0.1", *settings.pop("sets", [])]
     return zoo.run(sets=sets, **settings)
 
 
@@ -44,7 +44,7 @@ def test_a_run_trains_writes_its_directory_and_predicts(tiny_data: Path, tmp_pat
     assert weights["linear_relu_stack.0.weight"].shape == (512, 784)
     assert not list(run_dir.glob(".*tmp"))
 
-    again = zoo.predict(run_dir, 0, data_dir=tiny_data)
+    again = zoo.predict(run_dir, 0, data_dir=tiny_data, verify=False)
     assert again.predicted == result.prediction.predicted
     assert again.probabilities == pytest.approx(result.prediction.probabilities, abs=1e-6)
 
