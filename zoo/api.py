@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .config import ResolvedRun, resolve_run, resolved_from_record
 from .errors import ZooError
 from .plugins import Catalog, load_catalog
-from .rundir import read_config
+from .rundir import WEIGHTS, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -56,6 +56,8 @@ def run(
     if resume is not None and str(resume) != "auto":
         run_dir = Path(resume)
         resolved = resolved_from_record(catalog, read_config(run_dir))
+        if (run_dir / WEIGHTS).exists():
+            raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
         if settings.get("reporters") is not None:  # reporters only watch: a resume may choose others
             fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": settings["reporters"]}, sets=list(sets))
             resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": settings["reporters"]}))
@@ -69,9 +71,11 @@ def run(
             record = read_config(config_file.parent)
         except ZooError:
             continue
-        if record.get("config_hash") == wanted:
-            return run_training(resolved_from_record(catalog, record), catalog, Path(runs_root), resume_dir=config_file.parent)
-    raise ZooError(f"--resume auto: no run under {runs_root}/ has these settings; start it without --resume.")
+        if record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists():
+            recorded = resolved_from_record(catalog, record)
+            watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
+            return run_training(watched, catalog, Path(runs_root), resume_dir=config_file.parent)
+    raise ZooError(f"--resume auto: no unfinished run under {runs_root}/ has these settings; start it without --resume.")
 
 
 def predict(

@@ -62,7 +62,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(deterministic)
+    if deterministic or torch.are_deterministic_algorithms_enabled():  # the call imports torch._inductor: 1.5 s
+        torch.use_deterministic_algorithms(deterministic)
 
 
 class Reporters:

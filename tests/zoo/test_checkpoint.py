@@ -92,6 +92,7 @@ def test_a_checkpoint_without_manifest_or_with_a_bad_file_is_skipped(small_check
 
     run = tmp_path / "run"
     shutil.copytree(small_checkpoint, run)
+    (run / "model.safetensors").unlink()  # as if the run had died before finishing
     newest = run / "checkpoints" / "step-000000020"
     (newest / "manifest.json").unlink()
     found, skipped = checkpoint.newest(run)
@@ -204,3 +205,18 @@ def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_p
     assert "Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr and "--resume" in stderr
     found, _ = checkpoint.newest(run_dir)
     assert found is not None
+
+
+def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path, tmp_path: Path, plugin_site: Path) -> None:
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])), "ZOO_LOAD_PLUGINS": "demo"}
+    common = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2"]
+    other = run_zoo(*common, "--seed", "7", cwd=tmp_path, env=env)  # same data, another seed: not a candidate
+    killed = run_zoo(*common, "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=env)
+    assert other.returncode == 0 and killed.returncode == -signal.SIGKILL
+    resumed = run_zoo(*common, "--resume", "auto", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from checkpoint step-000000010" in resumed.stdout
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and sum((run / "model.safetensors").exists() for run in runs) == 2
+    nothing = run_zoo(*common, "--seed", "99", "--resume", "auto", cwd=tmp_path, env=env)
+    assert nothing.returncode == 2 and "no unfinished run under runs/ has these settings" in nothing.stderr
