@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 import zoo
 from zoo.contracts import EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from zoo.metrics import JsonlReporter
+from zoo.errors import ZooError
 from zoo.registry import NoParams
 
 
@@ -53,6 +54,114 @@ class JsonlParams(BaseModel):
     """Append to this file; without it, print to standard output."""
 
 
+class ProgressReporter(Reporter):
+    """A rich progress bar per epoch (steps, steps/s, current loss, time left) and a summary line per
+    epoch. Whatever else prints meanwhile (the console reporter's log) scrolls above the bar."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+        self.progress = None
+        self.task = None
+        self.loss = float("nan")
+        self.epochs = 0
+
+    def on_run_start(self, event: RunStart) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.epochs = int(event.config.get("epochs", 0))
+        console = Console(file=self.stream) if self.stream else Console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} steps/s"), TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+            console=console, transient=True,
+        )
+        self.progress.start()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.progress is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=None, rate="-", loss="-")
+
+    def on_batch_end(self, epoch: int, batch: int, batches: int) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:  # a resumed run starts mid-epoch
+            self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=batches, completed=batch, rate="-", loss="-")
+        task = self.progress.tasks[self.task]
+        rate = f"{task.speed:.0f}" if task.speed else "-"
+        self.progress.update(self.task, total=batches, completed=batch + 1, rate=rate, loss=f"{self.loss:.4f}")
+
+    def on_step(self, event: Step) -> None:
+        self.loss = event.loss
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        if self.progress is not None:
+            self.progress.console.print(
+                f"epoch {event.epoch}/{self.epochs}: train loss {event.train_loss:.4f} · test loss {event.test_loss:.4f} "
+                f"· accuracy {event.test_accuracy:.1%} · {event.seconds:.1f} s"
+            )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.progress = None
+
+
+def build_progress(params: NoParams) -> ProgressReporter:
+    """A rich progress bar and a summary line per epoch (added on a terminal unless --quiet or CI)."""
+    return ProgressReporter()
+
+
+class TensorBoardParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    log_dir: Path | None = None
+    """Where to write the event files; default: <run dir>/tensorboard."""
+
+
+class TensorBoardReporter(Reporter):
+    """Scalars for TensorBoard: training loss per logged step, test loss and accuracy per epoch."""
+
+    def __init__(self, params: TensorBoardParams) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer_class = SummaryWriter
+        self.params = params
+        self.writer = None
+
+    def on_run_start(self, event: RunStart) -> None:
+        self.writer = self.writer_class(log_dir=str(self.params.log_dir or event.run_dir / "tensorboard"))
+
+    def on_step(self, event: Step) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", event.loss, event.global_step)
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar("test/loss", event.test_loss, event.epoch)
+            self.writer.add_scalar("test/accuracy", event.test_accuracy, event.epoch)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = None
+
+
+def build_tensorboard(params: TensorBoardParams) -> TensorBoardReporter:
+    """TensorBoard event files (needs the extra: pip install 'zoo[tensorboard]')."""
+    try:
+        import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+    except ImportError:
+        raise ZooError(
+            "The tensorboard reporter needs the TensorBoard package, which is not installed. "
+            "Install zoo's extra with `pip install 'zoo[tensorboard]'` (or `zoo install tensorboard`), then run again."
+        ) from None
+    return TensorBoardReporter(params)
+
+
 def build_console(params: NoParams) -> ConsoleReporter:
     """The Quickstart's printout: loss every 100 steps, test accuracy and loss per epoch, a prediction."""
     return ConsoleReporter()
@@ -67,3 +176,5 @@ def build_jsonl(params: JsonlParams) -> JsonlReporter:
 def register_reporters(register):
     register("console", build_console)
     register("jsonl", build_jsonl, params=JsonlParams)
+    register("progress", build_progress)
+    register("tensorboard", build_tensorboard, params=TensorBoardParams)

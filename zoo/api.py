@@ -32,7 +32,8 @@ def resolve(
 ) -> tuple[Catalog, ResolvedRun]:
     """Validate a run's settings without running it."""
     catalog = catalog or load_catalog(registry_files=registry_files)
-    return catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets))
+    add, drop = settings.pop("add_reporters", ()), settings.pop("drop_reporters", ())
+    return catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add), drop_reporters=list(drop))
 
 
 def run(
@@ -58,9 +59,11 @@ def run(
         resolved = resolved_from_record(catalog, read_config(run_dir))
         if (run_dir / WEIGHTS).exists():
             raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
-        if settings.get("reporters") is not None:  # reporters only watch: a resume may choose others
-            fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": settings["reporters"]}, sets=list(sets))
-            resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": settings["reporters"]}))
+        # Reporters only watch, so a resume may choose others; the training settings are the run's own.
+        chosen = settings.get("reporters") or resolved.config.reporters
+        fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": chosen}, sets=list(sets),
+                            add_reporters=list(settings.get("add_reporters", ())), drop_reporters=list(settings.get("drop_reporters", ())))
+        resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": fresh.config.reporters}))
         return run_training(resolved, catalog, Path(runs_root), resume_dir=run_dir)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
     if resume is None:

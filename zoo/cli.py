@@ -4,6 +4,7 @@ exit 2; Ctrl-C exits 130; neither shows a traceback."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ def cli() -> None:
     zoo list                                          every model, dataset, loss, optimizer, reporter
     zoo plugins                                       the plugins that provide them
     zoo predict RUN_DIR --index 0                     what a trained model says about one test image
+    zoo predict RUN_DIR shoe.png                      ... or about your own picture
+    zoo eval RUN_DIR                                  accuracy per class and the confusion matrix
+    zoo runs                                          every run so far; --compare A B
+    zoo install PACKAGE                               add a plugin package to zoo's environment
     """
 
 
@@ -80,10 +85,13 @@ def cli() -> None:
 @click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep (default 2).")
 @click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms (see docs/reliability.md).")
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")
+@click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar; errors and the run directory only.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @registry_option
-def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, sets: tuple[str, ...], resume: str | None, dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
-    """Train and test a model, printing the Quickstart's log; writes a run directory."""
+def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, sets: tuple[str, ...], resume: str | None, quiet: bool, dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
+    """Train and test a model, printing the Quickstart's log; writes a run directory.
+
+    On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set)."""
     sets_list = list(sets)
     if data_dir is not None:
         sets_list.insert(0, f"dataset.data_dir={json.dumps(str(data_dir))}")
@@ -91,12 +99,21 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         sets_list.insert(0, "dataset.verify=false")
     if reporters:
         settings["reporters"] = list(reporters)
+    if quiet:
+        settings["drop_reporters"] = ["console", "progress"]
+    elif _interactive():
+        settings["add_reporters"] = ["progress"]
     if dry_run:
         _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
         click.echo(json.dumps(resolved.to_json(), indent=2))
         return
     result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
     click.echo(f"Run saved in {result.run_dir}", err=True)
+
+
+def _interactive() -> bool:
+    """A person is watching: standard output is a terminal and this is not CI."""
+    return sys.stdout.isatty() and not os.environ.get("CI")
 
 
 @cli.command("list")
@@ -118,8 +135,10 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
     entries = list_entries(api.catalog(registry_files), normalized, pattern)
     if as_json:
         click.echo(json.dumps(entries, indent=2))
-        return
-    click.echo(_format_list(entries))
+    elif _interactive():
+        _print_rich_list(entries)
+    else:
+        click.echo(_format_list(entries))
 
 
 def _value(value: Any) -> str:
@@ -135,7 +154,8 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _format_list(entries: dict[str, Any]) -> str:
+def _rows(entries: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
+    """Per kind: (name, where it comes from, description)."""
     rows: dict[str, list[tuple[str, str, str]]] = {}
     for c in entries["components"]:
         flag = {"conflict": "  [CONFLICT: unusable]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
@@ -144,9 +164,38 @@ def _format_list(entries: dict[str, Any]) -> str:
         results = "; ".join(f"{key}: {r['accuracy']:.1%} in {r['seconds']:.0f} s" for key, r in p["results"].items())
         text = p["help"] + (f" (measured {results})" if results else "")
         rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), text))
-    titles = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "scheduler": "Schedulers", "reporter": "Reporters"}
+    for r in entries["recipes"]:
+        settings = {k: v for k, v in r["settings"].items() if k != "params"}
+        params = {f"{section}.{k}": v for section, values in r["settings"].get("params", {}).items() for k, v in values.items()}
+        rows.setdefault("recipe", []).append((r["name"], _value({**settings, **params}), r["help"]))
+    return rows
+
+
+TITLES = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "scheduler": "Schedulers", "reporter": "Reporters", "recipe": "Recipes"}
+
+
+def _print_rich_list(entries: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for kind, rows in _rows(entries).items():
+        table = Table(title=TITLES[kind], title_justify="left", expand=False)
+        for column in ("name", "from", "description"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for failed in entries["failed_plugins"]:
+        console.print(f"[red]! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors:[/] {failed['errors'][0]} (see `zoo plugins`)")
+
+
+def _format_list(entries: dict[str, Any]) -> str:
+    rows = _rows(entries)
     lines: list[str] = []
-    for kind, title in titles.items():
+    for kind, title in TITLES.items():
+        if kind == "recipe":
+            continue
         if kind not in rows:
             continue
         name_width = max(len(r[0]) for r in rows[kind])
@@ -154,14 +203,12 @@ def _format_list(entries: dict[str, Any]) -> str:
         lines.append(f"{title}:")
         lines += [f"  {name:<{name_width}}  {source:<{source_width}}  {text}".rstrip() for name, source, text in rows[kind]]
         lines.append("")
-    if entries["recipes"]:
+    if "recipe" in rows:
         lines.append("Recipes:")
-        width = max(len(r["name"]) for r in entries["recipes"])
-        for r in entries["recipes"]:
-            settings = {k: v for k, v in r["settings"].items() if k != "params"}
-            params = {f"{section}.{k}": v for section, values in r["settings"].get("params", {}).items() for k, v in values.items()}
-            lines.append(f"  {r['name']:<{width}}  {r['help']}".rstrip())
-            lines.append(f"  {'':<{width}}  {_value({**settings, **params})}")
+        width = max(len(name) for name, _, _ in rows["recipe"])
+        for name, settings, text in rows["recipe"]:
+            lines.append(f"  {name:<{width}}  {text}".rstrip())
+            lines.append(f"  {'':<{width}}  {settings}")
         lines.append("")
     if not lines:
         lines.append("Nothing matches.")
@@ -190,14 +237,141 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--index", type=int, default=0, show_default=True, help="Index of the test sample.")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--index", "indices", type=int, multiple=True, help="Test sample(s) to predict: --index 0 5 17 (default 0, without IMAGES).")
+@click.option("--grid", type=click.Path(path_type=Path), help="Also draw the images, labels and probabilities into this PNG.")
+@click.option("--top", "top_k", type=int, default=3, show_default=True, help="Classes to show for an image file.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
 @registry_option
-def predict(run_dir: Path, index: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
-    """Predict one test sample with a finished run's weights: Predicted/Actual and each class's probability."""
-    prediction = api.predict(run_dir, index, data_dir=data_dir, verify=not no_verify, registry_files=registry_files)
-    click.echo("\n".join(prediction.lines()))
+def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], grid: Path | None, top_k: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
+    """What a finished run's model says about test samples (--index) or PNG/JPEG files (IMAGES):
+    Predicted/Actual and each class's probability, or an image's top classes."""
+    files, extra = [], list(indices)
+    for image in images:  # `--index 0 5 17`: the numbers after the first arrive here
+        if indices and image.name.isdigit() and not image.exists():
+            extra.append(int(image.name))
+        else:
+            files.append(image)
+    catalog = api.catalog(registry_files)
+    shown, pictures = [], []
+    if files:
+        from .inference import predict_files
+
+        predictions, tensors = predict_files(catalog, run_dir, files)
+        for path, prediction in zip(files, predictions):
+            ranked = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: max(top_k, 1)]
+            click.echo(f"{path}: {prediction.predicted}")
+            click.echo("\n".join(f"  {name:<{max(len(n) for n, _ in ranked)}}  {p:7.2%}" for name, p in ranked))
+        shown += predictions
+        pictures += tensors
+    if extra or not files:
+        from .inference import predict_indices
+
+        predictions, tensors = predict_indices(catalog, run_dir, extra or [0], data_dir, verify=not no_verify)
+        for prediction in predictions:
+            click.echo("\n".join(prediction.lines()))
+        shown += predictions
+        pictures += tensors
+    if grid is not None:
+        from .plots import write_prediction_grid
+
+        click.echo(f"Grid written to {write_prediction_grid(pictures, shown, grid)}", err=True)
+
+
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", help="Evaluate on another dataset with the same classes (default: the run's).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
+@click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@registry_option
+def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_verify: bool, as_json: bool, registry_files: tuple[Path, ...]) -> None:
+    """Re-evaluate a run's saved weights: accuracy, average loss, per-class accuracy, confusion matrix
+    (printed, and drawn to RUN_DIR/confusion.png)."""
+    from .inference import evaluate
+    from .plots import write_confusion
+
+    result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify)
+    picture = write_confusion(result.confusion, result.classes, run_dir / "confusion.png")
+    if as_json:
+        click.echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))
+        return
+    click.echo(f"Dataset {result.dataset}: accuracy {result.accuracy:.2%}, average loss {result.loss:.6f}")
+    width = max(len(c) for c in result.classes)
+    click.echo(f"\n  {'class':<{width}}  accuracy  correct/total")
+    for name, correct, total in result.per_class():
+        click.echo(f"  {name:<{width}}  {correct / max(total, 1):8.2%}  {correct:>7}/{total}")
+    short = [c[:6] for c in result.classes]
+    click.echo("\nConfusion matrix (rows: actual, columns: predicted)")
+    click.echo(" " * (width + 2) + " ".join(f"{c:>6}" for c in short))
+    for name, row in zip(result.classes, result.confusion):
+        click.echo(f"  {name:<{width}}" + " ".join(f"{v:>6}" for v in row))
+    click.echo(f"\nDrawn to {picture}", err=True)
+
+
+@cli.command()
+@click.option("--root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where the run directories are.")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="RUN_A RUN_B", help="Show how two runs' settings and metrics differ.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs(root: Path, compare: tuple[Path, Path] | None, as_json: bool) -> None:
+    """The run directories: model, dataset, recipe, epochs, best accuracy, training time, when."""
+    from . import runs as browser
+
+    if compare:
+        differences, curves = browser.compare(*compare)
+        a, b = (str(path) for path in compare)
+        click.echo(f"A: {a}\nB: {b}\n")
+        click.echo("Settings that differ:" if differences else "The settings are the same.")
+        width = max((len(key) for key, _, _ in differences), default=0)
+        for key, left, right in differences:
+            click.echo(f"  {key:<{width}}  A: {left}  B: {right}")
+        click.echo("\nepoch  A accuracy  B accuracy  A test loss  B test loss")
+        for epoch, left, right in curves:
+            cells = [f"{100 * m['test_accuracy']:9.2f}%" if m else "         -" for m in (left, right)]
+            cells += [f"{m['test_loss']:11.6f}" if m else "          -" for m in (left, right)]
+            click.echo(f"{epoch:>5}  {cells[0]}  {cells[1]}  {cells[2]}  {cells[3]}")
+        return
+    summaries = browser.list_runs(root)
+    if as_json:
+        click.echo(browser.dumps(summaries))
+        return
+    if not summaries:
+        click.echo(f"No runs under {root}/ yet: `zoo run` writes one.")
+        return
+    header = ("RUN", "MODEL", "DATASET", "RECIPE", "EPOCHS", "BEST", "TRAIN s", "WHEN")
+    table = [header] + [
+        (s.path.name, s.model, s.dataset, s.recipe, f"{s.epochs_done}/{s.epochs_planned}" + ("" if s.finished else " (unfinished)"),
+         f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
+        for s in summaries
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
+def install(packages: tuple[str, ...]) -> None:
+    """pip install PACKAGES (and any pip options) into zoo's own environment, then show the plugins."""
+    _pip("install", *packages)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
+def uninstall(packages: tuple[str, ...]) -> None:
+    """pip uninstall PACKAGES from zoo's own environment, then show the plugins."""
+    _pip("uninstall", "--yes", *packages)
+
+
+def _pip(*args: str) -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "pip", *args])
+    if done.returncode != 0:
+        raise ZooError(f"pip {args[0]} failed (exit status {done.returncode}); its message is above.")
+    shown = subprocess.run([sys.executable, "-m", "zoo.cli", "plugins"], capture_output=True, text=True)
+    click.echo(shown.stdout.rstrip())
 
 
 def main() -> None:

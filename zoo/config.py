@@ -103,8 +103,11 @@ def resolve_run(
     recipe: str | None = None,
     overrides: dict[str, Any] | None = None,
     sets: list[str] = (),  # type: ignore[assignment]
+    add_reporters: list[str] = (),  # type: ignore[assignment]
+    drop_reporters: list[str] = (),  # type: ignore[assignment]
 ) -> ResolvedRun:
-    """Merge defaults, the recipe and the command line, then validate everything."""
+    """Merge defaults, the recipe and the command line, then validate everything.
+    add_reporters/drop_reporters adjust the chosen reporters (the CLI's terminal and --quiet rules)."""
     recipe_name = recipe or RunConfig.model_fields["recipe"].default
     chosen = catalog.presets.recipe(recipe_name)
     from_recipe = chosen.model_dump(exclude={"help", "params"}, exclude_none=True)
@@ -127,6 +130,8 @@ def resolve_run(
     except ValidationError as error:
         raise ZooError(f"Invalid run settings: {describe_validation_error('', error)}.") from None
 
+    reporters = [r for r in dict.fromkeys([*config.reporters, *add_reporters]) if r not in drop_reporters]
+    config = config.model_copy(update={"reporters": reporters})
     unknown = set(config.params) - set(SECTIONS) - set(config.reporters)
     if unknown:
         raise ZooError(

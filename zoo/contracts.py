@@ -41,6 +41,7 @@ class Step:
     loss: float
     seen: int
     total: int
+    global_step: int = 0
 
 
 @dataclass
@@ -81,8 +82,8 @@ class Prediction:
 
 
 class Reporter:
-    """Receives run events, in this order: run_start, then per epoch epoch_start, step (every
-    `log_every` steps) and epoch_end; then run_end (training done, weights saved); then prediction.
+    """Receives run events, in this order: run_start, then per epoch epoch_start, batch_end (every
+    step), step (every `log_every` steps, with the loss) and epoch_end; then run_end (training done, weights saved); then prediction.
     Subclass it and override what you need; every method does nothing by default."""
 
     def on_run_start(self, event: RunStart) -> None: ...
@@ -90,6 +91,9 @@ class Reporter:
     def on_epoch_start(self, epoch: int) -> None: ...
 
     def on_step(self, event: Step) -> None: ...
+
+    def on_batch_end(self, epoch: int, batch: int, batches: int) -> None:
+        """After every training step (cheap: no loss value, so no device sync); for progress bars."""
 
     def on_epoch_end(self, event: EpochEnd) -> None: ...
 

@@ -1,33 +1,143 @@
-"""Predict with a finished run: rebuild its model from config.json, load model.safetensors."""
+"""Use a finished run: rebuild its model from config.json, load model.safetensors (never a pickle),
+then predict test samples or image files, or evaluate a whole test split."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .config import part_from_record
-from .contracts import Prediction
+from .config import Part, part_from_record
+from .contracts import DatasetSplits, Prediction
 from .errors import ZooError
 from .plugins import Catalog
 from .rundir import WEIGHTS, load_weights, read_config
 
 
-def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | None = None, verify: bool = True) -> Prediction:
-    from .build import build_dataset, build_model
-    from .train import predict
+def load_run(catalog: Catalog, run_dir: Path) -> tuple[dict[str, Any], Any]:
+    """The run's config.json and its model with the saved weights, in eval mode."""
+    from .build import build_model
 
     config = read_config(run_dir)
-    components = config["components"]
     model = build_model(
-        part_from_record(catalog, "model", "model", components.get("model")),
+        part_from_record(catalog, "model", "model", config["components"].get("model")),
         tuple(config.get("input_shape", ())),
         len(config.get("classes", ())),
     )
     load_weights(model, run_dir / WEIGHTS)
-    extra: dict[str, object] = {"data_dir": data_dir} if data_dir is not None else {}
+    return config, model.eval()
+
+
+def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, verify: bool, dataset: str | None = None) -> DatasetSplits:
+    """The run's dataset (or another one by name, with its default settings)."""
+    from .build import build_dataset
+
+    extra: dict[str, Any] = {"data_dir": data_dir} if data_dir is not None else {}
     if not verify:
         extra["verify"] = False
-    data = build_dataset(part_from_record(catalog, "dataset", "dataset", components.get("dataset"), **extra))
-    if not 0 <= index < len(data.test):
-        raise ZooError(f"--index {index} is outside the test split, which has {len(data.test)} samples (0..{len(data.test) - 1}).")
-    image, label = data.test[index]
-    return predict(model, image, data.classes, int(label), index)
+    if dataset is None:
+        part = part_from_record(catalog, "dataset", "dataset", config["components"].get("dataset"), **extra)
+    else:
+        resolved = catalog.resolve("dataset", dataset)
+        part = Part("dataset", resolved, resolved.component.params.model_validate({**resolved.params, **extra}))
+    data = build_dataset(part)
+    if len(data.classes) != len(config.get("classes", ())):
+        raise ZooError(f"Dataset {part.resolved.name!r} has {len(data.classes)} classes but the model was trained on {len(config['classes'])}.")
+    return data
+
+
+def predict_indices(catalog: Catalog, run_dir: Path, indices: list[int], data_dir: Path | None = None, verify: bool = True) -> tuple[list[Prediction], list[Any]]:
+    """Predictions for test samples, and the images themselves (for a grid)."""
+    from .train import predict
+
+    config, model = load_run(catalog, run_dir)
+    data = load_data(catalog, config, data_dir, verify)
+    predictions, images = [], []
+    for index in indices:
+        if not 0 <= index < len(data.test):
+            raise ZooError(f"--index {index} is outside the test split, which has {len(data.test)} samples (0..{len(data.test) - 1}).")
+        image, label = data.test[index]
+        predictions.append(predict(model, image, data.classes, int(label), index))
+        images.append(image)
+    return predictions, images
+
+
+def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | None = None, verify: bool = True) -> Prediction:
+    return predict_indices(catalog, run_dir, [index], data_dir, verify)[0][0]
+
+
+def image_to_input(path: Path, input_shape: tuple[int, ...]) -> Any:
+    """A PNG or JPEG as the dataset's input: grayscale (or RGB), resized, scaled to [0, 1], and inverted
+    when its background is light (FashionMNIST and MNIST draw light things on black)."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import resize
+
+    channels, height, width = input_shape
+    try:
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    except OSError as error:
+        raise ZooError(f"Cannot read {path}: {error.strerror or error}.") from None
+    try:
+        image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+    except (RuntimeError, ValueError) as error:
+        raise ZooError(f"{path} is not a PNG or JPEG image zoo can read ({' '.join(str(error).split())}).") from None
+    image = resize(image, [height, width], antialias=True).float().div(255)
+    border = torch.cat([image[:, 0, :].flatten(), image[:, -1, :].flatten(), image[:, :, 0].flatten(), image[:, :, -1].flatten()])
+    if border.mean() > 0.5:
+        image = 1 - image
+    return image
+
+
+def predict_files(catalog: Catalog, run_dir: Path, paths: list[Path]) -> tuple[list[Prediction], list[Any]]:
+    from .train import predict
+
+    config, model = load_run(catalog, run_dir)
+    shape = tuple(config.get("input_shape", ()))
+    if len(shape) != 3:
+        raise ZooError(f"{run_dir}'s model does not take images (input shape {shape}).")
+    images = [image_to_input(path, shape) for path in paths]
+    return [predict(model, image, config["classes"], None, i) for i, image in enumerate(images)], images
+
+
+@dataclass
+class Evaluation:
+    dataset: str
+    accuracy: float
+    loss: float
+    classes: list[str]
+    confusion: list[list[int]]  # rows: actual class; columns: predicted class
+
+    def per_class(self) -> list[tuple[str, int, int]]:
+        """(class, correct, total) for each class."""
+        return [(name, row[i], sum(row)) for i, (name, row) in enumerate(zip(self.classes, self.confusion))]
+
+
+def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_dir: Path | None = None, verify: bool = True) -> Evaluation:
+    """Accuracy, average loss and the confusion matrix of the saved model on a test split."""
+    import torch
+
+    from .build import build_loss
+    from .data import Batches
+
+    config, model = load_run(catalog, run_dir)
+    data = load_data(catalog, config, data_dir, verify, dataset)
+    loss_fn = build_loss(part_from_record(catalog, "loss", "loss", config["components"].get("loss")))
+    n = len(data.classes)
+    confusion = torch.zeros(n, n, dtype=torch.long)
+    total_loss = 0.0
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    with torch.inference_mode():
+        for X, y in Batches(data.test, 1000, device):
+            logits = model(X)
+            total_loss += loss_fn(logits, y).item() * len(X)
+            confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n).reshape(n, n).cpu()
+    size = int(confusion.sum())
+    return Evaluation(
+        dataset=dataset or config["components"]["dataset"]["name"],
+        accuracy=int(confusion.diagonal().sum()) / size,
+        loss=total_loss / size,
+        classes=list(data.classes),
+        confusion=confusion.tolist(),
+    )
+

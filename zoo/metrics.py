@@ -4,11 +4,31 @@ plugin reuses this class to print the same lines."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import sys
 from pathlib import Path
 from typing import IO
 
-from .contracts import EpochEnd, Reporter
+from .contracts import EpochEnd, Reporter, Step
+
+
+class StepLog(Reporter):
+    """steps.jsonl: every logged training step (epoch, step, global_step, loss, seen, total), for curves."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def on_step(self, event: Step) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write(json.dumps(asdict(event)) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = None
 
 
 class JsonlReporter(Reporter):

@@ -15,6 +15,8 @@ from .errors import ZooError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+STEPS = "steps.jsonl"
+CURVES = "curves.png"
 WEIGHTS = "model.safetensors"
 
 

@@ -6,6 +6,7 @@ nothing behind; a resumed run continues in its own directory from its newest val
 
 from __future__ import annotations
 
+import json
 import platform
 import random
 import signal
@@ -24,9 +25,10 @@ from .config import ResolvedRun
 from .contracts import EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
 from .errors import ZooError
-from .metrics import JsonlReporter
+from .metrics import JsonlReporter, StepLog
 from .plugins import Catalog
-from .rundir import CONFIG, METRICS, WEIGHTS, create_run_dir, save_weights, write_atomic, write_json
+from .rundir import CONFIG, CURVES, METRICS, STEPS, WEIGHTS, create_run_dir, save_weights, write_atomic, write_json
+from .plots import write_curves
 from .train import NonFiniteLoss, predict, test, train
 
 EVAL_BATCH_SIZE = 1000
@@ -143,11 +145,13 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         if first_batch >= len(train_batches) and len(epochs) >= first_epoch:
             first_epoch, first_batch, resume_state = first_epoch + 1, 0, None
         _rewrite_metrics(run_dir / METRICS, epochs)
+        _truncate_steps(run_dir / STEPS, global_step)
     else:
         run_dir = create_run_dir(config.out, config.model, config.dataset, runs_root)
         write_json(run_dir / CONFIG, _config_record(resolved, catalog, device, data.classes, data.input_shape))
 
-    events = Reporters([*reporters, ("metrics.jsonl", JsonlReporter(run_dir / METRICS))])
+    run_files = [("metrics.jsonl", JsonlReporter(run_dir / METRICS)), ("steps.jsonl", StepLog(run_dir / STEPS))]
+    events = Reporters([*reporters, *run_files])
     bf16 = config.precision == "bf16"
 
     def save_checkpoint(epoch: int, batch: int) -> Path:
@@ -179,8 +183,9 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
                     nonlocal global_step, train_loss_sum
                     global_step += 1
                     train_loss_sum += loss
+                    events.emit("on_batch_end", epoch, batch, len(train_batches))
                     if batch % config.log_every == 0:
-                        events.emit("on_step", Step(epoch, batch, loss.item(), seen, train_batches.num_samples))
+                        events.emit("on_step", Step(epoch, batch, loss.item(), seen, train_batches.num_samples, global_step))
                     if config.checkpoint_every and global_step % config.checkpoint_every == 0:
                         save_checkpoint(epoch, batch + 1)
                     if stop.is_set():
@@ -208,6 +213,8 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
                 if stop.is_set():
                     raise Interrupted(f"Interrupted (Ctrl-C) after epoch {epoch}. A checkpoint is in {where}; continue with `zoo run --resume {run_dir}`.")
             save_weights(model, run_dir / WEIGHTS)
+            Reporters(run_files).close()  # complete metrics.jsonl and steps.jsonl before drawing them
+            write_curves(run_dir, run_dir / CURVES)
             events.emit("on_run_end", RunEnd(run_dir, run_dir / WEIGHTS, epochs, time.perf_counter() - started))
             image, label = data.test[config.predict_index]
             prediction = predict(model, image, data.classes, int(label), config.predict_index)
@@ -230,6 +237,14 @@ def _non_finite(error: NonFiniteLoss, epoch: int, global_step: int, run_dir: Pat
     return error
 
 
+def _truncate_steps(path: Path, global_step: int) -> None:
+    """After a resume, steps.jsonl keeps the steps up to the checkpoint; the rest are logged again."""
+    from .plots import read_jsonl
+
+    kept = [record for record in read_jsonl(path) if record.get("global_step", 0) <= global_step]
+    write_atomic(path, lambda temporary: Path(temporary).write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8"))
+
+
 def _rewrite_metrics(path: Path, epochs: list[EpochEnd]) -> None:
     """After a resume, metrics.jsonl holds exactly the epochs the checkpoint knows."""
     reporter = JsonlReporter(None)
@@ -247,7 +262,6 @@ def _rewrite_metrics(path: Path, epochs: list[EpochEnd]) -> None:
 def config_hash(resolved: ResolvedRun) -> str:
     """What makes two runs the same training: every setting but those that only watch or store it."""
     import hashlib
-    import json
 
     record = resolved.to_json()
     for key in WATCH_ONLY:

@@ -1,0 +1,107 @@
+"""Pictures of a run, drawn with matplotlib's Agg backend (no display needed): the training curves,
+a grid of predictions, the confusion matrix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from .contracts import Prediction
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    return records
+
+
+def write_curves(run_dir: Path, path: Path | None = None) -> Path:
+    """curves.png: training loss per logged step; test loss and test accuracy per epoch."""
+    from .rundir import METRICS, STEPS
+
+    plt = _pyplot()
+    steps = read_jsonl(run_dir / STEPS)
+    epochs = read_jsonl(run_dir / METRICS)
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    if steps:
+        per_epoch = max(s["total"] for s in steps)
+        loss_axes.plot([s["epoch"] - 1 + s["seen"] / per_epoch for s in steps], [s["loss"] for s in steps], label="training loss (logged steps)", lw=1)
+    if epochs:
+        loss_axes.plot([e["epoch"] for e in epochs], [e["test_loss"] for e in epochs], "o-", label="test loss")
+        accuracy_axes.plot([e["epoch"] for e in epochs], [100 * e["test_accuracy"] for e in epochs], "o-", color="tab:green")
+    loss_axes.set(xlabel="epoch", ylabel="loss", title="Loss")
+    loss_axes.legend()
+    accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    for axes in (loss_axes, accuracy_axes):
+        axes.grid(alpha=0.3)
+    figure.suptitle(run_dir.name)
+    figure.tight_layout()
+    path = path or run_dir / "curves.png"
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_prediction_grid(images: list[torch.Tensor], predictions: list[Prediction], path: Path) -> Path:
+    """Each image with its predicted and actual label (green if right, red if wrong) and a probability bar chart."""
+    plt = _pyplot()
+    count = len(images)
+    figure, axes = plt.subplots(2, count, figsize=(2.6 * count, 5.2), dpi=100, squeeze=False)
+    for column, (image, prediction) in enumerate(zip(images, predictions)):
+        picture = image.detach().cpu().float()
+        picture = picture[0] if picture.shape[0] == 1 else picture.permute(1, 2, 0)
+        axes[0][column].imshow(picture.numpy(), cmap="gray")
+        axes[0][column].axis("off")
+        right = prediction.actual is None or prediction.actual == prediction.predicted
+        title = f"#{prediction.index}: {prediction.predicted}" + ("" if prediction.actual is None else f"\n(actual: {prediction.actual})")
+        axes[0][column].set_title(title, color="tab:green" if right else "tab:red", fontsize=9)
+        names = list(prediction.probabilities)
+        values = [prediction.probabilities[n] for n in names]
+        colors = ["tab:green" if n == prediction.predicted else "tab:gray" for n in names]
+        axes[1][column].barh(range(len(names)), values, color=colors)
+        axes[1][column].set_yticks(range(len(names)), names, fontsize=7)
+        axes[1][column].invert_yaxis()
+        axes[1][column].set_xlim(0, 1)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+    """The confusion matrix: rows are the actual class, columns the predicted one."""
+    plt = _pyplot()
+    size = max(5.0, 0.6 * len(classes) + 2)
+    figure, axes = plt.subplots(figsize=(size, size), dpi=100)
+    image = axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axes.set_yticks(range(len(classes)), classes)
+    axes.set(xlabel="predicted", ylabel="actual", title="Confusion matrix")
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            axes.text(j, i, str(value), ha="center", va="center", fontsize=7, color="white" if value > peak / 2 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
