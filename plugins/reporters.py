@@ -79,17 +79,19 @@ class ProgressReporter(Reporter):
         self.progress.start()
 
     def on_epoch_start(self, epoch: int) -> None:
-        if self.progress is not None:
-            if self.task is not None:
-                self.progress.remove_task(self.task)
+        if self.progress is None:
+            return
+        if self.task is None:
             self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=None, rate="-", loss="-")
+        else:
+            self.progress.reset(self.task, description=f"epoch {epoch}/{self.epochs}", total=None, rate="-", loss="-")
 
     def on_batch_end(self, epoch: int, batch: int, batches: int) -> None:
         if self.progress is None:
             return
         if self.task is None:  # a resumed run starts mid-epoch
             self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=batches, completed=batch, rate="-", loss="-")
-        task = self.progress.tasks[self.task]
+        task = self.progress.tasks[0]  # the only one
         rate = f"{task.speed:.0f}" if task.speed else "-"
         self.progress.update(self.task, total=batches, completed=batch + 1, rate=rate, loss=f"{self.loss:.4f}")
 
@@ -100,7 +102,8 @@ class ProgressReporter(Reporter):
         if self.progress is not None:
             self.progress.console.print(
                 f"epoch {event.epoch}/{self.epochs}: train loss {event.train_loss:.4f} · test loss {event.test_loss:.4f} "
-                f"· accuracy {event.test_accuracy:.1%} · {event.seconds:.1f} s"
+                f"· accuracy {event.test_accuracy:.1%} · {event.seconds:.1f} s",
+                highlight=False,
             )
 
     def close(self) -> None:

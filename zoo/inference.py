@@ -3,6 +3,7 @@ then predict test samples or image files, or evaluate a whole test split."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def image_to_input(path: Path, input_shape: tuple[int, ...]) -> Any:
     except OSError as error:
         raise ZooError(f"Cannot read {path}: {error.strerror or error}.") from None
     try:
-        image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+        with warnings.catch_warnings():  # torchvision 0.29 points to torchcodec; its decoder still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
     except (RuntimeError, ValueError) as error:
         raise ZooError(f"{path} is not a PNG or JPEG image zoo can read ({' '.join(str(error).split())}).") from None
     image = resize(image, [height, width], antialias=True).float().div(255)

@@ -1,0 +1,178 @@
+"""What a person sees: plots, predictions on image files, evaluation, the runs browser, the
+progress bar on a real terminal, TensorBoard."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import termios
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import ZOO, run_zoo
+from PIL import Image
+
+import zoo
+from zoo.cli import cli
+from zoo.errors import ZooError
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("view") / "run"
+    zoo.run(dataset="mnist", epochs=3, out=out, reporters=[], log_every=2,
+            sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "optimizer.lr=0.1"])
+    return out
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def assert_picture(path: Path, size: tuple[int, int]) -> None:
+    image = np.asarray(Image.open(path).convert("L"), dtype=float)
+    assert (image.shape[1], image.shape[0]) == size
+    assert image.std() > 10  # not blank
+
+
+def test_every_run_draws_its_curves(finished_run: Path) -> None:
+    assert_picture(finished_run / "curves.png", (1000, 400))
+    steps = [json.loads(line) for line in (finished_run / "steps.jsonl").read_text().splitlines()]
+    assert [s["global_step"] for s in steps] == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29]
+
+
+def test_predict_several_indices_into_a_grid(finished_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    grid = tmp_path / "grid.png"
+    result = invoke("predict", str(finished_run), "--index", "0", "5", "17", "--grid", str(grid), "--data-dir", str(tiny_data), "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert sum(line.startswith("Predicted: ") for line in result.output.splitlines()) == 3
+    assert_picture(grid, (780, 520))
+
+
+def write_png(image: torch.Tensor, path: Path, invert: bool = False, scale: int = 1) -> Path:
+    pixels = (image[0] * 255).round().byte().numpy()
+    if invert:
+        pixels = 255 - pixels
+    Image.fromarray(pixels).resize((28 * scale, 28 * scale), Image.NEAREST).save(path)
+    return path
+
+
+def test_predict_on_a_png_matches_predict_on_the_index(finished_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    from zoo_plugins.datasets import IDXParams, build_mnist
+
+    test = build_mnist(IDXParams(data_dir=tiny_data, verify=False)).test
+    for index in (0, 3, 7):
+        expected = zoo.predict(finished_run, index, data_dir=tiny_data, verify=False).predicted
+        plain = write_png(test[index][0], tmp_path / f"{index}.png")
+        photo = write_png(test[index][0], tmp_path / f"{index}-photo.png", invert=True, scale=4)  # dark on light, larger
+        for path in (plain, photo):
+            result = invoke("predict", str(finished_run), str(path), "--top", "2")
+            assert result.exit_code == 0, result.output
+            assert result.output.splitlines()[0] == f"{path}: {expected}"
+            assert len(result.output.splitlines()) == 3
+
+
+def test_predict_on_a_file_that_is_not_an_image(finished_run: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("not a picture")
+    result = invoke("predict", str(finished_run), str(bogus))
+    assert result.exit_code == 2 and "is not a PNG or JPEG image" in result.output and "Traceback" not in result.output
+
+
+def test_eval_reports_accuracy_per_class_and_the_confusion_matrix(finished_run: Path, tiny_data: Path) -> None:
+    result = invoke("eval", str(finished_run), "--data-dir", str(tiny_data), "--no-verify", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    last = json.loads((finished_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert data["accuracy"] == pytest.approx(last["test_accuracy"]) and data["loss"] == pytest.approx(last["test_loss"], rel=1e-5)
+    assert sum(map(sum, data["confusion"])) == 160 and len(data["per_class"]) == 10
+    assert_picture(finished_run / "confusion.png", (800, 800))
+    text = invoke("eval", str(finished_run), "--data-dir", str(tiny_data), "--no-verify").output
+    assert f"accuracy {last['test_accuracy']:.2%}" in text and "Confusion matrix (rows: actual, columns: predicted)" in text
+
+
+def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        zoo.run(dataset="mnist", epochs=1, seed=seed, runs_root=root, reporters=[],
+                sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    listed = invoke("runs", "--root", str(root))
+    lines = listed.output.splitlines()
+    assert lines[0].split()[:4] == ["RUN", "MODEL", "DATASET", "RECIPE"] and len(lines) == 3
+    assert lines[1].split()[1:5] == ["mlp-512", "mnist", "quickstart", "1/1"]
+    a, b = sorted(root.iterdir())
+    compared = invoke("runs", "--compare", str(a), str(b)).output
+    assert "seed" in compared and "A: 1  B: 2" in compared and "    1 " in compared
+    assert json.loads(invoke("runs", "--root", str(root), "--json").output)[0]["epochs_done"] == 1
+
+
+def test_tensorboard_writes_events_and_says_how_to_install_it(finished_run: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "tb"
+    zoo.run(dataset="mnist", epochs=1, out=out, reporters=["tensorboard"], sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if the extra were not installed
+    with pytest.raises(ZooError, match=r"pip install 'zoo\[tensorboard\]'"):
+        zoo.run(dataset="mnist", epochs=1, out=tmp_path / "no", reporters=["tensorboard"],
+                sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    assert not (tmp_path / "no").exists()
+
+
+def run_in_terminal(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    """Run the zoo command with a pseudo-terminal as its output, as a person would see it."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows, 120 columns
+    environment = {k: v for k, v in os.environ.items() if k != "CI"} | {"COLUMNS": "120", **(env or {})}
+    process = subprocess.Popen([str(ZOO), *args], stdin=terminal, stdout=terminal, stderr=terminal, env=environment)
+    os.close(terminal)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([controller], [], [], timeout)
+        if not ready:
+            process.kill()
+            raise AssertionError("no output")
+        try:
+            data = os.read(controller, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=timeout)
+    os.close(controller)
+    screen = b"".join(chunks).decode(errors="replace")
+    screen = screen.replace("\x1b[2K", "\n")  # a cleared line (the bar being redrawn) starts a new one
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r", "")  # the text, without colours and cursor moves
+
+
+def test_a_terminal_gets_a_progress_bar_and_the_unchanged_log(tiny_data: Path, tmp_path: Path) -> None:
+    args = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--log-every", "5"]
+    screen = run_in_terminal([*args, "--out", str(tmp_path / "a")])
+    assert "steps/s" in screen and "epoch 2/2: train loss" in screen  # the bar and the summary line
+    piped = run_zoo(*args, "--out", str(tmp_path / "d"))
+    assert "steps/s" not in piped.stdout and "Epoch 1\n" in piped.stdout
+
+    def log(text: str) -> list[str]:
+        """The Quickstart log: no bar, no summary lines, no paths (the runs differ only in where they save)."""
+        return [line for line in text.splitlines() if line.strip() and "━" not in line and not line.startswith(("epoch ", "Saved ", "Run saved"))]
+
+    assert log(screen) == log(piped.stdout)  # the same seed: the very same log, with the bar below it
+    quiet = run_in_terminal([*args, "--quiet", "--out", str(tmp_path / "b")])
+    assert "steps/s" not in quiet and "Epoch 1" not in quiet and "Run saved in" in quiet
+    ci = run_in_terminal([*args, "--out", str(tmp_path / "c")], env={"CI": "true"})
+    assert "steps/s" not in ci and "Epoch 1" in ci
+
+
+def test_list_draws_a_table_on_a_terminal() -> None:
+    screen = run_in_terminal(["list", "models"])
+    assert "┃ name" in screen or "| name" in screen
+    assert "mlp-512" in screen
