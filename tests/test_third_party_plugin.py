@@ -43,3 +43,22 @@ def test_zoo_run_trains_with_the_plugins_model_and_optimizer(plugin_site: Path, 
     config = json.loads((run_dir / "config.json").read_text())
     assert config["components"]["model"]["plugin"] == {"name": "demo", "distribution": "zoo-demo-plugin", "version": "1.2.3"}
     assert config["components"]["optimizer"]["params"] == {"lr": 0.01, "weight_decay": 0.0}
+
+
+def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -> None:
+    """`zoo install` passes its arguments to this environment's pip, then shows the plugins; here into a
+    target folder (on PYTHONPATH) so the development environment is left as it was."""
+    from helpers import ROOT
+
+    site = tmp_path / "site"
+    env = env_with(site)
+    installed = run_zoo("install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(ROOT / "examples" / "zoo-convnets"), env=env)
+    assert installed.returncode == 0, installed.stderr
+    assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
+    assert "small-cnn" in run_zoo("list", "models", env=env).stdout
+    removed = run_zoo("uninstall", "zoo-convnets", env=env)
+    assert removed.returncode == 0, removed.stderr
+    plugin_names = [line.split()[0] for line in removed.stdout.splitlines() if line.strip() and not line.startswith(" ")]
+    assert "builtin-models" in plugin_names and "convnets" not in plugin_names
+    failed = run_zoo("install", str(tmp_path / "does-not-exist"), env=env)
+    assert failed.returncode == 2 and "pip install failed" in failed.stderr
