@@ -46,19 +46,23 @@ def test_zoo_run_trains_with_the_plugins_model_and_optimizer(plugin_site: Path, 
 
 
 def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -> None:
-    """`zoo install` passes its arguments to this environment's pip, then shows the plugins; here into a
-    target folder (on PYTHONPATH) so the development environment is left as it was."""
+    """`zoo install` passes its arguments to this environment's pip and then shows the plugins;
+    `zoo uninstall` takes the package out again (finally: whatever happens, the environment is restored)."""
+    import subprocess
+    import sys
+
     from helpers import ROOT
 
-    site = tmp_path / "site"
-    env = env_with(site)
-    installed = run_zoo("install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), str(ROOT / "examples" / "zoo-convnets"), env=env)
-    assert installed.returncode == 0, installed.stderr
-    assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
-    assert "small-cnn" in run_zoo("list", "models", env=env).stdout
-    removed = run_zoo("uninstall", "zoo-convnets", env=env)
-    assert removed.returncode == 0, removed.stderr
-    plugin_names = [line.split()[0] for line in removed.stdout.splitlines() if line.strip() and not line.startswith(" ")]
-    assert "builtin-models" in plugin_names and "convnets" not in plugin_names
-    failed = run_zoo("install", str(tmp_path / "does-not-exist"), env=env)
+    try:
+        installed = run_zoo("install", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT / "examples" / "zoo-convnets"))
+        assert installed.returncode == 0, installed.stderr
+        assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
+        assert "small-cnn" in run_zoo("list", "models").stdout
+        removed = run_zoo("uninstall", "zoo-convnets")
+        assert removed.returncode == 0, removed.stderr
+        plugins = [line.split()[0] for line in removed.stdout.splitlines() if line.split() and line.split()[0].startswith(("builtin-", "convnets"))]
+        assert "builtin-models" in plugins and "convnets" not in plugins
+    finally:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "zoo-convnets"], capture_output=True)
+    failed = run_zoo("install", str(tmp_path / "does-not-exist"))
     assert failed.returncode == 2 and "pip install failed" in failed.stderr
