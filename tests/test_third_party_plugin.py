@@ -24,6 +24,12 @@ def test_zoo_list_shows_the_plugins_components_and_flags_the_broken_one(plugin_s
     assert any(line.startswith("! plugin broken (zoo-broken-plugin 0.0.1) has errors: import failed: ImportError") for line in lines)
 
 
+def test_using_a_component_of_a_plugin_that_failed_names_the_failure(plugin_site: Path) -> None:
+    result = run_zoo("run", "--model", "from-broken-plugin", env=env_with(plugin_site))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Unknown model 'from-broken-plugin'" in result.stderr and "plugin(s) broken (zoo-broken-plugin 0.0.1) failed to load" in result.stderr
+
+
 def test_zoo_plugins_reports_the_error(plugin_site: Path) -> None:
     result = run_zoo("plugins", "--json", env=env_with(plugin_site))
     plugins = {p["name"]: p for p in json.loads(result.stdout)}

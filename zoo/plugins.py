@@ -78,7 +78,11 @@ class Catalog:
             return Resolved(name, self.registry.get(kind, name), {}, None)
         if preset is None:
             known = self.registry.names(kind) + [_display(p) for p in self.presets.names(kind)]
-            raise unknown_name(kind, name, known)
+            error = unknown_name(kind, name, known)
+            broken = [f"{p.name} ({p.distribution} {p.version})" for p in self.failed_plugins()]
+            if broken:  # the name may belong to a plugin that could not load
+                error.args = (f"{error.args[0]} Note: plugin(s) {', '.join(broken)} failed to load; `zoo plugins` shows why.",)
+            raise error
         preset_name, value = preset
         if value.component not in self.registry.components[kind] and (kind, value.component) not in self.registry.conflicts:
             source = self.presets.presets[kind][preset_name].source
