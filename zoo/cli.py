@@ -24,6 +24,12 @@ class UserError(click.ClickException):
         super().__init__(message)
         self.exit_code = exit_code
 
+    def show(self, file: Any = None) -> None:
+        if self.exit_code == 130:  # Ctrl-C is the user's choice, not an error
+            click.echo(self.message, err=True)
+        else:
+            super().show(file)
+
 
 class ZooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
@@ -302,19 +308,20 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     click.echo(f"\n  {'class':<{width}}  accuracy  correct/total")
     for name, correct, total in result.per_class():
         click.echo(f"  {name:<{width}}  {correct / max(total, 1):8.2%}  {correct:>7}/{total}")
-    short = [c[:6] for c in result.classes]
+    cell = max(6, width)
     click.echo("\nConfusion matrix (rows: actual, columns: predicted)")
-    click.echo(" " * (width + 2) + " ".join(f"{c:>6}" for c in short))
+    click.echo(" " * (width + 2) + " ".join(f"{c:>{cell}}" for c in result.classes))
     for name, row in zip(result.classes, result.confusion):
-        click.echo(f"  {name:<{width}}" + " ".join(f"{v:>6}" for v in row))
+        click.echo(f"  {name:<{width}}" + " ".join(f"{v:>{cell}}" for v in row))
     click.echo(f"\nDrawn to {picture}", err=True)
 
 
 @cli.command()
 @click.option("--root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where the run directories are.")
 @click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="RUN_A RUN_B", help="Show how two runs' settings and metrics differ.")
+@click.option("--plot", type=click.Path(path_type=Path), help="With --compare: draw both runs' curves into this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def runs(root: Path, compare: tuple[Path, Path] | None, as_json: bool) -> None:
+def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_json: bool) -> None:
     """The run directories: model, dataset, recipe, epochs, best accuracy, training time, when."""
     from . import runs as browser
 
@@ -331,6 +338,10 @@ def runs(root: Path, compare: tuple[Path, Path] | None, as_json: bool) -> None:
             cells = [f"{100 * m['test_accuracy']:9.2f}%" if m else "         -" for m in (left, right)]
             cells += [f"{m['test_loss']:11.6f}" if m else "          -" for m in (left, right)]
             click.echo(f"{epoch:>5}  {cells[0]}  {cells[1]}  {cells[2]}  {cells[3]}")
+        if plot is not None:
+            from .plots import write_comparison
+
+            click.echo(f"Curves drawn to {write_comparison(list(compare), plot)}", err=True)
         return
     summaries = browser.list_runs(root)
     if as_json:

@@ -124,6 +124,13 @@ def resolve_run(
             top_level[key] = value
         else:
             params.setdefault(section, {})[key] = value
+    for key, value in top_level.items():
+        if key not in RunConfig.model_fields or key == "params":
+            raise ZooError(
+                f"--set {key}={value!r}: {key!r} is not a run setting. A component's setting needs its section, "
+                f"e.g. --set model.{key}=... or --set optimizer.{key}=...; run settings are "
+                f"{', '.join(k for k in RunConfig.model_fields if k != 'params')}."
+            )
     raw = {**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params}
     try:
         config = RunConfig.model_validate(raw)

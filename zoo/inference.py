@@ -76,15 +76,18 @@ def image_to_input(path: Path, input_shape: tuple[int, ...]) -> Any:
 
     channels, height, width = input_shape
     try:
-        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        raw = path.read_bytes()
     except OSError as error:
         raise ZooError(f"Cannot read {path}: {error.strerror or error}.") from None
+    not_an_image = ZooError(f"{path} is not an image zoo can read: give a PNG or JPEG file (WebP and GIF work too).")
+    if not raw:
+        raise not_an_image
     try:
         with warnings.catch_warnings():  # torchvision 0.29 points to torchcodec; its decoder still works
             warnings.simplefilter("ignore", DeprecationWarning)
-            image = decode_image(data, mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
-    except (RuntimeError, ValueError) as error:
-        raise ZooError(f"{path} is not a PNG or JPEG image zoo can read ({' '.join(str(error).split())}).") from None
+            image = decode_image(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+    except (RuntimeError, ValueError):
+        raise not_an_image from None
     image = resize(image, [height, width], antialias=True).float().div(255)
     border = torch.cat([image[:, 0, :].flatten(), image[:, -1, :].flatten(), image[:, :, 0].flatten(), image[:, :, -1].flatten()])
     if border.mean() > 0.5:

@@ -61,6 +61,28 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     return path
 
 
+def write_comparison(runs: list[Path], path: Path) -> Path:
+    """Test accuracy and test loss per epoch of several runs, on the same axes."""
+    from .rundir import METRICS
+
+    plt = _pyplot()
+    figure, (accuracy_axes, loss_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for label, run_dir in zip("ABCDEFGH", runs):
+        epochs = read_jsonl(run_dir / METRICS)
+        x = [e["epoch"] for e in epochs]
+        accuracy_axes.plot(x, [100 * e["test_accuracy"] for e in epochs], "o-", label=f"{label}: {run_dir.name}")
+        loss_axes.plot(x, [e["test_loss"] for e in epochs], "o-", label=f"{label}: {run_dir.name}")
+    accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
+    loss_axes.set(xlabel="epoch", ylabel="test loss", title="Test loss")
+    for axes in (accuracy_axes, loss_axes):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def write_prediction_grid(images: list[torch.Tensor], predictions: list[Prediction], path: Path) -> Path:
     """Each image with its predicted and actual label (green if right, red if wrong) and a probability bar chart."""
     plt = _pyplot()

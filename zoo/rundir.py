@@ -100,7 +100,7 @@ def load_weights(model: Any, path: Path) -> None:
     from safetensors.torch import load_model
 
     if not path.is_file():
-        raise ZooError(f"{path} does not exist: the run has no saved weights (did it finish?).")
+        raise ZooError(f"{path} does not exist: the run has not finished. `zoo run --resume {path.parent}` continues it.")
     try:
         missing, unexpected = load_model(model, path, strict=False)
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:

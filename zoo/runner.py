@@ -191,7 +191,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
                     if stop.is_set():
                         where = save_checkpoint(epoch, batch + 1)
                         raise Interrupted(
-                            f"Interrupted (Ctrl-C) at epoch {epoch}, step {batch}. A checkpoint is in {where}; "
+                            f"Interrupted (Ctrl-C) after step {batch + 1} of epoch {epoch}. A checkpoint is in {where}; "
                             f"continue with `zoo run --resume {run_dir}`."
                         )
 
@@ -228,7 +228,7 @@ def _non_finite(error: NonFiniteLoss, epoch: int, global_step: int, run_dir: Pat
     found, _ = checkpoint.newest(run_dir)
     lr = resolved.optimizer.params.model_dump().get("lr")
     error.args = (
-        f"Training stopped: the loss became {error.value} at epoch {epoch}, step {error.batch} (step {global_step + 1} of the run), "
+        f"Training stopped: the loss became {error.value} at step {error.batch + 1} of epoch {epoch} (step {global_step + 1} of the run), "
         f"before that step changed any weight. The usual cause is a learning rate too high for this model"
         + (f" (optimizer.lr={lr})" if lr is not None else "")
         + "; also check the data for NaN values and the loss for log(0). "

@@ -48,7 +48,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["optimizer.lr=-1"]), r"optimizer.lr: Input should be greater than 0"),
         (dict(sets=["optimizer.lr=nan"]), r"optimizer.lr: Input should be a finite number"),
         (dict(sets=["model.colour=1"]), r"model.colour: unknown key"),
-        (dict(sets=["colour=1"]), r"colour: unknown key"),
+        (dict(sets=["hidden=3"]), r"'hidden' is not a run setting. A component's setting needs its section, e.g. --set model.hidden="),
         (dict(sets=["decoder.x=1"]), r"unknown section\(s\) decoder"),
         (dict(overrides={"model": "mlp-0"}), r"model.hidden.0: Input should be greater than 0"),
         (dict(overrides={"model": "mlp-abc"}), r"Unknown model 'mlp-abc'. Did you mean mlp\?.*mlp-<width>"),

@@ -85,8 +85,12 @@ def test_predict_on_a_png_matches_predict_on_the_index(finished_run: Path, tiny_
 def test_predict_on_a_file_that_is_not_an_image(finished_run: Path, tmp_path: Path) -> None:
     bogus = tmp_path / "notes.png"
     bogus.write_text("not a picture")
-    result = invoke("predict", str(finished_run), str(bogus))
-    assert result.exit_code == 2 and "is not a PNG or JPEG image" in result.output and "Traceback" not in result.output
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    for path in (bogus, empty):
+        result = invoke("predict", str(finished_run), str(path))
+        assert result.exit_code == 2 and "is not an image zoo can read: give a PNG or JPEG file" in result.output
+        assert "Traceback" not in result.output and ".cpp" not in result.output
 
 
 def test_eval_reports_accuracy_per_class_and_the_confusion_matrix(finished_run: Path, tiny_data: Path) -> None:
@@ -111,8 +115,9 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     assert lines[0].split()[:4] == ["RUN", "MODEL", "DATASET", "RECIPE"] and len(lines) == 3
     assert lines[1].split()[1:5] == ["mlp-512", "mnist", "quickstart", "1/1"]
     a, b = sorted(root.iterdir())
-    compared = invoke("runs", "--compare", str(a), str(b)).output
+    compared = invoke("runs", "--compare", str(a), str(b), "--plot", str(tmp_path / "compare.png")).output
     assert "seed" in compared and "A: 1  B: 2" in compared and "    1 " in compared
+    assert_picture(tmp_path / "compare.png", (1000, 400))
     assert json.loads(invoke("runs", "--root", str(root), "--json").output)[0]["epochs_done"] == 1
 
 
