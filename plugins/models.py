@@ -16,8 +16,19 @@ from zoo.errors import ZooError
 if TYPE_CHECKING:
     from torch import nn
 
-#: Refuse, before allocating, a model whose float32 weights alone would exceed this.
-MAX_PARAMETER_BYTES = 8 * 2**30
+#: Training holds about this many float32 copies of the weights: the weights, their gradients,
+#: the optimizer's state (momentum, or Adam's two moments) and a checkpoint being written.
+COPIES_IN_TRAINING = 4
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory (the bound for a model zoo can train here)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
 
 
 class MLPParams(BaseModel):
@@ -38,11 +49,12 @@ def build_mlp(params: MLPParams, input_shape: tuple[int, ...], num_classes: int)
     """Flatten + Linear-ReLU layers; mlp-512 is the Quickstart's 784→512→512→10."""
     in_features = math.prod(input_shape)
     count = parameter_count(in_features, params.hidden, num_classes)
-    if count * 4 > MAX_PARAMETER_BYTES:
+    needed, available = count * 4 * COPIES_IN_TRAINING, memory_bytes()
+    if needed > available:
         raise ZooError(
-            f"Model mlp with hidden={params.hidden} would have {count:,} parameters "
-            f"({count * 4 / 2**30:.1f} GiB of float32 weights, more than the {MAX_PARAMETER_BYTES / 2**30:.0f} GiB "
-            f"zoo allows); choose smaller widths."
+            f"Model mlp with hidden={params.hidden} would have {count:,} parameters: training it needs about "
+            f"{needed / 2**30:.1f} GiB (weights, gradients, optimizer state), more than this machine's "
+            f"{available / 2**30:.1f} GiB. Choose smaller widths."
         )
     from torch import nn
 

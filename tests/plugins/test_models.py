@@ -37,9 +37,16 @@ def test_any_list_of_widths_and_input_shape(hidden: list[int]) -> None:
     assert model(torch.rand(2, 3, 8, 8)).shape == (2, 4)
 
 
-def test_a_model_too_large_for_memory_is_refused_before_allocating() -> None:
-    with pytest.raises(ZooError, match=r"would have .* parameters .* GiB"):
+def test_a_model_too_large_for_memory_is_refused_before_allocating(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10^14 parameters (400 TB): had it been allocated, this test would not get to its assertion.
+    with pytest.raises(ZooError, match=r"would have [\d,]+ parameters: training it needs about .* GiB .* more than this machine's"):
         build_mlp(MLPParams(hidden=[10_000_000, 10_000_000]), (1, 28, 28), 10)
+    import zoo_plugins.models as models
+
+    monkeypatch.setattr(models, "memory_bytes", lambda: 10 * 2**20)  # a 10 MiB machine cannot train mlp-512 (10.7 MB)
+    with pytest.raises(ZooError, match="more than this machine's 0.0 GiB"):
+        build_mlp(MLPParams(hidden=[512, 512]), (1, 28, 28), 10)
+    assert build_mlp(MLPParams(hidden=[64]), (1, 28, 28), 10) is not None  # 51k parameters fit
 
 
 def test_dropout_follows_each_relu_and_only_acts_in_training() -> None:
