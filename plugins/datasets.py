@@ -114,9 +114,16 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
             )
         if not os.access(explicit, os.R_OK | os.X_OK):
             raise ZooError(f"The data directory {explicit} cannot be read (permission denied).")
-    candidates = [explicit] if explicit else []
-    candidates += [cache_dir(), SYSTEM_DIR / spec.name]
-    for directory in candidates:
+    if explicit is not None:
+        found = _find_files(explicit, spec)
+        if found:
+            return found
+        raise ZooError(
+            f"The data directory {explicit} does not hold the {spec.name} files ({', '.join(FILES.values())}, plain or .gz, "
+            f"directly inside, in {spec.torchvision_class}/raw/ or in {spec.name}/). Put them there, or leave out "
+            f"--data-dir / ZOO_DATA_DIR to use the cache, the system copy or a download."
+        )
+    for directory in (cache_dir(), SYSTEM_DIR / spec.name):
         found = _find_files(directory, spec)
         if found:
             return found

@@ -7,14 +7,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ResolvedRun, resolve_run, resolved_from_record
-from .errors import ZooError
+from pydantic import ValidationError
+
+from .config import ResolvedRun, parse_set, resolve_run, resolved_from_record
+from .errors import ZooError, describe_validation_error
 from .plugins import Catalog, load_catalog
 from .rundir import WEIGHTS, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
     from .runner import RunResult
+
+
+#: --set assignments a resume may change: where the data is, not what it is.
+DATA_LOCATION_SETS = ("dataset.data_dir=", "dataset.verify=", "dataset.download=", "dataset.mirror=")
 
 
 def catalog(registry_files: Iterable[str | Path] = ()) -> Catalog:
@@ -50,6 +56,7 @@ def run(
 
     resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
     resume="auto" continues the newest run under runs_root whose settings equal these."""
+    from . import checkpoint
     from .runner import config_hash
     from .runner import run as run_training
 
@@ -59,9 +66,24 @@ def run(
         resolved = resolved_from_record(catalog, read_config(run_dir))
         if (run_dir / WEIGHTS).exists():
             raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
-        # Reporters only watch, so a resume may choose others; the training settings are the run's own.
+        changed = sorted(k for k, v in settings.items() if v is not None and k not in ("reporters", "add_reporters", "drop_reporters"))
+        changed += [s for s in sets if not s.startswith(DATA_LOCATION_SETS)]
+        if changed:
+            raise ZooError(
+                f"--resume continues {run_dir} with the settings it was started with; these cannot change now: "
+                f"{', '.join(changed)}. Only reporters and where the data is (--data-dir, --no-verify) may differ; "
+                f"for other settings start a new run."
+            )
+        location = [parse_set(s) for s in sets]
+        if location:  # the data may have moved since the run started
+            params = {**resolved.dataset.params.model_dump(), **{key: value for _, key, value in location}}
+            try:
+                resolved = replace(resolved, dataset=replace(resolved.dataset, params=resolved.dataset.params.model_validate(params)))
+            except ValidationError as error:
+                raise ZooError(f"Invalid dataset settings: {describe_validation_error('dataset', error)}.") from None
+        # Reporters only watch, so a resume may choose others.
         chosen = settings.get("reporters") or resolved.config.reporters
-        fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": chosen}, sets=list(sets),
+        fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": chosen},
                             add_reporters=list(settings.get("add_reporters", ())), drop_reporters=list(settings.get("drop_reporters", ())))
         resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": fresh.config.reporters}))
         return run_training(resolved, catalog, Path(runs_root), resume_dir=run_dir)
@@ -74,7 +96,8 @@ def run(
             record = read_config(config_file.parent)
         except ZooError:
             continue
-        if record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists():
+        if (record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists()
+                and checkpoint.newest(config_file.parent)[0] is not None):
             recorded = resolved_from_record(catalog, record)
             watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
             return run_training(watched, catalog, Path(runs_root), resume_dir=config_file.parent)

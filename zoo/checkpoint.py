@@ -117,6 +117,8 @@ def save(
 
     root = run_dir / CHECKPOINTS
     root.mkdir(exist_ok=True)
+    for leftover in [*root.glob(".building-*"), *root.glob(".replaced-*")]:  # from a process killed while writing
+        shutil.rmtree(leftover, ignore_errors=True)
     final = root / f"step-{state['global_step']:09d}"
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
@@ -135,10 +137,15 @@ def save(
         (building / MANIFEST).write_text(json.dumps(manifest))
         with open(building / MANIFEST, "rb") as file:
             os.fsync(file.fileno())
-        if final.exists():
-            shutil.rmtree(final)
+        replaced = None
+        if final.exists():  # the epoch-end checkpoint of a step that was just checkpointed: swap, never a gap
+            replaced = root / f".replaced-{final.name}"
+            shutil.rmtree(replaced, ignore_errors=True)
+            os.replace(final, replaced)
         os.replace(building, final)
         _fsync_dir(root)
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -201,4 +208,28 @@ def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, s
         raise ZooError(f"Checkpoint {path} cannot be used: {' '.join(str(error).split())}.") from None
     rng = {k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")}
     extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
+    problem = _shape_problem(record, rng, extra)
+    if problem:
+        raise ZooError(f"Checkpoint {path} cannot be used: {problem}.")
     return record, rng, extra
+
+
+def _shape_problem(record: Any, rng: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> str | None:
+    """What is missing or malformed in a loaded checkpoint, so the runner never meets a KeyError."""
+    if not isinstance(record, dict):
+        return "state.json is not an object"
+    for key, kind in (("epoch", int), ("batch", int), ("global_step", int), ("epochs", list), ("config_hash", str), ("rng", dict)):
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            return f"state.json has no valid {key!r}"
+    epoch_keys = {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"}
+    if not all(isinstance(e, dict) and set(e) == epoch_keys for e in record["epochs"]):
+        return "state.json's epochs are malformed"
+    for key in ("torch", "generator", "generator_epoch_start"):
+        if key not in rng or rng[key].dtype != torch.uint8:
+            return f"rng.safetensors has no valid {key!r} state"
+    if "train_loss_sum" not in extra:
+        return "rng.safetensors has no running loss"
+    python, numpy = record["rng"].get("python"), record["rng"].get("numpy")
+    if not (isinstance(python, list) and len(python) == 3 and isinstance(numpy, list) and len(numpy) == 5):
+        return "state.json's random states are malformed"
+    return None

@@ -37,6 +37,9 @@ class ZooGroup(click.Group):
             return super().invoke(ctx)
         except ZooError as error:
             raise UserError(str(error), error.exit_code) from None
+        except OSError as error:  # a full disk, a missing or read-only folder for an output file
+            where = f" {error.filename}" if error.filename else ""
+            raise UserError(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed.", 2) from None
         except KeyboardInterrupt:
             raise UserError("Interrupted (Ctrl-C); the run stopped.", 130) from None
 
@@ -232,12 +235,12 @@ def plugins(as_json: bool) -> None:
         click.echo(json.dumps(entries, indent=2))
         return
     header = ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS")
-    table = [header] + [(e["name"], e["distribution"], e["version"], e["status"], ", ".join(e["hooks"]) or "-") for e in entries]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
+    rows = [(e["name"], e["distribution"], e["version"], e["status"], ", ".join(e["hooks"]) or "-") for e in entries]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    click.echo("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())
+    for row, entry in zip(rows, entries):
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        entry = next((e for e in entries if e["name"] == row[0]), None)
-        for error in (entry or {}).get("errors", []):
+        for error in entry["errors"]:
             click.echo(f"    error: {error}")
 
 

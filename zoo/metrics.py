@@ -41,15 +41,18 @@ class JsonlReporter(Reporter):
     def on_epoch_end(self, event: EpochEnd) -> None:
         if self._file is None:
             self._file = open(self.path, "a", encoding="utf-8") if self.path else sys.stdout
-        record = {
+        self._file.write(json.dumps(self.record(event)) + "\n")
+        self._file.flush()
+
+    @staticmethod
+    def record(event: EpochEnd) -> dict[str, float | int]:
+        return {
             "epoch": event.epoch,
             "train_loss": event.train_loss,
             "test_loss": event.test_loss,
             "test_accuracy": event.test_accuracy,
             "seconds": round(event.seconds, 4),
         }
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
 
     def close(self) -> None:
         if self._file is not None and self._file is not sys.stdout:

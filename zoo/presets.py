@@ -10,12 +10,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .errors import ZooError, describe_validation_error
 from .registry import natural_sorted
+from .settings import RunConfig
 
 #: registry.toml table name -> component kind.
 SECTIONS = {
@@ -50,25 +51,20 @@ class Preset(BaseModel):
     """Keyed "<dataset>/<recipe>", written by `make bench`."""
 
 
-class Recipe(BaseModel):
-    """A training recipe: any run setting, plus params per section (model, optimizer, ...)."""
+def _optional(field: Any) -> Any:
+    """A RunConfig field's type, constraints kept, with None allowed (left out of the recipe)."""
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return Optional[annotation]
 
-    model_config = ConfigDict(extra="forbid")
 
-    help: str = ""
-    dataset: str | None = None
-    model: str | None = None
-    loss: str | None = None
-    optimizer: str | None = None
-    scheduler: str | None = None
-    reporters: list[str] | None = None
-    epochs: PositiveInt | None = None
-    batch_size: PositiveInt | None = None
-    shuffle: bool | None = None
-    seed: int | None = None
-    log_every: PositiveInt | None = None
-    precision: Literal["fp32", "bf16"] | None = None
-    params: dict[str, dict[str, Any]] = {}
+#: A training recipe: any run setting (see zoo.settings.RunConfig), plus params per section, plus help.
+Recipe = create_model(
+    "Recipe",
+    __config__=ConfigDict(extra="forbid"),
+    help=(str, ""),
+    params=(dict[str, dict[str, Any]], {}),
+    **{name: (_optional(field), None) for name, field in RunConfig.model_fields.items() if name not in ("recipe", "params", "out")},
+)
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,19 @@ class Reporters:
 
 @contextmanager
 def stop_on_ctrl_c() -> Iterator[threading.Event]:
-    """Ctrl-C sets a flag that the loop checks between steps, so it stops at a clean step."""
+    """Ctrl-C sets a flag that the loop checks between steps, so it stops at a clean step;
+    a second Ctrl-C stops at once (KeyboardInterrupt), e.g. during a long test pass."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield requested
         return
-    previous = signal.signal(signal.SIGINT, lambda *_: requested.set())
+
+    def handle(*_: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = signal.signal(signal.SIGINT, handle)
     try:
         yield requested
     finally:
@@ -137,7 +144,10 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         record, rng, extra = checkpoint.load(found, model, optimizer, scheduler)
         if record.get("config_hash") != config_hash(resolved):
             raise ZooError(f"Checkpoint {found} was written by a run with another configuration; it cannot be resumed with this one.")
-        epoch_start_state = checkpoint.restore_rng(rng, record["rng"], generator)
+        try:
+            epoch_start_state = checkpoint.restore_rng(rng, record["rng"], generator)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ZooError(f"Checkpoint {found} cannot be used: its random states do not load ({error}).") from None
         resume_state = rng["generator"]
         epochs = [EpochEnd(**e) for e in record["epochs"]]
         first_epoch, first_batch, global_step = record["epoch"], record["batch"], record["global_step"]
@@ -200,11 +210,9 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
                 except NonFiniteLoss as error:
                     raise _non_finite(error, epoch, global_step, run_dir, resolved) from None
                 except RuntimeError as error:
-                    raise ZooError(f"Training failed at epoch {epoch}: {type(error).__name__}: {error}. Check that the model "
-                                   f"{config.model!r} fits the dataset {config.dataset!r}.") from error
-                if resume_state is not None:
-                    resume_state = None
-                first_batch = 0
+                    raise ZooError(f"Training failed at epoch {epoch} ({config.model} on {config.dataset}): "
+                                   f"{type(error).__name__}: {' '.join(str(error).split())}") from error
+                resume_state, first_batch = None, 0
                 test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
                 mean_train_loss = train_loss_sum.item() / max(len(train_batches), 1)
                 epochs.append(EpochEnd(epoch, mean_train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
@@ -247,16 +255,8 @@ def _truncate_steps(path: Path, global_step: int) -> None:
 
 def _rewrite_metrics(path: Path, epochs: list[EpochEnd]) -> None:
     """After a resume, metrics.jsonl holds exactly the epochs the checkpoint knows."""
-    reporter = JsonlReporter(None)
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8") as file:
-            reporter._file = file
-            for epoch in epochs:
-                reporter.on_epoch_end(epoch)
-            reporter._file = None
-
-    write_atomic(path, write)
+    lines = "".join(json.dumps(JsonlReporter.record(epoch)) + "\n" for epoch in epochs)
+    write_atomic(path, lambda temporary: Path(temporary).write_text(lines, encoding="utf-8"))
 
 
 def config_hash(resolved: ResolvedRun) -> str:
@@ -267,6 +267,10 @@ def config_hash(resolved: ResolvedRun) -> str:
     for key in WATCH_ONLY:
         record.pop(key, None)
     record["components"].pop("reporters", None)
+    for part in record["components"].values():
+        part["plugin"].pop("version", None)  # an upgraded plugin may still resume its runs
+    for key in ("data_dir", "verify", "download", "mirror"):  # where the data is, not what it is
+        record["components"]["dataset"]["params"].pop(key, None)
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 

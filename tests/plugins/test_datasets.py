@@ -48,14 +48,19 @@ def test_sources_in_order_data_dir_cache_system(no_system_copy: Path, tmp_path: 
 
 
 def test_nothing_found_is_one_paragraph_naming_every_place(no_system_copy: Path, tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
     with pytest.raises(ZooError) as error:
-        locate(MNIST, IDXParams(data_dir=empty, download=False))
+        locate(MNIST, IDXParams(download=False))
     message = str(error.value)
-    for place in (empty, datasets.cache_dir(), no_system_copy / "mnist"):
+    for place in (datasets.cache_dir(), no_system_copy / "mnist"):
         assert str(place) in message
     assert "download is off" in message and "--data-dir" in message and "\n" not in message
+
+
+def test_a_data_dir_without_the_files_is_an_error_not_a_fallback(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ZooError, match=r"empty does not hold the fashion-mnist files .* Put them there, or leave out --data-dir"):
+        locate(FASHION_MNIST, IDXParams(data_dir=empty))  # the system copy exists, but was not asked for
 
 
 def test_a_missing_data_dir_is_an_error_not_a_fallback(tmp_path: Path) -> None:

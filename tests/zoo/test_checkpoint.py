@@ -220,3 +220,64 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
     assert len(runs) == 2 and sum((run / "model.safetensors").exists() for run in runs) == 2
     nothing = run_zoo(*common, "--seed", "99", "--resume", "auto", cwd=tmp_path, env=env)
     assert nothing.returncode == 2 and "no unfinished run under runs/ has these settings" in nothing.stderr
+
+
+def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_checkpoint, run)
+    (run / "model.safetensors").unlink()
+    refused = run_zoo("run", "--resume", str(run), "--epochs", "5", "--set", "optimizer.lr=0.5")
+    assert refused.returncode == 2 and "these cannot change now: epochs, optimizer.lr=0.5" in refused.stderr
+    moved = tmp_path / "moved-data"
+    shutil.copytree(tiny_data, moved)
+    resumed = run_zoo("run", "--resume", str(run), "--data-dir", str(moved), "--no-verify", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2 and (run / "model.safetensors").is_file()
+
+
+def test_a_damaged_state_that_matches_its_manifest_is_a_clear_error(small_checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_checkpoint, run)
+    (run / "model.safetensors").unlink()
+    ckpt = run / "checkpoints" / "step-000000020"
+    state = json.loads((ckpt / "state.json").read_text())
+    del state["epochs"]
+    (ckpt / "state.json").write_text(json.dumps(state))
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    manifest["files"]["state.json"] = checkpoint._sha256(ckpt / "state.json")
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    result = run_zoo("run", "--resume", str(run), "--no-verify")
+    assert result.returncode == 2 and "has no valid 'epochs'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_leftovers_of_a_killed_checkpoint_write_are_removed(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_checkpoint, run)
+    (run / "model.safetensors").unlink()
+    shutil.rmtree(run / "checkpoints" / "step-000000020")
+    (run / "checkpoints" / ".building-abc").mkdir()
+    (run / "checkpoints" / ".building-abc" / "model.safetensors").write_bytes(b"half")
+    result = run_zoo("run", "--resume", str(run), "--data-dir", str(tiny_data), "--no-verify", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000000016", "step-000000020"]
+
+
+def test_resume_auto_skips_a_newer_run_that_has_no_checkpoint_yet(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "runs"
+    resumable, fresh = root / "a-resumable", root / "b-killed-before-any-checkpoint"
+    shutil.copytree(small_checkpoint, resumable)
+    (resumable / "model.safetensors").unlink()
+    fresh.mkdir()
+    shutil.copy(small_checkpoint / "config.json", fresh / "config.json")
+    os.utime(fresh / "config.json", (time.time() + 60, time.time() + 60))  # the newest candidate
+    result = zoo.run(resume="auto", runs_root=root, dataset="mnist", model="mlp-8", epochs=2, reporters=[],
+                     sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "optimizer.momentum=0.9"])
+    assert result.run_dir == resumable and (resumable / "model.safetensors").is_file()

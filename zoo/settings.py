@@ -1,0 +1,37 @@
+"""Every run setting, as one pydantic model. Recipes (zoo.presets) are derived from it, so the two
+never drift apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
+
+
+class RunConfig(BaseModel):
+    """Every run setting. Component names may be presets (mlp-512); `params` holds overrides per
+    section: dataset, model, loss, optimizer, scheduler, or a reporter's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str = "quickstart"
+    dataset: str = "fashion-mnist"
+    model: str = "mlp-512"
+    loss: str = "cross-entropy"
+    optimizer: str = "sgd"
+    scheduler: str = "constant"
+    reporters: list[str] = ["console"]
+    epochs: PositiveInt = 5
+    batch_size: PositiveInt = 64
+    shuffle: bool = False
+    seed: int = 0
+    log_every: PositiveInt = 100
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    out: Path | None = None
+    predict_index: NonNegativeInt = 0
+    checkpoint_every: PositiveInt | None = None
+    keep_checkpoints: PositiveInt = 2
+    deterministic: bool = False
+    params: dict[str, dict[str, Any]] = {}
