@@ -14,7 +14,7 @@ import click
 from . import __version__, api
 from .errors import ZooError
 from .listing import list_entries, normalize_kind, plugin_entries
-from .presets import PLACEHOLDER
+from .presets import display
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
@@ -159,7 +159,7 @@ def _value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", value)
+        return display(value)
     return str(value)
 
 

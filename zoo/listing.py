@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .plugins import Catalog, _display
-from .presets import SECTIONS
+from .plugins import Catalog
+from .presets import SECTIONS, display
 from .registry import KINDS, matches, natural_key
 
 def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None = None) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
             presets.append(
                 {
                     "kind": k,
-                    "name": _display(name),
+                    "name": display(name),
                     "component": named.value.component,
                     "params": named.value.params,
                     "help": named.value.help,

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import ZooError, unknown_name
-from .presets import PLACEHOLDER, Preset, Presets
+from .presets import Preset, Presets, display
 from .registry import KINDS, Component, NoParams, Owner, Registry
 
 GROUP = "zoo"
@@ -77,7 +77,7 @@ class Catalog:
                 )
             return Resolved(name, self.registry.get(kind, name), {}, None)
         if preset is None:
-            known = self.registry.names(kind) + [_display(p) for p in self.presets.names(kind)]
+            known = self.registry.names(kind) + [display(p) for p in self.presets.names(kind)]
             error = unknown_name(kind, name, known)
             broken = [f"{p.name} ({p.distribution} {p.version})" for p in self.failed_plugins()]
             if broken:  # the name may belong to a plugin that could not load
@@ -94,10 +94,6 @@ class Catalog:
 
     def failed_plugins(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "failed"]
-
-
-def _display(preset_name: str) -> str:
-    return PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", preset_name)
 
 
 def _names(value: str | None) -> set[str] | None:

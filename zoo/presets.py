@@ -151,6 +151,11 @@ class Presets:
         return recipe
 
 
+def display(name: str) -> str:
+    """mlp-{width} as users read it: mlp-<width>."""
+    return PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", name)
+
+
 def _pattern(name: str) -> re.Pattern[str]:
     parts = PLACEHOLDER.split(name)
     if len(parts) == 1:
