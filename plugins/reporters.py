@@ -26,7 +26,8 @@ class ConsoleReporter(Reporter):
         print(text, file=self.stream or sys.stdout, flush=True)
 
     def on_run_start(self, event: RunStart) -> None:
-        self._print(f"Using {event.device} device")
+        together = f" ({event.processes} processes)" if event.processes > 1 else ""
+        self._print(f"Using {event.device} device{together}")
         if event.resumed_from:
             self._print(f"Resuming from checkpoint {event.resumed_from}")
 

@@ -36,12 +36,20 @@ class ZooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ZooError as error:
-            raise UserError(str(error), error.exit_code) from None
+            raise UserError(_from_rank(str(error)), error.exit_code) from None
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
             where = f" {error.filename}" if error.filename else ""
             raise UserError(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed.", 2) from None
         except KeyboardInterrupt:
             raise UserError("Interrupted (Ctrl-C); the run stopped.", 130) from None
+
+
+def _from_rank(message: str) -> str:
+    """In a job of several processes, which one speaks (they may all meet the same problem)."""
+    from .distributed import current
+
+    world = current()
+    return f"[rank {world.rank}] {message}" if world.distributed else message
 
 
 registry_option = click.option(
@@ -96,11 +104,16 @@ def cli() -> None:
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")
 @click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar; errors and the run directory only.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
+@click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
 @registry_option
-def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, sets: tuple[str, ...], resume: str | None, quiet: bool, dry_run: bool, registry_files: tuple[Path, ...], **settings: Any) -> None:
+def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, sets: tuple[str, ...], resume: str | None, quiet: bool, dry_run: bool, nproc: int | None, max_restarts: int, registry_files: tuple[Path, ...], **settings: Any) -> None:
     """Train and test a model, printing the Quickstart's log; writes a run directory.
 
-    On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set)."""
+    On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set).
+    With --nproc N, N processes train one model together (global batch --batch-size)."""
+    from . import distributed
+
     sets_list = list(sets)
     if data_dir is not None:
         sets_list.insert(0, f"dataset.data_dir={json.dumps(str(data_dir))}")
@@ -116,8 +129,32 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
         click.echo(json.dumps(resolved.to_json(), indent=2))
         return
+    if nproc is not None:
+        if resume is None:  # bad settings fail here, once, before any process starts
+            _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
+            distributed.check_shards(resolved.config.batch_size, nproc)
+        worker_args = _command_line(click.get_current_context(), leave_out=("nproc", "max_restarts"))
+        distributed.launch(nproc, worker_args, max_restarts=max_restarts, out=settings.get("out"))
+        return
     result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
-    click.echo(f"Run saved in {result.run_dir}", err=True)
+    if distributed.current().main:
+        click.echo(f"Run saved in {result.run_dir}", err=True)
+
+
+def _command_line(ctx: click.Context, leave_out: tuple[str, ...]) -> list[str]:
+    """The options this command was given, as a command line again (for the processes it starts)."""
+    line: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in leave_out or param.name is None:
+            continue
+        if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if param.is_flag:
+            line.append(param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0])
+        else:
+            line += [item for one in (value if param.multiple else [value]) for item in (param.opts[0], str(one))]
+    return line
 
 
 def _interactive() -> bool:

@@ -30,6 +30,7 @@ class RunStart:
     train_size: int
     test_size: int
     resumed_from: str | None = None
+    processes: int = 1  # data-parallel processes training together (torchrun)
 
 
 @dataclass

@@ -75,7 +75,11 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 
 class Batches:
     """(X, y) batches of one split on one device, in order or reshuffled each epoch by `generator`;
-    a TensorSplit's augmentation applies when `augment` is true (training, not testing)."""
+    a TensorSplit's augmentation applies when `augment` is true (training, not testing).
+
+    With shard=(rank, ranks), every batch is the same global batch on each rank, and rank r takes
+    its r-th contiguous part: the ranks together see exactly what one process would, in the same
+    order, and every rank draws the same random numbers (so they never drift apart)."""
 
     def __init__(
         self,
@@ -85,6 +89,7 @@ class Batches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         augment: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.split = split
         self.batch_size = batch_size
@@ -92,6 +97,7 @@ class Batches:
         self.shuffle = shuffle
         self.generator = generator
         self.num_samples = len(split)  # type: ignore[arg-type]
+        self.rank, self.ranks = shard
         self.tensors = split.to(device) if isinstance(split, TensorSplit) else None
         self.augment = split.augment if augment and isinstance(split, TensorSplit) else None
         if self.augment is not None and generator is None:
@@ -104,22 +110,42 @@ class Batches:
         return self.iterate()
 
     def iterate(self, first: int = 0, generator_state: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The epoch's batches from batch `first` on. The order is drawn from the generator as it is
-        now; `generator_state` (a resume) then replaces its state for the augmentation that follows."""
+        """The epoch's batches (this rank's part of each) from batch `first` on. The order is drawn
+        from the generator as it is now; `generator_state` (a resume) then replaces its state for
+        the augmentation that follows."""
         if self.tensors is None:
             loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.generator)
             for index, (X, y) in enumerate(loader):
                 if index >= first:
-                    yield X.to(self.device), torch.as_tensor(y).to(self.device)
+                    part = self._part(len(X))
+                    yield X[part].to(self.device), torch.as_tensor(y)[part].to(self.device)
             return
         images, labels = self.tensors
         order = torch.randperm(self.num_samples, generator=self.generator).to(self.device) if self.shuffle else None
         if generator_state is not None and self.generator is not None:
             self.generator.set_state(generator_state)
         for start in range(first * self.batch_size, self.num_samples, self.batch_size):
-            if order is None:
-                X, y = images[start : start + self.batch_size], labels[start : start + self.batch_size]
+            stop = min(start + self.batch_size, self.num_samples)
+            part = self._part(stop - start)
+            if self.augment is not None:  # the whole batch, so every rank draws the same numbers
+                rows = slice(start, stop) if order is None else order[start:stop]
+                yield self.augment(images[rows], self.generator)[part], labels[rows][part]
+            elif order is None:
+                yield images[start + part.start : start + part.stop], labels[start + part.start : start + part.stop]
             else:
-                index = order[start : start + self.batch_size]
-                X, y = images[index], labels[index]
-            yield (self.augment(X, self.generator) if self.augment else X), y
+                index = order[start + part.start : start + part.stop]
+                yield images[index], labels[index]
+
+    def batch_size_at(self, batch: int) -> int:
+        """The size of global batch `batch` (all ranks together): batch_size, less for the last."""
+        return min(self.batch_size, self.num_samples - batch * self.batch_size)
+
+    @property
+    def local_samples(self) -> int:
+        """How many samples of each epoch this rank sees."""
+        parts = (self._part(self.batch_size_at(batch)) for batch in range(len(self)))
+        return sum(part.stop - part.start for part in parts)
+
+    def _part(self, size: int) -> slice:
+        """This rank's contiguous part of a batch of `size` samples."""
+        return slice(size * self.rank // self.ranks, size * (self.rank + 1) // self.ranks)

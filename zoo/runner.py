@@ -19,11 +19,12 @@ from typing import Any, Iterator
 
 import torch
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, distributed
 from .build import build_dataset, build_loss, build_model, build_optimizer, build_reporter, build_scheduler
 from .config import ResolvedRun
 from .contracts import EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
+from .distributed import World
 from .errors import ZooError
 from .metrics import JsonlReporter, StepLog
 from .plugins import Catalog
@@ -45,16 +46,22 @@ class RunResult:
     run_dir: Path
     epochs: list[EpochEnd]
     prediction: Prediction
+    model: torch.nn.Module  # trained, in eval mode, on its device
 
 
-def select_device(name: str) -> torch.device:
-    """auto picks cuda, then mps, then cpu; asking for one that is not there is an error."""
+def select_device(name: str, index: int | None = None) -> torch.device:
+    """auto picks cuda, then mps, then cpu; asking for one that is not there is an error. `index`
+    picks a GPU (a rank's local rank)."""
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+        name = "cuda" if cuda else "mps" if mps else "cpu"
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
         raise ZooError(f"--device {name} was asked for, but this machine's torch has no {name} device; use --device cpu or auto.")
+    if name == "cuda" and index is not None:
+        if index >= torch.cuda.device_count():
+            raise ZooError(f"Local rank {index} needs GPU {index}, but this machine has {torch.cuda.device_count()}; start at most that many processes per machine.")
+        return torch.device("cuda", index)
     return torch.device(name)
 
 
@@ -94,11 +101,12 @@ class Reporters:
 
 
 @contextmanager
-def stop_on_ctrl_c() -> Iterator[threading.Event]:
+def stop_on_ctrl_c(enabled: bool = True) -> Iterator[threading.Event]:
     """Ctrl-C sets a flag that the loop checks between steps, so it stops at a clean step;
-    a second Ctrl-C stops at once (KeyboardInterrupt), e.g. during a long test pass."""
+    a second Ctrl-C stops at once (KeyboardInterrupt), e.g. during a long test pass.
+    Not in a job of several ranks: there torchrun stops every rank together."""
     requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield requested
         return
 
@@ -115,19 +123,35 @@ def stop_on_ctrl_c() -> Iterator[threading.Event]:
 
 
 def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"), resume_dir: Path | None = None) -> RunResult:
+    """Train as configured; in a torchrun job, as one rank of it (see zoo.distributed)."""
+    world = distributed.current()
+    device = select_device(resolved.config.device, distributed.device_index(world))
+    with distributed.joined(world, device):
+        try:
+            return _run(resolved, catalog, runs_root, resume_dir, world, device)
+        except RuntimeError as error:
+            if world.distributed and distributed.lost_peer(error):
+                raise distributed.PeerLost(error) from None
+            raise
+
+
+def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: Path | None, world: World, device: torch.device) -> RunResult:
     config = resolved.config
-    device = select_device(config.device)
     seed_everything(config.seed, config.deterministic)
-    data = build_dataset(resolved.dataset)
+    with distributed.main_first(world):  # one download, not one per rank
+        data = build_dataset(resolved.dataset)
     if config.predict_index >= len(data.test):
         raise ZooError(f"--predict-index {config.predict_index} is past the end of the test split ({len(data.test)} samples).")
+    distributed.check_shards(config.batch_size, world.size, len(data.train))
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
+    trained = distributed.wrap(model, world, device)
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
-    reporters = [(part.resolved.name, build_reporter(part)) for part in resolved.reporters]
+    reporters = [(part.resolved.name, build_reporter(part)) for part in resolved.reporters] if world.main else []
     generator = torch.Generator().manual_seed(config.seed)
-    train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator, augment=True)
-    test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device)
+    shard = (world.rank, world.size)
+    train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, generator=generator, augment=True, shard=shard)
+    test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard)
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
 
     epochs: list[EpochEnd] = []
@@ -135,9 +159,13 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     train_loss_sum = torch.zeros((), device=device)
     epoch_start_state = generator.get_state()
     resume_state: torch.Tensor | None = None
+    if resume_dir is None and world.restart and world.job:  # torchrun restarted this job: continue its run
+        resume_dir = _restarted_run(runs_root, config.out, world)
     if resume_dir is not None:
         run_dir = resume_dir
-        found, skipped = checkpoint.newest(run_dir)
+        found, skipped = checkpoint.newest(run_dir) if world.main else (None, [])
+        if world.distributed:  # every rank loads the checkpoint that rank 0 chose
+            found = Path(chosen) if (chosen := distributed.broadcast(world, str(found or ""))) else None
         if found is None:
             reasons = f" ({'; '.join(skipped)})" if skipped else ""
             raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")
@@ -154,30 +182,39 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         train_loss_sum = extra["train_loss_sum"].to(device)
         if first_batch >= len(train_batches) and len(epochs) >= first_epoch:
             first_epoch, first_batch, resume_state = first_epoch + 1, 0, None
-        _rewrite_metrics(run_dir / METRICS, epochs)
-        _truncate_steps(run_dir / STEPS, global_step)
+        if world.main:
+            _rewrite_metrics(run_dir / METRICS, epochs)
+            _truncate_steps(run_dir / STEPS, global_step)
     else:
-        run_dir = create_run_dir(config.out, config.model, config.dataset, runs_root)
-        write_json(run_dir / CONFIG, _config_record(resolved, catalog, device, data.classes, data.input_shape))
+        run_dir = create_run_dir(config.out, config.model, config.dataset, runs_root) if world.main else Path()
+        run_dir = Path(distributed.broadcast(world, str(run_dir)))
+        if world.main:
+            write_json(run_dir / CONFIG, _config_record(resolved, catalog, device, data.classes, data.input_shape, world))
 
-    run_files = [("metrics.jsonl", JsonlReporter(run_dir / METRICS)), ("steps.jsonl", StepLog(run_dir / STEPS))]
+    run_files = [("metrics.jsonl", JsonlReporter(run_dir / METRICS)), ("steps.jsonl", StepLog(run_dir / STEPS))] if world.main else []
     events = Reporters([*reporters, *run_files])
     bf16 = config.precision == "bf16"
 
     def save_checkpoint(epoch: int, batch: int) -> Path:
+        """Every rank calls it (the loss sum is averaged over them); rank 0 writes."""
+        loss_sum = torch.tensor(distributed.global_mean(world, [train_loss_sum.item()], 1, device)[0]) if world.distributed else train_loss_sum
+        if not world.main:
+            return run_dir
         return checkpoint.save(
             run_dir, model=model, optimizer=optimizer, scheduler=scheduler,
             rng=checkpoint.capture_rng(generator, epoch_start_state),
-            extra_tensors={"train_loss_sum": train_loss_sum},
+            extra_tensors={"train_loss_sum": loss_sum},
             state={"epoch": epoch, "batch": batch, "global_step": global_step, "config_hash": config_hash(resolved),
                    "epochs": [asdict(e) for e in epochs], "versions": {"zoo": __version__, "torch": torch.__version__}},
             keep=config.keep_checkpoints,
         )
 
     try:
-        with stop_on_ctrl_c() as stop:
+        with stop_on_ctrl_c(enabled=not world.distributed) as stop:
             resumed = f"{found.name} (epoch {first_epoch}, step {first_batch})" if resume_dir is not None else None
-            events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test), resumed))
+            if resumed and world.restart:
+                resumed += f", after a process of this job failed (restart {world.restart})"
+            events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test), resumed, world.size))
             started = time.perf_counter()
             for epoch in range(first_epoch, config.epochs + 1):
                 if resume_state is None:
@@ -189,13 +226,15 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
                     events.emit("on_epoch_start", epoch)
                 epoch_started = time.perf_counter()
 
-                def step_end(batch: int, loss: torch.Tensor, seen: int, epoch: int = epoch) -> None:
+                def step_end(batch: int, loss: torch.Tensor, size: int, epoch: int = epoch) -> None:
                     nonlocal global_step, train_loss_sum
                     global_step += 1
                     train_loss_sum += loss
                     events.emit("on_batch_end", epoch, batch, len(train_batches))
                     if batch % config.log_every == 0:
-                        events.emit("on_step", Step(epoch, batch, loss.item(), seen, train_batches.num_samples, global_step))
+                        value = distributed.global_mean(world, [loss.item()], size, device)[0]
+                        seen = (batch + 1) * train_batches.batch_size_at(batch)  # as the Quickstart counts
+                        events.emit("on_step", Step(epoch, batch, value, seen, train_batches.num_samples, global_step))
                     if config.checkpoint_every and global_step % config.checkpoint_every == 0:
                         save_checkpoint(epoch, batch + 1)
                     if stop.is_set():
@@ -206,30 +245,50 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
                         )
 
                 try:
-                    train(train_batches, model, loss_fn, optimizer, scheduler, step_end, bf16, first_batch, resume_state)
+                    train(train_batches, trained, loss_fn, optimizer, scheduler, step_end, bf16, first_batch, resume_state)
                 except NonFiniteLoss as error:
                     raise _non_finite(error, epoch, global_step, run_dir, resolved) from None
                 except RuntimeError as error:
+                    if world.distributed and distributed.lost_peer(error):
+                        raise
                     raise ZooError(f"Training failed at epoch {epoch} ({config.model} on {config.dataset}): "
                                    f"{type(error).__name__}: {' '.join(str(error).split())}") from error
                 resume_state, first_batch = None, 0
                 test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
-                mean_train_loss = train_loss_sum.item() / max(len(train_batches), 1)
+                test_loss, accuracy = distributed.global_mean(world, [test_loss, accuracy], test_batches.local_samples, device)
+                mean_train_loss = distributed.global_mean(world, [train_loss_sum.item()], 1, device)[0] / max(len(train_batches), 1)
                 epochs.append(EpochEnd(epoch, mean_train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
                 events.emit("on_epoch_end", epochs[-1])
                 where = save_checkpoint(epoch, len(train_batches))
                 if stop.is_set():
                     raise Interrupted(f"Interrupted (Ctrl-C) after epoch {epoch}. A checkpoint is in {where}; continue with `zoo run --resume {run_dir}`.")
-            save_weights(model, run_dir / WEIGHTS)
-            Reporters(run_files).close()  # complete metrics.jsonl and steps.jsonl before drawing them
-            write_curves(run_dir, run_dir / CURVES)
+            if world.main:
+                save_weights(model, run_dir / WEIGHTS)
+                Reporters(run_files).close()  # complete metrics.jsonl and steps.jsonl before drawing them
+                write_curves(run_dir, run_dir / CURVES)
             events.emit("on_run_end", RunEnd(run_dir, run_dir / WEIGHTS, epochs, time.perf_counter() - started))
             image, label = data.test[config.predict_index]
             prediction = predict(model, image, data.classes, int(label), config.predict_index)
             events.emit("on_prediction", prediction)
     finally:
         events.close()
-    return RunResult(run_dir, epochs, prediction)
+    return RunResult(run_dir, epochs, prediction, model)
+
+
+def _restarted_run(runs_root: Path, out: Path | None, world: World) -> Path | None:
+    """The run that this job wrote before torchrun restarted it, if it has a checkpoint to resume;
+    None starts afresh (the first attempt failed before its first checkpoint)."""
+    found = None
+    if world.main:
+        run_dir = distributed.job_run_dir(runs_root, out, world.job or "")
+        if run_dir is not None and checkpoint.newest(run_dir)[0] is not None:
+            found = run_dir
+        elif run_dir is not None:  # nothing to keep: its config.json only
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+    found_path = distributed.broadcast(world, str(found or ""))
+    return Path(found_path) if found_path else None
 
 
 def _non_finite(error: NonFiniteLoss, epoch: int, global_step: int, run_dir: Path, resolved: ResolvedRun) -> NonFiniteLoss:
@@ -274,11 +333,12 @@ def config_hash(resolved: ResolvedRun) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def _config_record(resolved: ResolvedRun, catalog: Catalog, device: torch.device, classes: list[str], input_shape: tuple[int, ...]) -> dict[str, Any]:
+def _config_record(resolved: ResolvedRun, catalog: Catalog, device: torch.device, classes: list[str], input_shape: tuple[int, ...], world: World) -> dict[str, Any]:
     return {
         **resolved.to_json(),
         "config_hash": config_hash(resolved),
         "resolved_device": str(device),
+        "launch": {"processes": world.size, "job": world.job},
         "classes": list(classes),
         "input_shape": list(input_shape),
         "versions": {

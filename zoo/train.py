@@ -34,7 +34,7 @@ def train(
     start: int = 0,
     generator_state: torch.Tensor | None = None,
 ) -> None:
-    """One epoch, from batch `start` (after a resume); step_end(batch, loss, seen) runs after each step.
+    """One epoch, from batch `start` (after a resume); step_end(batch, loss, len(X)) runs after each step.
     With bf16, the forward pass runs under autocast (bfloat16 matmuls, float32 weights)."""
     model.train()
     for batch, (X, y) in enumerate(batches.iterate(start, generator_state), start=start):
@@ -47,20 +47,20 @@ def train(
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
-        step_end(batch, loss.detach(), (batch + 1) * len(X))
+        step_end(batch, loss.detach(), len(X))
 
 
 def test(batches: Batches, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False) -> tuple[float, float]:
-    """Average loss per sample and accuracy (a fraction) over a split."""
-    size = batches.num_samples
+    """Average loss per sample and accuracy (a fraction) over a split (this rank's part of it)."""
     model.eval()
-    test_loss, correct = 0.0, 0
+    test_loss, correct, size = 0.0, 0, 0
     with torch.inference_mode():
         for X, y in batches:
             with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
                 pred = model(X)
                 test_loss += loss_fn(pred, y).item() * len(X)
             correct += int((pred.argmax(1) == y).sum().item())
+            size += len(X)
     return test_loss / size, correct / size
 
 
