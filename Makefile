@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test bench setup data clean
+.PHONY: run test bench bench-scaling setup data clean
 
 run: setup data
 	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
@@ -16,6 +16,10 @@ test: setup data
 # zoo against the Quickstart, side by side; writes docs/performance.md and the results in registry.toml.
 bench: setup data
 	$(BIN)/python bench/bench.py --record
+
+# One process against `zoo run --nproc 2` on this machine; writes the table into docs/scaling.md.
+bench-scaling: setup data
+	$(BIN)/python bench/scaling.py --write
 
 setup: $(STAMP)
 

@@ -106,9 +106,9 @@ def wall(command: list[str], **kwargs) -> tuple[float, subprocess.CompletedProce
     return elapsed, done
 
 
-def zoo_process(epochs: int, *extra: str) -> tuple[float, list[dict]]:
+def zoo_process(epochs: int, *extra: str, env: dict[str, str] | None = None) -> tuple[float, list[dict]]:
     with tempfile.TemporaryDirectory() as out:
-        seconds, _ = wall([str(ZOO), "run", "--model", "mlp-512", "--dataset", "fashion-mnist", "--epochs", str(epochs), "--out", f"{out}/run", *extra])
+        seconds, _ = wall([str(ZOO), "run", "--model", "mlp-512", "--dataset", "fashion-mnist", "--epochs", str(epochs), "--out", f"{out}/run", *extra], env=env)
         return seconds, [json.loads(line) for line in Path(out, "run", "metrics.jsonl").read_text().splitlines()]
 
 

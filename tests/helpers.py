@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,17 @@ def run_zoo(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     """The installed `zoo` console script, as a user runs it."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(ZOO), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+def tiny(tiny_data: Path, *extra: str) -> list[str]:
+    """`zoo run` arguments for 3 epochs of 10 steps on tiny_data, every loss logged, checkpoints every 3 steps."""
+    return ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "3", "--log-every", "1",
+            "--checkpoint-every", "3", "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", *extra]
+
+
+def loss_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("loss: ")]
+
+
+def epochs_without_time(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -1,5 +1,6 @@
 """One Quickstart epoch on the real FashionMNIST (Debian's dataset-fashion-mnist, which `make test`
-installs), through the installed `zoo` command, checked against what the Quickstart reaches."""
+installs), through the installed `zoo` command, checked against what the Quickstart reaches; and the
+same epoch trained by two processes (zoo run --nproc 2)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,23 @@ from helpers import FASHION_MNIST_SYSTEM, run_zoo
 pytestmark = pytest.mark.slow
 
 
-def test_one_quickstart_epoch_lands_where_the_quickstart_does(tmp_path: Path) -> None:
+QUICKSTART_EPOCH = ["run", "--model", "mlp-512", "--dataset", "fashion-mnist", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def quickstart_epoch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     assert (FASHION_MNIST_SYSTEM / "train-images-idx3-ubyte.gz").is_file(), (
         "the real FashionMNIST is missing: run `make data` (apt-get install dataset-fashion-mnist)"
     )
-    run_dir = tmp_path / "run"
-    result = run_zoo("run", "--model", "mlp-512", "--dataset", "fashion-mnist", "--epochs", "1", "--out", str(run_dir), cwd=tmp_path)
+    run_dir = tmp_path_factory.mktemp("fashion") / "run"
+    result = run_zoo(*QUICKSTART_EPOCH, "--out", str(run_dir), cwd=run_dir.parent)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    return run_dir, result.stdout
+
+
+def test_one_quickstart_epoch_lands_where_the_quickstart_does(quickstart_epoch: tuple[Path, str]) -> None:
+    run_dir, stdout = quickstart_epoch
+    lines = stdout.splitlines()
     assert lines[:3] == ["Using cpu device", "Epoch 1", "-------------------------------"]
     loss_lines = [line for line in lines if line.startswith("loss: ")]
     # 938 steps of 64: the loss every 100 steps, after 64, 6464, ..., 57664 images, as in the Quickstart.
@@ -37,3 +47,15 @@ def test_one_quickstart_epoch_lands_where_the_quickstart_does(tmp_path: Path) ->
     assert re.fullmatch(r'Predicted: "[^"]+", Actual: "Ankle boot"', prediction)  # test image 0 is an ankle boot
     metrics = json.loads((run_dir / "metrics.jsonl").read_text())
     assert round(metrics["test_accuracy"] * 100, 1) == accuracy
+
+
+def test_two_processes_reach_the_accuracy_of_one(quickstart_epoch: tuple[Path, str], tmp_path: Path) -> None:
+    """The same global batch (64, 32 per process) and seed: within a point of the one-process epoch."""
+    run_dir = tmp_path / "run"
+    result = run_zoo(*QUICKSTART_EPOCH, "--nproc", "2", "--out", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Using cpu device (2 processes)\n")
+    one = json.loads((quickstart_epoch[0] / "metrics.jsonl").read_text())
+    two = json.loads((run_dir / "metrics.jsonl").read_text())
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 0.01
+    assert abs(two["test_loss"] - one["test_loss"]) <= 0.01

@@ -15,25 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ZOO, run_zoo
+from helpers import ZOO, epochs_without_time, loss_lines, run_zoo, tiny
 from safetensors.torch import load_file
 
 import zoo
 from zoo import checkpoint
 from zoo.errors import ZooError
-
-
-def tiny(tiny_data: Path, *extra: str) -> list[str]:
-    return ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "3", "--log-every", "1",
-            "--checkpoint-every", "3", "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", *extra]
-
-
-def loss_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("loss: ")]
-
-
-def epochs_without_time(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 SCENARIOS = {

@@ -1,0 +1,180 @@
+"""Data-parallel training (zoo.distributed): two processes over loopback (gloo) train the model that
+one process would, print once, end with the same weights on every rank; a killed rank ends the job
+with a message naming it, and torchrun's --max-restarts resumes it from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import epochs_without_time, loss_lines, run_zoo, tiny
+from safetensors.torch import load_file
+
+from zoo import distributed
+from zoo.cli import cli
+from zoo.data import Batches, TensorSplit, compose, random_hflip, random_shift
+from zoo.distributed import World
+from zoo.errors import ZooError
+
+#: Shuffled, augmented and scheduled, so that the ranks must agree on every random draw.
+SETTINGS = ["--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--scheduler", "one-cycle"]
+KILL_RANK_1 = ["--reporter", "console", "--reporter", "kill", "--set", "kill.rank=1"]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path / "model.safetensors" if path.is_dir() else path)
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def demo_env(plugin_site: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(plugin_site), "ZOO_LOAD_PLUGINS": "demo"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`zoo run --nproc 2`, never interrupted: the run the others must end up equal to."""
+    out = tmp_path_factory.mktemp("ddp") / "whole"
+    result = run_zoo(*tiny(tiny_data, *SETTINGS, "--nproc", "2", "--out", str(out)), env=demo_env, timeout=240)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted: tuple[Path, str], tiny_data: Path, tmp_path: Path) -> None:
+    out, stdout = uninterrupted
+    assert stdout.splitlines()[0] == "Using cpu device (2 processes)" and stdout.count("Using cpu device") == 1
+    single = run_zoo(*tiny(tiny_data, *SETTINGS, "--out", str(tmp_path / "single")))
+    assert single.returncode == 0, single.stderr
+    # The same global batch of 64 (32 per rank) and seed: the same steps, up to float rounding.
+    two, one = loss_lines(stdout), loss_lines(single.stdout)
+    assert len(two) == len(one) == 30
+    assert all(abs(float(a.split()[1]) - float(b.split()[1])) < 1e-4 and a[16:] == b[16:] for a, b in zip(two, one))
+    for a, b in zip(epochs_without_time(out), epochs_without_time(tmp_path / "single"), strict=True):
+        assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.01 and abs(a["test_loss"] - b["test_loss"]) < 1e-3
+    a, b = weights(out), weights(tmp_path / "single")
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+    assert json.loads((out / "config.json").read_text())["launch"]["processes"] == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "single").iterdir())
+
+
+def test_torchrun_by_hand_runs_the_same_job_and_every_rank_ends_with_the_same_weights(uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+    script = Path(__file__).with_name("keep_rank_weights.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(script), str(tmp_path), *tiny(tiny_data, *SETTINGS, "--out", str(tmp_path / "run"))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**__import__("os").environ, **demo_env, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    rank0, rank1 = weights(tmp_path / "rank0.safetensors"), weights(tmp_path / "rank1.safetensors")
+    assert same_weights(rank0, rank1)
+    assert same_weights(rank0, weights(tmp_path / "run"))
+    assert same_weights(rank0, weights(uninterrupted[0]))  # zoo run --nproc 2 is this command
+    assert loss_lines(result.stdout) == loss_lines(uninterrupted[1])
+
+
+def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+    killed_dir = tmp_path / "killed"
+    # The timeout is the bound: a job that hung after losing a rank would fail here.
+    killed = run_zoo(*tiny(tiny_data, *SETTINGS, "--nproc", "2", *KILL_RANK_1, "--set", "kill.step=14", "--out", str(killed_dir)), env=demo_env, timeout=120)
+    assert killed.returncode != 0
+    assert "Rank 1 of 2" in killed.stderr and "was killed by SIGKILL" in killed.stderr
+    assert f"continue with `zoo run --resume {killed_dir} --nproc 2`" in killed.stderr
+    assert "Traceback" not in killed.stderr
+    assert not (killed_dir / "model.safetensors").exists()
+
+    resumed = run_zoo("run", "--resume", str(killed_dir), "--nproc", "2", env=demo_env, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming from checkpoint step-000000012 (epoch 2, step 2)" in resumed.stdout
+    assert same_weights(weights(killed_dir), weights(uninterrupted[0]))
+    assert epochs_without_time(killed_dir) == epochs_without_time(uninterrupted[0])
+
+
+@pytest.mark.parametrize(("kill_step", "restart_from"), [(14, "step-000000012 (epoch 2, step 2)"), (2, None)])
+def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, restart_from: str | None, uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+    """Killed after a checkpoint, the restarted job resumes from it; killed before the first, it starts afresh."""
+    result = run_zoo(*tiny(tiny_data, *SETTINGS, "--nproc", "2", "--max-restarts", "1", *KILL_RANK_1, "--set", f"kill.step={kill_step}"),
+                     env=demo_env, cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1  # the restarted job found its own run directory: no second one
+    if restart_from:
+        assert f"Resuming from checkpoint {restart_from}, after a process of this job failed (restart 1)" in result.stdout
+    else:
+        assert result.stdout.count("Epoch 1\n") == 2 and "Resuming" not in result.stdout
+    assert same_weights(weights(runs[0]), weights(uninterrupted[0]))
+    assert loss_lines(result.stdout)[-(30 - (restart_from and 12 or 0)):] == loss_lines(uninterrupted[1])[-(30 - (restart_from and 12 or 0)):]
+
+
+def split_of(n: int, augment: bool) -> TensorSplit:
+    images = torch.randint(0, 256, (n, 1, 6, 6), dtype=torch.uint8)
+    return TensorSplit(images, torch.arange(n), compose(random_hflip, random_shift(1)) if augment else None)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("augment", [False, True])
+def test_the_ranks_parts_of_every_batch_make_up_the_single_process_batch(shuffle: bool, augment: bool) -> None:
+    split = split_of(103, augment)
+    def batches(rank: int, ranks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(7)
+        feed = Batches(split, 20, torch.device("cpu"), shuffle=shuffle, generator=generator, augment=True, shard=(rank, ranks))
+        return [batch for _ in range(2) for batch in feed]  # two epochs: the generators must stay in step
+
+    whole = batches(0, 1)
+    parts = [batches(rank, 3) for rank in range(3)]
+    assert len(whole) == 12 and all(len(p) == 12 for p in parts)
+    for i, (X, y) in enumerate(whole):
+        assert torch.equal(torch.cat([p[i][0] for p in parts]), X) and torch.equal(torch.cat([p[i][1] for p in parts]), y)
+        assert all(len(p[i][1]) > 0 for p in parts)
+    assert [Batches(split, 20, torch.device("cpu"), shard=(r, 3)).local_samples for r in range(3)] == [5 * 6 + 1, 5 * 7 + 1, 5 * 7 + 1]
+
+
+def test_a_plain_dataset_is_sharded_too() -> None:
+    class Plain(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 10
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            return torch.full((1, 2, 2), float(i)), i
+
+    labels = [torch.cat([y for _, y in Batches(Plain(), 4, torch.device("cpu"), shard=(r, 2))]).tolist() for r in range(2)]
+    assert labels == [[0, 1, 4, 5, 8], [2, 3, 6, 7, 9]]
+
+
+def test_the_world_comes_from_torchruns_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.current() == World() and World().main and not World().distributed
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "2")
+    assert distributed.current() == World(rank=3, size=4, local_rank=1, job="job", restart=2)
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(ZooError, match="must be numbers"):
+        distributed.current()
+
+
+def test_a_batch_too_small_to_split_is_refused(tiny_data: Path) -> None:
+    with pytest.raises(ZooError, match="the last one of 1 samples included"):
+        distributed.check_shards(64, 2, 641)
+    distributed.check_shards(64, 2, 642)
+    result = CliRunner().invoke(cli, ["run", "--nproc", "4", "--batch-size", "2"])
+    assert result.exit_code == 2 and "--batch-size 2 cannot be split over 4 processes" in result.output
+
+
+def test_nproc_starts_the_same_command_line_in_each_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    started = {}
+    monkeypatch.setattr(distributed, "launch", lambda nproc, args, **options: started.update(nproc=nproc, args=args, **options))
+    result = CliRunner().invoke(cli, ["run", "--nproc", "2", "--max-restarts", "3", "--epochs", "2", "--no-shuffle", "--no-verify",
+                                      "--set", "optimizer.lr=0.1", "--set", "model.dropout=0.1", "--reporter", "jsonl", "--out", "x"])
+    assert result.exit_code == 0, result.output
+    assert started == {"nproc": 2, "max_restarts": 3, "out": Path("x"),
+                       "args": ["--reporter", "jsonl", "--epochs", "2", "--no-shuffle", "--out", "x", "--no-verify",
+                                "--set", "optimizer.lr=0.1", "--set", "model.dropout=0.1"]}
