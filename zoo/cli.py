@@ -41,7 +41,7 @@ class ZooGroup(click.Group):
             where = f" {error.filename}" if error.filename else ""
             raise UserError(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed.", 2) from None
         except KeyboardInterrupt:
-            raise UserError("Interrupted (Ctrl-C); the run stopped.", 130) from None
+            raise UserError(_from_rank("Interrupted (Ctrl-C); the run stopped."), 130) from None
 
 
 def _from_rank(message: str) -> str:
@@ -134,7 +134,8 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
             _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
             distributed.check_shards(resolved.config.batch_size, nproc)
         worker_args = _command_line(click.get_current_context(), leave_out=("nproc", "max_restarts"))
-        distributed.launch(nproc, worker_args, max_restarts=max_restarts, out=settings.get("out"))
+        distributed.launch(nproc, worker_args, max_restarts=max_restarts, out=settings.get("out"),
+                           resume=Path(resume) if resume not in (None, "auto") else None)
         return
     result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
     if distributed.current().main:

@@ -187,10 +187,11 @@ class WorkerFailed(ZooError):
     """A rank of a `zoo run --nproc` job failed; the launcher stopped the others."""
 
 
-def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_root: Path = Path("runs"), out: Path | None = None) -> None:
+def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_root: Path = Path("runs"),
+           out: Path | None = None, resume: Path | None = None) -> None:
     """`zoo run ARGS` in `nproc` processes on this machine, started by torch.distributed.run (what
     `torchrun --standalone --nproc-per-node N -m zoo run ARGS` does), with a job id zoo can find its
-    run by; a failed rank ends the job with an error that names it."""
+    run by; a failed rank ends the job with an error that names it and says how to continue."""
     import uuid
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -207,22 +208,32 @@ def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_r
         "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job,
         "--module", "zoo", "run", *zoo_run_args,
     ])
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # zoo says what failed, once
+    for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    def how_to_continue() -> str:
+        from .checkpoint import newest
+
+        run_dir = resume or job_run_dir(runs_root, out, job)
+        if run_dir is None:
+            return ""
+        if newest(run_dir)[0] is None:
+            return f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every steps)."
+        return f" Its newest checkpoint is kept: continue with `zoo run --resume {run_dir} --nproc {nproc}`."
+
     try:
         elastic_run(args)
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
-        run_dir = job_run_dir(runs_root, out, job)
-        tail = (f" Its checkpoints are in {run_dir}; continue with `zoo run --resume {run_dir} --nproc {nproc}`." if run_dir is not None else "")
         tried = f" after {max_restarts} restart(s)" if max_restarts else ""
         failed = WorkerFailed(
             f"Rank {rank} of {nproc} (pid {failure.pid}) {how}{tried}; the other ranks were stopped and the job ended "
-            f"(its own message, if it printed one, is above).{tail}"
+            f"(its own message, if it printed one, is above).{how_to_continue()}"
         )
         failed.exit_code = failure.exitcode if failure.exitcode > 0 else 1
         raise failed from None
     except SignalException as error:
         name = signal.Signals(error.sigval).name
-        raise Interrupted(f"Interrupted ({name}): every rank was stopped; the newest checkpoint is kept, so `zoo run --resume` can continue.") from None
-
+        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{how_to_continue()}") from None

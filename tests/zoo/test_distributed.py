@@ -5,14 +5,18 @@ with a message naming it, and torchrun's --max-restarts resumes it from its chec
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import epochs_without_time, loss_lines, run_zoo, tiny
+from helpers import ZOO, epochs_without_time, loss_lines, run_zoo, tiny
 from safetensors.torch import load_file
 
 from zoo import distributed
@@ -69,13 +73,29 @@ def test_torchrun_by_hand_runs_the_same_job_and_every_rank_ends_with_the_same_we
     script = Path(__file__).with_name("keep_rank_weights.py")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                str(script), str(tmp_path), *tiny(tiny_data, *SETTINGS, "--out", str(tmp_path / "run"))]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**__import__("os").environ, **demo_env, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env={**os.environ, **demo_env, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     rank0, rank1 = weights(tmp_path / "rank0.safetensors"), weights(tmp_path / "rank1.safetensors")
     assert same_weights(rank0, rank1)
     assert same_weights(rank0, weights(tmp_path / "run"))
     assert same_weights(rank0, weights(uninterrupted[0]))  # zoo run --nproc 2 is this command
     assert loss_lines(result.stdout) == loss_lines(uninterrupted[1])
+
+
+def test_two_torchrun_agents_on_loopback_form_one_job_as_two_machines_would(uninterrupted: tuple[Path, str], tiny_data: Path, tmp_path: Path) -> None:
+    """docs/scaling.md's multi-machine example, with both 'machines' on this one."""
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+               "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "two-machines", "-m", "zoo",
+               *tiny(tiny_data, *SETTINGS, "--out", str(tmp_path / "run"))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [agent.communicate(timeout=240) for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], outputs
+    assert sorted(len(loss_lines(stdout)) for stdout, _ in outputs) == [0, 30]  # rank 0 speaks, wherever it is
+    assert same_weights(weights(tmp_path / "run"), weights(uninterrupted[0]))
 
 
 def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
@@ -109,6 +129,27 @@ def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, r
         assert result.stdout.count("Epoch 1\n") == 2 and "Resuming" not in result.stdout
     assert same_weights(weights(runs[0]), weights(uninterrupted[0]))
     assert loss_lines(result.stdout)[-(30 - (restart_from and 12 or 0)):] == loss_lines(uninterrupted[1])[-(30 - (restart_from and 12 or 0)):]
+
+
+def test_ctrl_c_stops_every_process_and_says_how_to_continue(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [str(ZOO), *tiny(tiny_data, "--epochs", "500", "--nproc", "2", "--out", str(out))]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("checkpoints/step-*")) and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.2)
+        os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 130, stderr
+    assert "Interrupted (SIGINT): every rank was stopped." in stderr and f"continue with `zoo run --resume {out} --nproc 2`" in stderr
+    assert "Traceback" not in stderr
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):  # no process of the job is left behind
+        os.killpg(job.pid, 0)
 
 
 def split_of(n: int, augment: bool) -> TensorSplit:
@@ -175,6 +216,6 @@ def test_nproc_starts_the_same_command_line_in_each_process(monkeypatch: pytest.
     result = CliRunner().invoke(cli, ["run", "--nproc", "2", "--max-restarts", "3", "--epochs", "2", "--no-shuffle", "--no-verify",
                                       "--set", "optimizer.lr=0.1", "--set", "model.dropout=0.1", "--reporter", "jsonl", "--out", "x"])
     assert result.exit_code == 0, result.output
-    assert started == {"nproc": 2, "max_restarts": 3, "out": Path("x"),
+    assert started == {"nproc": 2, "max_restarts": 3, "out": Path("x"), "resume": None,
                        "args": ["--reporter", "jsonl", "--epochs", "2", "--no-shuffle", "--out", "x", "--no-verify",
                                 "--set", "optimizer.lr=0.1", "--set", "model.dropout=0.1"]}
