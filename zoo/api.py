@@ -56,9 +56,27 @@ def run(
 
     resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
     resume="auto" continues the newest run under runs_root whose settings equal these."""
-    from . import checkpoint
-    from .runner import config_hash
     from .runner import run as run_training
+
+    catalog, resolved, resume_dir = plan(recipe=recipe, sets=sets, registry_files=registry_files, catalog=catalog,
+                                         runs_root=runs_root, resume=resume, **settings)
+    return run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
+
+
+def plan(
+    *,
+    recipe: str | None = None,
+    sets: Iterable[str] = (),
+    registry_files: Iterable[str | Path] = (),
+    catalog: Catalog | None = None,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    **settings: Any,
+) -> tuple[Catalog, ResolvedRun, Path | None]:
+    """What zoo.run would train, and the run directory it would resume (None: a new one), with every
+    check that can be made before training: bad settings, an --out in use, a run that cannot resume."""
+    from .distributed import current
+    from .rundir import check_new_run_dir
 
     catalog = catalog or load_catalog(registry_files=registry_files)
     if resume is not None and str(resume) != "auto":
@@ -86,10 +104,15 @@ def run(
         fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": chosen},
                             add_reporters=list(settings.get("add_reporters", ())), drop_reporters=list(settings.get("drop_reporters", ())))
         resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": fresh.config.reporters}))
-        return run_training(resolved, catalog, Path(runs_root), resume_dir=run_dir)
+        return catalog, resolved, run_dir
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
     if resume is None:
-        return run_training(resolved, catalog, Path(runs_root))
+        if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.runner)
+            check_new_run_dir(resolved.config.out)
+        return catalog, resolved, None
+    from . import checkpoint
+    from .runner import config_hash
+
     wanted = config_hash(resolved)
     for config_file in sorted(Path(runs_root).glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
@@ -100,7 +123,7 @@ def run(
                 and checkpoint.newest(config_file.parent)[0] is not None):
             recorded = resolved_from_record(catalog, record)
             watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
-            return run_training(watched, catalog, Path(runs_root), resume_dir=config_file.parent)
+            return catalog, watched, config_file.parent
     raise ZooError(f"--resume auto: no unfinished run under {runs_root}/ has these settings; start it without --resume.")
 
 

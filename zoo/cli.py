@@ -39,7 +39,7 @@ class ZooGroup(click.Group):
             raise UserError(_from_rank(str(error)), error.exit_code) from None
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
             where = f" {error.filename}" if error.filename else ""
-            raise UserError(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed.", 2) from None
+            raise UserError(_from_rank(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed."), 2) from None
         except KeyboardInterrupt:
             raise UserError(_from_rank("Interrupted (Ctrl-C); the run stopped."), 130) from None
 
@@ -114,6 +114,8 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
     With --nproc N, N processes train one model together (global batch --batch-size)."""
     from . import distributed
 
+    if max_restarts and nproc is None:
+        raise ZooError("--max-restarts restarts the processes of a --nproc job; add --nproc N (or use torchrun's own --max-restarts).")
     sets_list = list(sets)
     if data_dir is not None:
         sets_list.insert(0, f"dataset.data_dir={json.dumps(str(data_dir))}")
@@ -127,15 +129,17 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         settings["add_reporters"] = ["progress"]
     if dry_run:
         _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
-        click.echo(json.dumps(resolved.to_json(), indent=2))
+        launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
+        click.echo(json.dumps({**resolved.to_json(), **launch}, indent=2))
         return
     if nproc is not None:
-        if resume is None:  # bad settings fail here, once, before any process starts
-            _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
-            distributed.check_shards(resolved.config.batch_size, nproc)
-        worker_args = _command_line(click.get_current_context(), leave_out=("nproc", "max_restarts"))
-        distributed.launch(nproc, worker_args, max_restarts=max_restarts, out=settings.get("out"),
-                           resume=Path(resume) if resume not in (None, "auto") else None)
+        # Whatever can be checked is checked here, once, before any process starts.
+        _, resolved, resume_dir = api.plan(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
+        distributed.check_shards(resolved.config.batch_size, nproc)
+        worker_args = _command_line(click.get_current_context(), leave_out=("nproc", "max_restarts", "resume"))
+        if resume_dir is not None:  # --resume auto: every process resumes the run found now
+            worker_args += ["--resume", str(resume_dir)]
+        distributed.launch(nproc, worker_args, max_restarts=max_restarts, out=resolved.config.out, resume=resume_dir)
         return
     result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
     if distributed.current().main:

@@ -140,6 +140,11 @@ class Batches:
         """The size of global batch `batch` (all ranks together): batch_size, less for the last."""
         return min(self.batch_size, self.num_samples - batch * self.batch_size)
 
+    def share(self, batch: int, size: int) -> float:
+        """How much this rank's `size` samples of batch `batch` weigh against an equal split: DDP
+        averages the ranks' gradients, so a mean loss times this gives the whole batch's gradient."""
+        return size * self.ranks / self.batch_size_at(batch)
+
     @property
     def local_samples(self) -> int:
         """How many samples of each epoch this rank sees."""

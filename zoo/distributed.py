@@ -16,12 +16,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ZooError
 
 if TYPE_CHECKING:
     import torch
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,8 @@ def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
-def broadcast(world: World, value: str) -> str:
-    """Rank 0's value of a string, on every rank (e.g. the run directory it chose)."""
+def broadcast(world: World, value: T) -> T:
+    """Rank 0's value (a string, a tuple...) on every rank: e.g. the run directory it chose."""
     if not world.distributed:
         return value
     import torch.distributed as dist
@@ -123,11 +125,12 @@ def global_mean(world: World, values: Sequence[float], weight: float, device: to
 
 @contextmanager
 def main_first(world: World) -> Iterator[None]:
-    """Rank 0 runs the block first (a download, say), the other ranks after it has finished."""
-    if world.distributed and not world.main:
+    """The first process of each machine (local rank 0) runs the block first (a download, say), the
+    machine's other processes after every first one has finished."""
+    if world.distributed and world.local_rank != 0:
         _barrier()
     yield
-    if world.distributed and world.main:
+    if world.distributed and world.local_rank == 0:
         _barrier()
 
 
@@ -149,17 +152,23 @@ def check_shards(batch_size: int, processes: int, samples: int | None = None) ->
         )
 
 
-def job_run_dir(runs_root: Path, out: Path | None, job: str) -> Path | None:
-    """The run directory that the job `job` created before torchrun restarted it, if any."""
-    candidates = [out] if out is not None else sorted(runs_root.glob("*"))
+def job_run_dir(runs_root: Path, out: Path | None, job: str | None) -> Path | None:
+    """The unfinished run directory that the job `job` began (before torchrun restarted it), if any.
+    Without a rendezvous id of its own ("none": torchrun given only --master-port) a job cannot be
+    told from others, so none is found."""
+    if not job or job == "none":
+        return None
+    candidates = [out] if out is not None else [p for p in runs_root.glob("*") if p.is_dir()]
+    found = []
     for candidate in candidates:
         try:
             record = json.loads((candidate / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and isinstance(record.get("launch"), dict) and record["launch"].get("job") == job:
-            return candidate
-    return None
+        launch = record.get("launch") if isinstance(record, dict) else None
+        if isinstance(launch, dict) and launch.get("job") == job and not (candidate / "model.safetensors").exists():
+            found.append(candidate)
+    return max(found, key=lambda p: (p / "config.json").stat().st_mtime, default=None)
 
 
 def lost_peer(error: BaseException) -> bool:
@@ -216,7 +225,7 @@ def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_r
         from .checkpoint import newest
 
         run_dir = resume or job_run_dir(runs_root, out, job)
-        if run_dir is None:
+        if run_dir is None or not (run_dir / "config.json").is_file() or (run_dir / "model.safetensors").exists():
             return ""
         if newest(run_dir)[0] is None:
             return f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every steps)."

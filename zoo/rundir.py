@@ -20,11 +20,16 @@ CURVES = "curves.png"
 WEIGHTS = "model.safetensors"
 
 
+def check_new_run_dir(out: Path | None) -> None:
+    """A run may be written to `out` only if it is new or an empty directory."""
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ZooError(f"--out {out} already exists and is not an empty directory; choose another, so no earlier run is overwritten.")
+
+
 def create_run_dir(out: Path | None, model: str, dataset: str, root: Path = Path("runs")) -> Path:
     """`out` if it is new or empty; else runs/<timestamp>-<model>-<dataset> (never an existing run)."""
     if out is not None:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ZooError(f"--out {out} already exists and is not an empty directory; choose another, so no earlier run is overwritten.")
+        check_new_run_dir(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:

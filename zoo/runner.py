@@ -28,7 +28,7 @@ from .distributed import World
 from .errors import ZooError
 from .metrics import JsonlReporter, StepLog
 from .plugins import Catalog
-from .rundir import CONFIG, CURVES, METRICS, STEPS, WEIGHTS, create_run_dir, save_weights, write_atomic, write_json
+from .rundir import CONFIG, CURVES, METRICS, STEPS, WEIGHTS, create_run_dir, read_config, save_weights, write_atomic, write_json
 from .plots import write_curves
 from .train import NonFiniteLoss, predict, test, train
 
@@ -126,13 +126,13 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     """Train as configured; in a torchrun job, as one rank of it (see zoo.distributed)."""
     world = distributed.current()
     device = select_device(resolved.config.device, distributed.device_index(world))
-    with distributed.joined(world, device):
-        try:
+    try:
+        with distributed.joined(world, device):
             return _run(resolved, catalog, runs_root, resume_dir, world, device)
-        except RuntimeError as error:
-            if world.distributed and distributed.lost_peer(error):
-                raise distributed.PeerLost(error) from None
-            raise
+    except RuntimeError as error:
+        if world.distributed and distributed.lost_peer(error):
+            raise distributed.PeerLost(error) from None
+        raise
 
 
 def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: Path | None, world: World, device: torch.device) -> RunResult:
@@ -159,13 +159,14 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
     train_loss_sum = torch.zeros((), device=device)
     epoch_start_state = generator.get_state()
     resume_state: torch.Tensor | None = None
-    if resume_dir is None and world.restart and world.job:  # torchrun restarted this job: continue its run
-        resume_dir = _restarted_run(runs_root, config.out, world)
+    begun = None  # the directory this job began, when torchrun restarted it before its first checkpoint
+    if resume_dir is None and world.restart:
+        begun, resumable = _earlier_attempt(runs_root, config.out, world, config_hash(resolved))
+        resume_dir, begun = (begun, None) if resumable else (None, begun)
     if resume_dir is not None:
         run_dir = resume_dir
         found, skipped = checkpoint.newest(run_dir) if world.main else (None, [])
-        if world.distributed:  # every rank loads the checkpoint that rank 0 chose
-            found = Path(chosen) if (chosen := distributed.broadcast(world, str(found or ""))) else None
+        found = distributed.broadcast(world, found)  # every rank loads the checkpoint that rank 0 chose
         if found is None:
             reasons = f" ({'; '.join(skipped)})" if skipped else ""
             raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")
@@ -186,10 +187,14 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
             _rewrite_metrics(run_dir / METRICS, epochs)
             _truncate_steps(run_dir / STEPS, global_step)
     else:
-        run_dir = create_run_dir(config.out, config.model, config.dataset, runs_root) if world.main else Path()
-        run_dir = Path(distributed.broadcast(world, str(run_dir)))
+        run_dir = Path()
         if world.main:
+            run_dir = begun or create_run_dir(config.out, config.model, config.dataset, runs_root)
+            if begun is not None:  # start it afresh
+                _rewrite_metrics(run_dir / METRICS, [])
+                _truncate_steps(run_dir / STEPS, 0)
             write_json(run_dir / CONFIG, _config_record(resolved, catalog, device, data.classes, data.input_shape, world))
+        run_dir = distributed.broadcast(world, run_dir)
 
     run_files = [("metrics.jsonl", JsonlReporter(run_dir / METRICS)), ("steps.jsonl", StepLog(run_dir / STEPS))] if world.main else []
     events = Reporters([*reporters, *run_files])
@@ -229,7 +234,7 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
                 def step_end(batch: int, loss: torch.Tensor, size: int, epoch: int = epoch) -> None:
                     nonlocal global_step, train_loss_sum
                     global_step += 1
-                    train_loss_sum += loss
+                    train_loss_sum += loss * train_batches.share(batch, size) if world.distributed else loss
                     events.emit("on_batch_end", epoch, batch, len(train_batches))
                     if batch % config.log_every == 0:
                         value = distributed.global_mean(world, [loss.item()], size, device)[0]
@@ -250,7 +255,7 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
                     raise _non_finite(error, epoch, global_step, run_dir, resolved) from None
                 except RuntimeError as error:
                     if world.distributed and distributed.lost_peer(error):
-                        raise
+                        raise  # PeerLost, in run()
                     raise ZooError(f"Training failed at epoch {epoch} ({config.model} on {config.dataset}): "
                                    f"{type(error).__name__}: {' '.join(str(error).split())}") from error
                 resume_state, first_batch = None, 0
@@ -275,20 +280,19 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
     return RunResult(run_dir, epochs, prediction, model)
 
 
-def _restarted_run(runs_root: Path, out: Path | None, world: World) -> Path | None:
-    """The run that this job wrote before torchrun restarted it, if it has a checkpoint to resume;
-    None starts afresh (the first attempt failed before its first checkpoint)."""
+def _earlier_attempt(runs_root: Path, out: Path | None, world: World, wanted: str) -> tuple[Path | None, bool]:
+    """The run directory that this job began before torchrun restarted it (if its settings are these),
+    and whether it has a checkpoint to resume from; rank 0 looks, every rank gets the answer."""
     found = None
     if world.main:
-        run_dir = distributed.job_run_dir(runs_root, out, world.job or "")
-        if run_dir is not None and checkpoint.newest(run_dir)[0] is not None:
-            found = run_dir
-        elif run_dir is not None:  # nothing to keep: its config.json only
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
-    found_path = distributed.broadcast(world, str(found or ""))
-    return Path(found_path) if found_path else None
+        run_dir = distributed.job_run_dir(runs_root, out, world.job)
+        try:
+            ours = run_dir is not None and read_config(run_dir).get("config_hash") == wanted
+        except ZooError:
+            ours = False
+        if ours:
+            found = (run_dir, checkpoint.newest(run_dir)[0] is not None)
+    return distributed.broadcast(world, found) or (None, False)
 
 
 def _non_finite(error: NonFiniteLoss, epoch: int, global_step: int, run_dir: Path, resolved: ResolvedRun) -> NonFiniteLoss:

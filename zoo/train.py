@@ -43,7 +43,10 @@ def train(
             loss = loss_fn(pred, y)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(batch, loss.item())
-        loss.backward()
+        if batches.ranks > 1:  # DDP averages the ranks' gradients: weigh each by its share of the batch
+            (loss * batches.share(batch, len(X))).backward()
+        else:
+            loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()
@@ -56,12 +59,14 @@ def test(batches: Batches, model: nn.Module, loss_fn: Callable[[torch.Tensor, to
     test_loss, correct, size = 0.0, 0, 0
     with torch.inference_mode():
         for X, y in batches:
+            if len(X) == 0:  # this rank's part of a batch smaller than the number of ranks
+                continue
             with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
                 pred = model(X)
                 test_loss += loss_fn(pred, y).item() * len(X)
             correct += int((pred.argmax(1) == y).sum().item())
             size += len(X)
-    return test_loss / size, correct / size
+    return (test_loss / size, correct / size) if size else (0.0, 0.0)  # (a rank may have no test samples)
 
 
 def predict(model: nn.Module, image: torch.Tensor, classes: list[str], actual: int | None, index: int) -> Prediction:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import ZOO, epochs_without_time, loss_lines, run_zoo, tiny
+from helpers import ZOO, epochs_without_time, loss_lines, make_idx_dataset, run_zoo, tiny
 from safetensors.torch import load_file
 
 from zoo import distributed
@@ -150,6 +150,64 @@ def test_ctrl_c_stops_every_process_and_says_how_to_continue(tiny_data: Path, tm
     time.sleep(1)
     with pytest.raises(ProcessLookupError):  # no process of the job is left behind
         os.killpg(job.pid, 0)
+
+
+def test_uneven_parts_and_an_empty_part_still_train_and_test_what_one_process_would(tmp_path: Path) -> None:
+    """Batches of 63 split 31 + 32, and a test split of 1,001 whose last batch of 1 leaves rank 0 nothing:
+    each rank's loss is weighed by its share, so the job still computes the whole batch's gradient."""
+    data = make_idx_dataset(tmp_path / "data", n_train=640, n_test=1001)
+    args = ["run", "--dataset", "mnist", "--data-dir", str(data), "--no-verify", "--epochs", "2", "--batch-size", "63",
+            "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", "--shuffle"]
+    one = run_zoo(*args, "--out", str(tmp_path / "one"))
+    two = run_zoo(*args, "--nproc", "2", "--out", str(tmp_path / "two"), timeout=240)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    for x, y in zip(epochs_without_time(tmp_path / "one"), epochs_without_time(tmp_path / "two"), strict=True):
+        assert x["test_accuracy"] == y["test_accuracy"]
+        assert abs(x["test_loss"] - y["test_loss"]) < 1e-5 and abs(x["train_loss"] - y["train_loss"]) < 1e-5
+
+
+def test_a_restarted_job_finds_only_the_unfinished_directory_it_began(tmp_path: Path) -> None:
+    def begun(name: str, job: str, finished: bool = False) -> Path:
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"launch": {"processes": 2, "job": job}}))
+        if finished:
+            (run / "model.safetensors").write_bytes(b"")
+        return run
+
+    begun("a", "job-1")
+    newer = begun("b", "job-1")
+    os.utime(newer / "config.json", (time.time() + 10, time.time() + 10))
+    begun("c", "job-2", finished=True)
+    begun("d", "none")
+    assert distributed.job_run_dir(tmp_path / "runs", None, "job-1") == newer
+    assert distributed.job_run_dir(tmp_path / "runs", None, "job-2") is None  # finished: nothing to restart
+    assert distributed.job_run_dir(tmp_path / "runs", None, "none") is None  # torchrun without a rendezvous id
+    assert distributed.job_run_dir(tmp_path / "runs", tmp_path / "runs" / "a", "job-1") == tmp_path / "runs" / "a"
+
+
+def test_what_would_fail_in_every_process_fails_once_before_any_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(distributed, "launch", lambda *args, **kwargs: pytest.fail("no process should start"))
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "file").write_text("")
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "config.json").write_text(json.dumps(json.loads(CliRunner().invoke(cli, ["run", "--dry-run"]).output)))
+    (finished / "model.safetensors").write_bytes(b"")
+    cases = {
+        ("--out", str(tmp_path / "used")): "already exists and is not an empty directory",
+        ("--resume", str(finished)): "already finished",
+        ("--resume", "auto"): "no unfinished run under runs/ has these settings",
+    }
+    for args, message in cases.items():
+        result = CliRunner().invoke(cli, ["run", "--nproc", "2", *args])
+        assert result.exit_code == 2 and message in result.output and result.output.count("Error") == 1, result.output
+    result = CliRunner().invoke(cli, ["run", "--max-restarts", "1"])
+    assert result.exit_code == 2 and "add --nproc N" in result.output
+    dry = json.loads(CliRunner().invoke(cli, ["run", "--nproc", "2", "--dry-run"]).output)
+    assert dry["launch"] == {"processes": 2, "max_restarts": 0}
 
 
 def split_of(n: int, augment: bool) -> TensorSplit:
