@@ -28,6 +28,9 @@ class ConsoleReporter(Reporter):
     def on_run_start(self, event: RunStart) -> None:
         together = f" ({event.processes} processes)" if event.processes > 1 else ""
         self._print(f"Using {event.device} device{together}")
+        if event.restart:
+            how = "resuming from its newest checkpoint" if event.resumed_from else "it had no checkpoint yet, so it starts again"
+            self._print(f"A process of this job failed and torchrun restarted them all (restart {event.restart}): {how}.")
         if event.resumed_from:
             self._print(f"Resuming from checkpoint {event.resumed_from}")
 

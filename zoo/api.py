@@ -84,6 +84,9 @@ def plan(
         resolved = resolved_from_record(catalog, read_config(run_dir))
         if (run_dir / WEIGHTS).exists():
             raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
+        from .checkpoint import newest_or_error
+
+        newest_or_error(run_dir)
         changed = sorted(k for k, v in settings.items() if v is not None and k not in ("reporters", "add_reporters", "drop_reporters"))
         changed += [s for s in sets if not s.startswith(DATA_LOCATION_SETS)]
         if changed:

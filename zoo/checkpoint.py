@@ -187,6 +187,15 @@ def newest(run_dir: Path) -> tuple[Path | None, list[str]]:
     return None, skipped
 
 
+def newest_or_error(run_dir: Path) -> Path:
+    """The checkpoint a resume of `run_dir` starts from; an error that says why when there is none."""
+    found, skipped = newest(run_dir)
+    if found is None:
+        reasons = f" ({'; '.join(skipped)})" if skipped else ""
+        raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")
+    return found
+
+
 def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Restore model, optimizer and scheduler from a verified checkpoint; returns (state, rng tensors, extra tensors).
     Every failure is a ZooError naming the file: nothing here can crash, hang or run code."""

@@ -136,6 +136,7 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         # Whatever can be checked is checked here, once, before any process starts.
         _, resolved, resume_dir = api.plan(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
         distributed.check_shards(resolved.config.batch_size, nproc)
+        distributed.check_devices(resolved.config.device, nproc)
         worker_args = _command_line(click.get_current_context(), leave_out=("nproc", "max_restarts", "resume"))
         if resume_dir is not None:  # --resume auto: every process resumes the run found now
             worker_args += ["--resume", str(resume_dir)]

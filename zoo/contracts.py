@@ -31,6 +31,7 @@ class RunStart:
     test_size: int
     resumed_from: str | None = None
     processes: int = 1  # data-parallel processes training together (torchrun)
+    restart: int = 0  # how often torchrun has restarted them after a failure
 
 
 @dataclass

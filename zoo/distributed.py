@@ -8,10 +8,12 @@ this module does not import torch, so the CLI can ask "am I rank 0?" for free.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import signal
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,7 +84,13 @@ def joined(world: World, device: torch.device) -> Iterator[None]:
     try:
         yield
         dist.barrier()  # leave together: no rank tears down the group while another still uses it
+    except BaseException as error:
+        traceback.clear_frames(error.__traceback__)  # let go of the model wrapper its frames hold (below)
+        raise
     finally:
+        # DistributedDataParallel holds the group: if it outlived it, gloo's threads would be torn down
+        # at interpreter exit and abort the process ("terminate called without an active exception").
+        gc.collect()
         dist.destroy_process_group()
 
 
@@ -152,6 +160,16 @@ def check_shards(batch_size: int, processes: int, samples: int | None = None) ->
         )
 
 
+def check_devices(device: str, processes: int) -> None:
+    """The device asked for is there, with a GPU for each process when it is CUDA."""
+    import torch
+
+    from .runner import select_device
+
+    if select_device(device).type == "cuda" and torch.cuda.device_count() < processes:
+        raise ZooError(f"--nproc {processes} on CUDA needs {processes} GPUs, one per process; this machine has {torch.cuda.device_count()}.")
+
+
 def job_run_dir(runs_root: Path, out: Path | None, job: str | None) -> Path | None:
     """The unfinished run directory that the job `job` began (before torchrun restarted it), if any.
     Without a rendezvous id of its own ("none": torchrun given only --master-port) a job cannot be
@@ -187,8 +205,8 @@ class PeerLost(ZooError):
     def __init__(self, error: BaseException) -> None:
         reason = str(error).split("] ", 1)[-1].split(". ", 1)[0]
         super().__init__(
-            f"This process stopped: its connection to the other processes of the job broke ({reason}). "
-            f"Another process failed first; the launcher's message names it."
+            f"This process stopped: its connection to the other processes of the job broke ({reason}); "
+            f"another process of the job failed first."
         )
 
 
@@ -228,7 +246,8 @@ def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_r
         if run_dir is None or not (run_dir / "config.json").is_file() or (run_dir / "model.safetensors").exists():
             return ""
         if newest(run_dir)[0] is None:
-            return f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every steps)."
+            return (f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every "
+                    f"steps), so there is nothing to resume: start the run again (delete {run_dir} or choose another --out).")
         return f" Its newest checkpoint is kept: continue with `zoo run --resume {run_dir} --nproc {nproc}`."
 
     try:

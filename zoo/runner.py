@@ -160,16 +160,16 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
     epoch_start_state = generator.get_state()
     resume_state: torch.Tensor | None = None
     begun = None  # the directory this job began, when torchrun restarted it before its first checkpoint
-    if resume_dir is None and world.restart:
-        begun, resumable = _earlier_attempt(runs_root, config.out, world, config_hash(resolved))
-        resume_dir, begun = (begun, None) if resumable else (None, begun)
+    if resume_dir is None and world.restart:  # torchrun restarted this job: continue the run it began
+        earlier, resumable = _earlier_attempt(runs_root, config.out, world, config_hash(resolved))
+        if resumable:
+            resume_dir = earlier
+        else:
+            begun = earlier
     if resume_dir is not None:
         run_dir = resume_dir
-        found, skipped = checkpoint.newest(run_dir) if world.main else (None, [])
-        found = distributed.broadcast(world, found)  # every rank loads the checkpoint that rank 0 chose
-        if found is None:
-            reasons = f" ({'; '.join(skipped)})" if skipped else ""
-            raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")
+        # every rank loads the checkpoint that rank 0 chose
+        found = distributed.broadcast(world, checkpoint.newest_or_error(run_dir) if world.main else None)
         record, rng, extra = checkpoint.load(found, model, optimizer, scheduler)
         if record.get("config_hash") != config_hash(resolved):
             raise ZooError(f"Checkpoint {found} was written by a run with another configuration; it cannot be resumed with this one.")
@@ -200,9 +200,13 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
     events = Reporters([*reporters, *run_files])
     bf16 = config.precision == "bf16"
 
+    def epoch_loss_sum() -> float:
+        """The epoch's training loss so far, summed over steps (each step's loss averaged over the ranks)."""
+        return distributed.global_mean(world, [train_loss_sum.item()], 1, device)[0]
+
     def save_checkpoint(epoch: int, batch: int) -> Path:
-        """Every rank calls it (the loss sum is averaged over them); rank 0 writes."""
-        loss_sum = torch.tensor(distributed.global_mean(world, [train_loss_sum.item()], 1, device)[0]) if world.distributed else train_loss_sum
+        """Every rank calls it (epoch_loss_sum is a collective); rank 0 writes."""
+        loss_sum = torch.tensor(epoch_loss_sum())
         if not world.main:
             return run_dir
         return checkpoint.save(
@@ -217,9 +221,8 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
     try:
         with stop_on_ctrl_c(enabled=not world.distributed) as stop:
             resumed = f"{found.name} (epoch {first_epoch}, step {first_batch})" if resume_dir is not None else None
-            if resumed and world.restart:
-                resumed += f", after a process of this job failed (restart {world.restart})"
-            events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test), resumed, world.size))
+            events.emit("on_run_start", RunStart(run_dir, resolved.to_json(), str(device), data.classes, len(data.train), len(data.test),
+                                                 resumed, world.size, world.restart))
             started = time.perf_counter()
             for epoch in range(first_epoch, config.epochs + 1):
                 if resume_state is None:
@@ -261,7 +264,7 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
                 resume_state, first_batch = None, 0
                 test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
                 test_loss, accuracy = distributed.global_mean(world, [test_loss, accuracy], test_batches.local_samples, device)
-                mean_train_loss = distributed.global_mean(world, [train_loss_sum.item()], 1, device)[0] / max(len(train_batches), 1)
+                mean_train_loss = epoch_loss_sum() / max(len(train_batches), 1)
                 epochs.append(EpochEnd(epoch, mean_train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
                 events.emit("on_epoch_end", epochs[-1])
                 where = save_checkpoint(epoch, len(train_batches))

@@ -123,9 +123,11 @@ def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, r
     assert result.returncode == 0, result.stderr
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1  # the restarted job found its own run directory: no second one
+    notice = "A process of this job failed and torchrun restarted them all (restart 1): "
     if restart_from:
-        assert f"Resuming from checkpoint {restart_from}, after a process of this job failed (restart 1)" in result.stdout
+        assert f"{notice}resuming from its newest checkpoint.\nResuming from checkpoint {restart_from}\n" in result.stdout
     else:
+        assert f"{notice}it had no checkpoint yet, so it starts again." in result.stdout
         assert result.stdout.count("Epoch 1\n") == 2 and "Resuming" not in result.stdout
     assert same_weights(weights(runs[0]), weights(uninterrupted[0]))
     assert loss_lines(result.stdout)[-(30 - (restart_from and 12 or 0)):] == loss_lines(uninterrupted[1])[-(30 - (restart_from and 12 or 0)):]
@@ -196,11 +198,17 @@ def test_what_would_fail_in_every_process_fails_once_before_any_starts(tmp_path:
     finished.mkdir()
     (finished / "config.json").write_text(json.dumps(json.loads(CliRunner().invoke(cli, ["run", "--dry-run"]).output)))
     (finished / "model.safetensors").write_bytes(b"")
+    unstarted = tmp_path / "unstarted"
+    unstarted.mkdir()
+    (unstarted / "config.json").write_text((finished / "config.json").read_text())
     cases = {
         ("--out", str(tmp_path / "used")): "already exists and is not an empty directory",
         ("--resume", str(finished)): "already finished",
+        ("--resume", str(unstarted)): "has no usable checkpoint to resume from",
         ("--resume", "auto"): "no unfinished run under runs/ has these settings",
     }
+    if torch.cuda.device_count() < 2:  # with 2 GPUs, --device cuda is fine
+        cases["--device", "cuda"] = "needs 2 GPUs" if torch.cuda.is_available() else "this machine's torch has no cuda device"
     for args, message in cases.items():
         result = CliRunner().invoke(cli, ["run", "--nproc", "2", *args])
         assert result.exit_code == 2 and message in result.output and result.output.count("Error") == 1, result.output
