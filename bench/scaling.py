@@ -21,10 +21,12 @@ from bench import ROOT, machine, ratio, zoo_process
 
 MARK_BEGIN, MARK_END = "<!-- scaling: begin -->", "<!-- scaling: end -->"
 
+SHARE = max(1, (os.cpu_count() or 1) // 2)  # the threads `zoo run --nproc 2` gives each process
+STEPS_PER_EPOCH = -(-60000 // 64)
 SETUPS = {
     "1 process, all threads": ([], {}),
     "1 process, 1 thread": ([], {"OMP_NUM_THREADS": "1"}),
-    "2 processes (--nproc 2), 1 thread each": (["--nproc", "2"], {}),
+    f"2 processes (--nproc 2), {SHARE} thread{'s' * (SHARE > 1)} each": (["--nproc", "2"], {}),
 }
 
 
@@ -82,7 +84,7 @@ def report(results: dict[str, dict[str, list[float]]], epochs: int, turns: int, 
                      f"| {process_ratio:.2f}x | {100 * r['accuracy'][-1]:.1f}% |")
     seconds, size = reduce
     lines += ["", f"One all-reduce of the gradients ({size / 1e6:.2f} MB, gloo over loopback, two processes doing nothing else): "
-              f"{seconds * 1e3:.2f} ms; an epoch has 938 steps, so {938 * seconds:.2f} s of every epoch is spent averaging gradients."]
+              f"{seconds * 1e3:.2f} ms; an epoch has {STEPS_PER_EPOCH} steps, so {STEPS_PER_EPOCH * seconds:.2f} s of every epoch is spent averaging gradients."]
     return "\n".join(lines)
 
 

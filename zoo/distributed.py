@@ -9,7 +9,6 @@ this module does not import torch, so the CLI can ask "am I rank 0?" for free.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import signal
@@ -161,32 +160,29 @@ def check_shards(batch_size: int, processes: int, samples: int | None = None) ->
 
 
 def check_devices(device: str, processes: int) -> None:
-    """The device asked for is there, with a GPU for each process when it is CUDA."""
-    import torch
-
+    """The device asked for is there, with a GPU for each process (the last local rank's) when it is CUDA."""
     from .runner import select_device
 
-    if select_device(device).type == "cuda" and torch.cuda.device_count() < processes:
-        raise ZooError(f"--nproc {processes} on CUDA needs {processes} GPUs, one per process; this machine has {torch.cuda.device_count()}.")
+    select_device(device, processes - 1)
 
 
 def job_run_dir(runs_root: Path, out: Path | None, job: str | None) -> Path | None:
     """The unfinished run directory that the job `job` began (before torchrun restarted it), if any.
     Without a rendezvous id of its own ("none": torchrun given only --master-port) a job cannot be
     told from others, so none is found."""
+    from .rundir import CONFIG, WEIGHTS, read_config
+
     if not job or job == "none":
         return None
-    candidates = [out] if out is not None else [p for p in runs_root.glob("*") if p.is_dir()]
     found = []
-    for candidate in candidates:
+    for candidate in [out] if out is not None else [p for p in runs_root.glob("*") if p.is_dir()]:
         try:
-            record = json.loads((candidate / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            launch = read_config(candidate).get("launch")
+        except ZooError:
             continue
-        launch = record.get("launch") if isinstance(record, dict) else None
-        if isinstance(launch, dict) and launch.get("job") == job and not (candidate / "model.safetensors").exists():
+        if isinstance(launch, dict) and launch.get("job") == job and not (candidate / WEIGHTS).exists():
             found.append(candidate)
-    return max(found, key=lambda p: (p / "config.json").stat().st_mtime, default=None)
+    return max(found, key=lambda p: (p / CONFIG).stat().st_mtime, default=None)
 
 
 def lost_peer(error: BaseException) -> bool:
@@ -214,8 +210,7 @@ class WorkerFailed(ZooError):
     """A rank of a `zoo run --nproc` job failed; the launcher stopped the others."""
 
 
-def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_root: Path = Path("runs"),
-           out: Path | None = None, resume: Path | None = None) -> None:
+def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, out: Path | None = None, resume: Path | None = None) -> None:
     """`zoo run ARGS` in `nproc` processes on this machine, started by torch.distributed.run (what
     `torchrun --standalone --nproc-per-node N -m zoo run ARGS` does), with a job id zoo can find its
     run by; a failed rank ends the job with an error that names it and says how to continue."""
@@ -242,7 +237,7 @@ def launch(nproc: int, zoo_run_args: list[str], *, max_restarts: int = 0, runs_r
     def how_to_continue() -> str:
         from .checkpoint import newest
 
-        run_dir = resume or job_run_dir(runs_root, out, job)
+        run_dir = resume or job_run_dir(Path("runs"), out, job)
         if run_dir is None or not (run_dir / "config.json").is_file() or (run_dir / "model.safetensors").exists():
             return ""
         if newest(run_dir)[0] is None:

@@ -204,9 +204,9 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
         """The epoch's training loss so far, summed over steps (each step's loss averaged over the ranks)."""
         return distributed.global_mean(world, [train_loss_sum.item()], 1, device)[0]
 
-    def save_checkpoint(epoch: int, batch: int) -> Path:
-        """Every rank calls it (epoch_loss_sum is a collective); rank 0 writes."""
-        loss_sum = torch.tensor(epoch_loss_sum())
+    def save_checkpoint(epoch: int, batch: int, loss_sum: float | None = None) -> Path:
+        """Every rank calls it (epoch_loss_sum is a collective, unless given); rank 0 writes."""
+        loss_sum = torch.tensor(epoch_loss_sum() if loss_sum is None else loss_sum)
         if not world.main:
             return run_dir
         return checkpoint.save(
@@ -264,10 +264,11 @@ def _run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path, resume_dir: P
                 resume_state, first_batch = None, 0
                 test_loss, accuracy = test(test_batches, model, loss_fn, bf16)
                 test_loss, accuracy = distributed.global_mean(world, [test_loss, accuracy], test_batches.local_samples, device)
-                mean_train_loss = epoch_loss_sum() / max(len(train_batches), 1)
+                loss_sum = epoch_loss_sum()
+                mean_train_loss = loss_sum / max(len(train_batches), 1)
                 epochs.append(EpochEnd(epoch, mean_train_loss, test_loss, accuracy, time.perf_counter() - epoch_started))
                 events.emit("on_epoch_end", epochs[-1])
-                where = save_checkpoint(epoch, len(train_batches))
+                where = save_checkpoint(epoch, len(train_batches), loss_sum)
                 if stop.is_set():
                     raise Interrupted(f"Interrupted (Ctrl-C) after epoch {epoch}. A checkpoint is in {where}; continue with `zoo run --resume {run_dir}`.")
             if world.main:
