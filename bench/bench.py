@@ -162,6 +162,17 @@ def machine() -> str:
             f"Python {platform.python_version()}, {platform.system()}; measured {date.today().isoformat()}")
 
 
+def gpu_note() -> str:
+    """The bench measures the machine it runs on; GPU figures need a run on a machine with one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return (f"This machine has {torch.cuda.get_device_name(0)}, but this bench times the CPU path only; "
+                f"`zoo run --device cuda` trains there with each split held on the GPU.")
+    return ("No CUDA device on this machine, so nothing here was measured on a GPU (and no GPU machine has been "
+            "available to the project so far); `zoo run --device cuda` holds each split on the GPU when there is one.")
+
+
 def check(ok: bool) -> str:
     return "yes" if ok else "**NO**"
 
@@ -217,6 +228,10 @@ def report(epoch_times: dict[str, list[float]], process: dict, start: dict[str, 
         f"{tune['epochs']} epochs: **{tune['accuracy'] * 100:.2f}%** test accuracy after {tune['seconds']:.1f} s of training "
         f"(train + test passes, excluding start-up); 89% reached after "
         + (f"{tune['to_89']:.1f} s." if tune["to_89"] is not None else "never."),
+        "",
+        "## GPU",
+        "",
+        gpu_note(),
         "",
         "## Targets",
         "",
