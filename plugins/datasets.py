@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import zoo
 from zoo.contracts import DatasetSplits
 from zoo.errors import ZooError
+from zoo.identity import data_location
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -67,18 +68,18 @@ MNIST = Spec(
 class IDXParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    data_dir: Path | None = None
+    data_dir: Path | None = data_location("data_dir")
     """Looked at first (also ZOO_DATA_DIR): the four IDX files, plain or .gz, directly inside or
     in torchvision's layout (<dir>/FashionMNIST/raw/)."""
-    download: bool = True
+    download: bool = data_location("source", True)
     """Fall back to torchvision's download into the user cache."""
-    mirror: str | None = None
+    mirror: str | None = data_location("source")
     """A mirror to download from instead of torchvision's, e.g. http://host/fashion-mnist/."""
     hflip: bool = False
     """Augment training batches: mirror a random half left to right."""
     shift: int = Field(0, ge=0, le=8)
     """Augment training batches: move each image by up to this many pixels."""
-    verify: bool = True
+    verify: bool = data_location("verify", True)
     """Check each file against the real dataset's checksum (--no-verify turns it off)."""
 
 

@@ -67,3 +67,46 @@ def loss_lines(output: str) -> list[str]:
 
 def epochs_without_time(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def tiny_sets(tiny_data: Path) -> list[str]:
+    """zoo.run's --set values for the tiny dataset: its folder, unverified, no download."""
+    return [f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "dataset.download=false"]
+
+
+def resign(checkpoint_dir: Path) -> None:
+    """Rewrite a checkpoint's manifest to match its (edited) files, as a crafted checkpoint would."""
+    from zoo import checkpoint
+
+    manifest = json.loads((checkpoint_dir / "manifest.json").read_text())
+    manifest["files"] = {name: checkpoint._sha256(checkpoint_dir / name) for name in checkpoint.FILES}
+    (checkpoint_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def unfinished_copy(run_dir: Path, to: Path) -> Path:
+    """A copy of a finished run without its final weights, as if killed after its last checkpoint."""
+    import shutil
+
+    shutil.copytree(run_dir, to)
+    (to / "model.safetensors").unlink()
+    return to
+
+
+def plugin_env(site: Path, **extra: str) -> dict[str, str]:
+    """An environment in which `site` (pip-installed plugin packages) is importable."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])), **extra}
+
+
+def fuzzed(originals: list[bytes], trials: int, seed: int):
+    """`trials` seeded damages of the given files, in turn: a truncation or 1-8 flipped bits each."""
+    import random
+
+    rng = random.Random(seed)
+    for trial in range(trials):
+        data = bytearray(originals[trial % len(originals)])
+        if rng.random() < 0.5:
+            data = data[: rng.randrange(len(data))]
+        else:
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        yield trial, bytes(data)

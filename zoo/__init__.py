@@ -16,6 +16,7 @@ from .api import catalog, predict, resolve, run
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from .errors import ZooError
 from .hookspecs import hookimpl
+from .identity import data_location
 from .registry import NoParams
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ZooError",
     "__version__",
     "catalog",
+    "data_location",
     "hookimpl",
     "predict",
     "resolve",

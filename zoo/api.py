@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import ResolvedRun, parse_set, resolve_run, resolved_from_record
+from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, resolved_from_record
 from .errors import ZooError, describe_validation_error
+from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
 from .rundir import WEIGHTS, read_config
 
@@ -18,9 +19,10 @@ if TYPE_CHECKING:
     from .contracts import Prediction
     from .runner import RunResult
 
-
-#: --set assignments a resume may change: where the data is, not what it is.
-DATA_LOCATION_SETS = ("dataset.data_dir=", "dataset.verify=", "dataset.download=", "dataset.mirror=")
+#: Settings that choose who watches a run, not what it trains.
+REPORTER_SETTINGS = ("reporters", "add_reporters", "drop_reporters")
+#: The data-location flags (--data-dir, --no-verify): where the data is, not what it is.
+LOCATION_SETTINGS = ("data_dir", "verify")
 
 
 def catalog(registry_files: Iterable[str | Path] = ()) -> Catalog:
@@ -36,10 +38,12 @@ def resolve(
     catalog: Catalog | None = None,
     **settings: Any,
 ) -> tuple[Catalog, ResolvedRun]:
-    """Validate a run's settings without running it."""
+    """Validate a run's settings without running it. data_dir=/verify= set where the dataset's files are."""
     catalog = catalog or load_catalog(registry_files=registry_files)
     add, drop = settings.pop("add_reporters", ()), settings.pop("drop_reporters", ())
-    return catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add), drop_reporters=list(drop))
+    location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
+    return catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add),
+                                drop_reporters=list(drop), **location)
 
 
 def run(
@@ -63,6 +67,30 @@ def run(
     return run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
 
 
+def run_processes(nproc: int, *, recipe: str | None = None, resume: str | Path | None = None, max_restarts: int = 0,
+                  runs_root: str | Path = "runs", **settings: Any) -> Path:
+    """zoo.run in `nproc` processes training one model together (data-parallel; see docs/scaling.md).
+    Everything that can fail in every process is checked here, once, before any starts."""
+    from .device import check_devices
+    from .launcher import launch
+    from .world import check_shards
+
+    _, resolved, resume_dir = plan(recipe=recipe, resume=resume, runs_root=runs_root, **settings)
+    check_shards(resolved.config.batch_size, nproc)
+    check_devices(resolved.config.device, nproc)
+    return launch(nproc, resolved, resume_dir=resume_dir, max_restarts=max_restarts, runs_root=Path(runs_root))
+
+
+def run_launched(run_dir: str | Path) -> RunResult:
+    """One worker of `zoo run --nproc`: train what the parent resolved into RUN_DIR/launch.json."""
+    from .launcher import plan_of
+    from .runner import run as run_training
+
+    catalog = load_catalog()
+    resolved = resolved_from_record(catalog, plan_of(Path(run_dir))["config"])
+    return run_training(resolved, catalog, launched=Path(run_dir))
+
+
 def plan(
     *,
     recipe: str | None = None,
@@ -75,59 +103,110 @@ def plan(
 ) -> tuple[Catalog, ResolvedRun, Path | None]:
     """What zoo.run would train, and the run directory it would resume (None: a new one), with every
     check that can be made before training: bad settings, an --out in use, a run that cannot resume."""
-    from .distributed import current
     from .rundir import check_new_run_dir
+    from .world import current
 
     catalog = catalog or load_catalog(registry_files=registry_files)
     if resume is not None and str(resume) != "auto":
-        run_dir = Path(resume)
-        resolved = resolved_from_record(catalog, read_config(run_dir))
-        if (run_dir / WEIGHTS).exists():
-            raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
-        from .checkpoint import newest_or_error
-
-        newest_or_error(run_dir)
-        changed = sorted(k for k, v in settings.items() if v is not None and k not in ("reporters", "add_reporters", "drop_reporters"))
-        changed += [s for s in sets if not s.startswith(DATA_LOCATION_SETS)]
-        if changed:
-            raise ZooError(
-                f"--resume continues {run_dir} with the settings it was started with; these cannot change now: "
-                f"{', '.join(changed)}. Only reporters and where the data is (--data-dir, --no-verify) may differ; "
-                f"for other settings start a new run."
-            )
-        location = [parse_set(s) for s in sets]
-        if location:  # the data may have moved since the run started
-            params = {**resolved.dataset.params.model_dump(), **{key: value for _, key, value in location}}
-            try:
-                resolved = replace(resolved, dataset=replace(resolved.dataset, params=resolved.dataset.params.model_validate(params)))
-            except ValidationError as error:
-                raise ZooError(f"Invalid dataset settings: {describe_validation_error('dataset', error)}.") from None
-        # Reporters only watch, so a resume may choose others.
-        chosen = settings.get("reporters") or resolved.config.reporters
-        fresh = resolve_run(catalog, recipe=resolved.config.recipe, overrides={"reporters": chosen},
-                            add_reporters=list(settings.get("add_reporters", ())), drop_reporters=list(settings.get("drop_reporters", ())))
-        resolved = replace(resolved, reporters=fresh.reporters, config=resolved.config.model_copy(update={"reporters": fresh.config.reporters}))
-        return catalog, resolved, run_dir
+        return catalog, resumed_run(catalog, Path(resume), list(sets), settings), Path(resume)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
     if resume is None:
-        if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.runner)
+        if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.opening)
             check_new_run_dir(resolved.config.out)
         return catalog, resolved, None
+    found = find_resumable(catalog, resolved, Path(runs_root))
+    recorded = resolved_from_record(catalog, read_config(found))
+    watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
+    return catalog, _with_location(watched, settings, []), found
+
+
+def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path) -> Path:
+    """--resume auto: the newest unfinished run under runs_root with these settings and a checkpoint."""
     from . import checkpoint
-    from .runner import config_hash
+    from .identity import config_hash
 
     wanted = config_hash(resolved)
-    for config_file in sorted(Path(runs_root).glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for config_file in sorted(runs_root.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             record = read_config(config_file.parent)
         except ZooError:
             continue
         if (record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists()
                 and checkpoint.newest(config_file.parent)[0] is not None):
-            recorded = resolved_from_record(catalog, record)
-            watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
-            return catalog, watched, config_file.parent
+            return config_file.parent
     raise ZooError(f"--resume auto: no unfinished run under {runs_root}/ has these settings; start it without --resume.")
+
+
+def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict[str, Any]) -> ResolvedRun:
+    """The run `run_dir` records, as it was started (its reporters with their settings, no registry
+    file needed), with what a resume may change: the reporters and where the data is. Settings equal
+    to the recorded ones may be repeated (e.g. the original command with --resume added)."""
+    from .checkpoint import newest_or_error
+
+    recorded = resolved_from_record(catalog, read_config(run_dir))
+    if (run_dir / WEIGHTS).exists():
+        raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
+    newest_or_error(run_dir)
+    location_keys = set(location_fields(recorded.dataset.params))
+    changed = [key for key, value in settings.items()
+               if value is not None and key not in (*REPORTER_SETTINGS, *LOCATION_SETTINGS) and _differs(recorded, key, value)]
+    for assignment in sets:
+        section, key, value = parse_set(assignment)
+        if not (section == "dataset" and key in location_keys) and _set_differs(recorded, section, key, value):
+            changed.append(assignment)
+    if changed:
+        raise ZooError(
+            f"--resume continues {run_dir} with the settings it was started with; these cannot change now: "
+            f"{', '.join(sorted(changed))}. Only reporters and where the data is (--data-dir, --no-verify) may differ; "
+            f"for other settings start a new run."
+        )
+    return _with_reporters(catalog, _with_location(recorded, settings, sets), settings)
+
+
+def _differs(recorded: ResolvedRun, key: str, value: Any) -> bool:
+    try:
+        validated = recorded.config.model_validate({**recorded.config.model_dump(), key: value})
+    except ValidationError:
+        return True
+    return getattr(validated, key, None) != getattr(recorded.config, key, None)
+
+
+def _set_differs(recorded: ResolvedRun, section: str | None, key: str, value: Any) -> bool:
+    if section is None:
+        return _differs(recorded, key, value)
+    part = getattr(recorded, section, None) if section in ("dataset", "model", "loss", "optimizer", "scheduler") else None
+    if not isinstance(part, Part):
+        return True
+    try:
+        validated = type(part.params).model_validate({**part.params.model_dump(), key: value})
+    except ValidationError:
+        return True
+    return validated != part.params
+
+
+def _with_location(resolved: ResolvedRun, settings: dict[str, Any], sets: list[str]) -> ResolvedRun:
+    """The run with its dataset's data-location params replaced (the data may have moved)."""
+    dataset = resolved.dataset
+    names = location_fields(dataset.params)
+    values = location_params(type(dataset.params), resolved.config.dataset, dataset.resolved.component.owner,
+                             settings.get("data_dir"), settings.get("verify"))
+    values.update({key: value for section, key, value in map(parse_set, sets) if section == "dataset" and key in names})
+    if not values:
+        return resolved
+    try:
+        params = dataset.params.model_validate({**dataset.params.model_dump(), **values})
+    except ValidationError as error:
+        raise ZooError(f"Invalid dataset settings: {describe_validation_error('dataset', error)}.") from None
+    return replace(resolved, dataset=replace(dataset, params=params))
+
+
+def _with_reporters(catalog: Catalog, resolved: ResolvedRun, settings: dict[str, Any]) -> ResolvedRun:
+    """The recorded reporters (with their recorded settings), or those chosen now; plus/minus the CLI's."""
+    parts = {part.resolved.name: part for part in resolved.reporters}
+    names = list(settings.get("reporters") or parts)
+    names = [n for n in dict.fromkeys([*names, *settings.get("add_reporters", ())]) if n not in settings.get("drop_reporters", ())]
+    chosen = [parts.get(name) or resolve_part(catalog, name, "reporter", name, {}) for name in names]
+    return replace(resolved, reporters=chosen, config=resolved.config.model_copy(update={"reporters": names}))
 
 
 def predict(

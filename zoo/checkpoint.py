@@ -4,6 +4,8 @@ A checkpoint is a directory checkpoints/step-<global step>/ holding model.safete
 optimizer.safetensors and rng.safetensors (tensors) and state.json (everything else). It is built
 in a temporary directory, every file synced, manifest.json (each file's SHA-256) written last, and
 then renamed into place: a checkpoint without a manifest, or whose files do not match it, is ignored.
+At every instant a resume finds some complete checkpoint: an older one is removed only after the
+newer one is in place, and one being replaced under the same name is kept aside until then.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,8 +24,9 @@ from .errors import ZooError
 
 CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: random states per rank, separate shuffle and augmentation generators
 FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json")
+MAX_JSON = 64 << 20  # state.json and manifest.json are small; a larger one is not ours
 
 
 def _sha256(path: Path) -> str:
@@ -35,12 +37,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_json(path: Path) -> Any:
+    """A small JSON file; anything else (too big, too deep, not JSON) is a ValueError."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    if not path.is_file() or path.stat().st_size > MAX_JSON:
+        raise ValueError(f"{path.name} is not a small regular file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path.name} is nested too deeply") from None
 
 
 def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -67,98 +81,91 @@ def _join_optimizer_state(tensors: dict[str, torch.Tensor], record: dict[str, An
     return {"state": state, "param_groups": record["param_groups"]}
 
 
-def capture_rng(generator: torch.Generator, epoch_start: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Every random state the run draws from: torch's (dropout, init), the shuffle/augment generator
-    now and at the start of the epoch (to redraw the epoch's order), Python's and NumPy's."""
-    import numpy as np
-
-    tensors = {"torch": torch.get_rng_state(), "generator": generator.get_state(), "generator_epoch_start": epoch_start}
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda.{i}"] = state
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    python_state = random.getstate()
-    plain = {
-        "python": [python_state[0], list(python_state[1]), python_state[2]],
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-    return tensors, plain
-
-
-def restore_rng(tensors: dict[str, torch.Tensor], plain: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-    """Restore what capture_rng saved; returns the generator's state at the start of the epoch."""
-    import numpy as np
-
-    torch.set_rng_state(tensors["torch"])
-    generator.set_state(tensors["generator"])
-    cuda = sorted(k for k in tensors if k.startswith("cuda."))
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
-    version, state, gauss = plain["python"]
-    random.setstate((version, tuple(state), gauss))
-    kind, keys, pos, has_gauss, cached = plain["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    return tensors["generator_epoch_start"]
+def _same_shape(saved: Any, fresh: Any, where: str) -> None:
+    """`saved` has the keys, lengths and types of `fresh` (ints may stand for floats): a crafted
+    state.json can restore values, never new attributes or types."""
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict) or set(saved) != set(fresh):
+            raise ValueError(f"{where} has other keys than this run's ({', '.join(sorted(map(str, fresh)))})")
+        for key in fresh:
+            _same_shape(saved[key], fresh[key], f"{where}.{key}")
+    elif isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, list) or len(saved) != len(fresh):
+            raise ValueError(f"{where} is not a list of {len(fresh)}")
+        for i, (s, f) in enumerate(zip(saved, fresh)):
+            _same_shape(s, f, f"{where}[{i}]")
+    elif fresh is None or isinstance(fresh, (bool, str)):
+        if type(saved) is not type(fresh):
+            raise ValueError(f"{where} is {saved!r}, expected {fresh!r}'s type")
+    elif isinstance(fresh, (int, float)):
+        ok = isinstance(saved, (int, float)) and not isinstance(saved, bool) and (isinstance(fresh, float) or isinstance(saved, int))
+        if not ok or (isinstance(saved, float) and saved != saved):
+            raise ValueError(f"{where} is {saved!r}, expected a {type(fresh).__name__}")
 
 
-def save(
-    run_dir: Path,
-    *,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    rng: tuple[dict[str, torch.Tensor], dict[str, Any]],
-    extra_tensors: dict[str, torch.Tensor],
-    state: dict[str, Any],
-    keep: int,
-) -> Path:
-    """Write one checkpoint atomically; then drop all but the newest `keep`."""
+def save(run_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+         record: dict[str, Any], tensors: dict[str, torch.Tensor], keep: int) -> Path:
+    """Write one checkpoint atomically (record -> state.json, tensors -> rng.safetensors); then drop
+    all but the newest `keep`."""
     from safetensors.torch import save_file, save_model
 
     root = run_dir / CHECKPOINTS
     root.mkdir(exist_ok=True)
-    for leftover in [*root.glob(".building-*"), *root.glob(".replaced-*")]:  # from a process killed while writing
-        shutil.rmtree(leftover, ignore_errors=True)
-    final = root / f"step-{state['global_step']:09d}"
+    recover(run_dir)
+    final = root / f"step-{record['global_step']:09d}"
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    replaced = root / f".replaced-{final.name}"
     try:
         save_model(model, str(building / "model.safetensors"))
         optimizer_tensors, optimizer_plain = _split_optimizer_state(optimizer)
         save_file(optimizer_tensors, str(building / "optimizer.safetensors"))
-        rng_tensors, rng_plain = rng
-        save_file({**{f"rng.{k}": v for k, v in rng_tensors.items()}, **{f"extra.{k}": v.detach().cpu().contiguous() for k, v in extra_tensors.items()}},
-                  str(building / "rng.safetensors"))
-        record = {**state, "optimizer": optimizer_plain, "scheduler": scheduler.state_dict(), "rng": rng_plain}
-        (building / "state.json").write_text(json.dumps(record))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(building / "rng.safetensors"))
+        full = {**record, "optimizer": optimizer_plain, "scheduler": scheduler.state_dict()}
+        (building / "state.json").write_text(json.dumps(full))
         for name in FILES:
-            with open(building / name, "rb") as file:
-                os.fsync(file.fileno())
+            _fsync(building / name)
         manifest = {"format": FORMAT, "files": {name: _sha256(building / name) for name in FILES}}
         (building / MANIFEST).write_text(json.dumps(manifest))
-        with open(building / MANIFEST, "rb") as file:
-            os.fsync(file.fileno())
-        replaced = None
-        if final.exists():  # the epoch-end checkpoint of a step that was just checkpointed: swap, never a gap
-            replaced = root / f".replaced-{final.name}"
-            shutil.rmtree(replaced, ignore_errors=True)
+        _fsync(building / MANIFEST)
+        if final.exists():  # a step checkpointed again (its epoch end after a resume): the old one waits aside
             os.replace(final, replaced)
         os.replace(building, final)
-        _fsync_dir(root)
-        if replaced is not None:
-            shutil.rmtree(replaced, ignore_errors=True)
+        _fsync(root)
     except BaseException:
+        if replaced.exists() and not final.exists():
+            os.replace(replaced, final)
         shutil.rmtree(building, ignore_errors=True)
         raise
+    shutil.rmtree(replaced, ignore_errors=True)
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def recover(run_dir: Path) -> None:
+    """Tidy what a process killed while writing left: a checkpoint kept aside during a swap goes
+    back under its name (the swap never completed), half-built ones go."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return
+    for aside in root.glob(".replaced-step-*"):
+        final = root / aside.name.removeprefix(".replaced-")
+        if final.exists() and verify(final) is None:
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(aside, final)
+    for leftover in root.glob(".building-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def verify(path: Path) -> str | None:
     """Why this checkpoint directory cannot be trusted, or None if every file matches its manifest."""
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        manifest = _read_json(path / MANIFEST)
         files = manifest["files"]
+        if manifest.get("format") == 1:
+            return "it was written by an earlier zoo (checkpoint format 1); finish that run with zoo 0.1 or start it again"
         if manifest.get("format") != FORMAT or set(files) != set(FILES):
             return "its manifest is not one zoo writes"
     except FileNotFoundError:
@@ -174,12 +181,21 @@ def verify(path: Path) -> str | None:
     return None
 
 
+def candidates(run_dir: Path) -> list[Path]:
+    """Checkpoint directories, newest first; one kept aside during an unfinished swap counts too."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = {p.name: p for p in root.glob("step-*") if p.is_dir()}
+    for aside in root.glob(".replaced-step-*"):
+        found.setdefault(aside.name.removeprefix(".replaced-"), aside)
+    return [found[name] for name in sorted(found, reverse=True)]
+
+
 def newest(run_dir: Path) -> tuple[Path | None, list[str]]:
     """The newest trustworthy checkpoint of a run, and why newer ones were skipped."""
     skipped = []
-    root = run_dir / CHECKPOINTS
-    candidates = sorted((p for p in root.glob("step-*") if p.is_dir()), reverse=True) if root.is_dir() else []
-    for path in candidates:
+    for path in candidates(run_dir):
         problem = verify(path)
         if problem is None:
             return path, skipped
@@ -196,8 +212,8 @@ def newest_or_error(run_dir: Path) -> Path:
     return found
 
 
-def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Restore model, optimizer and scheduler from a verified checkpoint; returns (state, rng tensors, extra tensors).
+def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore model, optimizer and scheduler from a verified checkpoint; returns (state.json, rng.safetensors).
     Every failure is a ZooError naming the file: nothing here can crash, hang or run code."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, load_model
@@ -206,39 +222,26 @@ def load(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, s
     if problem:
         raise ZooError(f"Checkpoint {path} cannot be used: {problem}.")
     try:
-        record = json.loads((path / "state.json").read_text())
+        record = _read_json(path / "state.json")
+        if not isinstance(record, dict):
+            raise ValueError("state.json is not an object")
         missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
         if missing or unexpected:
             raise ValueError(f"its weights do not fit the model (missing {sorted(missing)}, unexpected {sorted(unexpected)})")
-        optimizer.load_state_dict(_join_optimizer_state(load_file(str(path / "optimizer.safetensors")), record["optimizer"]))
+        _check_weights(model)
+        saved_optimizer = record.get("optimizer")
+        _same_shape(saved_optimizer.get("param_groups") if isinstance(saved_optimizer, dict) else None,
+                    optimizer.state_dict()["param_groups"], "optimizer.param_groups")
+        optimizer.load_state_dict(_join_optimizer_state(load_file(str(path / "optimizer.safetensors")), saved_optimizer))
+        _same_shape(record.get("scheduler"), scheduler.state_dict(), "scheduler")
         scheduler.load_state_dict(record["scheduler"])
         tensors = load_file(str(path / "rng.safetensors"))
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, AttributeError) as error:
         raise ZooError(f"Checkpoint {path} cannot be used: {' '.join(str(error).split())}.") from None
-    rng = {k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")}
-    extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
-    problem = _shape_problem(record, rng, extra)
-    if problem:
-        raise ZooError(f"Checkpoint {path} cannot be used: {problem}.")
-    return record, rng, extra
+    return record, tensors
 
 
-def _shape_problem(record: Any, rng: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> str | None:
-    """What is missing or malformed in a loaded checkpoint, so the runner never meets a KeyError."""
-    if not isinstance(record, dict):
-        return "state.json is not an object"
-    for key, kind in (("epoch", int), ("batch", int), ("global_step", int), ("epochs", list), ("config_hash", str), ("rng", dict)):
-        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
-            return f"state.json has no valid {key!r}"
-    epoch_keys = {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"}
-    if not all(isinstance(e, dict) and set(e) == epoch_keys for e in record["epochs"]):
-        return "state.json's epochs are malformed"
-    for key in ("torch", "generator", "generator_epoch_start"):
-        if key not in rng or rng[key].dtype != torch.uint8:
-            return f"rng.safetensors has no valid {key!r} state"
-    if "train_loss_sum" not in extra:
-        return "rng.safetensors has no running loss"
-    python, numpy = record["rng"].get("python"), record["rng"].get("numpy")
-    if not (isinstance(python, list) and len(python) == 3 and isinstance(numpy, list) and len(numpy) == 5):
-        return "state.json's random states are malformed"
-    return None
+def _check_weights(model: torch.nn.Module) -> None:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"its weight {name} holds NaN or infinite values")

@@ -46,7 +46,7 @@ class ZooGroup(click.Group):
 
 def _from_rank(message: str) -> str:
     """In a job of several processes, which one speaks (they may all meet the same problem)."""
-    from .distributed import current
+    from .world import current
 
     world = current()
     return f"[rank {world.rank}] {message}" if world.distributed else message
@@ -106,61 +106,44 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
+@click.option("--launched", type=click.Path(path_type=Path), hidden=True, help="(internal) A worker of `zoo run --nproc`: train what RUN_DIR/launch.json holds.")
 @registry_option
-def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, sets: tuple[str, ...], resume: str | None, quiet: bool, dry_run: bool, nproc: int | None, max_restarts: int, registry_files: tuple[Path, ...], **settings: Any) -> None:
+def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, resume: str | None, quiet: bool, dry_run: bool,
+        nproc: int | None, max_restarts: int, launched: Path | None, registry_files: tuple[Path, ...], **settings: Any) -> None:
     """Train and test a model, printing the Quickstart's log; writes a run directory.
 
     On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set).
     With --nproc N, N processes train one model together (global batch --batch-size)."""
-    from . import distributed
+    from .world import current
 
+    if launched is not None:
+        api.run_launched(launched)
+        return
     if max_restarts and nproc is None:
         raise ZooError("--max-restarts restarts the processes of a --nproc job; add --nproc N (or use torchrun's own --max-restarts).")
-    sets_list = list(sets)
-    if data_dir is not None:
-        sets_list.insert(0, f"dataset.data_dir={json.dumps(str(data_dir))}")
-    if no_verify:
-        sets_list.insert(0, "dataset.verify=false")
-    if reporters:
-        settings["reporters"] = list(reporters)
-    if quiet:
-        settings["drop_reporters"] = ["console", "progress"]
-    elif _interactive():
-        settings["add_reporters"] = ["progress"]
+    settings.update(_chosen(reporters, quiet), data_dir=data_dir, verify=False if no_verify else None, registry_files=registry_files)
     if dry_run:
-        _, resolved = api.resolve(recipe=recipe, sets=sets_list, registry_files=registry_files, **settings)
+        _, resolved = api.resolve(recipe=recipe, **settings)
         launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
         click.echo(json.dumps({**resolved.to_json(), **launch}, indent=2))
         return
     if nproc is not None:
-        # Whatever can be checked is checked here, once, before any process starts.
-        _, resolved, resume_dir = api.plan(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
-        distributed.check_shards(resolved.config.batch_size, nproc)
-        distributed.check_devices(resolved.config.device, nproc)
-        worker_args = _command_line(click.get_current_context(), leave_out=("nproc", "max_restarts", "resume"))
-        if resume_dir is not None:  # --resume auto: every process resumes the run found now
-            worker_args += ["--resume", str(resume_dir)]
-        distributed.launch(nproc, worker_args, max_restarts=max_restarts, out=resolved.config.out, resume=resume_dir)
+        run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, **settings)
+        click.echo(f"Run saved in {run_dir}", err=True)
         return
-    result = api.run(recipe=recipe, sets=sets_list, registry_files=registry_files, resume=resume, **settings)
-    if distributed.current().main:
+    result = api.run(recipe=recipe, resume=resume, **settings)
+    if current().main:
         click.echo(f"Run saved in {result.run_dir}", err=True)
 
 
-def _command_line(ctx: click.Context, leave_out: tuple[str, ...]) -> list[str]:
-    """The options this command was given, as a command line again (for the processes it starts)."""
-    line: list[str] = []
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name in leave_out or param.name is None:
-            continue
-        if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
-            continue
-        value = ctx.params[param.name]
-        if param.is_flag:
-            line.append(param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0])
-        else:
-            line += [item for one in (value if param.multiple else [value]) for item in (param.opts[0], str(one))]
-    return line
+def _chosen(reporters: tuple[str, ...], quiet: bool) -> dict[str, list[str]]:
+    """The reporters: --reporter replaces the recipe's; --quiet drops the printed ones; a terminal adds the progress bar."""
+    chosen: dict[str, list[str]] = {"reporters": list(reporters)} if reporters else {}
+    if quiet:
+        chosen["drop_reporters"] = ["console", "progress"]
+    elif _interactive():
+        chosen["add_reporters"] = ["progress"]
+    return chosen
 
 
 def _interactive() -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import ZooError, describe_validation_error
+from .identity import location_params
 from .plugins import Catalog, Resolved
 from .settings import RunConfig
 
@@ -77,17 +78,42 @@ def resolve_run(
     sets: list[str] = (),  # type: ignore[assignment]
     add_reporters: list[str] = (),  # type: ignore[assignment]
     drop_reporters: list[str] = (),  # type: ignore[assignment]
+    data_dir: Any = None,
+    verify: bool | None = None,
 ) -> ResolvedRun:
     """Merge defaults, the recipe and the command line, then validate everything.
-    add_reporters/drop_reporters adjust the chosen reporters (the CLI's terminal and --quiet rules)."""
+    add_reporters/drop_reporters adjust the chosen reporters (the CLI's terminal and --quiet rules);
+    data_dir/verify set the dataset's data-location params (--data-dir, --no-verify)."""
+    config = _run_config(catalog, recipe, overrides or {}, sets)
+    reporters = [r for r in dict.fromkeys([*config.reporters, *add_reporters]) if r not in drop_reporters]
+    config = config.model_copy(update={"reporters": reporters})
+    unknown = set(config.params) - set(SECTIONS) - set(config.reporters)
+    if unknown:
+        raise ZooError(
+            f"--set names unknown section(s) {', '.join(sorted(unknown))}; the sections are "
+            f"{', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
+        )
+    dataset = catalog.resolve("dataset", config.dataset)
+    location = location_params(dataset.component.params, config.dataset, dataset.component.owner, data_dir, verify)
+    return ResolvedRun(
+        config=config,
+        dataset=resolve_part(catalog, "dataset", "dataset", config.dataset, {**config.params.get("dataset", {}), **location}),
+        **{section: resolve_part(catalog, section, section, getattr(config, section), config.params.get(section, {}))
+           for section in SECTIONS[1:]},
+        reporters=[resolve_part(catalog, name, "reporter", name, config.params.get(name, {})) for name in dict.fromkeys(config.reporters)],
+    )
+
+
+def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any], sets: list[str]) -> RunConfig:
+    """The run settings: defaults < recipe < --set < options; a component swapped on the command
+    line drops the recipe's params for it."""
     recipe_name = recipe or RunConfig.model_fields["recipe"].default
     chosen = catalog.presets.recipe(recipe_name)
     from_recipe = chosen.model_dump(exclude={"help", "params"}, exclude_none=True)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     params: dict[str, dict[str, Any]] = {}
     for section, values in chosen.params.items():
-        replaced = section in overrides and overrides[section] != from_recipe.get(section)
-        if not replaced:  # a component swapped on the command line drops the recipe's params for it
+        if not (section in overrides and overrides[section] != from_recipe.get(section)):
             params[section] = dict(values)
     top_level: dict[str, Any] = {}
     for assignment in sets:
@@ -103,42 +129,23 @@ def resolve_run(
                 f"e.g. --set model.{key}=... or --set optimizer.{key}=...; run settings are "
                 f"{', '.join(k for k in RunConfig.model_fields if k != 'params')}."
             )
-    raw = {**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params}
     try:
-        config = RunConfig.model_validate(raw)
+        return RunConfig.model_validate({**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params})
     except ValidationError as error:
         raise ZooError(f"Invalid run settings: {describe_validation_error('', error)}.") from None
 
-    reporters = [r for r in dict.fromkeys([*config.reporters, *add_reporters]) if r not in drop_reporters]
-    config = config.model_copy(update={"reporters": reporters})
-    unknown = set(config.params) - set(SECTIONS) - set(config.reporters)
-    if unknown:
+
+def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: dict[str, Any]) -> Part:
+    """A component by name (or preset), its params validated by its plugin's model."""
+    resolved = catalog.resolve(kind, name)
+    try:
+        validated = resolved.component.params.model_validate({**resolved.params, **params})
+    except ValidationError as error:
         raise ZooError(
-            f"--set names unknown section(s) {', '.join(sorted(unknown))}; the sections are "
-            f"{', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
-        )
-
-    def part(section: str, kind: str, name: str) -> Part:
-        resolved = catalog.resolve(kind, name)
-        values = {**resolved.params, **config.params.get(section, {})}
-        try:
-            validated = resolved.component.params.model_validate(values)
-        except ValidationError as error:
-            raise ZooError(
-                f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
-                f"{describe_validation_error(section, error)}."
-            ) from None
-        return Part(section, resolved, validated)
-
-    return ResolvedRun(
-        config=config,
-        dataset=part("dataset", "dataset", config.dataset),
-        model=part("model", "model", config.model),
-        loss=part("loss", "loss", config.loss),
-        optimizer=part("optimizer", "optimizer", config.optimizer),
-        scheduler=part("scheduler", "scheduler", config.scheduler),
-        reporters=[part(name, "reporter", name) for name in dict.fromkeys(config.reporters)],
-    )
+            f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
+            f"{describe_validation_error(section, error)}."
+        ) from None
+    return Part(section, resolved, validated)
 
 
 def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:

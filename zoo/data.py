@@ -74,8 +74,8 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 class Batches:
-    """(X, y) batches of one split on one device, in order or reshuffled each epoch by `generator`;
-    a TensorSplit's augmentation applies when `augment` is true (training, not testing).
+    """(X, y) batches of one split on one device, in order or reshuffled each epoch by `order`;
+    a TensorSplit's augmentation applies when `augment` is a generator (training, not testing).
 
     With shard=(rank, ranks), every batch is the same global batch on each rank, and rank r takes
     its r-th contiguous part: the ranks together see exactly what one process would, in the same
@@ -87,21 +87,20 @@ class Batches:
         batch_size: int,
         device: torch.device,
         shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
+        order: torch.Generator | None = None,
+        augment: torch.Generator | None = None,
         shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.split = split
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
-        self.generator = generator
+        self.order = order if order is not None else torch.Generator().manual_seed(0)
         self.num_samples = len(split)  # type: ignore[arg-type]
         self.rank, self.ranks = shard
         self.tensors = split.to(device) if isinstance(split, TensorSplit) else None
-        self.augment = split.augment if augment and isinstance(split, TensorSplit) else None
-        if self.augment is not None and generator is None:
-            self.generator = torch.Generator().manual_seed(0)
+        self.transform = split.augment if augment is not None and isinstance(split, TensorSplit) else None
+        self.augment = augment
 
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
@@ -109,27 +108,25 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate()
 
-    def iterate(self, first: int = 0, generator_state: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iterate(self, first: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The epoch's batches (this rank's part of each) from batch `first` on. The order is drawn
-        from the generator as it is now; `generator_state` (a resume) then replaces its state for
-        the augmentation that follows."""
+        from the `order` generator as it is now (so a resume sets it to the epoch's start first);
+        augmentation draws from its own generator, batch by batch."""
         if self.tensors is None:
-            loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.generator)
+            loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.order)
             for index, (X, y) in enumerate(loader):
                 if index >= first:
                     part = self._part(len(X))
                     yield X[part].to(self.device), torch.as_tensor(y)[part].to(self.device)
             return
         images, labels = self.tensors
-        order = torch.randperm(self.num_samples, generator=self.generator).to(self.device) if self.shuffle else None
-        if generator_state is not None and self.generator is not None:
-            self.generator.set_state(generator_state)
+        order = torch.randperm(self.num_samples, generator=self.order).to(self.device) if self.shuffle else None
         for start in range(first * self.batch_size, self.num_samples, self.batch_size):
             stop = min(start + self.batch_size, self.num_samples)
             part = self._part(stop - start)
-            if self.augment is not None:  # the whole batch, so every rank draws the same numbers
+            if self.transform is not None:  # the whole batch, so every rank draws the same numbers
                 rows = slice(start, stop) if order is None else order[start:stop]
-                yield self.augment(images[rows], self.generator)[part], labels[rows][part]
+                yield self.transform(images[rows], self.augment)[part], labels[rows][part]
             elif order is None:
                 yield images[start + part.start : start + part.stop], labels[start + part.start : start + part.stop]
             else:

@@ -24,7 +24,7 @@ def closest(name: str, known: Iterable[str]) -> str | None:
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
     """'unknown model X', the names that do exist, and the closest one."""
-    from .registry import natural_sorted
+    from .names import natural_sorted
 
     known = natural_sorted(set(known))
     hint = closest(name, known)

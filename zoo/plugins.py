@@ -158,6 +158,12 @@ def load_catalog(
     for name, plugin in extra_plugins:
         attach(PluginInfo(name, "(in-process)", "-", builtin=False), lambda plugin=plugin: plugin)
 
+    return _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
+
+
+def _catalog(manager: pluggy.PluginManager, infos: list[PluginInfo], loaded: list[tuple[PluginInfo, object]], strict: bool,
+             registry_files: list[str | Path]) -> Catalog:
+    """What the loaded plugins register, then the registry files; a name two plugins claim fails both."""
     registry = Registry()
     presets = Presets()
     presets.load_file(shipped_registry())
@@ -169,7 +175,7 @@ def load_catalog(
         for info in infos:
             if info.owner in owners:
                 info.fail(message)
-    for path in [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files):
+    for path in registry_files:
         presets.load_file(path)
     return Catalog(registry, presets, infos)
 

@@ -5,7 +5,6 @@ Building lives elsewhere (zoo.build); this module only records and finds.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .errors import ZooError, unknown_name
+from .names import matches, natural_key, natural_sorted  # noqa: F401  (re-exported: zoo.registry.natural_sorted)
 
 KINDS = ("dataset", "model", "loss", "optimizer", "scheduler", "reporter")
 
@@ -105,21 +105,3 @@ def _check_definition(component: Component) -> None:
         raise ZooError(f"{where}: the factory must be callable (got {component.factory!r}).")
     if not (isinstance(component.params, type) and issubclass(component.params, BaseModel)):
         raise ZooError(f"{where}: params must be a pydantic model class (got {component.params!r}).")
-
-
-def natural_key(name: str) -> list[Any]:
-    """mlp-256 < mlp-512 < mlp-1024, as timm sorts."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def natural_sorted(names: Any) -> list[str]:
-    return sorted(names, key=natural_key)
-
-
-def matches(name: str, pattern: str | None) -> bool:
-    """Shell-style wildcards ('mlp-*'); a pattern without any matches as a substring."""
-    if not pattern:
-        return True
-    if any(ch in pattern for ch in "*?["):
-        return fnmatch.fnmatchcase(name, pattern)
-    return pattern in name

@@ -115,3 +115,22 @@ def load_weights(model: Any, path: Path) -> None:
             f"{path} does not match the model in config.json: missing {sorted(missing) or 'nothing'}, "
             f"unexpected {sorted(unexpected) or 'nothing'}."
         )
+
+
+def job_run_dir(runs_root: Path, out: Path | None, job: str | None, wanted_hash: str) -> Path | None:
+    """The unfinished run directory with these settings that the torchrun job `job` began before
+    torchrun restarted it, if any. Without a rendezvous id of its own ("none": torchrun given only
+    --master-port) a job cannot be told from others, so none is found."""
+    if not job or job == "none":
+        return None
+    found = []
+    for candidate in [out] if out is not None else [p for p in runs_root.glob("*") if p.is_dir()]:
+        try:
+            record = read_config(candidate)
+        except ZooError:
+            continue
+        launch = record.get("launch")
+        if (isinstance(launch, dict) and launch.get("job") == job and record.get("config_hash") == wanted_hash
+                and not (candidate / WEIGHTS).exists()):
+            found.append(candidate)
+    return max(found, key=lambda p: (p / CONFIG).stat().st_mtime, default=None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ZOO, epochs_without_time, loss_lines, run_zoo, tiny
+from helpers import ZOO, epochs_without_time, fuzzed, loss_lines, plugin_env, resign, run_zoo, tiny, tiny_sets, unfinished_copy
 from safetensors.torch import load_file
 
 import zoo
@@ -22,46 +22,54 @@ from zoo import checkpoint
 from zoo.errors import ZooError
 
 
+#: Shuffled, augmented, with dropout and a schedule: every random state must come back.
+SETTINGS = ["--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--set", "model.dropout=0.3", "--scheduler", "one-cycle"]
 SCENARIOS = {
-    # settings, how to die, the global step of the newest checkpoint then (every 3 steps and at each epoch end; 10 steps an epoch)
-    "unshuffled, killed mid-epoch": ([], ["--set", "kill.step=14"], 12),
-    "shuffled with augmentation and dropout, killed mid-epoch": (
-        ["--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--set", "model.dropout=0.3", "--scheduler", "one-cycle"],
-        ["--set", "kill.step=17"],
-        15,
-    ),
-    "shuffled, killed at an epoch boundary": (["--shuffle", "--set", "model.dropout=0.3"], ["--set", "kill.epoch_start=2"], 10),
+    # how to die, the global step of the newest checkpoint then (every 3 steps and at each epoch end; 10 steps an epoch)
+    "killed mid-epoch": (["--set", "kill.step=14"], 12),
+    "killed mid-epoch, after an epoch-end checkpoint was replaced": (["--set", "kill.step=17"], 15),
+    "killed at an epoch boundary": (["--set", "kill.epoch_start=2"], 10),
 }
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_sigkill_then_resume_is_bit_identical(scenario: str, tiny_data: Path, plugin_site: Path, tmp_path: Path) -> None:
-    settings, kill, resume_step = SCENARIOS[scenario]
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])), "ZOO_LOAD_PLUGINS": "demo"}
-    whole = run_zoo(*tiny(tiny_data, *settings, "--out", str(tmp_path / "whole")), env=env)
-    assert whole.returncode == 0, whole.stderr
+@pytest.fixture(scope="module")
+def demo_env(plugin_site: Path) -> dict[str, str]:
+    return plugin_env(plugin_site, ZOO_LOAD_PLUGINS="demo")
 
+
+@pytest.fixture(scope="module")
+def whole(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The uninterrupted run every SIGKILL scenario must end up equal to."""
+    out = tmp_path_factory.mktemp("whole") / "run"
+    result = run_zoo(*tiny(tiny_data, *SETTINGS, "--out", str(out)), env=demo_env)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_sigkill_then_resume_is_bit_identical(scenario: str, whole: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+    kill, resume_step = SCENARIOS[scenario]
+    whole_dir, whole_stdout = whole
     killed_dir = tmp_path / "killed"
-    killed = run_zoo(*tiny(tiny_data, *settings, "--reporter", "console", "--reporter", "kill", *kill, "--out", str(killed_dir)), env=env)
+    killed = run_zoo(*tiny(tiny_data, *SETTINGS, "--reporter", "console", "--reporter", "kill", *kill, "--out", str(killed_dir)), env=demo_env)
     assert killed.returncode == -signal.SIGKILL
     assert not (killed_dir / "model.safetensors").exists()
-    resumed = run_zoo("run", "--resume", str(killed_dir), "--reporter", "console", env=env)
+    resumed = run_zoo("run", "--resume", str(killed_dir), "--reporter", "console", env=demo_env)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resuming from checkpoint step-{resume_step:09d}" in resumed.stdout
 
-    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(killed_dir / "model.safetensors")
+    a, b = load_file(whole_dir / "model.safetensors"), load_file(killed_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     after = loss_lines(resumed.stdout)
-    assert len(after) == 30 - resume_step and after == loss_lines(whole.stdout)[-len(after):]
-    assert epochs_without_time(killed_dir) == epochs_without_time(tmp_path / "whole")
+    assert len(after) == 30 - resume_step and after == loss_lines(whole_stdout)[-len(after):]
+    assert epochs_without_time(killed_dir) == epochs_without_time(whole_dir)
 
 
 @pytest.fixture(scope="module")
 def small_checkpoint(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run with a small model (fast to fuzz), checkpointed every 4 steps, keeping 2."""
     out = tmp_path_factory.mktemp("ckpt") / "run"
-    zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=out, reporters=[], checkpoint_every=4,
-            sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "optimizer.momentum=0.9"])
+    zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=out, reporters=[], checkpoint_every=4, sets=[*tiny_sets(tiny_data), "optimizer.momentum=0.9"])
     return out
 
 
@@ -76,9 +84,7 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(small_checkpoint:
 def test_a_checkpoint_without_manifest_or_with_a_bad_file_is_skipped(small_checkpoint: Path, tmp_path: Path) -> None:
     import shutil
 
-    run = tmp_path / "run"
-    shutil.copytree(small_checkpoint, run)
-    (run / "model.safetensors").unlink()  # as if the run had died before finishing
+    run = unfinished_copy(small_checkpoint, tmp_path / "run")  # as if the run had died before finishing
     newest = run / "checkpoints" / "step-000000020"
     (newest / "manifest.json").unlink()
     found, skipped = checkpoint.newest(run)
@@ -139,24 +145,16 @@ def test_fuzzed_checkpoints_fail_cleanly(small_checkpoint: Path, tmp_path: Path)
     import shutil
 
     source = small_checkpoint / "checkpoints" / "step-000000020"
-    originals = {name: (source / name).read_bytes() for name in checkpoint.FILES}
-    rng = random.Random(1234)
+    names = list(checkpoint.FILES)
+    originals = {name: (source / name).read_bytes() for name in names}
     outcomes = {"error": 0, "loaded": 0}
     target = tmp_path / "step"
     shutil.copytree(source, target)
-    for trial in range(1000):
-        name = rng.choice(checkpoint.FILES)
-        data = bytearray(originals[name])
-        if rng.random() < 0.5:
-            data = data[: rng.randrange(len(data))]
-        else:
-            for _ in range(rng.randint(1, 8)):
-                position = rng.randrange(len(data))
-                data[position] ^= 1 << rng.randrange(8)
-        for other in checkpoint.FILES:
-            (target / other).write_bytes(bytes(data) if other == name else originals[other])
-        manifest = {"format": checkpoint.FORMAT, "files": {n: checkpoint._sha256(target / n) for n in checkpoint.FILES}}
-        (target / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    for trial, data in fuzzed([originals[name] for name in names], 1000, seed=1234):
+        name = names[trial % len(names)]
+        for other in names:
+            (target / other).write_bytes(data if other == name else originals[other])
+        resign(target)
         try:
             checkpoint.load(target, *_fresh_training_objects())
             outcomes["loaded"] += 1
@@ -193,8 +191,8 @@ def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_p
     assert found is not None
 
 
-def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path, tmp_path: Path, plugin_site: Path) -> None:
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_site), os.environ.get("PYTHONPATH")])), "ZOO_LOAD_PLUGINS": "demo"}
+def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path, tmp_path: Path, demo_env: dict[str, str]) -> None:
+    env = demo_env
     common = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2"]
     other = run_zoo(*common, "--seed", "7", cwd=tmp_path, env=env)  # same data, another seed: not a candidate
     killed = run_zoo(*common, "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=env)
@@ -211,9 +209,7 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
 def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     import shutil
 
-    run = tmp_path / "run"
-    shutil.copytree(small_checkpoint, run)
-    (run / "model.safetensors").unlink()
+    run = unfinished_copy(small_checkpoint, tmp_path / "run")
     refused = run_zoo("run", "--resume", str(run), "--epochs", "5", "--set", "optimizer.lr=0.5")
     assert refused.returncode == 2 and "these cannot change now: epochs, optimizer.lr=0.5" in refused.stderr
     moved = tmp_path / "moved-data"
@@ -224,28 +220,20 @@ def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small
 
 
 def test_a_damaged_state_that_matches_its_manifest_is_a_clear_error(small_checkpoint: Path, tmp_path: Path) -> None:
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(small_checkpoint, run)
-    (run / "model.safetensors").unlink()
+    run = unfinished_copy(small_checkpoint, tmp_path / "run")
     ckpt = run / "checkpoints" / "step-000000020"
     state = json.loads((ckpt / "state.json").read_text())
     del state["epochs"]
     (ckpt / "state.json").write_text(json.dumps(state))
-    manifest = json.loads((ckpt / "manifest.json").read_text())
-    manifest["files"]["state.json"] = checkpoint._sha256(ckpt / "state.json")
-    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    resign(ckpt)
     result = run_zoo("run", "--resume", str(run), "--no-verify")
-    assert result.returncode == 2 and "has no valid 'epochs'" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "state.json does not validate: epochs: Field required" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_leftovers_of_a_killed_checkpoint_write_are_removed(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:
     import shutil
 
-    run = tmp_path / "run"
-    shutil.copytree(small_checkpoint, run)
-    (run / "model.safetensors").unlink()
+    run = unfinished_copy(small_checkpoint, tmp_path / "run")
     shutil.rmtree(run / "checkpoints" / "step-000000020")
     (run / "checkpoints" / ".building-abc").mkdir()
     (run / "checkpoints" / ".building-abc" / "model.safetensors").write_bytes(b"half")
@@ -259,11 +247,86 @@ def test_resume_auto_skips_a_newer_run_that_has_no_checkpoint_yet(small_checkpoi
 
     root = tmp_path / "runs"
     resumable, fresh = root / "a-resumable", root / "b-killed-before-any-checkpoint"
-    shutil.copytree(small_checkpoint, resumable)
-    (resumable / "model.safetensors").unlink()
+    unfinished_copy(small_checkpoint, resumable)
     fresh.mkdir()
     shutil.copy(small_checkpoint / "config.json", fresh / "config.json")
     os.utime(fresh / "config.json", (time.time() + 60, time.time() + 60))  # the newest candidate
     result = zoo.run(resume="auto", runs_root=root, dataset="mnist", model="mlp-8", epochs=2, reporters=[],
-                     sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "optimizer.momentum=0.9"])
+                     sets=[*tiny_sets(tiny_data), "optimizer.momentum=0.9"])
     assert result.run_dir == resumable and (resumable / "model.safetensors").is_file()
+
+
+class Killed(BaseException):
+    """What the process would see at a SIGKILL: nothing after this point runs (not even except: Exception)."""
+
+
+def _save(run: Path, step: int, keep: int, objects) -> Path:
+    model, optimizer, scheduler = objects
+    record = {"epoch": 1, "batch": step, "global_step": step, "epochs": [], "config_hash": "h"}
+    return checkpoint.save(run, model=model, optimizer=optimizer, scheduler=scheduler, record=record,
+                           tensors={"state.train_loss_sum": torch.zeros(())}, keep=keep)
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+@pytest.mark.parametrize("same_step", [False, True], ids=["next step", "same step again"])
+def test_a_kill_at_any_file_system_step_of_a_save_leaves_a_checkpoint_to_resume(keep: int, same_step: bool, tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kill the save at its n-th rename, fsync or removal, for every n: some complete checkpoint is
+    always found, and the next open tidies up without losing it."""
+    import shutil
+
+    objects = _fresh_training_objects()
+    calls = {"n": 0, "kill_at": 0}
+    real = {"replace": os.replace, "fsync": os.fsync, "rmtree": shutil.rmtree}
+
+    def counting(name):
+        def call(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == calls["kill_at"]:
+                raise Killed
+            return real[name](*args, **kwargs)
+        return call
+
+    finished = False
+    while not finished:
+        calls["kill_at"] += 1
+        run = tmp_path / f"run-{calls['kill_at']}"
+        run.mkdir()
+        _save(run, 10, keep, objects)
+        calls["n"] = 0
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "replace", counting("replace"))
+            patch.setattr(os, "fsync", counting("fsync"))
+            patch.setattr(shutil, "rmtree", counting("rmtree"))
+            try:
+                _save(run, 10 if same_step else 13, keep, objects)
+                finished = True
+            except Killed:
+                pass
+        found, skipped = checkpoint.newest(run)
+        assert found is not None, (calls, skipped, sorted(p.name for p in (run / "checkpoints").iterdir()))
+        checkpoint.load(found, *_fresh_training_objects())
+        checkpoint.recover(run)
+        names = sorted(p.name for p in (run / "checkpoints").iterdir())
+        assert names and all(name.startswith("step-") for name in names), names
+        assert checkpoint.newest(run)[0] is not None
+    assert calls["kill_at"] > 8  # every step of the save was tried
+
+
+def test_a_step_is_checkpointed_once_when_checkpoint_every_divides_the_epoch(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved: list[int] = []
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda run_dir, **kw: saved.append(kw["record"]["global_step"]) or real_save(run_dir, **kw))
+    zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "run", reporters=[], checkpoint_every=5, sets=tiny_sets(tiny_data))
+    assert saved == [5, 10, 15, 20]  # 10 steps an epoch: 10 and 20 are the epoch ends, written once each
+
+
+def test_a_checkpoint_of_an_earlier_format_is_named_as_such(small_checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_checkpoint, run)
+    for step in (run / "checkpoints").iterdir():
+        manifest = json.loads((step / "manifest.json").read_text())
+        (step / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+    assert "earlier zoo (checkpoint format 1)" in checkpoint.newest(run)[1][0]

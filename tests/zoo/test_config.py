@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 
 import pytest
 
@@ -78,4 +77,4 @@ def test_resolved_config_records_owner_and_full_params(catalog: Catalog) -> None
     model = record["components"]["model"]
     assert model["name"] == "mlp-512" and model["component"] == "mlp" and model["preset"] == "mlp-512"
     assert model["plugin"]["distribution"] == "zoo" and model["params"] == {"hidden": [512, 512], "dropout": 0.0}
-    assert not math.isnan(record["components"]["optimizer"]["params"]["lr"])
+    assert record["components"]["optimizer"]["params"]["lr"] == 1e-3 and record["components"]["optimizer"]["plugin"]["name"] == "builtin-optimizers"

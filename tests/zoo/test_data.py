@@ -17,7 +17,7 @@ def test_batches_cover_every_sample_once_and_match_the_generic_path() -> None:
     assert [len(y) for _, y in fast] == [4, 4, 2]
     for (x1, y1), (x2, y2) in zip(fast, generic):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
-    shuffled = Batches(split, 4, CPU, shuffle=True, generator=torch.Generator().manual_seed(1))
+    shuffled = Batches(split, 4, CPU, shuffle=True, order=torch.Generator().manual_seed(1))
     first, second = (torch.cat([y for _, y in shuffled]) for _ in range(2))
     assert sorted(first.tolist()) == list(range(10)) and first.tolist() != second.tolist()
 
@@ -44,7 +44,7 @@ def test_augmentation_applies_to_training_batches_only_and_is_seeded() -> None:
     split = TensorSplit(torch.rand(64, 1, 4, 4), torch.zeros(64, dtype=torch.long), compose(random_hflip))
 
     def epoch(seed: int, augment: bool) -> torch.Tensor:
-        return torch.cat([x for x, _ in Batches(split, 16, CPU, generator=torch.Generator().manual_seed(seed), augment=augment)])
+        return torch.cat([x for x, _ in Batches(split, 16, CPU, augment=torch.Generator().manual_seed(seed) if augment else None)])
 
     assert torch.equal(epoch(0, augment=False), split.images)
     assert torch.equal(epoch(0, True), epoch(0, True)) and not torch.equal(epoch(0, True), epoch(1, True))

@@ -1,4 +1,4 @@
-"""Data-parallel training (zoo.distributed): two processes over loopback (gloo) train the model that
+"""Data-parallel training (zoo.world, zoo.collectives, zoo.launcher): two processes over loopback (gloo) train the model that
 one process would, print once, end with the same weights on every rank; a killed rank ends the job
 with a message naming it, and torchrun's --max-restarts resumes it from its checkpoint."""
 
@@ -20,15 +20,19 @@ from click.testing import CliRunner
 from helpers import ZOO, epochs_without_time, loss_lines, make_idx_dataset, run_zoo, tiny
 from safetensors.torch import load_file
 
-from zoo import distributed
+import zoo
+from zoo import launcher
 from zoo.cli import cli
 from zoo.data import Batches, TensorSplit, compose, random_hflip, random_shift
-from zoo.distributed import World
 from zoo.errors import ZooError
+from zoo.rundir import job_run_dir
+from zoo.world import World, check_shards, current
 
 #: Shuffled, augmented and scheduled, so that the ranks must agree on every random draw.
 SETTINGS = ["--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--scheduler", "one-cycle"]
 KILL_RANK_1 = ["--reporter", "console", "--reporter", "kill", "--set", "kill.rank=1"]
+#: Dropout on parts of unequal size (31 and 32 of 63): each rank's own random stream must be saved and restored.
+DROPOUT = [*SETTINGS, "--set", "model.dropout=0.3", "--batch-size", "63"]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -43,6 +47,14 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 def demo_env(plugin_site: Path) -> dict[str, str]:
     # One thread per process, as torchrun by hand sets: results agree bit for bit only at equal thread counts.
     return {"PYTHONPATH": str(plugin_site), "ZOO_LOAD_PLUGINS": "demo", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_with_dropout(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("ddp") / "dropout"
+    result = run_zoo(*tiny(tiny_data, *DROPOUT, "--nproc", "2", "--out", str(out)), env=demo_env, timeout=240)
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +80,7 @@ def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted
     a, b = weights(out), weights(tmp_path / "single")
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
     assert json.loads((out / "config.json").read_text())["launch"]["processes"] == 2
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "single").iterdir())
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in (tmp_path / "single").iterdir()] + ["launch.json"])
 
 
 def test_torchrun_by_hand_runs_the_same_job_and_every_rank_ends_with_the_same_weights(uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
@@ -111,13 +123,14 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
     assert not (killed_dir / "model.safetensors").exists()
     shutil.copytree(killed_dir, tmp_path / "by-one")
 
-    resumed = run_zoo("run", "--resume", str(killed_dir), "--nproc", "2", env=demo_env, timeout=240)
+    # A resume keeps the reporters it recorded (the kill one too) unless others are chosen.
+    resumed = run_zoo("run", "--resume", str(killed_dir), "--nproc", "2", "--reporter", "console", env=demo_env, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming from checkpoint step-000000012 (epoch 2, step 2)" in resumed.stdout
     assert same_weights(weights(killed_dir), weights(uninterrupted[0]))
     assert epochs_without_time(killed_dir) == epochs_without_time(uninterrupted[0])
     # Any number of processes may continue it: the same global batches, so the same training up to rounding.
-    by_one = run_zoo("run", "--resume", str(tmp_path / "by-one"), env=demo_env)
+    by_one = run_zoo("run", "--resume", str(tmp_path / "by-one"), "--reporter", "console", env=demo_env)
     assert by_one.returncode == 0, by_one.stderr
     a, b = weights(tmp_path / "by-one"), weights(uninterrupted[0])
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
@@ -125,10 +138,14 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
         assert abs(x["test_accuracy"] - y["test_accuracy"]) <= 0.01
 
 
-@pytest.mark.parametrize(("kill_step", "restart_from"), [(14, "step-000000012 (epoch 2, step 2)"), (2, None)])
-def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, restart_from: str | None, uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
-    """Killed after a checkpoint, the restarted job resumes from it; killed before the first, it starts afresh."""
-    result = run_zoo(*tiny(tiny_data, *SETTINGS, "--nproc", "2", "--max-restarts", "1", *KILL_RANK_1, "--set", f"kill.step={kill_step}"),
+@pytest.mark.parametrize(("kill_step", "restart_from"), [(15, "step-000000012 (epoch 2, step 1)"), (2, None)])
+def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, restart_from: str | None, request: pytest.FixtureRequest,
+                                                               tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+    """Killed after a checkpoint, the restarted job resumes from it, every rank with its own random
+    states (dropout on unequal parts); killed before the first, it starts afresh."""
+    settings, fixture = (DROPOUT, "uninterrupted_with_dropout") if restart_from else (SETTINGS, "uninterrupted")
+    reference_dir, reference_stdout = request.getfixturevalue(fixture)
+    result = run_zoo(*tiny(tiny_data, *settings, "--nproc", "2", "--max-restarts", "1", *KILL_RANK_1, "--set", f"kill.step={kill_step}"),
                      env=demo_env, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr
     runs = list((tmp_path / "runs").iterdir())
@@ -139,9 +156,11 @@ def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, r
     else:
         assert f"{notice}it had no checkpoint yet, so it starts again." in result.stdout
         assert result.stdout.count("Epoch 1\n") == 2 and "Resuming" not in result.stdout
-    assert same_weights(weights(runs[0]), weights(uninterrupted[0]))
-    logged_after_restart = 30 - 12 if restart_from else 30  # every step after the checkpoint (step 12), or all of them
-    assert loss_lines(result.stdout)[-logged_after_restart:] == loss_lines(uninterrupted[1])[-logged_after_restart:]
+    assert same_weights(weights(runs[0]), weights(reference_dir))
+    total = len(loss_lines(reference_stdout))
+    logged_after_restart = total - 12 if restart_from else total  # every step after the checkpoint (step 12), or all of them
+    assert loss_lines(result.stdout)[-logged_after_restart:] == loss_lines(reference_stdout)[-logged_after_restart:]
+    assert epochs_without_time(runs[0]) == epochs_without_time(reference_dir)
 
 
 def test_ctrl_c_stops_every_process_and_says_how_to_continue(tiny_data: Path, tmp_path: Path) -> None:
@@ -185,7 +204,7 @@ def test_a_restarted_job_finds_only_the_unfinished_directory_it_began(tmp_path: 
     def begun(name: str, job: str, finished: bool = False) -> Path:
         run = tmp_path / "runs" / name
         run.mkdir(parents=True)
-        (run / "config.json").write_text(json.dumps({"components": {}, "launch": {"processes": 2, "job": job}}))
+        (run / "config.json").write_text(json.dumps({"components": {}, "config_hash": "h", "launch": {"processes": 2, "job": job}}))
         if finished:
             (run / "model.safetensors").write_bytes(b"")
         return run
@@ -195,14 +214,15 @@ def test_a_restarted_job_finds_only_the_unfinished_directory_it_began(tmp_path: 
     os.utime(newer / "config.json", (time.time() + 10, time.time() + 10))
     begun("c", "job-2", finished=True)
     begun("d", "none")
-    assert distributed.job_run_dir(tmp_path / "runs", None, "job-1") == newer
-    assert distributed.job_run_dir(tmp_path / "runs", None, "job-2") is None  # finished: nothing to restart
-    assert distributed.job_run_dir(tmp_path / "runs", None, "none") is None  # torchrun without a rendezvous id
-    assert distributed.job_run_dir(tmp_path / "runs", tmp_path / "runs" / "a", "job-1") == tmp_path / "runs" / "a"
+    assert job_run_dir(tmp_path / "runs", None, "job-1", "h") == newer
+    assert job_run_dir(tmp_path / "runs", None, "job-1", "other settings") is None
+    assert job_run_dir(tmp_path / "runs", None, "job-2", "h") is None  # finished: nothing to restart
+    assert job_run_dir(tmp_path / "runs", None, "none", "h") is None  # torchrun without a rendezvous id
+    assert job_run_dir(tmp_path / "runs", tmp_path / "runs" / "a", "job-1", "h") == tmp_path / "runs" / "a"
 
 
 def test_what_would_fail_in_every_process_fails_once_before_any_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(distributed, "launch", lambda *args, **kwargs: pytest.fail("no process should start"))
+    monkeypatch.setattr(launcher, "_elastic_run", lambda *args, **kwargs: pytest.fail("no process should start"))
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "file").write_text("")
     finished = tmp_path / "finished"
@@ -239,8 +259,8 @@ def split_of(n: int, augment: bool) -> TensorSplit:
 def test_the_ranks_parts_of_every_batch_make_up_the_single_process_batch(shuffle: bool, augment: bool) -> None:
     split = split_of(103, augment)
     def batches(rank: int, ranks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(7)
-        feed = Batches(split, 20, torch.device("cpu"), shuffle=shuffle, generator=generator, augment=True, shard=(rank, ranks))
+        order, augment = torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)
+        feed = Batches(split, 20, torch.device("cpu"), shuffle=shuffle, order=order, augment=augment, shard=(rank, ranks))
         return [batch for _ in range(2) for batch in feed]  # two epochs: the generators must stay in step
 
     whole = batches(0, 1)
@@ -267,32 +287,62 @@ def test_a_plain_dataset_is_sharded_too() -> None:
 def test_the_world_comes_from_torchruns_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT"):
         monkeypatch.delenv(name, raising=False)
-    assert distributed.current() == World() and World().main and not World().distributed
+    assert current() == World() and World().main and not World().distributed
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "2")
-    assert distributed.current() == World(rank=3, size=4, local_rank=1, job="job", restart=2)
+    assert current() == World(rank=3, size=4, local_rank=1, job="job", restart=2)
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ZooError, match="must be numbers"):
-        distributed.current()
+        current()
 
 
 def test_a_batch_too_small_to_split_is_refused(tiny_data: Path) -> None:
     with pytest.raises(ZooError, match="the last one of 1 samples included"):
-        distributed.check_shards(64, 2, 641)
-    distributed.check_shards(64, 2, 642)
+        check_shards(64, 2, 641)
+    check_shards(64, 2, 642)
     result = CliRunner().invoke(cli, ["run", "--nproc", "4", "--batch-size", "2"])
     assert result.exit_code == 2 and "--batch-size 2 cannot be split over 4 processes" in result.output
 
 
-def test_nproc_starts_the_same_command_line_in_each_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    started = {}
-    monkeypatch.setattr(distributed, "launch", lambda nproc, args, **options: started.update(nproc=nproc, args=args, **options))
-    result = CliRunner().invoke(cli, ["run", "--nproc", "2", "--max-restarts", "3", "--epochs", "2", "--no-shuffle", "--no-verify",
-                                      "--set", "optimizer.lr=0.1", "--set", "model.dropout=0.1", "--reporter", "jsonl", "--out", "x"])
+def in_process_workers(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Replace torchrun by one in-process worker (a world of one), recording what it was given."""
+    started: list[dict] = []
+
+    def elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
+        started.append({"nproc": nproc, "max_restarts": max_restarts, "plan": launcher.plan_of(run_dir)})
+        zoo.api.run_launched(run_dir)
+
+    monkeypatch.setattr(launcher, "_elastic_run", elastic_run)
+    return started
+
+
+def test_workers_train_from_the_parents_resolved_configuration(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = in_process_workers(monkeypatch)
+    (tmp_path / "extra.toml").write_text('[recipes.mine]\nepochs = 1\nlog_every = 1\nparams = { optimizer = { lr = 0.05 } }\n')
+    result = CliRunner().invoke(cli, ["run", "--nproc", "2", "--max-restarts", "3", "--registry", str(tmp_path / "extra.toml"), "--recipe", "mine",
+                                      "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--set", "model.dropout=0.1",
+                                      "--reporter", "jsonl", "--set", f"jsonl.path={json.dumps(str(tmp_path / 'log.jsonl'))}", "--out", "x"])
     assert result.exit_code == 0, result.output
-    assert started == {"nproc": 2, "max_restarts": 3, "out": Path("x"), "resume": None,
-                       "args": ["--reporter", "jsonl", "--epochs", "2", "--no-shuffle", "--out", "x", "--no-verify",
-                                "--set", "optimizer.lr=0.1", "--set", "model.dropout=0.1"]}
+    plan = started[0]["plan"]
+    assert started[0]["nproc"] == 2 and started[0]["max_restarts"] == 3
+    assert plan["config"]["recipe"] == "mine" and plan["config"]["epochs"] == 1
+    assert plan["config"]["components"]["model"]["params"]["dropout"] == 0.1
+    assert plan["config"]["components"]["reporters"][0]["params"]["path"] == str(tmp_path / "log.jsonl")
+    assert json.loads(Path("x/config.json").read_text())["config_hash"] and Path("x/model.safetensors").is_file()
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1  # the worker used the recorded reporter settings
+
+
+def test_resume_auto_with_the_original_flags_and_nproc_resumes(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's advice: repeat the command with --resume auto (bug: every rank refused it)."""
+    started = in_process_workers(monkeypatch)
+    flags = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--set", "optimizer.lr=0.05", "--quiet"]
+    first = CliRunner().invoke(cli, [*flags, "--nproc", "2", "--out", "runs/first"])
+    assert first.exit_code == 0, first.output
+    Path("runs/first/model.safetensors").unlink()  # as if it had been killed after its last checkpoint
+    shutil.rmtree(sorted(Path("runs/first/checkpoints").iterdir())[-1])
+    resumed = CliRunner().invoke(cli, [*flags, "--nproc", "2", "--resume", "auto"])
+    assert resumed.exit_code == 0, resumed.output
+    assert len(started) == 2 and Path("runs/first/model.safetensors").is_file() and len(list(Path("runs").iterdir())) == 1

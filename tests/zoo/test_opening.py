@@ -1,0 +1,88 @@
+"""Opening a run (zoo.opening): a resume rebuilds the run from its own directory alone, with the
+settings it recorded; a damaged log never stops it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import tiny_sets
+
+import zoo
+from zoo.errors import ZooError
+
+
+def killed_copy(finished: Path, to: Path, drop_newest: bool = True) -> Path:
+    """A copy of a finished run as if it had been killed after its last (or second-last) checkpoint."""
+    shutil.copytree(finished, to)
+    (to / "model.safetensors").unlink()
+    if drop_newest:
+        shutil.rmtree(sorted((to / "checkpoints").iterdir())[-1])
+    return to
+
+
+def test_resume_keeps_the_recorded_reporter_settings_and_needs_no_registry_file(tiny_data: Path, tmp_path: Path) -> None:
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[recipes.mine]\nepochs = 2\nmodel = "mlp-8"\nreporters = ["jsonl"]\nparams = { optimizer = { lr = 0.05 } }\n')
+    log = tmp_path / "epochs.jsonl"
+    first = zoo.run(registry_files=[registry], recipe="mine", dataset="mnist", out=tmp_path / "whole",
+                    sets=[*tiny_sets(tiny_data), f"jsonl.path={json.dumps(str(log))}"])
+    assert len(log.read_text().splitlines()) == 2
+    run = killed_copy(first.run_dir, tmp_path / "killed")
+    zoo.run(resume=run)  # no registry file, no --set: the run directory holds all its resume needs
+    lines = log.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[-1])["epoch"] == 2  # the recorded jsonl.path, not stdout
+
+
+def test_resume_accepts_the_original_settings_repeated_and_refuses_changed_ones(tiny_data: Path, tmp_path: Path) -> None:
+    first = zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "whole", reporters=[], sets=tiny_sets(tiny_data))
+    run = killed_copy(first.run_dir, tmp_path / "killed")
+    with pytest.raises(ZooError, match=r"these cannot change now: epochs, optimizer.lr=0.5"):
+        zoo.run(resume=run, epochs=3, sets=["optimizer.lr=0.5"])
+    result = zoo.run(resume=run, dataset="mnist", model="mlp-8", epochs=2, reporters=[], sets=tiny_sets(tiny_data))
+    assert result.run_dir == run and [e.epoch for e in result.epochs] == [1, 2]
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe not utf-8\n", b"[1, 2]\n", b'{"global_step": "x"}\n', b"null\n", b"[" * 100_000 + b"\n"])
+def test_a_damaged_steps_log_never_stops_a_resume(damage: bytes, tiny_data: Path, tmp_path: Path) -> None:
+    first = zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "whole", reporters=[], log_every=1, sets=tiny_sets(tiny_data))
+    run = killed_copy(first.run_dir, tmp_path / "killed")
+    steps = run / "steps.jsonl"
+    steps.write_bytes(damage + steps.read_bytes())
+    zoo.run(resume=run)
+    records = [json.loads(line) for line in steps.read_text().splitlines()]
+    assert [r["global_step"] for r in records] == list(range(1, 21))
+
+
+def test_reporters_are_closed_when_the_run_fails_before_training(tiny_data: Path, tmp_path: Path) -> None:
+    closed: list[str] = []
+
+    class Watcher(zoo.Reporter):
+        def close(self) -> None:
+            closed.append("watcher")
+
+    class Broken(zoo.Reporter):
+        def close(self) -> None:
+            raise OSError("disk gone")
+
+    class Plugin:
+        @zoo.hookimpl
+        def register_reporters(self, register):
+            register("watcher", lambda params: Watcher())
+            register("broken", lambda params: Broken())
+
+        @zoo.hookimpl
+        def register_schedulers(self, register):
+            def fails(params, optimizer, steps, epochs):
+                raise ValueError("no schedule today")
+            register("fails", fails)
+
+    from zoo.plugins import load_catalog
+
+    catalog = load_catalog(env={}, extra_plugins=[("watching", Plugin())])
+    with pytest.raises(ZooError, match="no schedule today") as raised:
+        zoo.run(catalog=catalog, dataset="mnist", model="mlp-8", scheduler="fails", reporters=["watcher", "broken"], out=tmp_path / "a",
+                sets=tiny_sets(tiny_data))
+    assert closed == ["watcher"] and "disk gone" not in str(raised.value)  # the first error is the one shown

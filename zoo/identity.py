@@ -1,0 +1,82 @@
+"""What makes two trainings the same, written once: the config hash, the resume check and the
+data-location flags (--data-dir, --no-verify) all read it from here.
+
+A run setting either changes what is trained, or only watches or stores it (WATCH_ONLY). A dataset's
+params may mark where its files are (data_location): those may change between a run and its resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import ZooError
+
+if TYPE_CHECKING:
+    from .config import ResolvedRun
+
+#: Run settings that do not change what is trained: a resume may differ in these.
+WATCH_ONLY = frozenset({"out", "reporters", "log_every", "checkpoint_every", "keep_checkpoints", "predict_index"})
+
+#: data_dir: the folder --data-dir and ZOO_DATA_DIR name; verify: what --no-verify turns off;
+#: source: any other setting about where the files come from (a download switch, a mirror).
+Role = Literal["data_dir", "verify", "source"]
+FLAGS: dict[str, str] = {"data_dir": "--data-dir", "verify": "--no-verify"}
+
+
+def data_location(role: Role, default: Any = None, **field: Any) -> Any:
+    """A dataset param that says where the data is, not what it is, e.g.
+    `data_dir: Path | None = data_location("data_dir")`. zoo maps --data-dir/--no-verify onto it,
+    and a resume may change it (the files may have moved)."""
+    return Field(default, json_schema_extra={"zoo_location": role}, **field)
+
+
+def location_fields(params: type[BaseModel] | BaseModel) -> dict[str, str]:
+    """{field name: role} of a params model's data-location fields."""
+    fields = type(params).model_fields if isinstance(params, BaseModel) else params.model_fields
+    found = {}
+    for name, info in fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("zoo_location") in ("data_dir", "verify", "source"):
+            found[name] = str(extra["zoo_location"])
+    return found
+
+
+def location_params(params: type[BaseModel], dataset: str, owner: object, data_dir: Any = None, verify: bool | None = None) -> dict[str, Any]:
+    """The dataset params that --data-dir DIR / --no-verify set, or an error saying the dataset has none."""
+    wanted = {role: value for role, value in (("data_dir", data_dir), ("verify", verify)) if value is not None}
+    by_role = {role: name for name, role in location_fields(params).items()}
+    values = {}
+    for role, value in wanted.items():
+        if role not in by_role:
+            what = "reads no folder" if role == "data_dir" else "has no checksums to skip"
+            raise ZooError(
+                f"Dataset {dataset!r} ({owner}) {what}, so {FLAGS[role]} does not apply to it. Leave the flag out, or "
+                f"see `zoo list datasets` for its settings (a dataset plugin declares such a setting with zoo.data_location)."
+            )
+        values[by_role[role]] = str(value) if role == "data_dir" else value
+    return values
+
+
+def identity(resolved: ResolvedRun) -> dict[str, Any]:
+    """The settings that make the training what it is: everything but what only watches or stores it,
+    the reporters, plugin versions (an upgraded plugin may still resume its runs) and data locations."""
+    record = resolved.to_json()
+    for key in WATCH_ONLY:
+        record.pop(key, None)
+    components = record["components"]
+    components.pop("reporters", None)
+    for part in components.values():
+        part["plugin"].pop("version", None)
+    for name in location_fields(resolved.dataset.params):
+        components["dataset"]["params"].pop(name, None)
+    return record
+
+
+def config_hash(resolved: ResolvedRun) -> str:
+    return hashlib.sha256(json.dumps(identity(resolved), sort_keys=True).encode()).hexdigest()
+
+

@@ -1,0 +1,99 @@
+"""`zoo run --nproc N`: N worker processes on this machine, started by torch.distributed.run (what
+`torchrun --standalone --nproc-per-node N -m zoo run ...` does). The parent resolves and checks the
+run once and writes it to RUN_DIR/launch.json; every worker (and every restart) trains from that
+file, never from a command line rebuilt from the options."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ZooError
+from .rundir import CONFIG, WEIGHTS, create_run_dir, write_json
+from .stops import Interrupted
+
+if TYPE_CHECKING:
+    from .config import ResolvedRun
+
+LAUNCH = "launch.json"
+
+
+class WorkerFailed(ZooError):
+    """A rank of a `zoo run --nproc` job failed; the launcher stopped the others."""
+
+
+def launch(nproc: int, resolved: ResolvedRun, *, resume_dir: Path | None = None, max_restarts: int = 0, runs_root: Path = Path("runs")) -> Path:
+    """Train `resolved` in `nproc` processes; returns the run directory. A failed rank ends the job
+    with an error that names it and says how to continue."""
+    config = resolved.config
+    run_dir = resume_dir or create_run_dir(config.out, config.model, config.dataset, runs_root)
+    write_json(run_dir / LAUNCH, {"config": resolved.to_json(), "processes": nproc, "max_restarts": max_restarts})
+    try:
+        _elastic_run(nproc, run_dir, max_restarts)
+    except BaseException:
+        if resume_dir is None and not (run_dir / CONFIG).exists():  # no worker got as far as starting it
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def plan_of(run_dir: Path) -> dict[str, Any]:
+    """What a worker trains: the configuration its parent resolved."""
+    try:
+        plan = json.loads((run_dir / LAUNCH).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        plan = None
+    if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict):
+        raise ZooError(f"{run_dir / LAUNCH} is not a zoo launch plan; start the job with `zoo run --nproc N`.")
+    return plan
+
+
+def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as elastic_run
+
+    job = f"zoo-{uuid.uuid4().hex[:12]}"
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # one core's share each
+    args = get_args_parser().parse_args([
+        "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job,
+        "--module", "zoo", "run", "--launched", str(run_dir),
+    ])
+    for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        elastic_run(args)
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
+        tried = f" after {max_restarts} restart(s)" if max_restarts else ""
+        failed = WorkerFailed(
+            f"Rank {rank} of {nproc} (pid {failure.pid}) {how}{tried}; the other ranks were stopped and the job ended "
+            f"(its own message, if it printed one, is above).{_how_to_continue(run_dir, nproc)}"
+        )
+        failed.exit_code = failure.exitcode if failure.exitcode > 0 else 1
+        raise failed from None
+    except SignalException as error:
+        name = signal.Signals(error.sigval).name
+        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}") from None
+
+
+def _how_to_continue(run_dir: Path, nproc: int) -> str:
+    from .checkpoint import newest
+
+    if not (run_dir / CONFIG).is_file() or (run_dir / WEIGHTS).exists():
+        return ""
+    if newest(run_dir)[0] is None:
+        return (f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every "
+                f"steps), so there is nothing to resume: start the run again (delete {run_dir} or choose another --out).")
+    return f" Its newest checkpoint is kept: continue with `zoo run --resume {run_dir} --nproc {nproc}`."

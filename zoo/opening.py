@@ -1,0 +1,130 @@
+"""Opening a run: a new run directory, or a resumed one with the TrainState its newest checkpoint
+holds (also when torchrun restarts a job, or `zoo run --nproc` prepared the directory)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import __version__, checkpoint
+from .collectives import broadcast
+from .contracts import EpochEnd
+from .errors import ZooError
+from .identity import config_hash
+from .metrics import JsonlReporter
+from .rundir import CONFIG, METRICS, STEPS, create_run_dir, job_run_dir, write_atomic, write_json
+from .state import TrainState, rng_for_rank
+
+if TYPE_CHECKING:
+    from .plugins import Catalog
+    from .runner import Trainer
+
+
+def open_run(t: Trainer, catalog: Catalog, runs_root: Path, resume_dir: Path | None, launched: Path | None) -> tuple[TrainState, str | None]:
+    """Set t.run_dir; return the state to start from and, for a resume, which checkpoint it is.
+
+    resume_dir: continue that run. launched: the directory `zoo run --nproc` prepared: resume it if
+    it has a checkpoint (a restart, or --resume), else start in it. A torchrun restart without it
+    finds the directory its job began."""
+    world, config = t.world, t.config
+    if launched is None and resume_dir is None and world.restart:
+        launched = broadcast(world, job_run_dir(runs_root, config.out, world.job, config_hash(t.resolved)) if world.main else None)
+    if launched is not None and resume_dir is None:
+        has_checkpoint = broadcast(world, checkpoint.newest(launched)[0] is not None if world.main else None)
+        resume_dir = launched if has_checkpoint else None
+    if resume_dir is not None:
+        t.run_dir = resume_dir
+        return _resume(t)
+    run_dir = Path()
+    if world.main:
+        run_dir = launched or create_run_dir(config.out, config.model, config.dataset, runs_root)
+        if launched is not None:  # a restart before the first checkpoint begins again
+            _rewrite_logs(run_dir, [], 0)
+        write_json(run_dir / CONFIG, config_record(t, catalog))
+    t.run_dir = broadcast(world, run_dir)
+    return TrainState(loss_sum=torch.zeros((), device=t.device)), None
+
+
+def _resume(t: Trainer) -> tuple[TrainState, str | None]:
+    """Load the newest checkpoint (rank 0 chooses it) into every rank: weights, optimizer, scheduler,
+    the state, this rank's random states and the shared generators."""
+    world, run_dir = t.world, t.run_dir
+    if world.main:
+        checkpoint.recover(run_dir)
+    found = broadcast(world, checkpoint.newest_or_error(run_dir) if world.main else None)
+    record, tensors = checkpoint.load(found, t.model, t.optimizer, t.scheduler)
+    if record.get("config_hash") != config_hash(t.resolved):
+        raise ZooError(f"Checkpoint {found} was written by a run with another configuration; it cannot be resumed with this one.")
+    try:
+        state = TrainState.from_state_dict(record, {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")},
+                                           steps_per_epoch=len(t.train_batches), epochs=t.config.epochs, device=t.device)
+        rng = {k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")}
+        rng_for_rank(rng, (record.get("rng") or {}).get("ranks") if isinstance(record.get("rng"), dict) else None, world.rank).restore(t.device)
+        _set_generator(t.train_batches.order, rng.get("order"))
+        if t.train_batches.augment is not None:
+            _set_generator(t.train_batches.augment, rng.get("augment"))
+    except ZooError as error:
+        raise ZooError(f"Checkpoint {found} cannot be used: {error}.") from None
+    resumed = f"{found.name.removeprefix('.replaced-')} (epoch {state.epoch}, step {state.batch})"
+    if state.tested:  # its epoch-end checkpoint: the next epoch starts afresh
+        state.epoch, state.batch = state.epoch + 1, 0
+    if world.main:
+        _rewrite_logs(run_dir, state.epochs, state.global_step)
+    return state, resumed
+
+
+def _set_generator(generator: torch.Generator, saved: torch.Tensor | None) -> None:
+    try:
+        if saved is None:
+            raise ValueError("missing")
+        generator.set_state(saved)
+    except (ValueError, RuntimeError, TypeError) as error:
+        raise ZooError(f"its shuffle or augmentation state does not load ({error})") from None
+
+
+def _rewrite_logs(run_dir: Path, epochs: list[EpochEnd], global_step: int) -> None:
+    """metrics.jsonl holds exactly the epochs the checkpoint knows; steps.jsonl the steps up to it
+    (the rest are logged again). A damaged line of steps.jsonl is dropped: a log never stops a resume."""
+    lines = "".join(json.dumps(JsonlReporter.record(epoch)) + "\n" for epoch in epochs)
+    write_atomic(run_dir / METRICS, lambda temporary: Path(temporary).write_text(lines, encoding="utf-8"))
+    kept = [line for line in _lines(run_dir / STEPS) if _step_of(line) is not None and _step_of(line) <= global_step]  # type: ignore[operator]
+    write_atomic(run_dir / STEPS, lambda temporary: Path(temporary).write_text("".join(kept), encoding="utf-8"))
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True) if path.is_file() else []
+    except OSError:
+        return []
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    step = record.get("global_step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
+    """config.json: the resolved run, its identity, and what it ran on and with."""
+    return {
+        **t.resolved.to_json(),
+        "config_hash": config_hash(t.resolved),
+        "resolved_device": str(t.device),
+        "launch": {"processes": t.world.size, "job": t.world.job},
+        "classes": list(t.data.classes),
+        "input_shape": list(t.data.input_shape),
+        "versions": {
+            "zoo": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "plugins": {p.name: f"{p.distribution} {p.version}" for p in catalog.plugins if p.status == "loaded"},
+        },
+    }
+

@@ -1,0 +1,69 @@
+"""What can end or pause a training between two steps, each a small piece the loop asks:
+a checkpoint every N steps, Ctrl-C, and a loss that is no longer a number."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .errors import ZooError
+
+
+class Interrupted(ZooError):
+    exit_code = 130
+
+
+class NonFiniteLoss(ZooError):
+    """The loss became NaN or infinite; raised before that step touched the weights."""
+
+    exit_code = 3
+
+    def __init__(self, batch: int, value: float) -> None:
+        super().__init__(f"the loss became {value} at step {batch}")
+        self.batch = batch
+        self.value = value
+
+
+def check_finite(loss: torch.Tensor, batch: int) -> None:
+    """Before backward: a NaN or infinite loss stops the run with the weights of the step before."""
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(batch, loss.item())
+
+
+@dataclass(frozen=True)
+class CheckpointEvery:
+    """--checkpoint-every N: a checkpoint after every N-th step of the run, except on an epoch's
+    last step, whose checkpoint the epoch end writes anyway (never the same step twice)."""
+
+    steps: int | None
+
+    def due(self, global_step: int, batch: int, steps_per_epoch: int) -> bool:
+        return bool(self.steps) and global_step % self.steps == 0 and batch < steps_per_epoch  # type: ignore[operator]
+
+
+@contextmanager
+def ctrl_c(enabled: bool = True) -> Iterator[threading.Event]:
+    """Ctrl-C sets a flag that the loop checks between steps, so it stops at a clean step;
+    a second Ctrl-C stops at once (KeyboardInterrupt), e.g. during a long test pass.
+    Not in a job of several ranks: there torchrun stops every rank together."""
+    requested = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handle(*_: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
