@@ -5,13 +5,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test bench bench-scaling setup data clean
+.PHONY: run test test-fast bench bench-scaling setup data clean
 
 run: setup data
 	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
 
-test: setup data
-	$(BIN)/python -m pytest
+# The whole suite, with its wall time (set-up included); CI runs this.
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory setup data && $(BIN)/python -m pytest; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s wall, set-up included"; exit $$status
+
+# The edit-test cycle: everything but the tests marked slow (torchrun jobs, real data, package builds, SIGKILLs).
+test-fast: setup data
+	$(BIN)/python -m pytest -m "not slow"
 
 # zoo against the Quickstart, side by side; writes docs/performance.md and the results in registry.toml.
 bench: setup data

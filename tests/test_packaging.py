@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # builds and installs packages
+
 # Just what `zoo list` needs, taken from this environment, so the installed wheel is the only zoo on the path.
 LIGHT_DEPENDENCIES = ("pluggy", "click", "pydantic", "pydantic_core", "annotated_types", "typing_extensions.py", "typing_inspection")
 

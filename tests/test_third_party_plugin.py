@@ -3,11 +3,15 @@ model and an optimizer that `zoo run` trains with; a broken one is flagged, not 
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 from pathlib import Path
 
 from helpers import run_zoo
+
+pytestmark = pytest.mark.slow  # builds and installs packages
 
 
 def env_with(site: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from .errors import ZooError
 from .identity import config_hash
 from .metrics import JsonlReporter
 from .rundir import CONFIG, METRICS, STEPS, create_run_dir, job_run_dir, write_atomic, write_json
-from .state import TrainState, rng_for_rank
+from .state import TrainState, restore_rank
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -63,7 +63,8 @@ def _resume(t: Trainer) -> tuple[TrainState, str | None]:
         state = TrainState.from_state_dict(record, {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")},
                                            steps_per_epoch=len(t.train_batches), epochs=t.config.epochs, device=t.device)
         rng = {k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")}
-        rng_for_rank(rng, (record.get("rng") or {}).get("ranks") if isinstance(record.get("rng"), dict) else None, world.rank).restore(t.device)
+        ranks = record["rng"].get("ranks") if isinstance(record.get("rng"), dict) else None
+        restore_rank(state, rng, ranks, world.size, world.rank, t.device)
         _set_generator(t.train_batches.order, rng.get("order"))
         if t.train_batches.augment is not None:
             _set_generator(t.train_batches.augment, rng.get("augment"))

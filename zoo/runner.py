@@ -102,12 +102,11 @@ class Trainer:
 
     def checkpoint(self, state: TrainState) -> Path:
         """Every rank calls it (it gathers every rank's random states); rank 0 writes."""
-        loss_sum = self.epoch_loss_sum(state)
-        ranks = gather(self.world, RankRng.capture(self.device))
+        ranks = gather(self.world, RankRng.capture(self.device, state.loss_sum))
         if not self.world.main:
             return self.run_dir
         record, tensors = state.state_dict()
-        tensors["train_loss_sum"] = torch.tensor(loss_sum, dtype=torch.float32)
+        tensors["train_loss_sum"] = torch.tensor(sum(r.loss_sum for r in ranks) / len(ranks), dtype=torch.float32)  # any number of ranks resumes this
         rng_tensors, rng_plain = rng_files(ranks, self.train_batches.augment.get_state() if self.train_batches.augment else None)
         rng_tensors["order"] = self.train_batches.order.get_state()
         return checkpoint.save(

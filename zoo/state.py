@@ -108,16 +108,21 @@ class StateRecord(BaseModel):
 
 @dataclass
 class RankRng:
-    """One process's own random states: torch's (dropout), its GPU's, Python's and NumPy's."""
+    """One process's own random states: torch's (dropout), its GPU's, Python's and NumPy's; and its
+    running loss, so that the same number of processes resumes bit for bit."""
 
     tensors: dict[str, torch.Tensor]
     plain: dict[str, Any]
 
+    @property
+    def loss_sum(self) -> float:
+        return float(self.tensors["loss_sum"])
+
     @classmethod
-    def capture(cls, device: torch.device) -> RankRng:
+    def capture(cls, device: torch.device, loss_sum: torch.Tensor) -> RankRng:
         import numpy as np
 
-        tensors = {"torch": torch.get_rng_state()}
+        tensors = {"torch": torch.get_rng_state(), "loss_sum": loss_sum.detach().float().cpu().reshape(())}
         if device.type == "cuda":  # this rank's GPU only: no context on the others, and any GPU count resumes it
             tensors["cuda"] = torch.cuda.get_rng_state(device)
         kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -153,13 +158,17 @@ def rng_files(ranks: list[RankRng], augment: torch.Tensor | None) -> tuple[dict[
     return tensors, [rank.plain for rank in ranks]
 
 
-def rng_for_rank(tensors: dict[str, torch.Tensor], plain: Any, rank: int) -> RankRng:
-    """Rank `rank`'s saved states; a job resumed with more processes than saved them gives the new
-    ranks rank 0's (documented: then dropout is not bit-identical, as it could not be)."""
+def restore_rank(state: TrainState, tensors: dict[str, torch.Tensor], plain: Any, world_size: int, rank: int, device: torch.device) -> None:
+    """This rank's saved random states and, when as many processes resume as saved it, its own running
+    loss. A job resumed with more processes than saved it gives the new ranks rank 0's random states
+    (documented: then dropout is not bit-identical, as it could not be)."""
     if not isinstance(plain, list) or not plain or not all(isinstance(p, dict) for p in plain):
         raise ZooError("its random states are malformed")
     source = rank if rank < len(plain) else 0
     own = {name.split(".", 1)[1]: value for name, value in tensors.items() if name.startswith(f"rank{source}.")}
     if own.get("torch") is None or own["torch"].dtype != torch.uint8:
         raise ZooError("its random states are malformed")
-    return RankRng(own, plain[source])
+    RankRng(own, plain[source]).restore(device)
+    loss = own.get("loss_sum")
+    if len(plain) == world_size and loss is not None and loss.dtype == torch.float32 and loss.numel() == 1 and torch.isfinite(loss).all():
+        state.loss_sum = loss.reshape(()).to(device)

@@ -154,3 +154,30 @@ def test_a_bit_flip_in_a_real_sized_file_is_caught(tmp_path: Path) -> None:
     copy.write_bytes(bytes(data))
     with pytest.raises(ZooError, match=r"t10k-labels-idx1-ubyte: its SHA-256 differs"):
         datasets.verify_file(FASHION_MNIST, "t10k-labels-idx1-ubyte", copy)
+
+
+def test_an_uncompressed_mnist_file_is_checked_against_its_archive_not_its_size(tmp_path: Path) -> None:
+    """MNIST publishes only the archives' md5s: a plain file of the right size is not enough."""
+    import gzip
+    import hashlib
+
+    from zoo_plugins.datasets import MNIST, Known, Spec, verify_file
+
+    stem = "t10k-labels-idx1-ubyte"
+    impostor = tmp_path / "a" / stem
+    impostor.parent.mkdir()
+    impostor.write_bytes(bytes(MNIST.known[stem].size))  # the real size, the wrong bytes
+    with pytest.raises(ZooError, match="only the .gz archives' checksums are published"):
+        verify_file(MNIST, stem, impostor)
+
+    labels = bytes(range(10)) * 1000
+    archive = gzip.compress(labels, mtime=0)
+    spec = Spec("mnist-like", "MNISTLike", MNIST.classes, {stem: Known(len(labels), gz_md5=hashlib.md5(archive).hexdigest())})
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / f"{stem}.gz").write_bytes(archive)
+    (folder / stem).write_bytes(labels)
+    verify_file(spec, stem, folder / stem)  # what torchvision's download leaves: the archive and its contents
+    (folder / stem).write_bytes(labels + b"x")  # another size, so not the file verified before
+    with pytest.raises(ZooError, match="differs from what t10k-labels-idx1-ubyte.gz beside it decompresses to"):
+        verify_file(spec, stem, folder / stem)

@@ -46,6 +46,7 @@ def whole(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.Te
     return out, result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_sigkill_then_resume_is_bit_identical(scenario: str, whole: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
     kill, resume_step = SCENARIOS[scenario]
@@ -191,6 +192,7 @@ def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_p
     assert found is not None
 
 
+@pytest.mark.slow
 def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path, tmp_path: Path, demo_env: dict[str, str]) -> None:
     env = demo_env
     common = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2"]

@@ -66,6 +66,7 @@ def uninterrupted(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: p
     return out, result.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted: tuple[Path, str], tiny_data: Path, tmp_path: Path) -> None:
     out, stdout = uninterrupted
     assert stdout.splitlines()[0] == "Using cpu device (2 processes)" and stdout.count("Using cpu device") == 1
@@ -83,6 +84,7 @@ def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted
     assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in (tmp_path / "single").iterdir()] + ["launch.json"])
 
 
+@pytest.mark.slow
 def test_torchrun_by_hand_runs_the_same_job_and_every_rank_ends_with_the_same_weights(uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
     script = Path(__file__).with_name("keep_rank_weights.py")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -96,6 +98,7 @@ def test_torchrun_by_hand_runs_the_same_job_and_every_rank_ends_with_the_same_we
     assert loss_lines(result.stdout) == loss_lines(uninterrupted[1])
 
 
+@pytest.mark.slow
 def test_two_torchrun_agents_on_loopback_form_one_job_as_two_machines_would(uninterrupted: tuple[Path, str], tiny_data: Path, tmp_path: Path) -> None:
     """docs/scaling.md's multi-machine example, with both 'machines' on this one."""
     with socket.socket() as probe:
@@ -112,6 +115,7 @@ def test_two_torchrun_agents_on_loopback_form_one_job_as_two_machines_would(unin
     assert same_weights(weights(tmp_path / "run"), weights(uninterrupted[0]))
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted: tuple[Path, str], tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
     killed_dir = tmp_path / "killed"
     # The timeout is the bound: a job that hung after losing a rank would fail here.
@@ -138,6 +142,7 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
         assert abs(x["test_accuracy"] - y["test_accuracy"]) <= 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kill_step", "restart_from"), [(15, "step-000000012 (epoch 2, step 1)"), (2, None)])
 def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, restart_from: str | None, request: pytest.FixtureRequest,
                                                                tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
@@ -163,6 +168,7 @@ def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, r
     assert epochs_without_time(runs[0]) == epochs_without_time(reference_dir)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_process_and_says_how_to_continue(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [str(ZOO), *tiny(tiny_data, "--epochs", "500", "--nproc", "2", "--out", str(out))]
