@@ -91,7 +91,7 @@ def cli() -> None:
 @click.option("--seed", type=int)
 @click.option("--shuffle/--no-shuffle", default=None, help="Reshuffle the training data each epoch.")
 @click.option("--device", type=click.Choice(DEVICES))
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="bf16: bfloat16 autocast, faster on CPUs and GPUs that support it.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="bf16: bfloat16 autocast; auto: bf16 where this CPU or GPU computes it natively, else fp32.")
 @click.option("--log-every", type=int, help="Print the loss every N steps (default 100).")
 @click.option("--predict-index", type=int, help="Test sample to predict at the end (default 0).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<model>-<dataset>).")

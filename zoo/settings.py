@@ -28,7 +28,7 @@ class RunConfig(BaseModel):
     seed: int = 0
     log_every: PositiveInt = 100
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     out: Path | None = None
     predict_index: NonNegativeInt = 0
     checkpoint_every: PositiveInt | None = None
