@@ -372,18 +372,20 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     from . import runs as browser
 
     if compare:
-        differences, curves = browser.compare(*compare)
+        comparison = browser.compare(*compare)
         a, b = (str(path) for path in compare)
         click.echo(f"A: {a}\nB: {b}\n")
-        click.echo("Settings that differ:" if differences else "The settings are the same.")
-        width = max((len(key) for key, _, _ in differences), default=0)
-        for key, left, right in differences:
+        click.echo("Settings that differ:" if comparison.differences else "The settings are the same.")
+        width = max((len(key) for key, _, _ in comparison.differences), default=0)
+        for key, left, right in comparison.differences:
             click.echo(f"  {key:<{width}}  A: {left}  B: {right}")
         click.echo("\nepoch  A accuracy  B accuracy  A test loss  B test loss")
-        for epoch, left, right in curves:
+        for epoch, left, right in comparison.curves:
             cells = [f"{100 * m['test_accuracy']:9.2f}%" if m else "         -" for m in (left, right)]
             cells += [f"{m['test_loss']:11.6f}" if m else "          -" for m in (left, right)]
             click.echo(f"{epoch:>5}  {cells[0]}  {cells[1]}  {cells[2]}  {cells[3]}")
+        for problem in comparison.problems:
+            click.echo(f"! damaged: {problem}; only the epochs before it are shown.", err=True)
         if plot is not None:
             from .plots import write_comparison
 
@@ -398,13 +400,17 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
         return
     header = ("RUN", "MODEL", "DATASET", "RECIPE", "EPOCHS", "BEST", "TRAIN s", "WHEN")
     table = [header] + [
-        (s.path.name, s.model, s.dataset, s.recipe, f"{s.epochs_done}/{s.epochs_planned}" + ("" if s.finished else " (unfinished)"),
+        (s.path.name, s.model, s.dataset, s.recipe,
+         f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (unfinished)"),
          f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
         for s in summaries
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for s in summaries:
+        if s.problem:
+            click.echo(f"! {s.path.name} is damaged: {s.problem}.")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

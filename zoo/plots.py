@@ -23,24 +23,33 @@ def _pyplot():
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a log file, one a line; a line that is not one (cut short by a crash,
+    or damaged) is left out, as are bytes that are not UTF-8: a log never stops zoo."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
+
+
+def _numbers(record: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    return all(isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool) for key in keys)
 
 
 def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     """curves.png: training loss per logged step; test loss and test accuracy per epoch."""
     from .rundir import METRICS, STEPS
+    from .runs import read_metrics
 
     plt = _pyplot()
-    steps = read_jsonl(run_dir / STEPS)
-    epochs = read_jsonl(run_dir / METRICS)
+    steps = [s for s in read_jsonl(run_dir / STEPS) if _numbers(s, ("epoch", "seen", "loss")) and _numbers(s, ("total",)) and s["total"] > 0]
+    epochs, _ = read_metrics(run_dir / METRICS)
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     if steps:
         per_epoch = max(s["total"] for s in steps)
@@ -64,11 +73,12 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
 def write_comparison(runs: list[Path], path: Path) -> Path:
     """Test accuracy and test loss per epoch of several runs, on the same axes."""
     from .rundir import METRICS
+    from .runs import read_metrics
 
     plt = _pyplot()
     figure, (accuracy_axes, loss_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for label, run_dir in zip("ABCDEFGH", runs):
-        epochs = read_jsonl(run_dir / METRICS)
+        epochs, _ = read_metrics(run_dir / METRICS)  # a damaged file: the epochs before the damage
         x = [e["epoch"] for e in epochs]
         accuracy_axes.plot(x, [100 * e["test_accuracy"] for e in epochs], "o-", label=f"{label}: {run_dir.name}")
         loss_axes.plot(x, [e["test_loss"] for e in epochs], "o-", label=f"{label}: {run_dir.name}")
