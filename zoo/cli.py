@@ -13,6 +13,7 @@ import click
 
 from . import __version__, api
 from .errors import ZooError
+from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, plugin_entries
 from .presets import display
 
@@ -291,14 +292,21 @@ def plugins(as_json: bool) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--index", "indices", type=int, multiple=True, help="Test sample(s) to predict: --index 0 5 17 (default 0, without IMAGES).")
-@click.option("--grid", type=click.Path(path_type=Path), help="Also draw the images, labels and probabilities into this PNG.")
-@click.option("--top", "top_k", type=int, default=3, show_default=True, help="Classes to show for an image file.")
+@click.option("--grid", type=click.Path(path_type=Path), help="Also draw the images, labels and probabilities into this picture (PNG; .pdf, .svg... by extension).")
+@click.option("--top", "top_k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes to show for an image file.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
+              help="Refuse larger image files before decoding them (a few bytes can claim gigapixels).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
 @registry_option
-def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], grid: Path | None, top_k: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
-    """What a finished run's model says about test samples (--index) or PNG/JPEG files (IMAGES):
-    Predicted/Actual and each class's probability, or an image's top classes."""
+def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], grid: Path | None, top_k: int, max_pixels: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
+    """What a finished run's model says about test samples (--index) or picture files (IMAGES: PNG,
+    JPEG, GIF, WebP, BMP; of an animated one, the first frame): Predicted/Actual and each class's
+    probability, or an image's top classes."""
+    if grid is not None:
+        from .plots import picture_path
+
+        grid = picture_path(grid, "--grid")
     files, extra = [], list(indices)
     for image in images:  # `--index 0 5 17`: the numbers after the first arrive here
         if indices and image.name.isdigit() and not image.exists():
@@ -310,9 +318,9 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
     if files:
         from .inference import predict_files
 
-        predictions, tensors = predict_files(catalog, run_dir, files)
+        predictions, tensors = predict_files(catalog, run_dir, files, max_pixels)
         for path, prediction in zip(files, predictions):
-            ranked = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[: max(top_k, 1)]
+            ranked = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
             click.echo(f"{path}: {prediction.predicted}")
             click.echo("\n".join(f"  {name:<{max(len(n) for n, _ in ranked)}}  {p:7.2%}" for name, p in ranked))
         shown += predictions
@@ -371,6 +379,10 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     """The run directories: model, dataset, recipe, epochs, best accuracy, training time, when."""
     from . import runs as browser
 
+    if plot is not None:
+        from .plots import picture_path
+
+        plot = picture_path(plot, "--plot")
     if compare:
         comparison = browser.compare(*compare)
         a, b = (str(path) for path in compare)

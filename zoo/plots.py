@@ -13,6 +13,24 @@ if TYPE_CHECKING:
     from .contracts import Prediction
 
 
+def picture_path(path: Path, option: str) -> Path:
+    """The file a picture asked for with `option` will really be written to: .png added when the name has
+    no extension (as matplotlib does), any other extension one that matplotlib can write. Checked before
+    any work, so that a typo costs nothing and the path zoo prints is the file it wrote."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .errors import ZooError
+
+    if path.is_dir():
+        raise ZooError(f"{option} {path} is a directory; give a file name, e.g. {option} {path / 'picture.png'}.")
+    if not path.suffix:
+        return path.with_name(path.name + ".png")
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise ZooError(f"{option} {path}: zoo cannot draw a {path.suffix} file; end the name with one of {', '.join('.' + f for f in sorted(formats))}.")
+    return path
+
+
 def _pyplot():
     import matplotlib
 
