@@ -28,6 +28,9 @@ SECTIONS = {
     "reporters": "reporter",
 }
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+#: A registry file is a few kilobytes of presets and recipes; nothing in one nests deeper than this.
+REGISTRY_LIMIT = 16 * 2**20
+MAX_DEPTH = 32
 
 
 class Result(BaseModel):
@@ -84,15 +87,21 @@ class Presets:
 
     def load_file(self, path: str | Path) -> None:
         """Read one registry file; a bad file is an error naming the file and the line."""
+        from .rundir import nesting_depth, read_small_file
+
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_small_file(path, REGISTRY_LIMIT).decode("utf-8"))
         except FileNotFoundError:
             raise ZooError(f"Registry file {path} does not exist.") from None
         except (OSError, UnicodeDecodeError) as error:
-            raise ZooError(f"Registry file {path} cannot be read: {error}.") from None
+            raise ZooError(f"Registry file {path} cannot be read: {getattr(error, 'strerror', None) or error}.") from None
         except tomllib.TOMLDecodeError as error:
             raise ZooError(f"Registry file {path} is not valid TOML: {error}.") from None
+        except RecursionError:
+            raise ZooError(f"Registry file {path} nests arrays or tables too deeply to read; no setting needs more than {MAX_DEPTH} levels.") from None
+        if nesting_depth(data) > MAX_DEPTH:
+            raise ZooError(f"Registry file {path} nests arrays or tables {nesting_depth(data)} levels deep; no setting needs more than {MAX_DEPTH}.")
         self.add_tables(data, str(path))
         self.files.append(str(path))
 
@@ -103,6 +112,13 @@ class Presets:
                 f"Registry file {source}: unknown table(s) {', '.join(sorted(unknown))}; "
                 f"the tables are {', '.join(SECTIONS)} and recipes."
             )
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                example = "[recipes.NAME]" if section == "recipes" else f'[{section}.NAME] with component = "..."'
+                raise ZooError(
+                    f"Registry file {source}: {section} must be a table of named entries, e.g. {example}, "
+                    f"not {type(table).__name__} {table!r:.60}."
+                )
         for section, kind in SECTIONS.items():
             for name, body in data.get(section, {}).items():
                 self._add(self.presets[kind], f"{section}.{name}", name, Preset, body, source)

@@ -151,7 +151,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise ZooError(f"{path} cannot be read as JSON: {getattr(error, 'strerror', None) or error}.") from None
     if not isinstance(data, dict) or "components" not in data:
         raise ZooError(f"{path} is not a zoo run configuration (no 'components').")
-    if _depth(data) > MAX_JSON_DEPTH:
+    if nesting_depth(data) > MAX_JSON_DEPTH:
         raise ZooError(f"{path} is not a zoo run configuration: it nests deeper than {MAX_JSON_DEPTH} levels, and zoo writes far fewer.")
     try:
         RunRecord.model_validate(data)
@@ -162,7 +162,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _depth(value: Any) -> int:
+def nesting_depth(value: Any) -> int:
     """How deeply lists and objects nest in `value`, counted without recursion."""
     deepest, stack = 0, [(value, 1)]
     while stack:

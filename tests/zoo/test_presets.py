@@ -67,3 +67,28 @@ def test_user_presets_come_from_registry_option_and_environment(tmp_path: Path) 
 def test_missing_registry_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ZooError, match="does not exist"):
         load_catalog(env={}, registry_files=[tmp_path / "nope.toml"])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("models = 5\n", r"models must be a table of named entries, e.g. \[models.NAME\] .*not int 5"),
+    ("recipes = 'quick'\n", r"recipes must be a table of named entries, e.g. \[recipes.NAME\], not str 'quick'"),
+    ("models = [1, 2]\n", r"models must be a table .*not list \[1, 2\]"),
+    ("[recipes.r]\nparams = {model = {hidden = " + "[" * 1000 + "]" * 1000 + "}}\n", "nests arrays or tables too deeply"),
+    ("[models.m]\ncomponent = 'mlp'\nparams = {hidden = " + "[" * 100 + "]" * 100 + "}\n", "nests arrays or tables 104 levels deep"),
+])
+def test_a_registry_of_the_wrong_shape_is_an_error_naming_the_file(text: str, expected: str, tmp_path: Path) -> None:
+    bad = write(tmp_path / "shape.toml", text)
+    with pytest.raises(ZooError, match=f"Registry file {bad}.*{expected}"):
+        Presets().load_file(bad)
+
+
+def test_a_bad_registry_through_the_environment_is_one_paragraph_for_list_and_dry_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    bad = write(tmp_path / "env.toml", "models = 5\n")
+    for args in (["list"], ["run", "--dry-run"]):
+        result = CliRunner().invoke(cli, args, env={"ZOO_REGISTRY": str(bad)})
+        assert result.exit_code == 2 and "Traceback" not in result.output and result.output.count("\n") == 1
+        assert result.output.startswith(f"Error: Registry file {bad}: models must be a table")
