@@ -144,7 +144,9 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
 
 
 def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
-    """torchvision's MNIST downloader (mirrors, md5 checks), into the user cache."""
+    """torchvision's MNIST downloader (mirrors, md5 checks), into the user cache. Only its download()
+    runs: the dataset's constructor would first torch.load <root>/<class>/processed/*.pt if present,
+    and zoo never unpickles anything."""
     import torchvision.datasets as tvd
 
     base = getattr(tvd, spec.torchvision_class)
@@ -153,9 +155,11 @@ def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
     root = cache_dir()
     # torchvision derives its folder from the class name; keep the original one.
     downloader.raw_folder = property(lambda self: str(root / spec.torchvision_class / "raw"))  # type: ignore[attr-defined]
+    fetcher = downloader.__new__(downloader)  # without __init__, so without its legacy processed-file path
+    fetcher.root = str(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        downloader(root=str(root), train=True, download=True)
+        fetcher.download()
     except (RuntimeError, OSError, ValueError) as error:
         raise ZooError(f"{' '.join(str(error).split())}.") from None
     found = _find_files(root, spec)

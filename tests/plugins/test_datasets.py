@@ -154,3 +154,20 @@ def test_a_bit_flip_in_a_real_sized_file_is_caught(tmp_path: Path) -> None:
     copy.write_bytes(bytes(data))
     with pytest.raises(ZooError, match=r"t10k-labels-idx1-ubyte: its SHA-256 differs"):
         datasets.verify_file(FASHION_MNIST, "t10k-labels-idx1-ubyte", copy)
+
+
+def test_torchvisions_processed_files_are_never_reached(mirror: str, no_system_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's MNIST constructor torch.loads <root>/<class>/processed/*.pt when they exist; zoo only
+    uses its download code, so those files are never opened, whatever they hold."""
+    for cls in ("ZooMNIST", "MNIST"):
+        processed = datasets.cache_dir() / cls / "processed"
+        processed.mkdir(parents=True)
+        for name in ("training.pt", "test.pt"):
+            torch.save((torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long)), processed / name)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"torch.load{args} was called")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    splits = build_mnist(IDXParams(mirror=mirror, verify=False))
+    assert (len(splits.train), len(splits.test)) == (50, 20)  # the mirror's files, not the 3 of the .pt files
