@@ -65,9 +65,9 @@ MNIST = Spec(
 
 
 class IDXParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    data_dir: Path | None = None
+    data_dir: Path | None = Field(None, strict=False)  # a path arrives as text
     """Looked at first (also ZOO_DATA_DIR): the four IDX files, plain or .gz, directly inside or
     in torchvision's layout (<dir>/FashionMNIST/raw/)."""
     download: bool = True
@@ -181,6 +181,11 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
     for split in ("train", "test"):
         images = read_idx(files[f"{split}_images"], dims=3)
         labels = read_idx(files[f"{split}_labels"], dims=1)
+        if len(images) == 0:
+            raise ZooError(
+                f"Data file {files[f'{split}_images']} holds 0 images; the {split} split needs at least one. "
+                f"It is not the real {spec.name} file: delete it and run again to fetch a fresh copy, or point --data-dir at a good one."
+            )
         if images.shape[1:] != (28, 28):
             raise ZooError(f"Data file {files[f'{split}_images']} holds {tuple(images.shape[1:])} images; {spec.name} images are 28×28.")
         if len(images) != len(labels):

@@ -92,3 +92,29 @@ def test_a_bad_registry_through_the_environment_is_one_paragraph_for_list_and_dr
         result = CliRunner().invoke(cli, args, env={"ZOO_REGISTRY": str(bad)})
         assert result.exit_code == 2 and "Traceback" not in result.output and result.output.count("\n") == 1
         assert result.output.startswith(f"Error: Registry file {bad}: models must be a table")
+
+
+@pytest.mark.parametrize("seed", [2**64, -(2**63) - 1, 18446744073709551616 * 10])
+def test_a_seed_torch_cannot_take_is_refused_in_a_recipe_and_on_the_command_line(seed: int, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    with pytest.raises(ZooError, match=r"\[recipes.r\].seed: Input should be (less|greater) than or equal to"):
+        Presets().load_file(write(tmp_path / "seed.toml", f"[recipes.r]\nseed = {seed}\n"))
+    result = CliRunner().invoke(cli, ["run", "--seed", str(seed), "--dry-run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and result.output.count("\n") == 1
+    assert "seed: Input should be" in result.output and str(seed) in result.output
+
+
+@pytest.mark.parametrize("seed", [2**64 - 1, -(2**63), 0])
+def test_every_seed_torch_takes_is_accepted(seed: int) -> None:
+    import torch
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    torch.Generator().manual_seed(seed)
+    result = CliRunner().invoke(cli, ["run", "--seed", str(seed), "--dry-run"])
+    assert result.exit_code == 0, result.output
+
