@@ -118,3 +118,85 @@ def test_every_seed_torch_takes_is_accepted(seed: int) -> None:
     result = CliRunner().invoke(cli, ["run", "--seed", str(seed), "--dry-run"])
     assert result.exit_code == 0, result.output
 
+
+# ---- Results carry their machine (issue 15) ----
+
+RESULTS = (
+    '[models.tiny]\ncomponent = "mlp"\nparams = { hidden = [8] }\n[models.tiny.results]\n'
+    '"fashion-mnist/tuned" = [\n'
+    '    { accuracy = 0.912, accuracies = [0.911, 0.912, 0.913], seconds = 50.0, wall = 58.0, reference_epochs = 19.5, '
+    'precision = "fp32", machine = "AMD EPYC", device = "cpu", cores = 2, native_bf16 = false, measured = "2026-12-01" },\n'
+    '    { accuracy = 0.909, seconds = 30.0, reference_epochs = 11.0, precision = "bf16", machine = "AMD EPYC", device = "cpu", '
+    'cores = 2, native_bf16 = true, measured = "2026-11-27" },\n'
+    ']\n'
+)
+
+
+def test_results_from_before_machines_still_load_as_one_entry(tmp_path: Path) -> None:
+    presets = Presets()
+    presets.load_file(write(tmp_path / "old.toml", '[models.tiny]\ncomponent = "mlp"\n[models.tiny.results]\n'
+                                                    '"fashion-mnist/quickstart" = { accuracy = 0.5, seconds = 12.4 }\n'))
+    (result,) = presets.find("model", "tiny")[1].results["fashion-mnist/quickstart"]
+    assert (result.accuracy, result.seconds, result.machine, result.where()) == (0.5, 12.4, "", "")
+
+
+def test_results_per_machine_load_and_describe_their_machine(tmp_path: Path) -> None:
+    presets = Presets()
+    presets.load_file(write(tmp_path / "new.toml", RESULTS))
+    fp32, bf16 = presets.find("model", "tiny")[1].results["fashion-mnist/tuned"]
+    assert fp32.accuracies == [0.911, 0.912, 0.913] and fp32.reference_epochs == 19.5
+    assert fp32.where() == "AMD EPYC, 2 cores, no native bf16" and bf16.where() == "AMD EPYC, 2 cores, native bf16"
+
+
+def test_a_result_field_out_of_range_is_an_error_naming_it(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.toml", RESULTS.replace("accuracies = [0.911", "accuracies = [91.1"))
+    with pytest.raises(ZooError, match=r"results.*accuracies"):
+        Presets().load_file(bad)
+
+
+def test_select_results_prefers_this_kind_of_machine_else_shows_all(tmp_path: Path) -> None:
+    from zoo.precision import Machine
+    from zoo.presets import select_results
+
+    presets = Presets()
+    presets.load_file(write(tmp_path / "new.toml", RESULTS))
+    measured = presets.find("model", "tiny")[1].results["fashion-mnist/tuned"]
+    no_bf16, with_bf16 = Machine("AMD EPYC", "cpu", 64, False), Machine("AMD EPYC", "cpu", 2, True)
+    assert select_results(measured, [no_bf16]) == ([measured[0]], True)
+    assert select_results(measured, [with_bf16]) == ([measured[1]], True)
+    assert select_results(measured, [Machine("Intel Xeon", "cpu", 2, False)]) == (measured, False)
+    gpu = measured[0].model_copy(update={"machine": "NVIDIA H100", "device": "cuda", "native_bf16": None})
+    assert select_results([gpu], [no_bf16, Machine("NVIDIA H100", "cuda", None, None)]) == ([gpu], True)
+
+
+@pytest.mark.parametrize(("cpu", "shown", "hidden"), [
+    ("AMD EPYC", ["91.2% (3 seeds: 91.1%-91.3%) in 50 s, 19.5 reference epochs, fp32 on AMD EPYC, 2 cores, no native bf16"], ["bf16 on"]),
+    ("Intel Xeon", ["fp32 on AMD EPYC, 2 cores, no native bf16", "90.9% in 30 s, 11.0 reference epochs, bf16 on AMD EPYC, 2 cores, native bf16"], []),
+])
+def test_list_shows_this_machines_result_when_there_is_one_else_all(cpu: str, shown: list[str], hidden: list[str], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from zoo import listing
+    from zoo.cli import cli
+    from zoo.precision import Machine
+
+    monkeypatch.setattr(listing, "local_machines", lambda: [Machine(cpu, "cpu", 2, False)])
+    registry = write(tmp_path / "r.toml", RESULTS)
+    output = CliRunner().invoke(cli, ["list", "models", "tiny", "--registry", str(registry)]).output
+    for text in shown:
+        assert text in output
+    for text in hidden:
+        assert text not in output
+    data = json.loads(CliRunner().invoke(cli, ["list", "models", "tiny", "--registry", str(registry), "--json"]).output)["presets"][0]
+    assert [r["this_machine"] for r in data["all_results"]["fashion-mnist/tuned"]] == ([True, False] if cpu == "AMD EPYC" else [False, False])
+    assert data["results"]["fashion-mnist/tuned"]["measured"] == "2026-12-01"
+
+
+def test_the_tuned_recipe_chooses_its_precision_by_hardware_and_quickstart_stays_fp32() -> None:
+    presets = Presets()
+    presets.load_file(shipped_registry())
+    assert presets.recipe("tuned").precision == "auto" and presets.recipe("tuned").model == "mlp-512"
+    assert presets.recipe("quickstart").precision in (None, "fp32")
