@@ -66,9 +66,9 @@ MNIST = Spec(
 
 
 class IDXParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    data_dir: Path | None = data_location("data_dir")
+    data_dir: Path | None = data_location("data_dir", strict=False)  # a path arrives as text
     """Looked at first (also ZOO_DATA_DIR): the four IDX files, plain or .gz, directly inside or
     in torchvision's layout (<dir>/FashionMNIST/raw/)."""
     download: bool = data_location("source", True)
@@ -145,7 +145,9 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
 
 
 def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
-    """torchvision's MNIST downloader (mirrors, md5 checks), into the user cache."""
+    """torchvision's MNIST downloader (mirrors, md5 checks), into the user cache. Only its download()
+    runs: the dataset's constructor would first torch.load <root>/<class>/processed/*.pt if present,
+    and zoo never unpickles anything."""
     import torchvision.datasets as tvd
 
     base = getattr(tvd, spec.torchvision_class)
@@ -154,9 +156,11 @@ def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
     root = cache_dir()
     # torchvision derives its folder from the class name; keep the original one.
     downloader.raw_folder = property(lambda self: str(root / spec.torchvision_class / "raw"))  # type: ignore[attr-defined]
+    fetcher = downloader.__new__(downloader)  # without __init__, so without its legacy processed-file path
+    fetcher.root = str(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        downloader(root=str(root), train=True, download=True)
+        fetcher.download()
     except (RuntimeError, OSError, ValueError) as error:
         raise ZooError(f"{' '.join(str(error).split())}.") from None
     found = _find_files(root, spec)
@@ -178,6 +182,11 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
     for split in ("train", "test"):
         images = read_idx(files[f"{split}_images"], dims=3)
         labels = read_idx(files[f"{split}_labels"], dims=1)
+        if len(images) == 0:
+            raise ZooError(
+                f"Data file {files[f'{split}_images']} holds 0 images; the {split} split needs at least one. "
+                f"It is not the real {spec.name} file: delete it and run again to fetch a fresh copy, or point --data-dir at a good one."
+            )
         if images.shape[1:] != (28, 28):
             raise ZooError(f"Data file {files[f'{split}_images']} holds {tuple(images.shape[1:])} images; {spec.name} images are 28×28.")
         if len(images) != len(labels):

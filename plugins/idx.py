@@ -46,6 +46,8 @@ def read_idx(path: Path, dims: int) -> torch.Tensor:
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "longer than its header says"
         raise _bad(path, f"its header announces shape {shape} ({expected} bytes) but the file has {len(data)} bytes: {state}")
+    if count == 0:  # frombuffer refuses an empty buffer; the caller judges an empty split
+        return torch.empty(shape, dtype=torch.uint8)
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
 
 

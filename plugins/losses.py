@@ -8,7 +8,7 @@ import zoo
 
 
 class CrossEntropyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     label_smoothing: float = Field(0.0, ge=0.0, le=1.0)
 

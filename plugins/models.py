@@ -32,7 +32,7 @@ def memory_bytes() -> int:
 
 
 class MLPParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # strict: `--set model.hidden=[true]` is an error, not width 1
 
     hidden: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=0)] = [512, 512]
     """Widths of the hidden layers, input side first; [] is a linear classifier."""

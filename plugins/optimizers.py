@@ -8,7 +8,7 @@ import zoo
 
 
 class SGDParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False)
     momentum: float = Field(0.0, ge=0, allow_inf_nan=False)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 import zoo
 from zoo.contracts import EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
@@ -52,9 +52,9 @@ class ConsoleReporter(Reporter):
 
 
 class JsonlParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    path: Path | None = None
+    path: Path | None = Field(None, strict=False)  # a path arrives as text
     """Append to this file; without it, print to standard output."""
 
 
@@ -122,9 +122,9 @@ def build_progress(params: NoParams) -> ProgressReporter:
 
 
 class TensorBoardParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    log_dir: Path | None = None
+    log_dir: Path | None = Field(None, strict=False)
     """Where to write the event files; default: <run dir>/tensorboard."""
 
 

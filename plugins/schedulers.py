@@ -20,7 +20,7 @@ def build_constant(params: NoParams, optimizer, steps_per_epoch: int, epochs: in
 
 
 class StepParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     every_epochs: PositiveInt = 10
     gamma: float = Field(0.1, gt=0, le=1)
@@ -34,7 +34,7 @@ def build_step(params: StepParams, optimizer, steps_per_epoch: int, epochs: int)
 
 
 class CosineParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     min_lr: float = Field(0.0, ge=0)
 
@@ -47,7 +47,7 @@ def build_cosine(params: CosineParams, optimizer, steps_per_epoch: int, epochs: 
 
 
 class OneCycleParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_lr: float = Field(0.1, gt=0, allow_inf_nan=False)
     warmup: float = Field(0.25, gt=0, lt=1)

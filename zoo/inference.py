@@ -3,7 +3,6 @@ then predict test samples or image files, or evaluate a whole test split."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from .config import Part, part_from_record
 from .contracts import DatasetSplits, Prediction
 from .errors import ZooError
 from .plugins import Catalog
-from .rundir import WEIGHTS, load_weights, read_config
+from .rundir import WEIGHTS, load_weights, read_config, read_small_file
 
 
 def load_run(catalog: Catalog, run_dir: Path) -> tuple[dict[str, Any], Any]:
@@ -67,27 +66,26 @@ def predict_index(catalog: Catalog, run_dir: Path, index: int, data_dir: Path | 
     return predict_indices(catalog, run_dir, [index], data_dir, verify)[0][0]
 
 
-def image_to_input(path: Path, input_shape: tuple[int, ...]) -> Any:
-    """A PNG or JPEG as the dataset's input: grayscale (or RGB), resized, scaled to [0, 1], and inverted
-    when its background is light (FashionMNIST and MNIST draw light things on black)."""
+#: Images larger than this are refused before they are decoded (--max-pixels raises it): a
+#: 50-megapixel photo decodes in a fraction of a second, while a 333-byte JPEG may claim 4 gigapixels.
+MAX_PIXELS = 50_000_000
+#: A picture file larger than this is not read at all (a link to /dev/zero, say).
+MAX_IMAGE_BYTES = 512 * 2**20
+#: What Pillow may decode: the common photo formats, and no others (TIFF, PSD... stay out).
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+READABLE = "give a PNG or JPEG file (GIF, WebP and BMP work too; of an animated GIF or WebP, the first frame is used)"
+
+
+def image_to_input(path: Path, input_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS) -> Any:
+    """A picture file as the dataset's input: its first frame, grayscale (or RGB), resized, scaled to
+    [0, 1], and inverted when its background is light (FashionMNIST and MNIST draw light things on black).
+    Its size is read from the header and checked before any pixel is decoded."""
     import torch
-    from torchvision.io import ImageReadMode, decode_image
     from torchvision.transforms.v2.functional import resize
 
     channels, height, width = input_shape
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ZooError(f"Cannot read {path}: {error.strerror or error}.") from None
-    not_an_image = ZooError(f"{path} is not an image zoo can read: give a PNG or JPEG file (WebP and GIF work too).")
-    if not raw:
-        raise not_an_image
-    try:
-        with warnings.catch_warnings():  # torchvision 0.29 points to torchcodec; its decoder still works
-            warnings.simplefilter("ignore", DeprecationWarning)
-            image = decode_image(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
-    except (RuntimeError, ValueError):
-        raise not_an_image from None
+    picture = _decode_first_frame(path, "L" if channels == 1 else "RGB", max_pixels, (width, height))
+    image = torch.from_numpy(picture).reshape(picture.shape[0], picture.shape[1], -1).permute(2, 0, 1)
     image = resize(image, [height, width], antialias=True).float().div(255)
     border = torch.cat([image[:, 0, :].flatten(), image[:, -1, :].flatten(), image[:, :, 0].flatten(), image[:, :, -1].flatten()])
     if border.mean() > 0.5:
@@ -95,14 +93,52 @@ def image_to_input(path: Path, input_shape: tuple[int, ...]) -> Any:
     return image
 
 
-def predict_files(catalog: Catalog, run_dir: Path, paths: list[Path]) -> tuple[list[Prediction], list[Any]]:
+def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[int, int]) -> Any:
+    """The first frame of `path` as a uint8 array in `mode`, after checking the size its header claims."""
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        raw = read_small_file(path, MAX_IMAGE_BYTES)
+    except FileNotFoundError:
+        raise ZooError(f"Cannot read {path}: no such file.") from None
+    except OSError as error:
+        raise ZooError(f"Cannot read {path}: {error.strerror or error}.") from None
+    not_an_image = ZooError(f"{path} is not an image zoo can read: {READABLE}.")
+    if not raw:
+        raise not_an_image
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # Pillow's own bomb check, replaced by this one against --max-pixels
+    try:
+        with Image.open(io.BytesIO(raw), formats=FORMATS) as image:  # reads the header only
+            columns, rows = image.size
+            if columns * rows > max_pixels:
+                raise ZooError(
+                    f"{path} is {columns}×{rows} pixels ({columns * rows:,}), more than the limit of {max_pixels:,}; "
+                    f"zoo refuses it before decoding (such a file can claim gigapixels in a few bytes). Shrink the "
+                    f"picture, or raise the limit with --max-pixels {columns * rows} if you trust it."
+                )
+            image.seek(0)  # an animated GIF or WebP: its first frame, always
+            image.draft(mode, target)  # a JPEG decodes at a reduced scale when that is still larger than the target
+            return np.array(image.convert(mode), dtype=np.uint8)
+    except ZooError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        raise not_an_image from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def predict_files(catalog: Catalog, run_dir: Path, paths: list[Path], max_pixels: int = MAX_PIXELS) -> tuple[list[Prediction], list[Any]]:
     from .train import predict
 
     config, model = load_run(catalog, run_dir)
     shape = tuple(config.get("input_shape", ()))
     if len(shape) != 3:
         raise ZooError(f"{run_dir}'s model does not take images (input shape {shape}).")
-    images = [image_to_input(path, shape) for path in paths]
+    images = [image_to_input(path, shape, max_pixels) for path in paths]
     return [predict(model, image, config["classes"], None, i) for i, image in enumerate(images)], images
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ZooError
-from .rundir import CONFIG, WEIGHTS, create_run_dir, write_json
+from .rundir import CONFIG, WEIGHTS, create_run_dir, read_small_file, write_json
 from .stops import Interrupted
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def launch(nproc: int, resolved: ResolvedRun, *, resume_dir: Path | None = None,
 def plan_of(run_dir: Path) -> dict[str, Any]:
     """What a worker trains: the configuration its parent resolved."""
     try:
-        plan = json.loads((run_dir / LAUNCH).read_text(encoding="utf-8"))
+        plan = json.loads(read_small_file(run_dir / LAUNCH, 16 << 20))
     except (OSError, ValueError, RecursionError):
         plan = None
     if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict):

@@ -6,17 +6,23 @@ from dataclasses import asdict
 from typing import Any
 
 from .plugins import Catalog
-from .presets import SECTIONS, display
+from .precision import Machine, local_machines
+from .presets import SECTIONS, Result, display, select_results
 from .registry import KINDS, matches, natural_key
 
 def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None = None) -> dict[str, Any]:
     """Components, presets and recipes, filtered by kind and a wildcard pattern.
 
     Schema: {"components": [{kind, name, help, plugin, distribution, version, status}],
-    "presets": [{kind, name, component, params, help, results, source}], "recipes": [{name, help, settings, source}],
-    "failed_plugins": [{name, distribution, version, errors}]}
+    "presets": [{kind, name, component, params, help, results, all_results, source}],
+    "recipes": [{name, help, settings, source}], "failed_plugins": [{name, distribution, version, errors}]}
+
+    A preset's `results` holds, per "<dataset>/<recipe>", the one result to quote here: the newest
+    measured on this kind of machine, else the newest; `all_results` holds every one. Each carries
+    "this_machine": whether it was measured on this kind of machine (CPU model and native bf16, or GPU).
     """
     broken = {p.name for p in catalog.failed_plugins()}
+    here = local_machines()
     components: list[dict[str, Any]] = []
     presets: list[dict[str, Any]] = []
     for k in KINDS:
@@ -56,7 +62,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
                     "component": named.value.component,
                     "params": named.value.params,
                     "help": named.value.help,
-                    "results": {key: result.model_dump() for key, result in named.value.results.items()},
+                    **_results(named.value.results, here),
                     "source": named.source,
                 }
             )
@@ -74,6 +80,20 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
         for p in catalog.failed_plugins()
     ]
     return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed}
+
+
+def _results(results: dict[str, list[Result]], here: list[Machine]) -> dict[str, Any]:
+    quoted: dict[str, Any] = {}
+    every: dict[str, list[dict[str, Any]]] = {}
+    for key, measured in results.items():
+        if not measured:
+            continue
+        chosen, matched = select_results(measured, here)
+        mine = {id(r) for r in chosen} if matched else set()
+        every[key] = [{**r.model_dump(), "where": r.where(), "this_machine": id(r) in mine} for r in measured]
+        newest = max(chosen, key=lambda r: r.measured)
+        quoted[key] = every[key][next(i for i, r in enumerate(measured) if r is newest)]
+    return {"results": quoted, "all_results": every}
 
 
 def plugin_entries(catalog: Catalog) -> list[dict[str, Any]]:

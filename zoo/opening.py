@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
     from .runner import Trainer
 
 
-def open_run(t: Trainer, catalog: Catalog, runs_root: Path, resume_dir: Path | None, launched: Path | None) -> tuple[TrainState, str | None]:
-    """Set t.run_dir; return the state to start from and, for a resume, which checkpoint it is.
+def open_run(t: Trainer, catalog: Catalog, runs_root: Path, resume_dir: Path | None, launched: Path | None,
+             resources: ExitStack) -> tuple[TrainState, str | None]:
+    """Set t.run_dir and own it (rank 0 holds its lock in `resources`); return the state to start
+    from and, for a resume, which checkpoint it is.
 
     resume_dir: continue that run. launched: the directory `zoo run --nproc` prepared: resume it if
     it has a checkpoint (a restart, or --resume), else start in it. A torchrun restart without it
@@ -38,15 +41,27 @@ def open_run(t: Trainer, catalog: Catalog, runs_root: Path, resume_dir: Path | N
         resume_dir = launched if has_checkpoint else None
     if resume_dir is not None:
         t.run_dir = resume_dir
+        if world.main:
+            _own(resume_dir, resources)
         return _resume(t)
     run_dir = Path()
     if world.main:
         run_dir = launched or create_run_dir(config.out, config.model, config.dataset, runs_root)
+        _own(run_dir, resources)
         if launched is not None:  # a restart before the first checkpoint begins again
             _rewrite_logs(run_dir, [], 0)
         write_json(run_dir / CONFIG, config_record(t, catalog))
     t.run_dir = broadcast(world, run_dir)
     return TrainState(loss_sum=torch.zeros((), device=t.device)), None
+
+
+def _own(run_dir: Path, resources: ExitStack) -> None:
+    """One process trains in a run directory at a time; what a killed one left half-written goes."""
+    from .runlock import hold
+
+    resources.enter_context(hold(run_dir))
+    for leftover in run_dir.glob(".*.tmp"):  # write_atomic's temporary files
+        leftover.unlink(missing_ok=True)
 
 
 def _resume(t: Trainer) -> tuple[TrainState, str | None]:

@@ -13,6 +13,24 @@ if TYPE_CHECKING:
     from .contracts import Prediction
 
 
+def picture_path(path: Path, option: str) -> Path:
+    """The file a picture asked for with `option` will really be written to: .png added when the name has
+    no extension (as matplotlib does), any other extension one that matplotlib can write. Checked before
+    any work, so that a typo costs nothing and the path zoo prints is the file it wrote."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .errors import ZooError
+
+    if path.is_dir():
+        raise ZooError(f"{option} {path} is a directory; give a file name, e.g. {option} {path / 'picture.png'}.")
+    if not path.suffix:
+        return path.with_name(path.name + ".png")
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise ZooError(f"{option} {path}: zoo cannot draw a {path.suffix} file; end the name with one of {', '.join('.' + f for f in sorted(formats))}.")
+    return path
+
+
 def _pyplot():
     import matplotlib
 
@@ -23,24 +41,33 @@ def _pyplot():
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a log file, one a line; a line that is not one (cut short by a crash,
+    or damaged) is left out, as are bytes that are not UTF-8: a log never stops zoo."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
+
+
+def _numbers(record: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    return all(isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool) for key in keys)
 
 
 def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     """curves.png: training loss per logged step; test loss and test accuracy per epoch."""
     from .rundir import METRICS, STEPS
+    from .runs import read_metrics
 
     plt = _pyplot()
-    steps = read_jsonl(run_dir / STEPS)
-    epochs = read_jsonl(run_dir / METRICS)
+    steps = [s for s in read_jsonl(run_dir / STEPS) if _numbers(s, ("epoch", "seen", "loss")) and _numbers(s, ("total",)) and s["total"] > 0]
+    epochs, _ = read_metrics(run_dir / METRICS)
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     if steps:
         per_epoch = max(s["total"] for s in steps)
@@ -64,11 +91,12 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
 def write_comparison(runs: list[Path], path: Path) -> Path:
     """Test accuracy and test loss per epoch of several runs, on the same axes."""
     from .rundir import METRICS
+    from .runs import read_metrics
 
     plt = _pyplot()
     figure, (accuracy_axes, loss_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for label, run_dir in zip("ABCDEFGH", runs):
-        epochs = read_jsonl(run_dir / METRICS)
+        epochs, _ = read_metrics(run_dir / METRICS)  # a damaged file: the epochs before the damage
         x = [e["epoch"] for e in epochs]
         accuracy_axes.plot(x, [100 * e["test_accuracy"] for e in epochs], "o-", label=f"{label}: {run_dir.name}")
         loss_axes.plot(x, [e["test_loss"] for e in epochs], "o-", label=f"{label}: {run_dir.name}")

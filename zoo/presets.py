@@ -10,11 +10,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from .errors import ZooError, describe_validation_error
+from .precision import Machine
 from .registry import natural_sorted
 from .settings import RunConfig
 
@@ -28,17 +29,57 @@ SECTIONS = {
     "reporters": "reporter",
 }
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+#: A registry file is a few kilobytes of presets and recipes; nothing in one nests deeper than this.
+REGISTRY_LIMIT = 16 * 2**20
+MAX_DEPTH = 32
 
 
 class Result(BaseModel):
-    """What the project's benchmark measured for a preset with one dataset and recipe."""
+    """What the project's benchmark measured for a preset with one dataset and recipe, on one kind of
+    machine: seconds only mean something next to the machine, hence `machine`, and the reference-epoch
+    ratio (bench/reference.py) is what carries over to other machines."""
 
     model_config = ConfigDict(extra="forbid")
 
     accuracy: float = Field(ge=0, le=1)
+    """Final test accuracy; the mean over `accuracies` when several seeds ran."""
     seconds: float = Field(ge=0)
     """Training time: the train and test passes of every epoch, without start-up."""
     measured: str = ""
+    accuracies: list[Annotated[float, Field(ge=0, le=1)]] = []
+    """One per seed, when several ran."""
+    wall: float | None = Field(None, ge=0)
+    """Whole-process seconds of `zoo run`, start-up included."""
+    reference_epochs: float | None = Field(None, ge=0)
+    """`wall` in reference epochs timed in the same turn (median over turns)."""
+    precision: Literal["fp32", "bf16"] | None = None
+    """What the run trained in (an "auto" recipe resolved on this machine)."""
+    machine: str = ""
+    """The CPU or GPU model that trained; empty in results older than this field."""
+    device: Literal["cpu", "cuda", "mps"] = "cpu"
+    cores: int | None = Field(None, gt=0)
+    native_bf16: bool | None = None
+    """Whether the CPU computes bfloat16 natively (one CPU name can cover both kinds)."""
+
+    def kind(self) -> Machine:
+        return Machine(self.machine, self.device, self.cores, self.native_bf16 if self.device == "cpu" else None)
+
+    def where(self) -> str:
+        """"AMD EPYC, 2 cores, no native bf16" or "NVIDIA H100 80GB HBM3"; "" when unknown."""
+        if not self.machine:
+            return ""
+        parts = [self.machine]
+        if self.cores:
+            parts.append(f"{self.cores} cores")
+        if self.native_bf16 is not None and self.device == "cpu":
+            parts.append("native bf16" if self.native_bf16 else "no native bf16")
+        return ", ".join(parts)
+
+
+def select_results(results: list[Result], here: list[Machine]) -> tuple[list[Result], bool]:
+    """The results measured on a kind of machine in `here` (True), or, when there are none, all (False)."""
+    mine = [r for r in results if any(r.kind().same_kind(m) for m in here)]
+    return (mine, True) if mine else (list(results), False)
 
 
 class Preset(BaseModel):
@@ -47,8 +88,16 @@ class Preset(BaseModel):
     component: str
     params: dict[str, Any] = {}
     help: str = ""
-    results: dict[str, Result] = {}
-    """Keyed "<dataset>/<recipe>", written by `make bench`."""
+    results: dict[str, list[Result]] = {}
+    """Keyed "<dataset>/<recipe>", one entry per kind of machine, written by `make bench`."""
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _one_result_is_a_list(cls, value: Any) -> Any:
+        """Registry files from before per-machine results hold one table per key."""
+        if isinstance(value, dict):
+            return {key: [item] if isinstance(item, dict) else item for key, item in value.items()}
+        return value
 
 
 def _optional(field: Any) -> Any:
@@ -84,15 +133,21 @@ class Presets:
 
     def load_file(self, path: str | Path) -> None:
         """Read one registry file; a bad file is an error naming the file and the line."""
+        from .rundir import nesting_depth, read_small_file
+
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_small_file(path, REGISTRY_LIMIT).decode("utf-8"))
         except FileNotFoundError:
             raise ZooError(f"Registry file {path} does not exist.") from None
         except (OSError, UnicodeDecodeError) as error:
-            raise ZooError(f"Registry file {path} cannot be read: {error}.") from None
+            raise ZooError(f"Registry file {path} cannot be read: {getattr(error, 'strerror', None) or error}.") from None
         except tomllib.TOMLDecodeError as error:
             raise ZooError(f"Registry file {path} is not valid TOML: {error}.") from None
+        except RecursionError:
+            raise ZooError(f"Registry file {path} nests arrays or tables too deeply to read; no setting needs more than {MAX_DEPTH} levels.") from None
+        if nesting_depth(data) > MAX_DEPTH:
+            raise ZooError(f"Registry file {path} nests arrays or tables {nesting_depth(data)} levels deep; no setting needs more than {MAX_DEPTH}.")
         self.add_tables(data, str(path))
         self.files.append(str(path))
 
@@ -103,6 +158,13 @@ class Presets:
                 f"Registry file {source}: unknown table(s) {', '.join(sorted(unknown))}; "
                 f"the tables are {', '.join(SECTIONS)} and recipes."
             )
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                example = "[recipes.NAME]" if section == "recipes" else f'[{section}.NAME] with component = "..."'
+                raise ZooError(
+                    f"Registry file {source}: {section} must be a table of named entries, e.g. {example}, "
+                    f"not {type(table).__name__} {table!r:.60}."
+                )
         for section, kind in SECTIONS.items():
             for name, body in data.get(section, {}).items():
                 self._add(self.presets[kind], f"{section}.{name}", name, Preset, body, source)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from .errors import ZooError, describe_validation_error
+from .settings import RunConfig
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -78,19 +82,95 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, lambda temporary: Path(temporary).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 
 
+#: config.json is a few kilobytes; anything far larger is not one (a link to /dev/zero, say).
+CONFIG_LIMIT = 16 * 2**20
+#: No setting zoo writes nests this deep; a deeper file is crafted, and would exhaust the stack later.
+MAX_JSON_DEPTH = 32
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, which must be a regular file of at most `limit` bytes. A FIFO would hang a
+    plain read and a device such as /dev/zero would fill memory, so both are refused unread.
+    OSError (FileNotFoundError included) is left to the caller, which knows what the file is for."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ZooError(f"{path} is not a regular file (it is a FIFO, a device or a socket); replace it with the real file.")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ZooError(f"{path} is larger than {limit:,} bytes, far more than such a file holds; it is damaged or not the real file.")
+    return data
+
+
+class ComponentRecord(BaseModel):
+    """One component as config.json records it (zoo.config.Part.to_json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    component: str
+    preset: str | None = None
+    params: dict[str, Any] = {}
+
+
+class ComponentsRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    dataset: ComponentRecord
+    model: ComponentRecord
+    loss: ComponentRecord
+    optimizer: ComponentRecord
+    scheduler: ComponentRecord
+    reporters: list[ComponentRecord] = []
+
+
+class RunRecord(RunConfig):
+    """config.json: the run settings that wrote it (RunConfig), the components, the data's shape.
+    Other keys (versions, hashes) are kept but not checked."""
+
+    model_config = ConfigDict(extra="allow")
+
+    components: ComponentsRecord
+    classes: list[str] = Field(min_length=1)
+    input_shape: list[PositiveInt]
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
+    """config.json as written, once it is known to be a small regular file that validates as a RunRecord."""
     path = run_dir / CONFIG
     if not run_dir.is_dir():
         raise ZooError(f"{run_dir} is not a run directory (it does not exist). `zoo run` prints the directory it writes.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(path, CONFIG_LIMIT).decode("utf-8"))
     except FileNotFoundError:
         raise ZooError(f"{run_dir} is not a run directory: it has no {CONFIG}.") from None
+    except RecursionError:
+        raise ZooError(f"{path} is not a zoo run configuration: it nests deeper than any zoo writes.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ZooError(f"{path} cannot be read as JSON: {error}.") from None
+        raise ZooError(f"{path} cannot be read as JSON: {getattr(error, 'strerror', None) or error}.") from None
     if not isinstance(data, dict) or "components" not in data:
         raise ZooError(f"{path} is not a zoo run configuration (no 'components').")
+    if nesting_depth(data) > MAX_JSON_DEPTH:
+        raise ZooError(f"{path} is not a zoo run configuration: it nests deeper than {MAX_JSON_DEPTH} levels, and zoo writes far fewer.")
+    try:
+        RunRecord.model_validate(data)
+    except ValidationError as error:
+        raise ZooError(
+            f"{path} is damaged: {describe_validation_error('', error)}. Restore it from a copy, or train the run again."
+        ) from None
     return data
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value`, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack += [(inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def save_weights(model: Any, path: Path) -> None:
@@ -104,9 +184,12 @@ def load_weights(model: Any, path: Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    if not path.is_file():
+    if not path.exists():
         raise ZooError(f"{path} does not exist: the run has not finished. `zoo run --resume {path.parent}` continues it.")
+    if not path.is_file():
+        raise ZooError(f"{path} is not a regular file (a FIFO, a device or a folder); replace it with the run's real weights file.")
     try:
+        _check_dtypes(model, path)
         missing, unexpected = load_model(model, path, strict=False)
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise ZooError(f"{path} is not a valid weights file for this model: {' '.join(str(error).split())}.") from None
@@ -115,6 +198,37 @@ def load_weights(model: Any, path: Path) -> None:
             f"{path} does not match the model in config.json: missing {sorted(missing) or 'nothing'}, "
             f"unexpected {sorted(unexpected) or 'nothing'}."
         )
+    _check_finite(model, path)
+
+
+def _check_dtypes(model: Any, path: Path) -> None:
+    """Each stored tensor must have its parameter's dtype: loading would silently cast int64 to float."""
+    from safetensors import safe_open
+
+    expected = {name: str(tensor.dtype).removeprefix("torch.") for name, tensor in model.state_dict().items()}
+    with safe_open(path, framework="pt") as file:
+        for name in file.keys():
+            stored = file.get_slice(name).get_dtype()
+            wanted = expected.get(name)
+            if wanted is not None and _DTYPES.get(stored, stored.lower()) != wanted:
+                raise ZooError(f"{path} stores {name!r} as {stored} but the model's {name!r} is {wanted}: the file is damaged or from another program.")
+
+
+#: safetensors' dtype names as torch names them.
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _check_finite(model: Any, path: Path) -> None:
+    """A NaN or infinite weight makes every prediction meaningless: refuse it rather than print garbage."""
+    import torch
+
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ZooError(
+                f"{path} holds NaN or infinite values in {name!r}: the weights are damaged (or training diverged). "
+                f"Use an earlier checkpoint or train the run again."
+            )
 
 
 def job_run_dir(runs_root: Path, out: Path | None, job: str | None, wanted_hash: str) -> Path | None:

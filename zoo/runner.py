@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,9 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     device = select_device(resolved.config.device, device_index(world))
     events, failing = Events(), True
     try:
-        with joined(world, device), deterministic_mode(resolved.config.deterministic, device):
+        with joined(world, device), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
             trainer = build(resolved, world, device, events)
-            state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched)
+            state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)
             result = _fit_and_finish(trainer, state, resumed)
         failing = False
         return result

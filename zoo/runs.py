@@ -1,4 +1,7 @@
-"""The runs browser: what each run directory holds, and how two runs differ."""
+"""The runs browser: what each run directory holds, and how two runs differ.
+
+A damaged run directory never hides the others: its summary says what is wrong with it, and the
+listing goes on."""
 
 from __future__ import annotations
 
@@ -8,9 +11,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooError
-from .plots import read_jsonl
-from .rundir import CONFIG, METRICS, WEIGHTS, read_config
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from .errors import ZooError, describe_validation_error
+from .rundir import CONFIG, METRICS, WEIGHTS, read_config, read_small_file
+
+#: metrics.jsonl holds one short line per epoch; a file this large is not one.
+METRICS_LIMIT = 64 * 2**20
+
+
+class EpochRecord(BaseModel):
+    """One line of metrics.jsonl, as zoo.metrics.JsonlReporter writes it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: PositiveInt
+    test_accuracy: float = Field(ge=0, le=1)
+    test_loss: float
+    train_loss: float | None = None
+    seconds: float = Field(0.0, ge=0)
 
 
 @dataclass
@@ -25,34 +44,92 @@ class RunSummary:
     train_seconds: float
     created: datetime
     finished: bool
+    problem: str | None = None
+    """Why the run directory is damaged (None when it is not); the other fields hold what could be read."""
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The valid epochs of a metrics.jsonl, and what is wrong with the file (None if nothing).
+    A last line without its newline is a write cut short by a crash, not damage; it is left out."""
+    try:
+        text = read_small_file(path, METRICS_LIMIT).decode("utf-8")
+    except FileNotFoundError:
+        return [], None
+    except UnicodeDecodeError as error:
+        return [], f"{path} is not UTF-8 text (byte {error.start})"
+    except OSError as error:
+        return [], f"{path} cannot be read: {error.strerror or error}"
+    except ZooError as error:
+        return [], str(error).rstrip(".")
+    lines = text.split("\n")
+    if lines and not text.endswith("\n"):
+        lines.pop()  # empty, or cut short
+    epochs: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            return epochs, f"{path} line {number} is not JSON"
+        if not isinstance(value, dict):
+            return epochs, f"{path} line {number} is {_json_kind(value)}, not an object with an epoch's metrics"
+        try:
+            epochs.append(EpochRecord.model_validate(value).model_dump())
+        except ValidationError as error:
+            return epochs, f"{path} line {number}: {describe_validation_error('', error)}"
+    return epochs, None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return {list: "an array", str: "a string"}.get(type(value), "a number")
 
 
 def summarize(run_dir: Path) -> RunSummary:
-    config = read_config(run_dir)
-    epochs = read_jsonl(run_dir / METRICS)
+    """What the run directory holds; a damaged file fills `problem` instead of raising."""
+    config: dict[str, Any] = {}
+    problem = None
+    try:
+        config = read_config(run_dir)
+    except ZooError as error:
+        problem = str(error).rstrip(".")
+    epochs, metrics_problem = read_metrics(run_dir / METRICS)
+    problem = problem or metrics_problem
     return RunSummary(
         path=run_dir,
-        model=str(config.get("model")),
-        dataset=str(config.get("dataset")),
-        recipe=str(config.get("recipe")),
+        model=str(config.get("model", "?")),
+        dataset=str(config.get("dataset", "?")),
+        recipe=str(config.get("recipe", "?")),
         epochs_done=len(epochs),
         epochs_planned=int(config.get("epochs", 0)),
         best_accuracy=max((e["test_accuracy"] for e in epochs), default=None),
-        train_seconds=sum(e.get("seconds", 0.0) for e in epochs),
-        created=datetime.fromtimestamp((run_dir / CONFIG).stat().st_mtime),
+        train_seconds=sum(e["seconds"] for e in epochs),
+        created=_created(run_dir),
         finished=(run_dir / WEIGHTS).is_file(),
+        problem=problem,
     )
 
 
-def list_runs(root: Path) -> list[RunSummary]:
-    """Every run directory under `root`, oldest first; folders that are not runs are left out."""
-    summaries = []
-    for config in root.glob(f"*/{CONFIG}"):
+def _created(run_dir: Path) -> datetime:
+    """When config.json was written (the run's start); the folder's time if that file cannot be stat'ed."""
+    for path in (run_dir / CONFIG, run_dir):
         try:
-            summaries.append(summarize(config.parent))
-        except ZooError:
+            return datetime.fromtimestamp(path.lstat().st_mtime)
+        except OSError:
             continue
-    return sorted(summaries, key=lambda s: s.created)
+    return datetime.fromtimestamp(0)
+
+
+def list_runs(root: Path) -> list[RunSummary]:
+    """Every run directory under `root` (a folder with a config.json), oldest first, damaged ones included."""
+    if root.exists() and not root.is_dir():
+        raise ZooError(f"--root {root} is not a directory; give the folder that holds the run directories.")
+    candidates = [path.parent for path in root.glob(f"*/{CONFIG}") if path.parent.is_dir()]
+    return sorted((summarize(run_dir) for run_dir in candidates), key=lambda s: (s.created, s.path.name))
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -67,18 +144,30 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 IGNORED = ("out", "versions.", "config_hash", "components.reporters")
 
 
-def compare(a: Path, b: Path) -> tuple[list[tuple[str, Any, Any]], list[tuple[int, dict | None, dict | None]]]:
-    """The settings that differ, and both runs' per-epoch metrics side by side."""
+@dataclass
+class Comparison:
+    differences: list[tuple[str, Any, Any]]
+    """(setting, value in A, value in B) for each setting that differs."""
+    curves: list[tuple[int, dict[str, Any] | None, dict[str, Any] | None]]
+    """(epoch, A's metrics, B's metrics), None where a run has no such epoch."""
+    problems: list[str]
+    """What is damaged in either run's metrics.jsonl; the curves then hold the epochs before it."""
+
+
+def compare(a: Path, b: Path) -> Comparison:
+    """The settings that differ, and both runs' per-epoch metrics side by side. A damaged config.json
+    is an error (there is nothing to compare); damaged metrics show the epochs that can be read."""
     flat_a, flat_b = _flatten(read_config(a)), _flatten(read_config(b))
     differences = [
         (key, flat_a.get(key), flat_b.get(key))
         for key in sorted(set(flat_a) | set(flat_b))
         if flat_a.get(key) != flat_b.get(key) and not key.startswith(IGNORED)
     ]
-    epochs_a = {e["epoch"]: e for e in read_jsonl(a / METRICS)}
-    epochs_b = {e["epoch"]: e for e in read_jsonl(b / METRICS)}
+    (metrics_a, problem_a), (metrics_b, problem_b) = read_metrics(a / METRICS), read_metrics(b / METRICS)
+    epochs_a = {e["epoch"]: e for e in metrics_a}
+    epochs_b = {e["epoch"]: e for e in metrics_b}
     curves = [(epoch, epochs_a.get(epoch), epochs_b.get(epoch)) for epoch in sorted(set(epochs_a) | set(epochs_b))]
-    return differences, curves
+    return Comparison(differences, curves, [p for p in (problem_a, problem_b) if p])
 
 
 def as_json(summary: RunSummary) -> dict[str, Any]:

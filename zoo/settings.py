@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 
 class RunConfig(BaseModel):
@@ -25,10 +25,10 @@ class RunConfig(BaseModel):
     epochs: PositiveInt = 5
     batch_size: PositiveInt = 64
     shuffle: bool = False
-    seed: int = 0
+    seed: int = Field(0, ge=-(2**63), le=2**64 - 1)  # the range torch.manual_seed accepts
     log_every: PositiveInt = 100
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     out: Path | None = None
     predict_index: NonNegativeInt = 0
     checkpoint_every: PositiveInt | None = None

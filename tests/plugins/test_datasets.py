@@ -156,6 +156,39 @@ def test_a_bit_flip_in_a_real_sized_file_is_caught(tmp_path: Path) -> None:
         datasets.verify_file(FASHION_MNIST, "t10k-labels-idx1-ubyte", copy)
 
 
+def test_torchvisions_processed_files_are_never_reached(mirror: str, no_system_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's MNIST constructor torch.loads <root>/<class>/processed/*.pt when they exist; zoo only
+    uses its download code, so those files are never opened, whatever they hold."""
+    for cls in ("ZooMNIST", "MNIST"):
+        processed = datasets.cache_dir() / cls / "processed"
+        processed.mkdir(parents=True)
+        for name in ("training.pt", "test.pt"):
+            torch.save((torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.long)), processed / name)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"torch.load{args} was called")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    splits = build_mnist(IDXParams(mirror=mirror, verify=False))
+    assert (len(splits.train), len(splits.test)) == (50, 20)  # the mirror's files, not the 3 of the .pt files
+
+
+@pytest.mark.parametrize(("split", "stem"), [("test", "t10k"), ("train", "train")])
+def test_a_file_of_zero_images_is_named_not_blamed_on_the_plugin(split: str, stem: str, tmp_path: Path) -> None:
+    import numpy as np
+    from click.testing import CliRunner
+    from helpers import write_idx
+
+    from zoo.cli import cli
+
+    data = make_idx_dataset(tmp_path / "data", n_train=64, n_test=16)
+    empty = write_idx(data / f"{stem}-images-idx3-ubyte", np.zeros((0, 28, 28)))
+    write_idx(data / f"{stem}-labels-idx1-ubyte", np.zeros((0,)))
+    with pytest.raises(ZooError, match=f"Data file {empty} holds 0 images; the {split} split needs at least one"):
+        build_mnist(IDXParams(data_dir=data, verify=False))
+    result = CliRunner().invoke(cli, ["run", "--dataset", "mnist", "--data-dir", str(data), "--no-verify", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "that plugin" not in result.output and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: Data file {empty} holds 0 images") and result.output.count("\n") == 1
 def test_an_uncompressed_mnist_file_is_checked_against_its_archive_not_its_size(tmp_path: Path) -> None:
     """MNIST publishes only the archives' md5s: a plain file of the right size is not enough."""
     import gzip

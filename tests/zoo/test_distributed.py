@@ -210,7 +210,8 @@ def test_a_restarted_job_finds_only_the_unfinished_directory_it_began(tmp_path: 
     def begun(name: str, job: str, finished: bool = False) -> Path:
         run = tmp_path / "runs" / name
         run.mkdir(parents=True)
-        (run / "config.json").write_text(json.dumps({"components": {}, "config_hash": "h", "launch": {"processes": 2, "job": job}}))
+        record = {**json.loads(CliRunner().invoke(cli, ["run", "--dry-run"]).output), "classes": ["a"], "input_shape": [1]}
+        (run / "config.json").write_text(json.dumps({**record, "config_hash": "h", "launch": {"processes": 2, "job": job}}))
         if finished:
             (run / "model.safetensors").write_bytes(b"")
         return run

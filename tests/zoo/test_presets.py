@@ -67,3 +67,136 @@ def test_user_presets_come_from_registry_option_and_environment(tmp_path: Path) 
 def test_missing_registry_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ZooError, match="does not exist"):
         load_catalog(env={}, registry_files=[tmp_path / "nope.toml"])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("models = 5\n", r"models must be a table of named entries, e.g. \[models.NAME\] .*not int 5"),
+    ("recipes = 'quick'\n", r"recipes must be a table of named entries, e.g. \[recipes.NAME\], not str 'quick'"),
+    ("models = [1, 2]\n", r"models must be a table .*not list \[1, 2\]"),
+    ("[recipes.r]\nparams = {model = {hidden = " + "[" * 1000 + "]" * 1000 + "}}\n", "nests arrays or tables too deeply"),
+    ("[models.m]\ncomponent = 'mlp'\nparams = {hidden = " + "[" * 100 + "]" * 100 + "}\n", "nests arrays or tables 104 levels deep"),
+])
+def test_a_registry_of_the_wrong_shape_is_an_error_naming_the_file(text: str, expected: str, tmp_path: Path) -> None:
+    bad = write(tmp_path / "shape.toml", text)
+    with pytest.raises(ZooError, match=f"Registry file {bad}.*{expected}"):
+        Presets().load_file(bad)
+
+
+def test_a_bad_registry_through_the_environment_is_one_paragraph_for_list_and_dry_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    bad = write(tmp_path / "env.toml", "models = 5\n")
+    for args in (["list"], ["run", "--dry-run"]):
+        result = CliRunner().invoke(cli, args, env={"ZOO_REGISTRY": str(bad)})
+        assert result.exit_code == 2 and "Traceback" not in result.output and result.output.count("\n") == 1
+        assert result.output.startswith(f"Error: Registry file {bad}: models must be a table")
+
+
+@pytest.mark.parametrize("seed", [2**64, -(2**63) - 1, 18446744073709551616 * 10])
+def test_a_seed_torch_cannot_take_is_refused_in_a_recipe_and_on_the_command_line(seed: int, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    with pytest.raises(ZooError, match=r"\[recipes.r\].seed: Input should be (less|greater) than or equal to"):
+        Presets().load_file(write(tmp_path / "seed.toml", f"[recipes.r]\nseed = {seed}\n"))
+    result = CliRunner().invoke(cli, ["run", "--seed", str(seed), "--dry-run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and result.output.count("\n") == 1
+    assert "seed: Input should be" in result.output and str(seed) in result.output
+
+
+@pytest.mark.parametrize("seed", [2**64 - 1, -(2**63), 0])
+def test_every_seed_torch_takes_is_accepted(seed: int) -> None:
+    import torch
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    torch.Generator().manual_seed(seed)
+    result = CliRunner().invoke(cli, ["run", "--seed", str(seed), "--dry-run"])
+    assert result.exit_code == 0, result.output
+
+
+# ---- Results carry their machine (issue 15) ----
+
+RESULTS = (
+    '[models.tiny]\ncomponent = "mlp"\nparams = { hidden = [8] }\n[models.tiny.results]\n'
+    '"fashion-mnist/tuned" = [\n'
+    '    { accuracy = 0.912, accuracies = [0.911, 0.912, 0.913], seconds = 50.0, wall = 58.0, reference_epochs = 19.5, '
+    'precision = "fp32", machine = "AMD EPYC", device = "cpu", cores = 2, native_bf16 = false, measured = "2026-12-01" },\n'
+    '    { accuracy = 0.909, seconds = 30.0, reference_epochs = 11.0, precision = "bf16", machine = "AMD EPYC", device = "cpu", '
+    'cores = 2, native_bf16 = true, measured = "2026-11-27" },\n'
+    ']\n'
+)
+
+
+def test_results_from_before_machines_still_load_as_one_entry(tmp_path: Path) -> None:
+    presets = Presets()
+    presets.load_file(write(tmp_path / "old.toml", '[models.tiny]\ncomponent = "mlp"\n[models.tiny.results]\n'
+                                                    '"fashion-mnist/quickstart" = { accuracy = 0.5, seconds = 12.4 }\n'))
+    (result,) = presets.find("model", "tiny")[1].results["fashion-mnist/quickstart"]
+    assert (result.accuracy, result.seconds, result.machine, result.where()) == (0.5, 12.4, "", "")
+
+
+def test_results_per_machine_load_and_describe_their_machine(tmp_path: Path) -> None:
+    presets = Presets()
+    presets.load_file(write(tmp_path / "new.toml", RESULTS))
+    fp32, bf16 = presets.find("model", "tiny")[1].results["fashion-mnist/tuned"]
+    assert fp32.accuracies == [0.911, 0.912, 0.913] and fp32.reference_epochs == 19.5
+    assert fp32.where() == "AMD EPYC, 2 cores, no native bf16" and bf16.where() == "AMD EPYC, 2 cores, native bf16"
+
+
+def test_a_result_field_out_of_range_is_an_error_naming_it(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.toml", RESULTS.replace("accuracies = [0.911", "accuracies = [91.1"))
+    with pytest.raises(ZooError, match=r"results.*accuracies"):
+        Presets().load_file(bad)
+
+
+def test_select_results_prefers_this_kind_of_machine_else_shows_all(tmp_path: Path) -> None:
+    from zoo.precision import Machine
+    from zoo.presets import select_results
+
+    presets = Presets()
+    presets.load_file(write(tmp_path / "new.toml", RESULTS))
+    measured = presets.find("model", "tiny")[1].results["fashion-mnist/tuned"]
+    no_bf16, with_bf16 = Machine("AMD EPYC", "cpu", 64, False), Machine("AMD EPYC", "cpu", 2, True)
+    assert select_results(measured, [no_bf16]) == ([measured[0]], True)
+    assert select_results(measured, [with_bf16]) == ([measured[1]], True)
+    assert select_results(measured, [Machine("Intel Xeon", "cpu", 2, False)]) == (measured, False)
+    gpu = measured[0].model_copy(update={"machine": "NVIDIA H100", "device": "cuda", "native_bf16": None})
+    assert select_results([gpu], [no_bf16, Machine("NVIDIA H100", "cuda", None, None)]) == ([gpu], True)
+
+
+@pytest.mark.parametrize(("cpu", "shown", "hidden"), [
+    ("AMD EPYC", ["91.2% (3 seeds: 91.1%-91.3%) in 50 s, 19.5 reference epochs, fp32 on AMD EPYC, 2 cores, no native bf16"], ["bf16 on"]),
+    ("Intel Xeon", ["fp32 on AMD EPYC, 2 cores, no native bf16", "90.9% in 30 s, 11.0 reference epochs, bf16 on AMD EPYC, 2 cores, native bf16"], []),
+])
+def test_list_shows_this_machines_result_when_there_is_one_else_all(cpu: str, shown: list[str], hidden: list[str], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from zoo import listing
+    from zoo.cli import cli
+    from zoo.precision import Machine
+
+    monkeypatch.setattr(listing, "local_machines", lambda: [Machine(cpu, "cpu", 2, False)])
+    registry = write(tmp_path / "r.toml", RESULTS)
+    output = CliRunner().invoke(cli, ["list", "models", "tiny", "--registry", str(registry)]).output
+    for text in shown:
+        assert text in output
+    for text in hidden:
+        assert text not in output
+    data = json.loads(CliRunner().invoke(cli, ["list", "models", "tiny", "--registry", str(registry), "--json"]).output)["presets"][0]
+    assert [r["this_machine"] for r in data["all_results"]["fashion-mnist/tuned"]] == ([True, False] if cpu == "AMD EPYC" else [False, False])
+    assert data["results"]["fashion-mnist/tuned"]["measured"] == "2026-12-01"
+
+
+def test_the_tuned_recipe_chooses_its_precision_by_hardware_and_quickstart_stays_fp32() -> None:
+    presets = Presets()
+    presets.load_file(shipped_registry())
+    assert presets.recipe("tuned").precision == "auto" and presets.recipe("tuned").model == "mlp-512"
+    assert presets.recipe("quickstart").precision in (None, "fp32")

@@ -1,0 +1,66 @@
+"""`zoo predict` options that used to be silently wrong: --top outside 1..classes, --grid with a
+directory, no extension or an extension matplotlib cannot write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import zoo
+from zoo.cli import cli
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("inference") / "run"
+    zoo.run(dataset="mnist", epochs=1, out=out, reporters=[], sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    return out
+
+
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    path = tmp_path / "seven.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (28, 28), dtype=np.uint8)).save(path)
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize("top", ["0", "-5"])
+def test_top_below_one_is_refused(top: str, finished_run: Path, picture: Path) -> None:
+    result = invoke("predict", str(finished_run), str(picture), "--top", top)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"Invalid value for '--top': {top} is not in the range x>=1" in result.output
+
+
+@pytest.mark.parametrize("top", [1, 4, 10, 25])
+def test_top_shows_that_many_classes_at_most(top: int, finished_run: Path, picture: Path) -> None:
+    result = invoke("predict", str(finished_run), str(picture), "--top", str(top))
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 1 + min(top, 10)
+
+
+def test_a_grid_without_extension_is_written_where_zoo_says(finished_run: Path, picture: Path, tmp_path: Path) -> None:
+    result = invoke("predict", str(finished_run), str(picture), "--grid", str(tmp_path / "grid"))
+    assert result.exit_code == 0, result.output
+    assert f"Grid written to {tmp_path / 'grid.png'}" in result.output
+    assert Image.open(tmp_path / "grid.png").format == "PNG" and not (tmp_path / "grid").exists()
+    assert invoke("predict", str(finished_run), str(picture), "--grid", str(tmp_path / "grid.svg")).exit_code == 0
+    assert (tmp_path / "grid.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize(("name", "expected"), [("g.xyz", "zoo cannot draw a .xyz file; end the name with one of "), ("folder", "is a directory; give a file name")])
+def test_a_grid_zoo_cannot_write_is_refused_before_predicting(name: str, expected: str, finished_run: Path, picture: Path, tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    result = invoke("predict", str(finished_run), str(picture), "--grid", str(tmp_path / name))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: --grid {tmp_path / name}") and expected in result.output
+    assert result.output.count("\n") == 1  # nothing predicted before the refusal
+    assert list(tmp_path.glob("folder*")) == [tmp_path / "folder"] and not list((tmp_path / "folder").iterdir())
