@@ -28,6 +28,8 @@ class ConsoleReporter(Reporter):
     def on_run_start(self, event: RunStart) -> None:
         together = f" ({event.processes} processes)" if event.processes > 1 else ""
         self._print(f"Using {event.device} device{together}")
+        if event.config.get("precision") == "auto":  # chosen for this machine: say what and why, once
+            self._print(f"Precision {event.precision_reason}")
         if event.restart:
             how = "resuming from its newest checkpoint" if event.resumed_from else "it had no checkpoint yet, so it starts again"
             self._print(f"A process of this job failed and torchrun restarted them all (restart {event.restart}): {how}.")

@@ -32,6 +32,8 @@ class RunStart:
     resumed_from: str | None = None
     processes: int = 1  # data-parallel processes training together (torchrun)
     restart: int = 0  # how often torchrun has restarted them after a failure
+    precision: str = "fp32"  # what the run computes in: "fp32" or "bf16" (config["precision"] may say "auto")
+    precision_reason: str = ""  # why, in one sentence
 
 
 @dataclass

@@ -133,6 +133,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
         **t.resolved.to_json(),
         "config_hash": config_hash(t.resolved),
         "resolved_device": str(t.device),
+        "resolved_precision": {"precision": t.precision.name, "reason": t.precision.reason},
         "launch": {"processes": t.world.size, "job": t.world.job},
         "classes": list(t.data.classes),
         "input_shape": list(t.data.input_shape),

@@ -28,6 +28,7 @@ from .errors import ZooError
 from .events import Events
 from .identity import config_hash
 from .plugins import Catalog
+from .precision import Precision, resolve_precision
 from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights
 from .state import RankRng, TrainState, rng_files
 from .stops import CheckpointEvery, Interrupted, NonFiniteLoss, ctrl_c
@@ -61,6 +62,7 @@ class Trainer:
     train_batches: Batches
     test_batches: Batches
     events: Events
+    precision: Precision
     run_dir: Path = field(default=Path())
 
     @property
@@ -69,7 +71,7 @@ class Trainer:
 
     @property
     def bf16(self) -> bool:
-        return self.config.precision == "bf16"
+        return self.precision.name == "bf16"
 
     def after_step(self, state: TrainState, loss: torch.Tensor, size: int, stop: threading.Event) -> None:
         """Report the step, log its loss every log_every steps, checkpoint when due, stop on Ctrl-C."""
@@ -159,7 +161,8 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, order=order, augment=augment, shard=shard)
     test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard)
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
-    return Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events)
+    precision = resolve_precision(config.precision, device)
+    return Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)
 
 
 def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunResult:
@@ -172,7 +175,7 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
         t.events.add("steps.jsonl", run_files[1])
     with ctrl_c(enabled=not t.world.distributed) as stop:
         t.events.emit("on_run_start", RunStart(t.run_dir, t.resolved.to_json(), str(t.device), t.data.classes, len(t.data.train),
-                                               len(t.data.test), resumed, t.world.size, t.world.restart))
+                                               len(t.data.test), resumed, t.world.size, t.world.restart, t.precision.name, t.precision.reason))
         started = time.perf_counter()
         _fit(t, state, stop)
         if t.world.main:

@@ -86,3 +86,33 @@ def test_reporters_are_closed_when_the_run_fails_before_training(tiny_data: Path
         zoo.run(catalog=catalog, dataset="mnist", model="mlp-8", scheduler="fails", reporters=["watcher", "broken"], out=tmp_path / "a",
                 sets=tiny_sets(tiny_data))
     assert closed == ["watcher"] and "disk gone" not in str(raised.value)  # the first error is the one shown
+
+
+def test_a_second_process_on_a_training_run_is_refused_naming_the_holder(tiny_data: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    first = zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "whole", reporters=[], sets=tiny_sets(tiny_data))
+    run = killed_copy(first.run_dir, tmp_path / "killed")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; from zoo.runlock import hold\n"
+                               "with hold(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(ZooError, match=f"process {holder.pid}"):
+            zoo.run(resume=run)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (run / "model.safetensors").exists()
+    zoo.run(resume=run)  # the holder is gone (killed): the lock went with it
+    assert (run / "model.safetensors").is_file()
+
+
+def test_temporary_files_of_a_killed_write_are_removed_when_the_run_is_opened(tiny_data: Path, tmp_path: Path) -> None:
+    first = zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "whole", reporters=[], sets=tiny_sets(tiny_data))
+    run = killed_copy(first.run_dir, tmp_path / "killed")
+    for name in (".model.safetensors.abc123.tmp", ".metrics.jsonl.def456.tmp"):
+        (run / name).write_bytes(b"half")
+    zoo.run(resume=run)
+    assert not list(run.glob(".*.tmp"))

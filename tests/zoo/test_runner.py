@@ -130,3 +130,23 @@ def test_different_seeds_give_different_weights_and_deterministic_mode_runs(tiny
     c = tiny_run(tiny_data, tmp_path / "c", epochs=1, reporters=[], seed=2)
     assert weights_hash(a) == weights_hash(b) != weights_hash(c)
     torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.parametrize(("flags", "expected"), [("avx2 avx512f avx512_bf16", "bf16"), ("avx2 avx512f", "fp32")])
+def test_auto_precision_is_chosen_once_printed_and_recorded(flags: str, expected: str, tiny_data: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from zoo import precision
+
+    fake = precision.parse_cpuinfo(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n", "x86_64")
+    monkeypatch.setattr(precision, "read_cpu", lambda *args, **kwargs: fake)
+    tiny_run(tiny_data, tmp_path / "run", epochs=1, model="mlp-8", precision="auto")
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["precision"] == "auto" and record["resolved_precision"]["precision"] == expected
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Precision ")]
+    assert printed == [f"Precision {record['resolved_precision']['reason']}"] and "Test CPU" in printed[0]
+
+
+def test_the_quickstart_recipe_prints_no_precision_line(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_run(tiny_data, tmp_path / "run", epochs=1, model="mlp-8")
+    assert "Precision" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved_precision"]["precision"] == "fp32"
