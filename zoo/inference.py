@@ -32,11 +32,14 @@ def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, v
     """The run's dataset (or another one by name, with its default settings)."""
     from .build import build_dataset
 
-    extra: dict[str, Any] = {"data_dir": data_dir} if data_dir is not None else {}
-    if not verify:
-        extra["verify"] = False
+    from .identity import location_params
+
+    record = config["components"].get("dataset") if dataset is None else None
+    name = dataset or (record or {}).get("name", "?")
+    component = catalog.resolve("dataset", dataset).component if dataset else catalog.registry.get("dataset", str((record or {}).get("component")))
+    extra = location_params(component.params, name, component.owner, data_dir, None if verify else False)
     if dataset is None:
-        part = part_from_record(catalog, "dataset", "dataset", config["components"].get("dataset"), **extra)
+        part = part_from_record(catalog, "dataset", "dataset", record, **extra)
     else:
         resolved = catalog.resolve("dataset", dataset)
         part = Part("dataset", resolved, resolved.component.params.model_validate({**resolved.params, **extra}))

@@ -150,3 +150,15 @@ def test_the_quickstart_recipe_prints_no_precision_line(tiny_data: Path, tmp_pat
     tiny_run(tiny_data, tmp_path / "run", epochs=1, model="mlp-8")
     assert "Precision" not in capsys.readouterr().out
     assert json.loads((tmp_path / "run" / "config.json").read_text())["resolved_precision"]["precision"] == "fp32"
+
+
+def test_data_location_flags_follow_the_datasets_own_declaration(tmp_path: Path) -> None:
+    """--data-dir and --no-verify map onto the fields a dataset marks with zoo.data_location; a
+    dataset that reads no folder says so instead of 'unknown key'."""
+    catalog = load_catalog(env={}, extra_plugins=[("third", ThirdParty())])
+    with pytest.raises(ZooError, match=r"Dataset 'plain' \(plugin 'third'.*reads no folder, so --data-dir does not apply"):
+        zoo.run(catalog=catalog, dataset="plain", model="mlp-8", data_dir=tmp_path, out=tmp_path / "run")
+    with pytest.raises(ZooError, match="has no checksums to skip, so --no-verify does not apply"):
+        zoo.run(catalog=catalog, dataset="plain", model="mlp-8", verify=False, out=tmp_path / "run")
+    _, resolved = zoo.resolve(dataset="mnist", data_dir=tmp_path, verify=False)
+    assert resolved.dataset.params.data_dir == tmp_path and resolved.dataset.params.verify is False
