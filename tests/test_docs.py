@@ -3,13 +3,12 @@ lists and trains."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import ROOT, run_zoo
+from helpers import ROOT, plugin_env, run_zoo
 
 from zoo import hookspecs
 
@@ -37,7 +36,7 @@ def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path:
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site),
                     str(tmp_path / "src" / "zoo-tiny-cnn")], check=True, capture_output=True)
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])), "ZOO_STRICT_PLUGINS": "1"}
+    env = plugin_env(site, ZOO_STRICT_PLUGINS="1")
     listed = run_zoo("list", "models", env=env).stdout
     assert re.search(r"^  tiny-cnn +zoo-tiny-cnn 0\.1\.0 \(tiny-cnn\)", listed, flags=re.M)
     assert re.search(r"^  tiny-cnn-32 +preset: tiny-cnn channels=32", listed, flags=re.M)

@@ -6,20 +6,17 @@ from __future__ import annotations
 import pytest
 
 import json
-import os
 from pathlib import Path
 
-from helpers import run_zoo
+from helpers import plugin_env, run_zoo
 
 pytestmark = pytest.mark.slow  # builds and installs packages
 
 
-def env_with(site: Path, **extra: str) -> dict[str, str]:
-    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])), **extra}
 
 
 def test_zoo_list_shows_the_plugins_components_and_flags_the_broken_one(plugin_site: Path) -> None:
-    result = run_zoo("list", env=env_with(plugin_site))
+    result = run_zoo("list", env=plugin_env(plugin_site))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(line.split()[:4] == ["linear", "zoo-demo-plugin", "1.2.3", "(demo)"] for line in lines)
@@ -29,24 +26,24 @@ def test_zoo_list_shows_the_plugins_components_and_flags_the_broken_one(plugin_s
 
 
 def test_using_a_component_of_a_plugin_that_failed_names_the_failure(plugin_site: Path) -> None:
-    result = run_zoo("run", "--model", "from-broken-plugin", env=env_with(plugin_site))
+    result = run_zoo("run", "--model", "from-broken-plugin", env=plugin_env(plugin_site))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Unknown model 'from-broken-plugin'" in result.stderr and "plugin(s) broken (zoo-broken-plugin 0.0.1) failed to load" in result.stderr
 
 
 def test_zoo_plugins_reports_the_error(plugin_site: Path) -> None:
-    result = run_zoo("plugins", "--json", env=env_with(plugin_site))
+    result = run_zoo("plugins", "--json", env=plugin_env(plugin_site))
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     assert plugins["demo"]["status"] == "loaded" and plugins["demo"]["hooks"] == ["register_models", "register_optimizers", "register_presets", "register_reporters"]
     assert plugins["broken"]["status"] == "failed" and "does-not-exist" in plugins["broken"]["errors"][0]
-    text = run_zoo("plugins", env=env_with(plugin_site)).stdout
+    text = run_zoo("plugins", env=plugin_env(plugin_site)).stdout
     assert "broken" in text and "error: import failed: ImportError" in text
 
 
 def test_zoo_run_trains_with_the_plugins_model_and_optimizer(plugin_site: Path, tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_zoo("run", "--model", "linear", "--optimizer", "adam-fast", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify",
-                     "--epochs", "3", "--reporter", "jsonl", "--out", str(run_dir), env=env_with(plugin_site, ZOO_LOAD_PLUGINS="demo"))
+                     "--epochs", "3", "--reporter", "jsonl", "--out", str(run_dir), env=plugin_env(plugin_site, ZOO_LOAD_PLUGINS="demo"))
     assert result.returncode == 0, result.stderr
     epochs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(epochs) == 3 and epochs[-1]["test_accuracy"] > 0.6  # chance is 0.1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import random
 import signal
 import subprocess
 import time
@@ -83,7 +82,6 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(small_checkpoint:
 
 
 def test_a_checkpoint_without_manifest_or_with_a_bad_file_is_skipped(small_checkpoint: Path, tmp_path: Path) -> None:
-    import shutil
 
     run = unfinished_copy(small_checkpoint, tmp_path / "run")  # as if the run had died before finishing
     newest = run / "checkpoints" / "step-000000020"

@@ -9,6 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import tiny_sets
+
 import zoo
 from zoo.contracts import DatasetSplits
 from zoo.errors import ZooError
@@ -16,13 +18,14 @@ from zoo.plugins import load_catalog
 
 
 def tiny_run(tiny_data: Path, out: Path, **settings):
-    settings = {"dataset": "mnist", "epochs": 3, "out": out, "log_every": 5, **settings}
-    sets = [f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "dataset.download=false", "optimizer.lr=0.1", *settings.pop("sets", [])]
+    """Tiny data and, where the width does not matter, a tiny model (mlp-8)."""
+    settings = {"dataset": "mnist", "model": "mlp-8", "epochs": 3, "out": out, "log_every": 5, **settings}
+    sets = [*tiny_sets(tiny_data), "optimizer.lr=0.1", *settings.pop("sets", [])]
     return zoo.run(sets=sets, **settings)
 
 
 def test_a_run_trains_writes_its_directory_and_predicts(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = tiny_run(tiny_data, tmp_path / "run")
+    result = tiny_run(tiny_data, tmp_path / "run", model="mlp-512")  # the Quickstart's network
     assert result.epochs[-1].test_accuracy > 0.6  # chance is 0.1
     assert result.epochs[-1].test_loss < result.epochs[0].test_loss
     out = capsys.readouterr().out.splitlines()
@@ -70,7 +73,7 @@ def test_default_run_directories_are_unique(tiny_data: Path, tmp_path: Path) -> 
     first = tiny_run(tiny_data, None, epochs=1, reporters=[]).run_dir
     second = tiny_run(tiny_data, None, epochs=1, reporters=[]).run_dir
     assert first != second and first.parent == second.parent == Path("runs")
-    assert first.name.endswith("-mlp-512-mnist")
+    assert first.name.endswith("-mlp-8-mnist")
 
 
 def test_bad_settings_leave_no_run_directory(tiny_data: Path, tmp_path: Path) -> None:

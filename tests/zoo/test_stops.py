@@ -1,0 +1,37 @@
+"""zoo.stops: the small pieces that end or pause training between steps."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from zoo.stops import CheckpointEvery, NonFiniteLoss, check_finite, ctrl_c
+
+
+def test_checkpoint_every_n_steps_but_never_on_an_epochs_last_step() -> None:
+    every = CheckpointEvery(5)
+    due = [step for step in range(1, 21) if every.due(step, (step - 1) % 10 + 1, 10)]
+    assert due == [5, 15]  # 10 and 20 end their epochs: the epoch end writes those
+    assert not any(CheckpointEvery(None).due(step, step, 100) for step in range(1, 50))
+
+
+def test_a_non_finite_loss_stops_before_the_step() -> None:
+    check_finite(torch.tensor(2.3), 0)
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(NonFiniteLoss) as raised:
+            check_finite(torch.tensor(value), 7)
+        assert raised.value.batch == 7 and raised.value.exit_code == 3
+
+
+def test_ctrl_c_asks_once_then_stops_at_once() -> None:
+    with ctrl_c() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set()  # the first asks the loop to stop at the next step
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with ctrl_c(enabled=False) as stop:  # a job of several processes: torchrun stops them
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and not stop.is_set()
