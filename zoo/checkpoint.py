@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .errors import ZooError
+from .rundir import write_failure
 
 CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
@@ -131,11 +132,19 @@ def save(run_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimi
             os.replace(final, replaced)
         os.replace(building, final)
         _fsync(root)
-    except BaseException:
+    except BaseException as error:
         if replaced.exists() and not final.exists():
             os.replace(replaced, final)
         shutil.rmtree(building, ignore_errors=True)
-        raise
+        reason = write_failure(error)
+        if reason is None:
+            raise
+        kept, _ = newest(run_dir)
+        raise ZooError(
+            f"Cannot write checkpoint {final.name} into {root}: {reason}. The run stopped here"
+            + (f"; its newest checkpoint, {kept.name}, is complete and kept" if kept else "")
+            + f". Free some space (or fix the folder) and continue with `zoo run --resume {run_dir}`."
+        ) from None
     shutil.rmtree(replaced, ignore_errors=True)
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -25,8 +25,8 @@ class Events:
                 continue
             try:
                 handler(*args)
-            except ZooError:
-                raise
+            except (ZooError, OSError):
+                raise  # a full disk is the run's problem, not the reporter's (zoo.runner says what to do)
             except Exception as error:
                 raise ZooError(f"Reporter {name!r} failed in {method}: {type(error).__name__}: {error}.") from error
 

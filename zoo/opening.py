@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,13 +47,34 @@ def open_run(t: Trainer, catalog: Catalog, runs_root: Path, resume_dir: Path | N
         return _resume(t)
     run_dir = Path()
     if world.main:
-        run_dir = launched or create_run_dir(config.out, config.model, config.dataset, runs_root)
-        _own(run_dir, resources)
+        run_dir = launched or _new_run_dir(t, catalog, runs_root, resources)
         if launched is not None:  # a restart before the first checkpoint begins again
+            _own(run_dir, resources)
             _rewrite_logs(run_dir, [], 0)
-        write_json(run_dir / CONFIG, config_record(t, catalog))
+            write_json(run_dir / CONFIG, config_record(t, catalog))
     t.run_dir = broadcast(world, run_dir)
     return TrainState(loss_sum=torch.zeros((), device=t.device)), None
+
+
+def _new_run_dir(t: Trainer, catalog: Catalog, runs_root: Path, resources: ExitStack) -> Path:
+    """A new run directory with its config.json, or none at all: a disk that cannot take config.json
+    leaves nothing behind (an --out folder that existed stays, empty)."""
+    out = t.config.out
+    existed = out is not None and out.exists()
+    run_dir = create_run_dir(out, t.config.model, t.config.dataset, runs_root)
+    try:
+        _own(run_dir, resources)
+        write_json(run_dir / CONFIG, config_record(t, catalog))
+    except OSError as error:
+        resources.close()
+        if existed:
+            for leftover in run_dir.iterdir():
+                leftover.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise ZooError(f"Cannot write {run_dir / CONFIG}: {error.strerror or error}. Nothing was trained and nothing is left behind; "
+                       f"free some space (or choose another --out) and run again.") from None
+    return run_dir
 
 
 def _own(run_dir: Path, resources: ExitStack) -> None:

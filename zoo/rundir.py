@@ -179,6 +179,22 @@ def save_weights(model: Any, path: Path) -> None:
     write_atomic(path, lambda temporary: save_model(model, temporary))
 
 
+def write_failure(error: BaseException) -> str | None:
+    """Why a write failed, in words, when it is the disk's doing (full, read-only, gone): OSError, or
+    safetensors' own error around one. None for anything else."""
+    from safetensors import SafetensorError
+
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    if isinstance(error, SafetensorError):
+        text = str(error)
+        for known in ("No space left on device", "Read-only file system", "Permission denied", "Disk quota exceeded"):
+            if known in text:
+                return known
+        return " ".join(text.split())
+    return None
+
+
 def load_weights(model: Any, path: Path) -> None:
     """Load safetensors weights (no pickle); a damaged or foreign file is a clear error."""
     from safetensors import SafetensorError

@@ -29,7 +29,7 @@ from .events import Events
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
-from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights
+from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
 from .state import RankRng, TrainState, rng_files
 from .stops import CheckpointEvery, Interrupted, NonFiniteLoss, ctrl_c
 from .train import fit, predict
@@ -179,7 +179,7 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
         started = time.perf_counter()
         _fit(t, state, stop)
         if t.world.main:
-            save_weights(t.model, t.run_dir / WEIGHTS)
+            _save_weights(t)
         t.events.emit("on_run_end", RunEnd(t.run_dir, t.run_dir / WEIGHTS, state.epochs, time.perf_counter() - started))
         image, label = t.data.test[t.config.predict_index]
         prediction = predict(t.model, image, t.data.classes, int(label), t.config.predict_index)
@@ -193,12 +193,29 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
     return RunResult(t.run_dir, state.epochs, prediction, t.model)
 
 
+def _save_weights(t: Trainer) -> None:
+    try:
+        save_weights(t.model, t.run_dir / WEIGHTS)
+    except Exception as error:
+        reason = write_failure(error)
+        if reason is None:
+            raise
+        raise ZooError(f"Cannot write {t.run_dir / WEIGHTS}: {reason}. Training is done and its last checkpoint is kept: free some "
+                       f"space (or fix the folder) and run `zoo run --resume {t.run_dir}`, which writes the weights.") from None
+
+
 def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
-    """fit(), with its failures in words: a non-finite loss names the step and the last good checkpoint."""
+    """fit(), with its failures in words: a non-finite loss names the step and the last good checkpoint;
+    a log file that cannot be written names it and how to continue."""
     try:
         fit(t, state, stop)
     except NonFiniteLoss as error:
         raise _non_finite(error, state, t) from None
+    except OSError as error:
+        where = error.filename or t.run_dir
+        raise ZooError(f"Cannot write {where}: {error.strerror or error}. The run stopped at epoch {state.epoch}, step {state.batch}; "
+                       f"its newest checkpoint is kept: free some space (or fix the folder) and continue with "
+                       f"`zoo run --resume {t.run_dir}`.") from None
     except RuntimeError as error:
         if lost_peer(error):
             raise  # PeerLost, in collectives.joined
