@@ -21,51 +21,17 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
     measured on this kind of machine, else the newest; `all_results` holds every one. Each carries
     "this_machine": whether it was measured on this kind of machine (CPU model and native bf16, or GPU).
     """
-    broken = {p.name for p in catalog.failed_plugins()}
     here = local_machines()
     components: list[dict[str, Any]] = []
     presets: list[dict[str, Any]] = []
     for k in KINDS:
         if kind not in (None, k):
             continue
-        for component in catalog.registry.components[k].values():
-            components.append(
-                {
-                    "kind": k,
-                    "name": component.name,
-                    "help": component.help,
-                    "plugin": component.owner.plugin,
-                    "distribution": component.owner.distribution,
-                    "version": component.owner.version,
-                    "status": "plugin-has-errors" if component.owner.plugin in broken else "ok",
-                }
-            )
-        for (ck, name), owners in catalog.registry.conflicts.items():
-            if ck == k:
-                components.append(
-                    {
-                        "kind": k,
-                        "name": name,
-                        "help": "registered by " + " and ".join(str(o) for o in owners),
-                        "plugin": ", ".join(o.plugin for o in owners),
-                        "distribution": ", ".join(o.distribution for o in owners),
-                        "version": ", ".join(o.version for o in owners),
-                        "status": "conflict",
-                    }
-                )
+        components += _component_entries(catalog, k)
         for name in catalog.presets.names(k):
             named = catalog.presets.presets[k][name]
-            presets.append(
-                {
-                    "kind": k,
-                    "name": display(name),
-                    "component": named.value.component,
-                    "params": named.value.params,
-                    "help": named.value.help,
-                    **_results(named.value.results, here),
-                    "source": named.source,
-                }
-            )
+            presets.append({"kind": k, "name": display(name), "component": named.value.component, "params": named.value.params,
+                            "help": named.value.help, **_results(named.value.results, here), "source": named.source})
     components = [c for c in components if matches(c["name"], pattern)]
     components.sort(key=lambda c: (KINDS.index(c["kind"]), natural_key(c["name"])))
     presets = [p for p in presets if matches(p["name"], pattern)]
@@ -80,6 +46,22 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
         for p in catalog.failed_plugins()
     ]
     return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed}
+
+
+def _component_entries(catalog: Catalog, kind: str) -> list[dict[str, Any]]:
+    """The components of one kind, and the names two plugins claim (usable by neither)."""
+    broken = {p.name for p in catalog.failed_plugins()}
+    entries = [
+        {"kind": kind, "name": c.name, "help": c.help, "plugin": c.owner.plugin, "distribution": c.owner.distribution,
+         "version": c.owner.version, "status": "plugin-has-errors" if c.owner.plugin in broken else "ok"}
+        for c in catalog.registry.components[kind].values()
+    ]
+    for (conflict_kind, name), owners in catalog.registry.conflicts.items():
+        if conflict_kind == kind:
+            entries.append({"kind": kind, "name": name, "help": "registered by " + " and ".join(str(o) for o in owners),
+                            "plugin": ", ".join(o.plugin for o in owners), "distribution": ", ".join(o.distribution for o in owners),
+                            "version": ", ".join(o.version for o in owners), "status": "conflict"})
+    return entries
 
 
 def _results(results: dict[str, list[Result]], here: list[Machine]) -> dict[str, Any]:

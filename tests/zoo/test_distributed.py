@@ -234,7 +234,8 @@ def test_what_would_fail_in_every_process_fails_once_before_any_starts(tmp_path:
     (tmp_path / "used" / "file").write_text("")
     finished = tmp_path / "finished"
     finished.mkdir()
-    (finished / "config.json").write_text(json.dumps(json.loads(CliRunner().invoke(cli, ["run", "--dry-run"]).output)))
+    record = {**json.loads(CliRunner().invoke(cli, ["run", "--dry-run"]).output), "classes": ["a", "b"], "input_shape": [1, 28, 28]}
+    (finished / "config.json").write_text(json.dumps(record))
     (finished / "model.safetensors").write_bytes(b"")
     unstarted = tmp_path / "unstarted"
     unstarted.mkdir()
