@@ -215,6 +215,11 @@ def gpu_note() -> str:
             "available to the project so far); `zoo run --device cuda` holds each split on the GPU when there is one.")
 
 
+def because(reason: str) -> str:
+    """zoo.precision's reason without its leading "fp32: " or "bf16: "."""
+    return reason.partition(": ")[2]
+
+
 def check(ok: bool) -> str:
     return "yes" if ok else "**NO**"
 
@@ -231,7 +236,7 @@ def tuned_report(turns: list[dict[str, float]], here: Here, precision: tuple[str
         "## The `tuned` recipe (mlp-512 on FashionMNIST)",
         "",
         f"`zoo run --recipe tuned --seed S`, whole process, each run between two reference epochs (the mean of the two is "
-        f"that turn's unit). The recipe asks for `precision = \"{requested}\"`; here that is **{used}**: {here.auto.reason}.",
+        f"that turn's unit). The recipe asks for `precision = \"{requested}\"`; here that is **{used}**: {because(here.auto.reason)}.",
         "",
         "| seed | test accuracy | wall s | reference epoch s | wall in reference epochs | training s | 89% after s |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -246,7 +251,7 @@ def tuned_report(turns: list[dict[str, float]], here: Here, precision: tuple[str
         "",
     ]
     if not here.bf16:
-        lines += [f"No bf16 figures: {here.auto.reason}. The target where bf16 is native ({TUNED_TARGET['bf16']:.0f} reference "
+        lines += [f"No bf16 figures: {because(here.auto.reason)}. The target where bf16 is native ({TUNED_TARGET['bf16']:.0f} reference "
                   "epochs) needs a run of `make bench` on such a machine.", ""]
     return lines
 
@@ -270,7 +275,7 @@ def report(here: Here, epoch_times: dict[str, list[float]], process: dict, start
         "Quickstart's steps (mlp-512, batch 64, SGD lr=1e-3, float32) written by hand over in-memory tensors, plus the test",
         "pass: the unit in which recipes state their cost, so that figures carry over between machines.",
         "",
-        f"bfloat16 on this machine: {here.auto.reason}."
+        f"bfloat16 on this machine: {because(here.auto.reason)}."
         + ("" if bf16 else " So no bf16 row below: zoo's `auto` precision trains in fp32 here."),
         "",
         "## Per epoch (train + test pass, mlp-512, batch 64, SGD lr=1e-3, FashionMNIST)",
@@ -360,8 +365,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="runs of the tuned recipe, seeds 0, 1, ...")
     parser.add_argument("--only", choices=["tuned"], help="measure only the tuned recipe (and its reference epochs)")
     parser.add_argument("--record", action="store_true", help="record the results in registry.toml")
+    parser.add_argument("--threads", type=int, help="torch threads in every process (default torch's); 1 keeps ratios steady on a machine shared with other work")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the zoo and Quickstart processes
+        torch.set_num_threads(args.threads)  # the reference epoch, here
     here = Here()
     precision = tuned_precision(here)
     seeds = tuple(range(args.seeds))
@@ -370,7 +381,7 @@ def main() -> None:
         if args.only == "tuned":
             print("tuned recipe ...", file=sys.stderr, flush=True)
             turns = tuned(root, seeds)
-            print("\n".join(tuned_report(turns, here, precision)))
+            print(f"Machine: {machine()}.\n\n" + "\n".join(tuned_report(turns, here, precision)))
             if args.record:
                 record(here, None, turns, precision[1])
             return
