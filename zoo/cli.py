@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from . import __version__, api
+from . import __version__, api, tables
 from .errors import ZooError
 from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, plugin_entries
-from .presets import display
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 
@@ -172,105 +171,9 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
     if as_json:
         click.echo(json.dumps(entries, indent=2))
     elif _interactive():
-        _print_rich_list(entries)
+        tables.print_rich_list(entries)
     else:
-        click.echo(_format_list(entries))
-
-
-def _value(value: Any) -> str:
-    """TOML-ish and short: [512, 512], <width> for a placeholder, true/false."""
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return " ".join(f"{k}={_value(v)}" for k, v in value.items())
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return display(value)
-    return str(value)
-
-
-def _result(key: str, r: dict[str, Any]) -> str:
-    """fashion-mnist/tuned: 91.1% (3 seeds: 91.0-91.2%) in 48 s, 19.2 reference epochs, fp32 on AMD EPYC, 2 cores."""
-    accuracies = r.get("accuracies") or []
-    spread = f" ({len(accuracies)} seeds: {min(accuracies):.1%}-{max(accuracies):.1%})" if len(accuracies) > 1 else ""
-    text = f"{key}: {r['accuracy']:.1%}{spread} in {r['seconds']:.0f} s"
-    if r.get("reference_epochs") is not None:
-        text += f", {r['reference_epochs']:.1f} reference epochs"
-    if r.get("where"):
-        text += f", {r['precision'] or '?'} on {r['where']}"
-    return text
-
-
-def _measured(all_results: dict[str, list[dict[str, Any]]]) -> str:
-    """The results of this kind of machine where there are some; else every one, with its machine."""
-    shown = []
-    for key, results in all_results.items():
-        here = [r for r in results if r["this_machine"]]
-        shown += [_result(key, r) for r in here or results]
-    return f" (measured {'; '.join(shown)})" if shown else ""
-
-
-def _rows(entries: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
-    """Per kind: (name, where it comes from, description)."""
-    rows: dict[str, list[tuple[str, str, str]]] = {}
-    for c in entries["components"]:
-        flag = {"conflict": "  [CONFLICT: unusable]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
-        rows.setdefault(c["kind"], []).append((c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})", c["help"] + flag))
-    for p in entries["presets"]:
-        text = p["help"] + _measured(p["all_results"])
-        rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), text))
-    for r in entries["recipes"]:
-        settings = {k: v for k, v in r["settings"].items() if k != "params"}
-        params = {f"{section}.{k}": v for section, values in r["settings"].get("params", {}).items() for k, v in values.items()}
-        rows.setdefault("recipe", []).append((r["name"], _value({**settings, **params}), r["help"]))
-    return rows
-
-
-TITLES = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "scheduler": "Schedulers", "reporter": "Reporters", "recipe": "Recipes"}
-
-
-def _print_rich_list(entries: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    for kind, rows in _rows(entries).items():
-        table = Table(title=TITLES[kind], title_justify="left", expand=False)
-        for column in ("name", "from", "description"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    for failed in entries["failed_plugins"]:
-        console.print(f"[red]! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors:[/] {failed['errors'][0]} (see `zoo plugins`)")
-
-
-def _format_list(entries: dict[str, Any]) -> str:
-    rows = _rows(entries)
-    lines: list[str] = []
-    for kind, title in TITLES.items():
-        if kind == "recipe":
-            continue
-        if kind not in rows:
-            continue
-        name_width = max(len(r[0]) for r in rows[kind])
-        source_width = max(len(r[1]) for r in rows[kind])
-        lines.append(f"{title}:")
-        lines += [f"  {name:<{name_width}}  {source:<{source_width}}  {text}".rstrip() for name, source, text in rows[kind]]
-        lines.append("")
-    if "recipe" in rows:
-        lines.append("Recipes:")
-        width = max(len(name) for name, _, _ in rows["recipe"])
-        for name, settings, text in rows["recipe"]:
-            lines.append(f"  {name:<{width}}  {text}".rstrip())
-            lines.append(f"  {'':<{width}}  {settings}")
-        lines.append("")
-    if not lines:
-        lines.append("Nothing matches.")
-    for failed in entries["failed_plugins"]:
-        lines.append(f"! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors: {failed['errors'][0]} (see `zoo plugins`)")
-    return "\n".join(lines).rstrip()
+        click.echo(tables.format_list(entries))
 
 
 @cli.command()
@@ -281,14 +184,7 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
-    header = ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS")
-    rows = [(e["name"], e["distribution"], e["version"], e["status"], ", ".join(e["hooks"]) or "-") for e in entries]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    click.echo("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())
-    for row, entry in zip(rows, entries):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        for error in entry["errors"]:
-            click.echo(f"    error: {error}")
+    click.echo(tables.format_plugins(entries))
 
 
 @cli.command()
@@ -389,16 +285,7 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     if compare:
         comparison = browser.compare(*compare)
         a, b = (str(path) for path in compare)
-        click.echo(f"A: {a}\nB: {b}\n")
-        click.echo("Settings that differ:" if comparison.differences else "The settings are the same.")
-        width = max((len(key) for key, _, _ in comparison.differences), default=0)
-        for key, left, right in comparison.differences:
-            click.echo(f"  {key:<{width}}  A: {left}  B: {right}")
-        click.echo("\nepoch  A accuracy  B accuracy  A test loss  B test loss")
-        for epoch, left, right in comparison.curves:
-            cells = [f"{100 * m['test_accuracy']:9.2f}%" if m else "         -" for m in (left, right)]
-            cells += [f"{m['test_loss']:11.6f}" if m else "          -" for m in (left, right)]
-            click.echo(f"{epoch:>5}  {cells[0]}  {cells[1]}  {cells[2]}  {cells[3]}")
+        click.echo(tables.format_comparison(a, b, comparison))
         for problem in comparison.problems:
             click.echo(f"! damaged: {problem}; only the epochs before it are shown.", err=True)
         if plot is not None:
@@ -413,19 +300,7 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     if not summaries:
         click.echo(f"No runs under {root}/ yet: `zoo run` writes one.")
         return
-    header = ("RUN", "MODEL", "DATASET", "RECIPE", "EPOCHS", "BEST", "TRAIN s", "WHEN")
-    table = [header] + [
-        (s.path.name, s.model, s.dataset, s.recipe,
-         f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (unfinished)"),
-         f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
-        for s in summaries
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    for s in summaries:
-        if s.problem:
-            click.echo(f"! {s.path.name} is damaged: {s.problem}.")
+    click.echo(tables.format_runs(summaries))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -1,0 +1,145 @@
+"""How zoo's listings read as text: `zoo list` (plain off a terminal, a rich table on one), `zoo plugins`,
+`zoo runs` and `zoo runs --compare`. The data comes from zoo.listing and zoo.runs; the CLI only prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .presets import display
+
+
+def _value(value: Any) -> str:
+    """TOML-ish and short: [512, 512], <width> for a placeholder, true/false."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_value(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return display(value)
+    return str(value)
+
+
+def _result(key: str, r: dict[str, Any]) -> str:
+    """fashion-mnist/tuned: 91.1% (3 seeds: 91.0-91.2%) in 48 s, 19.2 reference epochs, fp32 on AMD EPYC, 2 cores."""
+    accuracies = r.get("accuracies") or []
+    spread = f" ({len(accuracies)} seeds: {min(accuracies):.1%}-{max(accuracies):.1%})" if len(accuracies) > 1 else ""
+    text = f"{key}: {r['accuracy']:.1%}{spread} in {r['seconds']:.0f} s"
+    if r.get("reference_epochs") is not None:
+        text += f", {r['reference_epochs']:.1f} reference epochs"
+    if r.get("where"):
+        text += f", {r['precision'] or '?'} on {r['where']}"
+    return text
+
+
+def _measured(all_results: dict[str, list[dict[str, Any]]]) -> str:
+    """The results of this kind of machine where there are some; else every one, with its machine."""
+    shown = []
+    for key, results in all_results.items():
+        here = [r for r in results if r["this_machine"]]
+        shown += [_result(key, r) for r in here or results]
+    return f" (measured {'; '.join(shown)})" if shown else ""
+
+
+def _rows(entries: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
+    """Per kind: (name, where it comes from, description)."""
+    rows: dict[str, list[tuple[str, str, str]]] = {}
+    for c in entries["components"]:
+        flag = {"conflict": "  [CONFLICT: unusable]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
+        rows.setdefault(c["kind"], []).append((c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})", c["help"] + flag))
+    for p in entries["presets"]:
+        text = p["help"] + _measured(p["all_results"])
+        rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), text))
+    for r in entries["recipes"]:
+        settings = {k: v for k, v in r["settings"].items() if k != "params"}
+        params = {f"{section}.{k}": v for section, values in r["settings"].get("params", {}).items() for k, v in values.items()}
+        rows.setdefault("recipe", []).append((r["name"], _value({**settings, **params}), r["help"]))
+    return rows
+
+
+TITLES = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer": "Optimizers", "scheduler": "Schedulers", "reporter": "Reporters", "recipe": "Recipes"}
+
+
+def print_rich_list(entries: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for kind, rows in _rows(entries).items():
+        table = Table(title=TITLES[kind], title_justify="left", expand=False)
+        for column in ("name", "from", "description"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    for failed in entries["failed_plugins"]:
+        console.print(f"[red]! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors:[/] {failed['errors'][0]} (see `zoo plugins`)")
+
+
+def format_list(entries: dict[str, Any]) -> str:
+    rows = _rows(entries)
+    lines: list[str] = []
+    for kind, title in TITLES.items():
+        if kind == "recipe":
+            continue
+        if kind not in rows:
+            continue
+        name_width = max(len(r[0]) for r in rows[kind])
+        source_width = max(len(r[1]) for r in rows[kind])
+        lines.append(f"{title}:")
+        lines += [f"  {name:<{name_width}}  {source:<{source_width}}  {text}".rstrip() for name, source, text in rows[kind]]
+        lines.append("")
+    if "recipe" in rows:
+        lines.append("Recipes:")
+        width = max(len(name) for name, _, _ in rows["recipe"])
+        for name, settings, text in rows["recipe"]:
+            lines.append(f"  {name:<{width}}  {text}".rstrip())
+            lines.append(f"  {'':<{width}}  {settings}")
+        lines.append("")
+    if not lines:
+        lines.append("Nothing matches.")
+    for failed in entries["failed_plugins"]:
+        lines.append(f"! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors: {failed['errors'][0]} (see `zoo plugins`)")
+    return "\n".join(lines).rstrip()
+
+
+def _aligned(table: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+
+
+def format_plugins(entries: list[dict[str, Any]]) -> str:
+    """One row per plugin (name, distribution, version, status, hooks), its errors below it."""
+    header = ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS")
+    rows = [(e["name"], e["distribution"], e["version"], e["status"], ", ".join(e["hooks"]) or "-") for e in entries]
+    lines = _aligned([header, *rows])
+    out = [lines[0]]
+    for line, entry in zip(lines[1:], entries):
+        out += [line, *(f"    error: {error}" for error in entry["errors"])]
+    return "\n".join(out)
+
+
+def format_comparison(a: str, b: str, comparison: Any) -> str:
+    """The settings that differ, then both runs' accuracy and test loss per epoch."""
+    lines = [f"A: {a}", f"B: {b}", "", "Settings that differ:" if comparison.differences else "The settings are the same."]
+    width = max((len(key) for key, _, _ in comparison.differences), default=0)
+    lines += [f"  {key:<{width}}  A: {left}  B: {right}" for key, left, right in comparison.differences]
+    lines += ["", "epoch  A accuracy  B accuracy  A test loss  B test loss"]
+    for epoch, left, right in comparison.curves:
+        cells = [f"{100 * m['test_accuracy']:9.2f}%" if m else "         -" for m in (left, right)]
+        cells += [f"{m['test_loss']:11.6f}" if m else "          -" for m in (left, right)]
+        lines.append(f"{epoch:>5}  {cells[0]}  {cells[1]}  {cells[2]}  {cells[3]}")
+    return "\n".join(lines)
+
+
+def format_runs(summaries: list[Any]) -> str:
+    """One row per run directory; a damaged one says so, and why, below the table."""
+    header = ("RUN", "MODEL", "DATASET", "RECIPE", "EPOCHS", "BEST", "TRAIN s", "WHEN")
+    rows = [
+        (s.path.name, s.model, s.dataset, s.recipe,
+         f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (unfinished)"),
+         f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
+        for s in summaries
+    ]
+    return "\n".join([*_aligned([header, *rows]), *(f"! {s.path.name} is damaged: {s.problem}." for s in summaries if s.problem)])
