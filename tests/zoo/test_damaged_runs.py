@@ -1,5 +1,5 @@
 """A damaged-run-directory corpus: one file of a finished run damaged per case, run through
-`zoo runs`, `zoo runs --compare`, `zoo predict` and `zoo eval`. Each answers with what it can
+`zoo runs`, `zoo runs --compare`, `zoo predict`, `zoo eval` and `zoo run --resume`. Each answers with what it can
 show, or one paragraph naming the file, exit 2; never a traceback, a hang or a memory blow-up."""
 
 from __future__ import annotations
@@ -169,6 +169,15 @@ def test_a_damaged_run_directory_never_costs_a_traceback(case: str, part: str, d
             assert result.exit_code == 0, result.output
         else:
             assert_one_paragraph(result, why, str(damaged))
+
+    if part != "weights":  # as if killed before its weights: --resume reads config.json, rewrites the metrics
+        (damaged / "model.safetensors").unlink()
+        resumed = invoke("run", "--resume", str(damaged), "--data-dir", str(tiny_data), "--no-verify", "--quiet")
+        if part == "config":
+            assert_one_paragraph(resumed, why, str(damaged))
+        else:
+            assert resumed.exit_code == 0, resumed.output
+            assert [json.loads(line)["epoch"] for line in (damaged / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
 def test_read_config_validates_with_the_schema_that_writes_it(finished_run: Path, tmp_path: Path) -> None:
