@@ -106,6 +106,8 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
+@click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
+@click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--launched", type=click.Path(path_type=Path), hidden=True, help="(internal) A worker of `zoo run --nproc`: train what RUN_DIR/launch.json holds.")
 @registry_option
 def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, resume: str | None, quiet: bool, dry_run: bool,
@@ -252,7 +254,8 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     from .plots import write_confusion
 
     result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify)
-    picture = write_confusion(result.confusion, result.classes, run_dir / "confusion.png")
+    drawn = run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png")  # a stored model's folder stays as saved
+    picture = write_confusion(result.confusion, result.classes, drawn)
     if as_json:
         click.echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))
         return
@@ -333,3 +336,31 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else ~/.local/share/zoo/models).")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("name")
+@store_option
+@click.option("--shipped", is_flag=True, help="Store it among the models zoo ships (zoo/models/, in a checkout; see `make models`).")
+def save(run_dir: Path, name: str, store: Path | None, shipped: bool) -> None:
+    """Store a finished run's weights and card as a trained model called NAME: then `zoo predict NAME`,
+    `zoo eval NAME`, `zoo run --init NAME` and zoo.load(NAME) use it."""
+    saved = api.save(run_dir, name, store=store, shipped=shipped)
+    click.echo(f"Saved {name} in {saved.folder}")
+
+
+@cli.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every card.")
+def models(store: Path | None, as_json: bool) -> None:
+    """The trained models (your store, zoo's shipped ones, plugins'), with their scores."""
+    rows = api.models(store=store)
+    if as_json:
+        click.echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
+                                "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None} for r in rows], indent=2))
+        return
+    click.echo(tables.format_models(rows))
+
+

@@ -63,6 +63,8 @@ class Catalog:
     registry: Registry
     presets: Presets
     plugins: list[PluginInfo]
+    trained_models: list[tuple[str, Path]] = field(default_factory=list)
+    """(plugin name, folder of trained models) from register_trained_models (zoo.store reads them)."""
 
     def resolve(self, kind: str, name: str) -> Resolved:
         """An exact component name, else a preset (exact, then a pattern such as mlp-{width})."""
@@ -167,9 +169,11 @@ def _catalog(manager: pluggy.PluginManager, infos: list[PluginInfo], loaded: lis
     registry = Registry()
     presets = Presets()
     presets.load_file(shipped_registry())
+    trained: list[tuple[str, Path]] = []
     for info, plugin in loaded:
         _register_components(manager, plugin, info, registry, strict)
         _register_presets(manager, plugin, info, presets, strict)
+        _register_trained_models(manager, plugin, info, trained, strict)
     for (kind, name), owners in registry.conflicts.items():
         message = str(registry.conflict_error(kind, name))
         for info in infos:
@@ -177,7 +181,7 @@ def _catalog(manager: pluggy.PluginManager, infos: list[PluginInfo], loaded: lis
                 info.fail(message)
     for path in registry_files:
         presets.load_file(path)
-    return Catalog(registry, presets, infos)
+    return Catalog(registry, presets, infos, trained)
 
 
 def _sorted_entry_points() -> list[EntryPoint]:
@@ -234,6 +238,23 @@ def _register_presets(
             if strict:
                 raise
             info.fail(f"register_presets failed: {error}")
+
+
+def _register_trained_models(
+    manager: pluggy.PluginManager, plugin: object, info: PluginInfo, trained: list[tuple[str, Path]], strict: bool
+) -> None:
+    def register(path: str | Path) -> None:
+        if not Path(path).is_dir():
+            raise ZooError(f"{path} is not a folder of trained models")
+        trained.append((info.name, Path(path)))
+
+    for function in _impls(manager, plugin, "register_trained_models"):
+        try:
+            function(register=register)
+        except Exception as error:
+            if strict:
+                raise
+            info.fail(f"register_trained_models failed: {error}")
 
 
 __all__ = ["Catalog", "PluginInfo", "Resolved", "load_catalog", "KINDS", "Preset"]

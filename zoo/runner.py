@@ -27,6 +27,7 @@ from .device import deterministic_mode, seed_everything, select_device
 from .errors import ZooError
 from .events import Events
 from .identity import config_hash
+from .finetune import start_from
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
 from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
@@ -130,7 +131,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     events, failing = Events(), True
     try:
         with joined(world, device), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
-            trainer = build(resolved, world, device, events)
+            trainer = build(resolved, world, device, events, resuming=resume_dir is not None)
             state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)
             result = _fit_and_finish(trainer, state, resumed)
         failing = False
@@ -139,9 +140,10 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         events.close(failing)
 
 
-def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events) -> Trainer:
+def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events, resuming: bool = False) -> Trainer:
     """Every component, built and checked before anything is written; reporters join `events` as
-    they are built, so a later failure still closes them."""
+    they are built, so a later failure still closes them. `resuming`: the checkpoint brings the
+    weights, so --init's source is not read again."""
     config = resolved.config
     seed_everything(config.seed)
     with main_first(world):  # one download, not one per rank
@@ -151,6 +153,7 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     check_shards(config.batch_size, world.size, len(data.train))
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
     trained = wrap(model, world, device)
+    start_from(model, config, resuming, report=world.main)  # --init: trained weights (zoo.finetune)
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
     if world.main:

@@ -143,3 +143,21 @@ def format_runs(summaries: list[Any]) -> str:
         for s in summaries
     ]
     return "\n".join([*_aligned([header, *rows]), *(f"! {s.path.name} is damaged: {s.problem}." for s in summaries if s.problem)])
+
+
+def format_models(rows: list[Any]) -> str:
+    """`zoo models`: name, model, dataset, recipe, accuracy, parameters, size, where (zoo.store.Listed rows)."""
+    if not rows:
+        return "No trained models yet: `zoo save RUN NAME` stores a finished run under a name."
+    table = [("name", "model", "dataset", "recipe", "accuracy", "params", "size", "from")]
+    for row in rows:
+        card, origin = row.card, row.stored.origin
+        if card is None:
+            table.append((row.stored.name, "damaged", "", "", "", "", "", origin))
+            continue
+        accuracy = f"{card.metrics.accuracy:.2%}" if card.metrics.accuracy is not None else "-"
+        table.append((card.name, card.model, card.dataset, card.recipe, accuracy, f"{card.parameters:,}", (f"{card.size / 2**20:.1f} MB" if card.size >= 2**20 else f"{card.size / 2**10:.0f} KB"), origin))
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
+    lines = ["  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths)).rstrip() for line in table]
+    problems = [f"! {row.problem}" for row in rows if row.problem]
+    return "\n".join(lines + problems)
