@@ -36,6 +36,10 @@ class ZooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ZooError as error:
+            if ctx.params.get("show_traceback"):  # zoo --traceback: the plugin's own error, in full
+                from .contract import print_traceback
+
+                print_traceback(error)
             raise UserError(_from_rank(str(error)), error.exit_code) from None
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
             where = f" {error.filename}" if error.filename else ""
@@ -63,7 +67,8 @@ registry_option = click.option(
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.option("--traceback", "show_traceback", is_flag=True, help="On an error that comes from a plugin, also print its full traceback.")
+def cli(show_traceback: bool) -> None:
     """A plugin-based model zoo for PyTorch: the Quickstart's training loop, with every piece swappable.
 
     \b
@@ -180,13 +185,40 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """The installed plugins: distribution, version, hooks, status and any load error."""
-    entries = plugin_entries(api.catalog())
+@click.option("--check", "check", metavar="NAME", help="Test plugin NAME (entry point or distribution): build each component and train a few steps on tiny data.")
+def plugins(as_json: bool, check: str | None) -> None:
+    """The installed plugins: distribution, version, hooks, status and any load error.
+    Status: loaded, failed (something did not load), conflicting (a name refused or shared),
+    disabled (ZOO_DISABLE_PLUGINS), not-selected (ZOO_LOAD_PLUGINS)."""
+    if check is not None:
+        from .testing import check_plugin
+
+        report = check_plugin(check)
+        click.echo(report.text())
+        if not report.ok:
+            raise ZooError(f"Plugin {check!r} does not keep zoo's plugin contract: {report.failures()} (above; see docs/plugins.md).")
+        return
+    catalog = api.catalog()
+    entries = plugin_entries(catalog)
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
     click.echo(tables.format_plugins(entries))
+    for warning in catalog.warnings:
+        click.echo(f"! {warning}", err=True)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@registry_option
+def show(name: str, as_json: bool, registry_files: tuple[Path, ...]) -> None:
+    """A component's or preset's settings (types, defaults, limits), its plugin and version, the
+    presets built on it and their measured results: zoo show adamw, zoo show mlp-512."""
+    from .show import describe, format_description
+
+    described = describe(api.catalog(registry_files), name)
+    click.echo(json.dumps(described, indent=2, default=str) if as_json else format_description(described))
 
 
 @cli.command()

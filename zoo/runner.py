@@ -21,6 +21,7 @@ from . import __version__, checkpoint
 from .build import build_dataset, build_loss, build_model, build_optimizer, build_reporter, build_scheduler
 from .collectives import device_index, gather, global_mean, joined, lost_peer, main_first, wrap
 from .config import ResolvedRun
+from .contract import check_one_batch, training_failure
 from .contracts import DatasetSplits, EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
 from .device import deterministic_mode, seed_everything, select_device
@@ -158,14 +159,16 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
     if world.main:
         for part in resolved.reporters:
-            events.add(part.resolved.name, build_reporter(part))
+            events.add(part.resolved.name, build_reporter(part), owner=part.resolved.component.owner)
     shard = (world.rank, world.size)
     order, augment = torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1)
     train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, order=order, augment=augment, shard=shard)
     test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard)
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
     precision = resolve_precision(config.precision, device)
-    return Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)
+    trainer = Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)
+    check_one_batch(trainer)  # the plugin contract, before anything is written (zoo.contract)
+    return trainer
 
 
 def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunResult:
@@ -222,8 +225,11 @@ def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
     except RuntimeError as error:
         if lost_peer(error):
             raise  # PeerLost, in collectives.joined
-        raise ZooError(f"Training failed at epoch {state.epoch} ({t.config.model} on {t.config.dataset}): "
-                       f"{type(error).__name__}: {' '.join(str(error).split())}") from error
+        raise training_failure(error, t.resolved, state.epoch, state.batch)
+    except ZooError:
+        raise
+    except Exception as error:  # from plugin code: one paragraph naming the plugin (zoo.contract)
+        raise training_failure(error, t.resolved, state.epoch, state.batch)
 
 
 def _non_finite(error: NonFiniteLoss, state: TrainState, t: Trainer) -> NonFiniteLoss:
