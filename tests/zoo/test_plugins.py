@@ -208,3 +208,56 @@ def test_an_in_process_copy_stands_in_for_the_installed_plugin(plugin_site: Path
     demo = [p for p in catalog.plugins if p.name == "demo"]
     assert len(demo) == 1 and demo[0].status == "loaded" and demo[0].distribution == "zoo-demo-plugin"
     assert catalog.resolve("model", "linear").component.owner.version == "1.2.3"
+
+
+def _record(plugin: dict[str, str]) -> dict:
+    return {"component": "linear", "name": "linear", "params": {}, "plugin": plugin}
+
+
+def test_a_missing_component_says_where_it_came_from(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.config import part_from_record
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    demo = {"name": "demo", "distribution": "zoo-demo-plugin", "version": "1.2.3"}
+    disabled = load_catalog(env={"ZOO_DISABLE_PLUGINS": "demo"})
+    with pytest.raises(ZooError, match=r"The model 'linear' of this run came from zoo-demo-plugin 1\.2\.3 \(plugin 'demo'\), which is disabled by ZOO_DISABLE_PLUGINS"):
+        part_from_record(disabled, "model", "model", _record(demo))
+    with pytest.raises(ZooError, match="which ZOO_LOAD_PLUGINS does not select; add demo"):
+        part_from_record(load_catalog(env={"ZOO_LOAD_PLUGINS": ""}), "model", "model", _record(demo))
+    extras = {"name": "extras", "distribution": "zoo-extras", "version": "0.1.0"}
+    with pytest.raises(ZooError, match=r"came from zoo-extras 0\.1\.0 \(plugin 'extras'\), which is not installed \(`zoo install zoo-extras`\)"):
+        part_from_record(disabled, "model", "model", {**_record(extras), "component": "lenet"})
+    assert part_from_record(load_catalog(env={}), "model", "model", _record(demo)).resolved.component.owner.plugin == "demo"
+
+
+def test_a_run_of_a_now_ambiguous_name_takes_the_plugin_that_trained_it() -> None:
+    from zoo.config import part_from_record
+
+    catalog = load_catalog(env={}, extra_plugins=[("extras", ExtrasAdamW()), ("more", MoreAdamW())])
+    record = {"component": "adamw", "params": {}, "plugin": {"name": "more", "distribution": "(in-process)", "version": "-"}}
+    assert part_from_record(catalog, "optimizer", "optimizer", record).resolved.component.factory(None, None) == "more"
+
+
+def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_results() -> None:
+    from zoo.show import describe, format_description
+
+    [entry] = describe(load_catalog(env={}), "mlp-512")
+    assert (entry["kind"], entry["component"], entry["preset"], entry["plugin"], entry["distribution"]) == ("model", "mlp", "mlp-512", "builtin-models", "zoo")
+    hidden = next(s for s in entry["settings"] if s["name"] == "hidden")
+    assert hidden["type"] == "list[int > 0]" and hidden["default"] == [512, 512] and hidden["help"]
+    dropout = next(s for s in entry["settings"] if s["name"] == "dropout")
+    assert dropout["limits"] == [">= 0.0", "< 1.0"]
+    assert any(p["name"] == "mlp-<width>" for p in entry["presets"])
+    assert any(p["results"] for p in entry["presets"] if p["name"] == "mlp-512")  # measured results
+    text = format_description(describe(load_catalog(env={}), "sgd"))
+    assert "lr            float = 0.001  (> 0)" in text and "from plugin builtin-optimizers (zoo" in text
+    with pytest.raises(ZooError, match="Did you mean sgd"):
+        describe(load_catalog(env={}), "sgdd")
+
+
+def test_the_dataset_helpers_are_public() -> None:
+    import zoo.datasets
+    from zoo_plugins import datasets, idx
+
+    assert zoo.datasets.read_idx is idx.read_idx and zoo.datasets.load is datasets.load and zoo.datasets.locate is datasets.locate
+    assert set(zoo.datasets.__all__) >= {"IDXParams", "Known", "Spec", "load", "locate", "read_idx", "verify_file", "cache_dir"}
