@@ -35,6 +35,8 @@ SEEDS = (0, 1, 2)
 #: The tuned recipe's target (issue 15): mean test accuracy over SEEDS, and at most this many
 #: reference epochs of whole-process wall, by the precision it trains in.
 TUNED_TARGET = {"accuracy": 0.91, "fp32": 20.0, "bf16": 12.0}
+#: docs/performance.md from this heading on is kept as it is (bench/ablation.py's table and its reading).
+KEPT_HEADING = "## What each setting of the tuned recipe buys"
 sys.path.insert(0, str(ROOT / "bench"))
 
 import reference  # noqa: E402
@@ -67,7 +69,7 @@ class Here:
         self.bf16 = self.auto.name == "bf16"
         name = torch.cuda.get_device_name(0) if self.device.type == "cuda" else self.cpu.name
         self.fields = {"machine": name or platform.processor() or platform.machine(), "device": self.device.type,
-                       "cores": os.cpu_count(), "native_bf16": bool(self.cpu.bf16_features) if self.device.type == "cpu" else None}
+                       "cores": os.cpu_count(), "threads": torch.get_num_threads(), "native_bf16": bool(self.cpu.bf16_features) if self.device.type == "cpu" else None}
 
 
 def per_epoch(root: Path, rounds: int, bf16: bool) -> dict[str, list[float]]:
@@ -347,14 +349,20 @@ def record(here: Here, process: dict | None, turns: list[dict], precision: str) 
     if process is not None:
         walls = process["walls"]
         new["fashion-mnist/quickstart"] = {
-            "accuracy": process["curves"]["zoo"][-1], "seconds": process["zoo_train_seconds"], "wall": statistics.median(walls["zoo"]),
-            "reference_epochs": ratio(walls, "zoo", "reference"), "precision": "fp32", **here.fields, "measured": today}
+            "accuracy": process["curves"]["zoo"][-1], "seconds": round(process["zoo_train_seconds"], 1), "wall": round(statistics.median(walls["zoo"]), 1),
+            "reference_epochs": round(ratio(walls, "zoo", "reference"), 2), "precision": "fp32", **here.fields, "measured": today}
     summary = tuned_summary(turns)
     new["fashion-mnist/tuned"] = {
-        "accuracy": summary["accuracy"], "accuracies": [t["accuracy"] for t in turns], "seconds": summary["train"], "wall": summary["wall"],
-        "reference_epochs": summary["ratio"], "precision": precision, **here.fields, "measured": today}
+        "accuracy": summary["accuracy"], "accuracies": [t["accuracy"] for t in turns], "seconds": round(summary["train"], 1),
+        "wall": round(summary["wall"], 1), "reference_epochs": round(summary["ratio"], 2), "precision": precision, **here.fields, "measured": today}
     registry = ROOT / "registry.toml"
     registry.write_text(results.record(registry.read_text(), "models", "mlp-512", new))
+
+
+def kept_sections(path: Path) -> str:
+    """The hand-written part of docs/performance.md (from KEPT_HEADING on), which this script does not measure."""
+    text = path.read_text() if path.exists() else ""
+    return "\n" + text[text.index(KEPT_HEADING):] if KEPT_HEADING in text else ""
 
 
 def main() -> None:
@@ -395,7 +403,7 @@ def main() -> None:
     start = startup(5)
     table = report(here, epoch_times, process, start, turns, precision)
     print(table)
-    args.out.write_text(table)
+    args.out.write_text(table + kept_sections(args.out))
     if args.record:
         record(here, process, turns, precision[1])
 

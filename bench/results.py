@@ -14,7 +14,7 @@ HEADER = f"{RESULTS_MARKER} (bench/bench.py rewrites this section, keeping other
 #: The fields that say which kind of machine and precision a result belongs to.
 IDENTITY = ("machine", "device", "native_bf16", "precision")
 #: Field order in the file: the figures first, then where they come from.
-ORDER = ("accuracy", "accuracies", "seconds", "wall", "reference_epochs", "precision", "machine", "device", "cores", "native_bf16", "measured")
+ORDER = ("accuracy", "accuracies", "seconds", "wall", "reference_epochs", "precision", "machine", "device", "cores", "threads", "native_bf16", "measured")
 
 
 def toml_value(value: Any) -> str:

@@ -3,10 +3,14 @@ lists and trains."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
+
+import pytest
 
 from helpers import ROOT, plugin_env, run_zoo
 
@@ -40,9 +44,43 @@ def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path:
     listed = run_zoo("list", "models", env=env).stdout
     assert re.search(r"^  tiny-cnn +zoo-tiny-cnn 0\.1\.0 \(tiny-cnn\)", listed, flags=re.M)
     assert re.search(r"^  tiny-cnn-32 +preset: tiny-cnn channels=32", listed, flags=re.M)
+    checked = run_zoo("plugins", "--check", "zoo-tiny-cnn", env=env)
+    assert checked.returncode == 0 and "All 2 check(s) passed." in checked.stdout, checked.stdout + checked.stderr
     result = run_zoo("run", "--model", "tiny-cnn-32", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2",
-                     "--reporter", "console", "--reporter", "csv", "--set", "csv.path=cnn.csv", "--set", "optimizer.lr=0.05",
+                     "--reporter", "console", "--reporter", "csv", "--set", "csv.filename=cnn.csv", "--set", "optimizer.lr=0.05",
                      "--out", str(tmp_path / "run"), env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = (tmp_path / "cnn.csv").read_text().splitlines()
+    assert not (tmp_path / "cnn.csv").exists()  # into the run directory, as the README promises
+    rows = (tmp_path / "run" / "cnn.csv").read_text().splitlines()
     assert rows[0] == "epoch,test_accuracy,test_loss" and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
+def test_the_event_tables_are_generated_from_the_dataclasses() -> None:
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import events
+    finally:
+        sys.path.pop(0)
+    assert events.current(PLUGINS_MD) == events.section(), "run `python docs/events.py` to regenerate docs/plugins.md's event tables"
+    for cls in events.EVENTS:
+        for field in dataclasses.fields(cls):
+            assert f"| `{field.name}` |" in events.current(PLUGINS_MD)
+    assert "`zoo.data_location`" in PLUGINS_MD or "zoo.data_location(" in PLUGINS_MD  # the data-location contract stays
+
+
+def test_the_kmnist_example_in_the_docs_trains_on_idx_files(tmp_path: Path) -> None:
+    from helpers import make_idx_dataset
+
+    import zoo
+    from zoo.plugins import load_catalog
+
+    code = re.search(r"```python\n(from zoo\.datasets import .*?)```", PLUGINS_MD, flags=re.S).group(1)
+    plugin = types.ModuleType("kmnist_example")
+    exec(compile("import zoo\n" + code, "kmnist_example", "exec"), plugin.__dict__)
+    data = make_idx_dataset(tmp_path / "kmnist", n_train=128, n_test=32)
+    catalog = load_catalog(env={"ZOO_LOAD_PLUGINS": ""}, extra_plugins=[("kmnist", plugin)])
+    result = zoo.run(catalog=catalog, dataset="kmnist", data_dir=data, verify=False, epochs=1, batch_size=32, reporters=[],
+                     out=tmp_path / "run")
+    assert len(result.epochs) == 1 and result.prediction.predicted in plugin.KMNIST.classes
+    with pytest.raises(zoo.ZooError, match="is not the real kmnist file"):  # the checksums are checked
+        zoo.run(catalog=catalog, dataset="kmnist", data_dir=data, epochs=1, reporters=[], out=tmp_path / "run2")

@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-from .api import catalog, predict, resolve, run
+from .api import catalog, load, models, predict, resolve, run, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from .errors import ZooError
 from .hookspecs import hookimpl
@@ -33,7 +33,10 @@ __all__ = [
     "catalog",
     "data_location",
     "hookimpl",
+    "load",
+    "models",
     "predict",
     "resolve",
     "run",
+    "save",
 ]

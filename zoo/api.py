@@ -18,6 +18,7 @@ from .rundir import WEIGHTS, read_config
 if TYPE_CHECKING:
     from .contracts import Prediction
     from .runner import RunResult
+    from .store import Listed, Loaded, Stored
 
 #: Settings that choose who watches a run, not what it trains.
 REPORTER_SETTINGS = ("reporters", "add_reporters", "drop_reporters")
@@ -42,8 +43,10 @@ def resolve(
     catalog = catalog or load_catalog(registry_files=registry_files)
     add, drop = settings.pop("add_reporters", ()), settings.pop("drop_reporters", ())
     location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
-    return catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add),
-                                drop_reporters=list(drop), **location)
+    from .finetune import pinned
+
+    return catalog, pinned(catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add),
+                                                drop_reporters=list(drop), **location))
 
 
 def run(
@@ -223,3 +226,32 @@ def predict(
 
     catalog = catalog or load_catalog(registry_files=registry_files)
     return predict_index(catalog, Path(run_dir), index, Path(data_dir) if data_dir is not None else None, verify)
+
+
+def save(run_dir: str | Path, name: str, *, store: str | Path | None = None, shipped: bool = False) -> Stored:
+    """Store a finished run's weights and card as a trained model called `name` (zoo save RUN NAME):
+    in the user's store, in `store`, or (shipped=True, a checkout) among the models zoo ships."""
+    from .store import save as save_model
+    from .store import shipped_root, store_root
+
+    root = shipped_root() if shipped else Path(store) if store is not None else store_root()
+    return save_model(Path(run_dir), name, root, load_catalog())
+
+
+def models(*, store: str | Path | None = None, catalog: Catalog | None = None) -> list[Listed]:
+    """Every trained model (the user's store, zoo's shipped ones, the plugins'), with its card; no torch."""
+    from .store import listing
+
+    return listing(catalog or load_catalog(), Path(store) if store is not None else None)
+
+
+def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
+    """A trained model by name (or a finished run directory), checked and in eval mode:
+    zoo.load("mlp-512-fashion-mnist").model(images).argmax(1) are indices into .classes."""
+    from .inference import load_run
+    from .store import Loaded, open_source
+
+    catalog = catalog or load_catalog()
+    source = open_source(name_or_run, catalog)
+    config, model = load_run(catalog, Path(name_or_run))
+    return Loaded(model, list(config["classes"]), config, source.label, source.sha256, source.card)

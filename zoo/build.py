@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import Part
 from .contracts import DatasetSplits
-from .errors import ZooError
+from .errors import ZooError, strict_plugins
 
 
 def call_factory(part: Part, *args: Any) -> Any:
@@ -19,6 +19,8 @@ def call_factory(part: Part, *args: Any) -> Any:
     except MemoryError:
         raise ZooError(f"Building {component.kind} {part.resolved.name!r} ({component.owner}) ran out of memory.") from None
     except Exception as error:
+        if strict_plugins():
+            raise
         raise ZooError(
             f"The {component.kind} {part.resolved.name!r} from {component.owner} failed to build: "
             f"{type(error).__name__}: {error}. This is a problem in that plugin or in its settings."
@@ -37,6 +39,10 @@ def _check(part: Part, value: Any, expected: type | tuple[type, ...], contract: 
 
 def build_dataset(part: Part) -> DatasetSplits:
     splits = _check(part, call_factory(part), DatasetSplits, "zoo.DatasetSplits")
+    shape = splits.input_shape
+    if not (isinstance(shape, (tuple, list)) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        raise ZooError(f"Dataset {part.resolved.name!r} ({part.resolved.component.owner}) gives input_shape {shape!r}; it must be "
+                       f"the shape of one image as a tuple of positive ints, e.g. (1, 28, 28).")
     if not splits.classes or len(splits.test) == 0 or len(splits.train) == 0:
         raise ZooError(f"Dataset {part.resolved.name!r} ({part.resolved.component.owner}) is empty or has no classes.")
     return splits
@@ -50,8 +56,14 @@ def build_model(part: Part, input_shape: tuple[int, ...], num_classes: int) -> A
 
 def build_loss(part: Part) -> Any:
     loss = call_factory(part)
-    if not callable(loss):
-        _check(part, loss, type(None), "a callable(logits, targets) -> scalar tensor")
+    if not callable(loss) or isinstance(loss, type):
+        component = part.resolved.component
+        made = "a class, not an instance of it" if isinstance(loss, type) else type(loss).__name__
+        raise ZooError(
+            f"The loss factory {component.name!r} of {component.owner} returned {made}, but must return a callable "
+            f"loss(logits, targets) -> 0-dimensional tensor, e.g. torch.nn.CrossEntropyLoss() (see docs/plugins.md). "
+            f"Check that the factory ends with `return`."
+        )
     return loss
 
 
@@ -67,5 +79,16 @@ def build_scheduler(part: Part, optimizer: Any, steps_per_epoch: int, epochs: in
     return _check(part, call_factory(part, optimizer, steps_per_epoch, epochs), LRScheduler, "a torch.optim.lr_scheduler.LRScheduler")
 
 
+REPORTER_METHODS = ("on_run_start", "on_epoch_start", "on_batch_end", "on_step", "on_epoch_end", "on_run_end", "on_prediction", "close")
+
+
 def build_reporter(part: Part) -> Any:
-    return call_factory(part)
+    reporter = call_factory(part)
+    if reporter is None or isinstance(reporter, type) or not any(callable(getattr(reporter, m, None)) for m in REPORTER_METHODS):
+        component = part.resolved.component
+        raise ZooError(
+            f"The reporter factory {component.name!r} of {component.owner} returned "
+            f"{'a class, not an instance of it' if isinstance(reporter, type) else type(reporter).__name__}, but must return an "
+            f"object with zoo.Reporter's methods (subclass zoo.Reporter; see docs/plugins.md)."
+        )
+    return reporter

@@ -36,6 +36,10 @@ class ZooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ZooError as error:
+            if ctx.params.get("show_traceback"):  # zoo --traceback: the plugin's own error, in full
+                from .contract import print_traceback
+
+                print_traceback(error)
             raise UserError(_from_rank(str(error)), error.exit_code) from None
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
             where = f" {error.filename}" if error.filename else ""
@@ -63,7 +67,8 @@ registry_option = click.option(
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.option("--traceback", "show_traceback", is_flag=True, help="On an error that comes from a plugin, also print its full traceback.")
+def cli(show_traceback: bool) -> None:
     """A plugin-based model zoo for PyTorch: the Quickstart's training loop, with every piece swappable.
 
     \b
@@ -106,6 +111,8 @@ def cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
+@click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
+@click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--launched", type=click.Path(path_type=Path), hidden=True, help="(internal) A worker of `zoo run --nproc`: train what RUN_DIR/launch.json holds.")
 @registry_option
 def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, resume: str | None, quiet: bool, dry_run: bool,
@@ -178,13 +185,40 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """The installed plugins: distribution, version, hooks, status and any load error."""
-    entries = plugin_entries(api.catalog())
+@click.option("--check", "check", metavar="NAME", help="Test plugin NAME (entry point or distribution): build each component and train a few steps on tiny data.")
+def plugins(as_json: bool, check: str | None) -> None:
+    """The installed plugins: distribution, version, hooks, status and any load error.
+    Status: loaded, failed (something did not load), conflicting (a name refused or shared),
+    disabled (ZOO_DISABLE_PLUGINS), not-selected (ZOO_LOAD_PLUGINS)."""
+    if check is not None:
+        from .testing import check_plugin
+
+        report = check_plugin(check)
+        click.echo(report.text())
+        if not report.ok:
+            raise ZooError(f"Plugin {check!r} does not keep zoo's plugin contract: {report.failures()} (above; see docs/plugins.md).")
+        return
+    catalog = api.catalog()
+    entries = plugin_entries(catalog)
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
     click.echo(tables.format_plugins(entries))
+    for warning in catalog.warnings:
+        click.echo(f"! {warning}", err=True)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@registry_option
+def show(name: str, as_json: bool, registry_files: tuple[Path, ...]) -> None:
+    """A component's or preset's settings (types, defaults, limits), its plugin and version, the
+    presets built on it and their measured results: zoo show adamw, zoo show mlp-512."""
+    from .show import describe, format_description
+
+    described = describe(api.catalog(registry_files), name)
+    click.echo(json.dumps(described, indent=2, default=str) if as_json else format_description(described))
 
 
 @cli.command()
@@ -252,7 +286,8 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     from .plots import write_confusion
 
     result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify)
-    picture = write_confusion(result.confusion, result.classes, run_dir / "confusion.png")
+    drawn = run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png")  # a stored model's folder stays as saved
+    picture = write_confusion(result.confusion, result.classes, drawn)
     if as_json:
         click.echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))
         return
@@ -333,3 +368,31 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else ~/.local/share/zoo/models).")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("name")
+@store_option
+@click.option("--shipped", is_flag=True, help="Store it among the models zoo ships (zoo/models/, in a checkout; see `make models`).")
+def save(run_dir: Path, name: str, store: Path | None, shipped: bool) -> None:
+    """Store a finished run's weights and card as a trained model called NAME: then `zoo predict NAME`,
+    `zoo eval NAME`, `zoo run --init NAME` and zoo.load(NAME) use it."""
+    saved = api.save(run_dir, name, store=store, shipped=shipped)
+    click.echo(f"Saved {name} in {saved.folder}")
+
+
+@cli.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every card.")
+def models(store: Path | None, as_json: bool) -> None:
+    """The trained models (your store, zoo's shipped ones, plugins'), with their scores."""
+    rows = api.models(store=store)
+    if as_json:
+        click.echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
+                                "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None} for r in rows], indent=2))
+        return
+    click.echo(tables.format_models(rows))
+
+

@@ -151,10 +151,15 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
 def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:
     """A component as config.json recorded it (component name and full params)."""
     try:
-        component = catalog.registry.get(kind, record["component"])
-        values = {**record.get("params", {}), **params}
+        name, values = record["component"], {**record.get("params", {}), **params}
+        plugin = record.get("plugin") or {}
     except (KeyError, TypeError, AttributeError):
         raise ZooError(f"config.json has no valid {section} entry.") from None
+    if (kind, name) in catalog.registry.conflicts and isinstance(plugin, dict) and plugin.get("name"):
+        name = f"{plugin['name']}:{name}"  # two plugins have the name now: take the one that trained this run
+    if not catalog.registry.has(kind, name) and isinstance(plugin, dict):
+        raise missing_component(catalog, kind, name, plugin)
+    component = catalog.registry.get(kind, name)
     try:
         validated = component.params.model_validate(values)
     except ValidationError as error:
@@ -177,3 +182,23 @@ def resolved_from_record(catalog: Catalog, record: dict[str, Any]) -> ResolvedRu
         raise ZooError(f"config.json does not validate: {describe_validation_error('', error)}.") from None
     except (KeyError, TypeError, AttributeError):
         raise ZooError("config.json is not a zoo run configuration.") from None
+
+
+def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, Any]) -> ZooError:
+    """A run's component that no loaded plugin provides now, with where config.json says it came from."""
+    distribution, version = plugin.get("distribution", "?"), plugin.get("version", "?")
+    origin = f"The {kind} {name!r} of this run came from {distribution} {version} (plugin {plugin.get('name')!r})"
+    found = [p for p in catalog.plugins if p.name == plugin.get("name") or p.distribution == distribution]
+    status = found[0].status if found else None
+    if status == "disabled":
+        return ZooError(f"{origin}, which is disabled by ZOO_DISABLE_PLUGINS; take it out of that list to use this run.")
+    if status == "not-selected":
+        return ZooError(f"{origin}, which ZOO_LOAD_PLUGINS does not select; add {found[0].name} to that list (or unset it).")
+    if status == "failed":
+        return ZooError(f"{origin}, which is installed but failed to load: {found[0].errors[0]} (`zoo plugins` shows why).")
+    if distribution == "(in-process)":
+        return ZooError(f"{origin}, loaded in-process by the code that trained it; load that plugin again (extra_plugins=...).")
+    if found:
+        return ZooError(f"{origin}; the installed {found[0].distribution} {found[0].version} no longer provides it. "
+                        f"Install the version that trained it: `zoo install '{distribution}=={version}'`.")
+    return ZooError(f"{origin}, which is not installed (`zoo install {distribution}`).")

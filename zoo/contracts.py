@@ -23,13 +23,15 @@ class DatasetSplits:
 
 @dataclass
 class RunStart:
-    run_dir: Path
-    config: dict[str, Any]
-    device: str
-    classes: list[str]
-    train_size: int
-    test_size: int
-    resumed_from: str | None = None
+    """The run is built and its directory exists; training starts (or resumes)."""
+
+    run_dir: Path  # the run directory: write your files here, never in the current directory
+    config: dict[str, Any]  # every setting, resolved, as config.json holds it
+    device: str  # e.g. "cpu", "cuda:0"
+    classes: list[str]  # class names; index = label
+    train_size: int  # samples in the training split
+    test_size: int  # samples in the test split
+    resumed_from: str | None = None  # the checkpoint a resumed run continues from, else None
     processes: int = 1  # data-parallel processes training together (torchrun)
     restart: int = 0  # how often torchrun has restarted them after a failure
     precision: str = "fp32"  # what the run computes in: "fp32" or "bf16" (config["precision"] may say "auto")
@@ -40,37 +42,43 @@ class RunStart:
 class Step:
     """A logged training step: `seen` samples of `total` so far in this epoch."""
 
-    epoch: int
-    step: int
-    loss: float
-    seen: int
-    total: int
-    global_step: int = 0
+    epoch: int  # 1-based
+    step: int  # 0-based step within the epoch
+    loss: float  # this step's training loss (averaged over the processes)
+    seen: int  # samples of this epoch seen so far, as the Quickstart counts them
+    total: int  # samples in the training split
+    global_step: int = 0  # steps done in the whole run before this one
 
 
 @dataclass
 class EpochEnd:
-    epoch: int
-    train_loss: float
-    test_loss: float
+    """An epoch is trained, tested and checkpointed."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean training loss of the epoch's steps
+    test_loss: float  # mean loss per test sample
     test_accuracy: float  # a fraction, 0..1
-    seconds: float
+    seconds: float  # wall time of the epoch (training and testing)
 
 
 @dataclass
 class RunEnd:
-    run_dir: Path
-    weights: Path
-    epochs: list[EpochEnd] = field(default_factory=list)
-    seconds: float = 0.0
+    """Training is done and the weights are saved."""
+
+    run_dir: Path  # the run directory
+    weights: Path  # the saved weights (model.safetensors)
+    epochs: list[EpochEnd] = field(default_factory=list)  # every epoch's EpochEnd
+    seconds: float = 0.0  # wall time of training
 
 
 @dataclass
 class Prediction:
-    index: int
-    predicted: str
-    actual: str | None
-    probabilities: dict[str, float]
+    """The trained model's answer for one test sample (or picture)."""
+
+    index: int  # the test sample's index
+    predicted: str  # the most probable class
+    actual: str | None  # the true class, where known
+    probabilities: dict[str, float]  # every class's softmax probability, in class order
 
     def lines(self, bar_width: int = 30) -> list[str]:
         """`Predicted: "Ankle boot", Actual: "Ankle boot"`, then each class's softmax probability."""

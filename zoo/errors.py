@@ -48,3 +48,21 @@ def describe_validation_error(where: str, error: ValidationError) -> str:
             message += f" (got {item['input']!r})"
         parts.append(f"{location}: {message}")
     return "; ".join(parts)
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+def strict_plugins(env: object = None) -> bool:
+    """ZOO_STRICT_PLUGINS as a boolean: any plugin error then shows its real traceback instead of a
+    paragraph (for debugging a plugin). 1/true/yes/on turn it on, 0/false/no/off or unset leave it off."""
+    import os
+
+    value = (env if env is not None else os.environ).get("ZOO_STRICT_PLUGINS", "")  # type: ignore[attr-defined]
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ZooError(f"ZOO_STRICT_PLUGINS={value!r} is not a boolean; use 1, true, yes or on (or 0, false, no, off).")

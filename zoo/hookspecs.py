@@ -45,6 +45,12 @@ def register_presets(register):
     """register(path): a TOML file in registry.toml's format that this plugin ships."""
 
 
+@hookspec
+def register_trained_models(register):
+    """register(path): a folder of trained models this plugin ships, one sub-folder per name holding
+    card.json and model.safetensors as `zoo save` writes them (zoo checks each SHA-256 when loading)."""
+
+
 #: Hook name -> the component kind it fills (presets are not components).
 COMPONENT_HOOKS = {
     "register_datasets": "dataset",

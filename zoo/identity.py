@@ -67,6 +67,9 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     record = resolved.to_json()
     for key in WATCH_ONLY:
         record.pop(key, None)
+    if record.get("init") is None:  # runs from before --init keep their identity
+        for key in ("init", "init_sha256", "init_new_head"):
+            record.pop(key, None)
     components = record["components"]
     components.pop("reporters", None)
     for part in components.values():

@@ -11,20 +11,23 @@ from .config import Part, part_from_record
 from .contracts import DatasetSplits, Prediction
 from .errors import ZooError
 from .plugins import Catalog
-from .rundir import WEIGHTS, load_weights, read_config, read_small_file
+from .rundir import load_weights, read_small_file
 
 
 def load_run(catalog: Catalog, run_dir: Path) -> tuple[dict[str, Any], Any]:
-    """The run's config.json and its model with the saved weights, in eval mode."""
+    """The run's config.json (or a stored model's) and its model with the saved weights, in eval mode.
+    `run_dir` may name a trained model (zoo.store): its card and SHA-256 are checked first."""
     from .build import build_model
+    from .store import open_source
 
-    config = read_config(run_dir)
+    source = open_source(run_dir, catalog)
+    config = source.config
     model = build_model(
         part_from_record(catalog, "model", "model", config["components"].get("model")),
         tuple(config.get("input_shape", ())),
         len(config.get("classes", ())),
     )
-    load_weights(model, run_dir / WEIGHTS)
+    load_weights(model, source.weights)
     return config, model.eval()
 
 

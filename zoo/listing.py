@@ -15,7 +15,8 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
 
     Schema: {"components": [{kind, name, help, plugin, distribution, version, status}],
     "presets": [{kind, name, component, params, help, results, all_results, source}],
-    "recipes": [{name, help, settings, source}], "failed_plugins": [{name, distribution, version, errors}]}
+    "recipes": [{name, help, settings, source}], "failed_plugins": [{name, distribution, version, errors}],
+    "conflicting_plugins": [{name, distribution, version, errors}], "warnings": [text]}
 
     A preset's `results` holds, per "<dataset>/<recipe>", the one result to quote here: the newest
     measured on this kind of machine, else the newest; `all_results` holds every one. Each carries
@@ -45,7 +46,12 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
         {"name": p.name, "distribution": p.distribution, "version": p.version, "errors": p.errors}
         for p in catalog.failed_plugins()
     ]
-    return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed}
+    conflicting = [
+        {"name": p.name, "distribution": p.distribution, "version": p.version, "errors": p.errors}
+        for p in catalog.plugins if p.status == "conflicting"
+    ]
+    return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed,
+            "conflicting_plugins": conflicting, "warnings": list(catalog.warnings)}
 
 
 def _component_entries(catalog: Catalog, kind: str) -> list[dict[str, Any]]:
@@ -58,7 +64,8 @@ def _component_entries(catalog: Catalog, kind: str) -> list[dict[str, Any]]:
     ]
     for (conflict_kind, name), owners in catalog.registry.conflicts.items():
         if conflict_kind == kind:
-            entries.append({"kind": kind, "name": name, "help": "registered by " + " and ".join(str(o) for o in owners),
+            entries.append({"kind": kind, "name": name, "help": "registered by " + " and ".join(str(o) for o in owners)
+                            + "; use " + " or ".join(f"{o.plugin}:{name}" for o in owners),
                             "plugin": ", ".join(o.plugin for o in owners), "distribution": ", ".join(o.distribution for o in owners),
                             "version": ", ".join(o.version for o in owners), "status": "conflict"})
     return entries
@@ -79,7 +86,7 @@ def _results(results: dict[str, list[Result]], here: list[Machine]) -> dict[str,
 
 
 def plugin_entries(catalog: Catalog) -> list[dict[str, Any]]:
-    """Schema: [{name, distribution, version, builtin, status, hooks, components, errors}]."""
+    """Schema: [{name, distribution, version, builtin, status, hooks, components, errors, warnings}]."""
     return [asdict(info) for info in catalog.plugins]
 
 

@@ -16,9 +16,9 @@ import pluggy
 from pydantic import BaseModel
 
 from . import hookspecs
-from .errors import ZooError, unknown_name
+from .errors import ZooError, closest, strict_plugins, unknown_name
 from .presets import Preset, Presets, display
-from .registry import KINDS, Component, NoParams, Owner, Registry
+from .registry import KINDS, Component, NameTaken, NoParams, Owner, Registry
 
 GROUP = "zoo"
 OWN_DISTRIBUTION = "zoo"
@@ -32,18 +32,27 @@ class PluginInfo:
     distribution: str
     version: str
     builtin: bool
-    status: str = "loaded"  # loaded | failed | disabled | not-selected
+    status: str = "loaded"  # loaded | failed | conflicting | disabled | not-selected
     hooks: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def owner(self) -> Owner:
         return Owner(self.name, self.distribution, self.version)
 
     def fail(self, message: str) -> None:
+        """Something of this plugin did not load (an import, a hook, a malformed register call)."""
         self.status = "failed"
         self.errors.append(message)
+
+    def conflict(self, message: str) -> None:
+        """It loaded, but a name of it is refused or shared with another plugin."""
+        if self.status == "loaded":
+            self.status = "conflicting"
+        if message not in self.errors:
+            self.errors.append(message)
 
 
 @dataclass(frozen=True)
@@ -63,12 +72,15 @@ class Catalog:
     registry: Registry
     presets: Presets
     plugins: list[PluginInfo]
+    trained_models: list[tuple[str, Path]] = field(default_factory=list)
+    """(plugin name, folder of trained models) from register_trained_models (zoo.store reads them)."""
+    warnings: list[str] = field(default_factory=list)
+    """ZOO_LOAD_PLUGINS/ZOO_DISABLE_PLUGINS names that match no plugin."""
 
     def resolve(self, kind: str, name: str) -> Resolved:
         """An exact component name, else a preset (exact, then a pattern such as mlp-{width})."""
         preset = self.presets.find(kind, name)
-        in_registry = name in self.registry.components[kind] or (kind, name) in self.registry.conflicts
-        if in_registry:
+        if self.registry.has(kind, name):
             if preset and preset[0] == name:
                 source = self.presets.presets[kind][name].source
                 raise ZooError(
@@ -84,7 +96,7 @@ class Catalog:
                 error.args = (f"{error.args[0]} Note: plugin(s) {', '.join(broken)} failed to load; `zoo plugins` shows why.",)
             raise error
         preset_name, value = preset
-        if value.component not in self.registry.components[kind] and (kind, value.component) not in self.registry.conflicts:
+        if not self.registry.has(kind, value.component):
             source = self.presets.presets[kind][preset_name].source
             raise ZooError(
                 f"{kind.capitalize()} preset {preset_name!r} (in {source}) builds {kind} {value.component!r}, "
@@ -120,9 +132,11 @@ def load_catalog(
     """Load every allowed plugin and registry file. One broken plugin is recorded, not raised,
     unless ZOO_STRICT_PLUGINS=1."""
     env = os.environ if env is None else env
-    strict = env.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
+    strict = strict_plugins(env)
     allowed = _names(env.get("ZOO_LOAD_PLUGINS"))
     disabled = _names(env.get("ZOO_DISABLE_PLUGINS")) or set()
+    extra_plugins = list(extra_plugins)
+    in_process = {name for name, _ in extra_plugins} | {getattr(plugin, "__name__", None) for _, plugin in extra_plugins}
 
     manager = pluggy.PluginManager(GROUP)
     manager.add_hookspecs(hookspecs)
@@ -139,26 +153,72 @@ def load_catalog(
                 raise
             info.fail(f"import failed: {type(error).__name__}: {error}")
             return
-        info.hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+        info.hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [] if caller.name in KNOWN_HOOKS)
+        info.warnings += unknown_hooks(plugin, manager)
         loaded.append((info, plugin))
 
+    replaced: dict[str, PluginInfo] = {}
     for ep in _sorted_entry_points():
         dist = ep.dist
         distribution = dist.metadata["Name"] if dist else "(unknown)"
         version = dist.version if dist else "?"
         info = PluginInfo(ep.name, distribution, version, _normalize(distribution) == OWN_DISTRIBUTION)
-        if ep.name in disabled or _normalize(distribution) in {_normalize(d) for d in disabled}:
+        if ep.name in in_process or ep.module in in_process:  # the in-process copy stands in for the installed one
+            replaced[ep.name] = replaced.get(ep.module, info)
+            replaced[ep.module] = info
+        elif _selected_by(ep.name, distribution, disabled):
             info.status = "disabled"
             infos.append(info)
-        elif not info.builtin and allowed is not None and ep.name not in allowed:
+        elif not info.builtin and allowed is not None and not _selected_by(ep.name, distribution, allowed):
             info.status = "not-selected"
             infos.append(info)
         else:
             attach(info, ep.load)
     for name, plugin in extra_plugins:
-        attach(PluginInfo(name, "(in-process)", "-", builtin=False), lambda plugin=plugin: plugin)
+        installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
+        info = PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
+        attach(info, lambda plugin=plugin: plugin)
+    warnings = _unmatched(env, {"ZOO_LOAD_PLUGINS": allowed or set(), "ZOO_DISABLE_PLUGINS": disabled}, infos)
 
-    return _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
+    catalog = _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
+    catalog.warnings += warnings
+    return catalog
+
+
+def _selected_by(name: str, distribution: str, names: set[str]) -> bool:
+    """An entry point is named by its entry-point name or its distribution's (any spelling)."""
+    return name in names or _normalize(distribution) in {_normalize(n) for n in names}
+
+
+def _unmatched(env: Mapping[str, str], lists: dict[str, set[str]], infos: list[PluginInfo]) -> list[str]:
+    """A name in ZOO_LOAD_PLUGINS/ZOO_DISABLE_PLUGINS that names no plugin is most likely a typo: say so."""
+    known = {i.name for i in infos} | {i.distribution for i in infos}
+    warnings = []
+    for variable, names in lists.items():
+        for name in sorted(names):
+            if not any(_selected_by(i.name, i.distribution, {name}) for i in infos):
+                hint = closest(name, known)
+                warnings.append(f"{variable} names {name!r}, which is no installed plugin (entry point or distribution)"
+                                + (f"; did you mean {hint}?" if hint else "; `zoo plugins` lists them."))
+    return warnings
+
+
+KNOWN_HOOKS = {name for name in dir(hookspecs) if name.startswith("register_")}
+
+
+def unknown_hooks(plugin: object, manager: pluggy.PluginManager) -> list[str]:
+    """register_* attributes that are no zoo hook (a typo such as register_model is otherwise ignored
+    in silence): pluggy's pending hooks, and unmarked functions named like hooks."""
+    names = {caller.name for caller in manager.get_hookcallers(plugin) or [] if not caller.has_spec()}
+    names |= {name for name in dir(plugin) if name.startswith("register_") and callable(getattr(plugin, name, None))}
+    warnings = []
+    for name in sorted(names - KNOWN_HOOKS):
+        hint = closest(name, KNOWN_HOOKS)
+        warnings.append(f"{name} is not a zoo hook and is ignored" + (f"; did you mean {hint}?" if hint else f"; the hooks are {', '.join(sorted(KNOWN_HOOKS))}."))
+    for name in sorted(names & KNOWN_HOOKS):
+        if not any(c.name == name for c in manager.get_hookcallers(plugin) or []):
+            warnings.append(f"{name} is not marked @zoo.hookimpl and is ignored; decorate it with @zoo.hookimpl.")
+    return warnings
 
 
 def _catalog(manager: pluggy.PluginManager, infos: list[PluginInfo], loaded: list[tuple[PluginInfo, object]], strict: bool,
@@ -167,17 +227,46 @@ def _catalog(manager: pluggy.PluginManager, infos: list[PluginInfo], loaded: lis
     registry = Registry()
     presets = Presets()
     presets.load_file(shipped_registry())
+    trained: list[tuple[str, Path]] = []
     for info, plugin in loaded:
         _register_components(manager, plugin, info, registry, strict)
         _register_presets(manager, plugin, info, presets, strict)
+        _register_trained_models(manager, plugin, info, trained, strict)
     for (kind, name), owners in registry.conflicts.items():
         message = str(registry.conflict_error(kind, name))
         for info in infos:
             if info.owner in owners:
-                info.fail(message)
+                info.conflict(message)
     for path in registry_files:
         presets.load_file(path)
-    return Catalog(registry, presets, infos)
+    _preset_clashes(registry, presets, infos, strict)
+    return Catalog(registry, presets, infos, trained)
+
+
+def _preset_clashes(registry: Registry, presets: Presets, infos: list[PluginInfo], strict: bool) -> None:
+    """A plugin's component named like a preset: zoo's presets win (the component is refused);
+    otherwise the name is ambiguous and both owners are told, at load rather than at the first run."""
+    shipped = str(shipped_registry())
+    by_owner = {info.owner: info for info in infos}
+    for kind in KINDS:
+        for component in [c for c in registry.qualified[kind].values() if not c.owner.builtin]:
+            found = presets.find(kind, component.name)
+            if found is None:
+                continue
+            source = presets.presets[kind][found[0]].source
+            if source == shipped:
+                message = (f"{component.owner} registers the {kind} {component.name!r}, which is zoo's own preset "
+                           f"{display(found[0])!r} (in {source}); zoo keeps its preset and refuses the component. Rename it in that plugin.")
+                if strict:
+                    raise NameTaken(message)
+                registry.remove(component)
+            elif found[0] == component.name:
+                message = (f"The {kind} {component.name!r} of {component.owner} is also a preset in {source}; "
+                           f"using the name is an error until one of them is renamed.")
+            else:
+                continue
+            if component.owner in by_owner:
+                by_owner[component.owner].conflict(message)
 
 
 def _sorted_entry_points() -> list[EntryPoint]:
@@ -208,11 +297,15 @@ def _register_components(
                 component = Component(kind, name, factory, params, description, info.owner)
                 try:
                     registry.add(component)
+                except NameTaken as error:
+                    if strict:
+                        raise
+                    info.conflict(str(error))
+                    return
                 except ZooError as error:
                     if strict:
                         raise
-                    if (kind, name) not in registry.conflicts:  # conflicts are reported for every owner below
-                        info.fail(str(error))
+                    info.fail(str(error))
                     return
                 info.components.append(f"{kind}:{name}")
 
@@ -234,6 +327,23 @@ def _register_presets(
             if strict:
                 raise
             info.fail(f"register_presets failed: {error}")
+
+
+def _register_trained_models(
+    manager: pluggy.PluginManager, plugin: object, info: PluginInfo, trained: list[tuple[str, Path]], strict: bool
+) -> None:
+    def register(path: str | Path) -> None:
+        if not Path(path).is_dir():
+            raise ZooError(f"{path} is not a folder of trained models")
+        trained.append((info.name, Path(path)))
+
+    for function in _impls(manager, plugin, "register_trained_models"):
+        try:
+            function(register=register)
+        except Exception as error:
+            if strict:
+                raise
+            info.fail(f"register_trained_models failed: {error}")
 
 
 __all__ = ["Catalog", "PluginInfo", "Resolved", "load_catalog", "KINDS", "Preset"]

@@ -58,6 +58,8 @@ class Result(BaseModel):
     """The CPU or GPU model that trained; empty in results older than this field."""
     device: Literal["cpu", "cuda", "mps"] = "cpu"
     cores: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, gt=0)
+    """torch threads per process; fewer than `cores` keeps timings steady on a machine shared with other work."""
     native_bf16: bool | None = None
     """Whether the CPU computes bfloat16 natively (one CPU name can cover both kinds)."""
 
@@ -65,12 +67,14 @@ class Result(BaseModel):
         return Machine(self.machine, self.device, self.cores, self.native_bf16 if self.device == "cpu" else None)
 
     def where(self) -> str:
-        """"AMD EPYC, 2 cores, no native bf16" or "NVIDIA H100 80GB HBM3"; "" when unknown."""
+        """"AMD EPYC, 2 cores, 1 thread, no native bf16" or "NVIDIA H100 80GB HBM3"; "" when unknown."""
         if not self.machine:
             return ""
         parts = [self.machine]
         if self.cores:
             parts.append(f"{self.cores} cores")
+        if self.threads:
+            parts.append(f"{self.threads} thread{'s' * (self.threads > 1)}")
         if self.native_bf16 is not None and self.device == "cpu":
             parts.append("native bf16" if self.native_bf16 else "no native bf16")
         return ", ".join(parts)

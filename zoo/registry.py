@@ -35,6 +35,11 @@ class Owner:
     def __str__(self) -> str:
         return f"plugin {self.plugin!r} ({self.distribution} {self.version})"
 
+    @property
+    def builtin(self) -> bool:
+        """zoo's own plugins: their names and presets belong to zoo."""
+        return re.sub(r"[-_.]+", "-", self.distribution).lower() == "zoo"
+
 
 @dataclass(frozen=True)
 class Component:
@@ -46,46 +51,76 @@ class Component:
     owner: Owner
 
 
+class NameTaken(ZooError):
+    """A third-party plugin tried to register a name that belongs to zoo; zoo keeps its own."""
+
+
 @dataclass
 class Registry:
-    """Components by kind and name. A name claimed twice is kept out and reported,
-    so that neither plugin silently wins."""
+    """Components by kind and name. zoo's own names cannot be taken by another plugin (refused,
+    the built-in keeps working); a name two third-party plugins claim is usable by neither bare
+    name, but by each qualified name (`extras:adamw`), so installing a plugin never breaks a name
+    that worked."""
 
     components: dict[str, dict[str, Component]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
     conflicts: dict[tuple[str, str], list[Owner]] = field(default_factory=dict)
+    qualified: dict[str, dict[str, Component]] = field(default_factory=lambda: {kind: {} for kind in KINDS})
 
     def add(self, component: Component) -> None:
+        """Record `component`; raises NameTaken if zoo owns its name."""
         if component.kind not in KINDS:
             raise ZooError(f"Unknown component kind {component.kind!r}; kinds are {', '.join(KINDS)}.")
         _check_definition(component)
         table = self.components[component.kind]
         key = (component.kind, component.name)
+        first = table.get(component.name)
+        if first is not None and first.owner.builtin and not component.owner.builtin:
+            raise NameTaken(
+                f"{component.owner} registers the {component.kind} {component.name!r}, a name of zoo's own ({first.owner}); "
+                f"zoo keeps its own and refuses this one. Rename it in that plugin (e.g. {component.owner.plugin}-{component.name})."
+            )
+        self.qualified[component.kind][f"{component.owner.plugin}:{component.name}"] = component
         if key in self.conflicts:
             self.conflicts[key].append(component.owner)
-            raise self.conflict_error(component.kind, component.name)
-        if component.name in table:
-            first = table.pop(component.name)
+        elif first is not None:
+            table.pop(component.name)
             self.conflicts[key] = [first.owner, component.owner]
-            raise self.conflict_error(component.kind, component.name)
-        table[component.name] = component
+        else:
+            table[component.name] = component
+
+    def remove(self, component: Component) -> None:
+        """Take a refused component out again (e.g. its name is one of zoo's presets)."""
+        self.components[component.kind].pop(component.name, None)
+        self.qualified[component.kind].pop(f"{component.owner.plugin}:{component.name}", None)
 
     def conflict_error(self, kind: str, name: str) -> ZooError:
         owners = self.conflicts[(kind, name)]
         listed = " and ".join(str(owner) for owner in owners)
+        choices = " or ".join(f"{owner.plugin}:{name}" for owner in owners)
         return ZooError(
-            f"The {kind} name {name!r} is registered by both {listed}; zoo will use neither. "
-            f"Uninstall one of them, or skip one with ZOO_DISABLE_PLUGINS={owners[-1].plugin}."
+            f"The {kind} name {name!r} is registered by both {listed}, so the bare name is ambiguous. "
+            f"Choose one by its qualified name: {choices} (e.g. --{kind} {owners[0].plugin}:{name})."
         )
 
     def get(self, kind: str, name: str) -> Component:
+        """A component by name, or by qualified name `plugin:name`."""
+        if ":" in name:
+            try:
+                return self.qualified[kind][name]
+            except KeyError:
+                raise unknown_name(kind, name, self.qualified[kind]) from None
         if (kind, name) in self.conflicts:
             raise self.conflict_error(kind, name)
         try:
             return self.components[kind][name]
         except KeyError:
             raise unknown_name(kind, name, self.components[kind]) from None
+
+    def has(self, kind: str, name: str) -> bool:
+        """Whether `name` is a component's name (bare, ambiguous, or qualified)."""
+        return name in self.components[kind] or (kind, name) in self.conflicts or name in self.qualified[kind]
 
     def names(self, kind: str) -> list[str]:
         return natural_sorted(self.components[kind])

@@ -21,12 +21,14 @@ from . import __version__, checkpoint
 from .build import build_dataset, build_loss, build_model, build_optimizer, build_reporter, build_scheduler
 from .collectives import device_index, gather, global_mean, joined, lost_peer, main_first, wrap
 from .config import ResolvedRun
+from .contract import check_one_batch, training_failure
 from .contracts import DatasetSplits, EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
 from .device import deterministic_mode, seed_everything, select_device
 from .errors import ZooError
 from .events import Events
 from .identity import config_hash
+from .finetune import start_from
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
 from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
@@ -130,7 +132,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     events, failing = Events(), True
     try:
         with joined(world, device), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
-            trainer = build(resolved, world, device, events)
+            trainer = build(resolved, world, device, events, resuming=resume_dir is not None)
             state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)
             result = _fit_and_finish(trainer, state, resumed)
         failing = False
@@ -139,9 +141,10 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         events.close(failing)
 
 
-def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events) -> Trainer:
+def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events, resuming: bool = False) -> Trainer:
     """Every component, built and checked before anything is written; reporters join `events` as
-    they are built, so a later failure still closes them."""
+    they are built, so a later failure still closes them. `resuming`: the checkpoint brings the
+    weights, so --init's source is not read again."""
     config = resolved.config
     seed_everything(config.seed)
     with main_first(world):  # one download, not one per rank
@@ -151,18 +154,21 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     check_shards(config.batch_size, world.size, len(data.train))
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
     trained = wrap(model, world, device)
+    start_from(model, config, resuming, report=world.main)  # --init: trained weights (zoo.finetune)
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
     if world.main:
         for part in resolved.reporters:
-            events.add(part.resolved.name, build_reporter(part))
+            events.add(part.resolved.name, build_reporter(part), owner=part.resolved.component.owner)
     shard = (world.rank, world.size)
     order, augment = torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1)
     train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, order=order, augment=augment, shard=shard)
     test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard)
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
     precision = resolve_precision(config.precision, device)
-    return Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)
+    trainer = Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)
+    check_one_batch(trainer)  # the plugin contract, before anything is written (zoo.contract)
+    return trainer
 
 
 def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunResult:
@@ -219,8 +225,11 @@ def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
     except RuntimeError as error:
         if lost_peer(error):
             raise  # PeerLost, in collectives.joined
-        raise ZooError(f"Training failed at epoch {state.epoch} ({t.config.model} on {t.config.dataset}): "
-                       f"{type(error).__name__}: {' '.join(str(error).split())}") from error
+        raise training_failure(error, t.resolved, state.epoch, state.batch)
+    except ZooError:
+        raise
+    except Exception as error:  # from plugin code: one paragraph naming the plugin (zoo.contract)
+        raise training_failure(error, t.resolved, state.epoch, state.batch)
 
 
 def _non_finite(error: NonFiniteLoss, state: TrainState, t: Trainer) -> NonFiniteLoss:

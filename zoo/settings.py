@@ -34,4 +34,10 @@ class RunConfig(BaseModel):
     checkpoint_every: PositiveInt | None = None
     keep_checkpoints: PositiveInt = 2
     deterministic: bool = False
+    init: str | None = None
+    """A trained model's name or a finished run directory to start from (zoo run --init; zoo.finetune)."""
+    init_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """The SHA-256 of init's weights, pinned when the run is resolved."""
+    init_new_head: bool = False
+    """With init: the final layer may differ (another number of classes) and starts fresh."""
     params: dict[str, dict[str, Any]] = {}

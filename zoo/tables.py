@@ -46,7 +46,7 @@ def _rows(entries: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
     """Per kind: (name, where it comes from, description)."""
     rows: dict[str, list[tuple[str, str, str]]] = {}
     for c in entries["components"]:
-        flag = {"conflict": "  [CONFLICT: unusable]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
+        flag = {"conflict": "  [CONFLICT: use a qualified name]", "plugin-has-errors": "  [plugin has errors]"}.get(c["status"], "")
         rows.setdefault(c["kind"], []).append((c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})", c["help"] + flag))
     for p in entries["presets"]:
         text = p["help"] + _measured(p["all_results"])
@@ -75,6 +75,8 @@ def print_rich_list(entries: dict[str, Any]) -> None:
         console.print(table)
     for failed in entries["failed_plugins"]:
         console.print(f"[red]! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors:[/] {failed['errors'][0]} (see `zoo plugins`)")
+    for line in _conflict_lines(entries):
+        console.print(line, markup=False, highlight=False)
 
 
 def format_list(entries: dict[str, Any]) -> str:
@@ -101,7 +103,15 @@ def format_list(entries: dict[str, Any]) -> str:
         lines.append("Nothing matches.")
     for failed in entries["failed_plugins"]:
         lines.append(f"! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors: {failed['errors'][0]} (see `zoo plugins`)")
+    lines += _conflict_lines(entries)
     return "\n".join(lines).rstrip()
+
+
+def _conflict_lines(entries: dict[str, Any]) -> list[str]:
+    """Names refused or shared at load, and ZOO_*_PLUGINS names that match nothing."""
+    lines = [f"! plugin {c['name']} ({c['distribution']} {c['version']}) conflicts: {error}"
+             for c in entries.get("conflicting_plugins", []) for error in c["errors"]]
+    return lines + [f"! {warning}" for warning in entries.get("warnings", [])]
 
 
 def _aligned(table: list[tuple[str, ...]]) -> list[str]:
@@ -116,7 +126,8 @@ def format_plugins(entries: list[dict[str, Any]]) -> str:
     lines = _aligned([header, *rows])
     out = [lines[0]]
     for line, entry in zip(lines[1:], entries):
-        out += [line, *(f"    error: {error}" for error in entry["errors"])]
+        label = "conflict" if entry["status"] == "conflicting" else "error"
+        out += [line, *(f"    {label}: {error}" for error in entry["errors"]), *(f"    warning: {w}" for w in entry.get("warnings", []))]
     return "\n".join(out)
 
 
@@ -143,3 +154,21 @@ def format_runs(summaries: list[Any]) -> str:
         for s in summaries
     ]
     return "\n".join([*_aligned([header, *rows]), *(f"! {s.path.name} is damaged: {s.problem}." for s in summaries if s.problem)])
+
+
+def format_models(rows: list[Any]) -> str:
+    """`zoo models`: name, model, dataset, recipe, accuracy, parameters, size, where (zoo.store.Listed rows)."""
+    if not rows:
+        return "No trained models yet: `zoo save RUN NAME` stores a finished run under a name."
+    table = [("name", "model", "dataset", "recipe", "accuracy", "params", "size", "from")]
+    for row in rows:
+        card, origin = row.card, row.stored.origin
+        if card is None:
+            table.append((row.stored.name, "damaged", "", "", "", "", "", origin))
+            continue
+        accuracy = f"{card.metrics.accuracy:.2%}" if card.metrics.accuracy is not None else "-"
+        table.append((card.name, card.model, card.dataset, card.recipe, accuracy, f"{card.parameters:,}", (f"{card.size / 2**20:.1f} MB" if card.size >= 2**20 else f"{card.size / 2**10:.0f} KB"), origin))
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
+    lines = ["  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths)).rstrip() for line in table]
+    problems = [f"! {row.problem}" for row in rows if row.problem]
+    return "\n".join(lines + problems)

@@ -46,7 +46,7 @@ def test_list_filters_by_kind_and_wildcard() -> None:
 
 def test_list_json_schema() -> None:
     data = json.loads(invoke("list", "--json").output)
-    assert set(data) == {"components", "presets", "recipes", "failed_plugins"}
+    assert set(data) == {"components", "presets", "recipes", "failed_plugins", "conflicting_plugins", "warnings"}
     mlp = next(c for c in data["components"] if c["name"] == "mlp")
     assert mlp == {"kind": "model", "name": "mlp", "help": "Flatten + Linear-ReLU layers of the given hidden widths", "plugin": "builtin-models", "distribution": "zoo", "version": __version__, "status": "ok"}
     assert next(p for p in data["presets"] if p["name"] == "mlp-512")["params"] == {"hidden": [512, 512]}
@@ -86,7 +86,7 @@ def test_dry_run_prints_the_resolved_config() -> None:
 def test_help_and_list_do_not_import_torch() -> None:
     code = (
         "import sys; from zoo.cli import cli\n"
-        "for args in (['--help'], ['list'], ['plugins']):\n"
+        "for args in (['--help'], ['list'], ['plugins'], ['show', 'mlp-512'], ['show', 'mnist']):\n"
         "    try: cli(args, standalone_mode=False)\n"
         "    except SystemExit: pass\n"
         "heavy = [m for m in ('torch', 'torchvision') if m in sys.modules]\n"

@@ -85,20 +85,67 @@ def test_disable_list_skips_plugins_before_importing_them(plugin_site: Path, mon
     assert marker.exists()  # the marker works: without the deny list the module is imported
 
 
-def test_a_duplicate_name_is_reported_for_both_owners_and_used_by_neither() -> None:
+def test_a_builtin_name_is_refused_to_a_third_party_plugin_and_the_builtin_keeps_working() -> None:
     catalog = load_catalog(env={}, extra_plugins=[("dup", DuplicateMLP())])
     plugins = {p.name: p for p in catalog.plugins}
-    for name in ("dup", "builtin-models"):
-        assert plugins[name].status == "failed"
-        assert "registered by both" in plugins[name].errors[0]
-    assert catalog.registry.get("model", "other")  # the plugin's other names still work
-    with pytest.raises(ZooError, match=r"plugin 'builtin-models' \(zoo .*\) and plugin 'dup'"):
-        catalog.resolve("model", "mlp")
+    assert plugins["builtin-models"].status == "loaded" and not plugins["builtin-models"].errors
+    assert plugins["dup"].status == "conflicting"
+    assert "registers the model 'mlp', a name of zoo's own" in plugins["dup"].errors[0] and "Rename it" in plugins["dup"].errors[0]
+    assert catalog.resolve("model", "mlp").component.owner.plugin == "builtin-models"
+    assert catalog.registry.get("model", "other").owner.plugin == "dup"  # the plugin's other names still work
+    assert "dup:mlp" not in catalog.registry.qualified["model"]
 
 
-def test_a_duplicate_name_in_strict_mode_raises() -> None:
-    with pytest.raises(ZooError, match="registered by both"):
+def test_a_builtin_name_taken_in_strict_mode_raises() -> None:
+    with pytest.raises(ZooError, match="a name of zoo's own"):
         load_catalog(env={"ZOO_STRICT_PLUGINS": "1"}, extra_plugins=[("dup", DuplicateMLP())])
+
+
+class ExtrasAdamW:
+    @zoo.hookimpl
+    def register_optimizers(self, register):
+        register("adamw", lambda params, parameters: "extras")
+
+
+class MoreAdamW:
+    @zoo.hookimpl
+    def register_optimizers(self, register):
+        register("adamw", lambda params, parameters: "more")
+
+
+def test_two_third_party_plugins_with_one_name_stay_usable_by_qualified_name() -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("extras", ExtrasAdamW()), ("more", MoreAdamW())])
+    plugins = {p.name: p for p in catalog.plugins}
+    assert plugins["extras"].status == plugins["more"].status == "conflicting"
+    assert catalog.resolve("optimizer", "extras:adamw").component.factory(None, None) == "extras"
+    assert catalog.resolve("optimizer", "more:adamw").component.factory(None, None) == "more"
+    with pytest.raises(ZooError, match=r"registered by both plugin 'extras' .* and plugin 'more' .*extras:adamw or more:adamw"):
+        catalog.resolve("optimizer", "adamw")
+    assert catalog.resolve("optimizer", "sgd")  # nothing that worked before broke
+
+
+class PresetNamed:
+    @zoo.hookimpl
+    def register_models(self, register):
+        register("mlp-512", lambda params, shape, n: None)
+        register("mlp-77", lambda params, shape, n: None)
+
+
+def test_a_component_named_like_a_zoo_preset_is_refused_at_load() -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("clash", PresetNamed())])
+    clash = next(p for p in catalog.plugins if p.name == "clash")
+    assert clash.status == "conflicting" and "zoo's own preset 'mlp-512'" in clash.errors[0]
+    assert "zoo's own preset 'mlp-<width>'" in clash.errors[1]  # a pattern preset is zoo's too
+    resolved = catalog.resolve("model", "mlp-512")
+    assert resolved.component.owner.plugin == "builtin-models" and resolved.preset == "mlp-512"
+
+
+def test_a_component_named_like_a_third_party_preset_is_flagged_at_load(tmp_path: Path) -> None:
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[optimizers.adamw]\ncomponent = "sgd"\nparams = { lr = 0.1 }\n')
+    catalog = load_catalog(env={}, registry_files=[registry], extra_plugins=[("extras", ExtrasAdamW())])
+    extras = next(p for p in catalog.plugins if p.name == "extras")
+    assert extras.status == "conflicting" and f"also a preset in {registry}" in extras.errors[0]
 
 
 def test_a_plugin_whose_hook_raises_is_recorded() -> None:
@@ -113,3 +160,104 @@ def test_installed_plugin_ships_presets(plugin_site: Path, monkeypatch: pytest.M
     catalog = load_catalog(env={"ZOO_LOAD_PLUGINS": "demo"})
     resolved = catalog.resolve("optimizer", "adam-fast")
     assert resolved.component.owner.distribution == "zoo-demo-plugin" and resolved.params == {"lr": 0.01}
+
+
+class MisspelledHook:
+    @zoo.hookimpl
+    def register_model(self, register):
+        register("never", lambda params, shape, n: None)
+
+    def register_losses(self, register):  # no @zoo.hookimpl
+        register("never", lambda params: None)
+
+
+def test_a_misspelled_or_unmarked_hook_is_flagged_with_a_suggestion() -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("typo", MisspelledHook())])
+    typo = next(p for p in catalog.plugins if p.name == "typo")
+    assert typo.hooks == []
+    assert "register_model is not a zoo hook and is ignored; did you mean register_models?" in typo.warnings
+    assert "register_losses is not marked @zoo.hookimpl and is ignored; decorate it with @zoo.hookimpl." in typo.warnings
+
+
+@pytest.mark.parametrize("value,strict", [("false", False), ("0", False), ("no", False), ("off", False), ("", False),
+                                          ("1", True), ("true", True), ("YES", True), ("on", True)])
+def test_strict_mode_parses_booleans(value: str, strict: bool) -> None:
+    from zoo.errors import strict_plugins
+
+    assert strict_plugins({"ZOO_STRICT_PLUGINS": value}) is strict
+    with pytest.raises(ZooError, match="is not a boolean"):
+        strict_plugins({"ZOO_STRICT_PLUGINS": "maybe"})
+
+
+def test_load_and_disable_lists_take_distribution_names_and_warn_on_typos(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(plugin_site))
+    status = {p.name: p.status for p in load_catalog(env={"ZOO_LOAD_PLUGINS": "zoo_demo_plugin"}).plugins}
+    assert status["demo"] == "loaded" and status["broken"] == "not-selected"
+    catalog = load_catalog(env={"ZOO_DISABLE_PLUGINS": "Zoo-Demo-Plugin,demoo", "ZOO_LOAD_PLUGINS": "demo,brokn"})
+    assert {p.name: p.status for p in catalog.plugins}["demo"] == "disabled"
+    assert any("ZOO_DISABLE_PLUGINS names 'demoo'" in w and "did you mean demo?" in w for w in catalog.warnings)
+    assert any("ZOO_LOAD_PLUGINS names 'brokn'" in w and "did you mean broken?" in w for w in catalog.warnings)
+
+
+def test_an_in_process_copy_stands_in_for_the_installed_plugin(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin's own tests (or `zoo plugins --check`) load it in-process while it is also installed."""
+    monkeypatch.syspath_prepend(str(plugin_site))
+    import zoo_demo
+
+    catalog = load_catalog(env={"ZOO_LOAD_PLUGINS": "demo"}, extra_plugins=[("demo", zoo_demo)])
+    demo = [p for p in catalog.plugins if p.name == "demo"]
+    assert len(demo) == 1 and demo[0].status == "loaded" and demo[0].distribution == "zoo-demo-plugin"
+    assert catalog.resolve("model", "linear").component.owner.version == "1.2.3"
+
+
+def _record(plugin: dict[str, str]) -> dict:
+    return {"component": "linear", "name": "linear", "params": {}, "plugin": plugin}
+
+
+def test_a_missing_component_says_where_it_came_from(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.config import part_from_record
+
+    monkeypatch.syspath_prepend(str(plugin_site))
+    demo = {"name": "demo", "distribution": "zoo-demo-plugin", "version": "1.2.3"}
+    disabled = load_catalog(env={"ZOO_DISABLE_PLUGINS": "demo"})
+    with pytest.raises(ZooError, match=r"The model 'linear' of this run came from zoo-demo-plugin 1\.2\.3 \(plugin 'demo'\), which is disabled by ZOO_DISABLE_PLUGINS"):
+        part_from_record(disabled, "model", "model", _record(demo))
+    with pytest.raises(ZooError, match="which ZOO_LOAD_PLUGINS does not select; add demo"):
+        part_from_record(load_catalog(env={"ZOO_LOAD_PLUGINS": ""}), "model", "model", _record(demo))
+    extras = {"name": "extras", "distribution": "zoo-extras", "version": "0.1.0"}
+    with pytest.raises(ZooError, match=r"came from zoo-extras 0\.1\.0 \(plugin 'extras'\), which is not installed \(`zoo install zoo-extras`\)"):
+        part_from_record(disabled, "model", "model", {**_record(extras), "component": "lenet"})
+    assert part_from_record(load_catalog(env={}), "model", "model", _record(demo)).resolved.component.owner.plugin == "demo"
+
+
+def test_a_run_of_a_now_ambiguous_name_takes_the_plugin_that_trained_it() -> None:
+    from zoo.config import part_from_record
+
+    catalog = load_catalog(env={}, extra_plugins=[("extras", ExtrasAdamW()), ("more", MoreAdamW())])
+    record = {"component": "adamw", "params": {}, "plugin": {"name": "more", "distribution": "(in-process)", "version": "-"}}
+    assert part_from_record(catalog, "optimizer", "optimizer", record).resolved.component.factory(None, None) == "more"
+
+
+def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_results() -> None:
+    from zoo.show import describe, format_description
+
+    [entry] = describe(load_catalog(env={}), "mlp-512")
+    assert (entry["kind"], entry["component"], entry["preset"], entry["plugin"], entry["distribution"]) == ("model", "mlp", "mlp-512", "builtin-models", "zoo")
+    hidden = next(s for s in entry["settings"] if s["name"] == "hidden")
+    assert hidden["type"] == "list[int > 0]" and hidden["default"] == [512, 512] and hidden["help"]
+    dropout = next(s for s in entry["settings"] if s["name"] == "dropout")
+    assert dropout["limits"] == [">= 0.0", "< 1.0"]
+    assert any(p["name"] == "mlp-<width>" for p in entry["presets"])
+    assert any(p["results"] for p in entry["presets"] if p["name"] == "mlp-512")  # measured results
+    text = format_description(describe(load_catalog(env={}), "sgd"))
+    assert "lr            float = 0.001  (> 0)" in text and "from plugin builtin-optimizers (zoo" in text
+    with pytest.raises(ZooError, match="Did you mean sgd"):
+        describe(load_catalog(env={}), "sgdd")
+
+
+def test_the_dataset_helpers_are_public() -> None:
+    import zoo.datasets
+    from zoo_plugins import datasets, idx
+
+    assert zoo.datasets.read_idx is idx.read_idx and zoo.datasets.load is datasets.load and zoo.datasets.locate is datasets.locate
+    assert set(zoo.datasets.__all__) >= {"IDXParams", "Known", "Spec", "load", "locate", "read_idx", "verify_file", "cache_dir"}

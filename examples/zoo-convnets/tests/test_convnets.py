@@ -57,3 +57,12 @@ def test_it_learns(catalog, tmp_path) -> None:
     result = zoo.run(catalog=toy_catalog, dataset="quadrants", model="small-cnn", optimizer="adamw", epochs=3, shuffle=True,
                      reporters=[], out=tmp_path / "run")
     assert result.epochs[-1].test_accuracy > 0.9  # chance is 0.25
+
+
+def test_the_plugin_keeps_zoos_contract() -> None:
+    """zoo's test kit: each component built and trained a few steps on tiny data (as `zoo plugins --check convnets`)."""
+    from zoo.testing import check_plugin
+
+    report = check_plugin(zoo_convnets)
+    assert report.ok, report.text()
+    assert {check.component for check in report.checks} == {"model:small-cnn", "optimizer:adamw"}

@@ -1,0 +1,176 @@
+"""The plugin contract, checked at the door: wrong returns, wrong logits, a non-scalar loss and any
+plugin exception in training are one paragraph naming the plugin; a failing reporter costs nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import BaseModel, ConfigDict
+
+import zoo
+from zoo.errors import ZooError
+from zoo.plugins import load_catalog
+from zoo.testing import TINY, TinyData, check_plugin
+
+
+class Logits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outputs: int = 10
+
+
+class BadPlugin:
+    """One of each mistake the contract catches."""
+
+    @zoo.hookimpl
+    def register_models(self, register):
+        register("fixed", lambda params, shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, params.outputs)), params=Logits)
+        register("crashy", lambda params, shape, n: Crashy())
+
+    @zoo.hookimpl
+    def register_losses(self, register):
+        register("none-loss", lambda params: None)
+        register("per-sample", lambda params: torch.nn.CrossEntropyLoss(reduction="none"))
+
+    @zoo.hookimpl
+    def register_reporters(self, register):
+        register("raising", lambda params: Raising())
+
+
+class Crashy(torch.nn.Module):
+    """Fine for the one-batch check, raises from the third training step on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(784, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 3:
+            raise KeyError("no such layer")
+        return self.linear(x.flatten(1))
+
+
+class Raising(zoo.Reporter):
+    def on_epoch_end(self, event):
+        raise ValueError("disk quota of my dashboard")
+
+
+@pytest.fixture
+def catalog():
+    return load_catalog(env={"ZOO_LOAD_PLUGINS": ""}, extra_plugins=[("bad", BadPlugin()), (TINY, TinyData())])
+
+
+def train(catalog, tmp_path: Path, **settings):
+    chosen = {"dataset": TINY, "model": "mlp", "epochs": 2, "batch_size": 16, "reporters": [], "out": tmp_path / "run", **settings}
+    return zoo.run(catalog=catalog, **chosen)
+
+
+def test_a_loss_factory_returning_none_is_named(catalog, tmp_path: Path) -> None:
+    with pytest.raises(ZooError) as caught:
+        train(catalog, tmp_path, loss="none-loss")
+    message = str(caught.value)
+    assert "The loss factory 'none-loss' of plugin 'bad'" in message and "returned NoneType" in message and "ends with `return`" in message
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("outputs", [9, 11])
+def test_a_model_with_the_wrong_number_of_logits_is_named(catalog, tmp_path: Path, outputs: int) -> None:
+    with pytest.raises(ZooError) as caught:
+        train(catalog, tmp_path, model="fixed", sets=[f"model.outputs={outputs}"])
+    message = str(caught.value)
+    assert f"The model 'fixed' (plugin 'bad'" in message and f"to logits of shape (2, {outputs})" in message
+    assert "must have shape (2, 10)" in message and "num_classes argument" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_non_scalar_loss_is_named(catalog, tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match=r"The loss 'per-sample' \(plugin 'bad'.*returned a tensor of shape \(2,\); it must return one number"):
+        train(catalog, tmp_path, loss="per-sample")
+
+
+def test_the_one_batch_check_changes_nothing(catalog, tmp_path: Path) -> None:
+    """Same weights with and without the check: it draws no random number and updates no statistics."""
+    from zoo import contract
+
+    first = train(catalog, tmp_path / "a", shuffle=True).model.state_dict()
+    original = contract.check_one_batch
+    contract_calls = []
+    try:
+        import zoo.runner
+
+        zoo.runner.check_one_batch = lambda t: contract_calls.append(t)
+        second = train(catalog, tmp_path / "b", shuffle=True).model.state_dict()
+    finally:
+        zoo.runner.check_one_batch = original
+    assert contract_calls and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_an_exception_in_plugin_code_during_training_names_the_plugin(catalog, tmp_path: Path) -> None:
+    with pytest.raises(ZooError) as caught:
+        train(catalog, tmp_path, model="crashy")
+    message = str(caught.value)
+    assert "Training stopped at epoch 1, step 3: the model 'crashy' (plugin 'bad'" in message and "raised KeyError" in message
+    assert "`zoo --traceback`" in message and isinstance(caught.value.__cause__, KeyError)
+
+
+def test_strict_mode_shows_the_plugins_own_exception(catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    with pytest.raises(KeyError, match="no such layer"):
+        train(catalog, tmp_path, model="crashy")
+
+
+def test_a_raising_reporter_is_dropped_and_the_run_finishes(catalog, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = train(catalog, tmp_path, reporters=["raising"])
+    assert len(result.epochs) == 2 and (tmp_path / "run" / "model.safetensors").exists()
+    err = capsys.readouterr().err
+    assert "! Reporter 'raising' (plugin 'bad' ((in-process) -)) failed in on_epoch_end: ValueError: disk quota of my dashboard." in err
+    assert "The run finished, but without 1 reporter(s) that failed" in err
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in metrics] == [1, 2]  # the run's own files are complete
+
+
+def test_a_raising_reporter_is_fatal_in_strict_mode_after_the_checkpoint(catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "true")
+    with pytest.raises(ZooError, match="Reporter 'raising' .* failed in on_epoch_end"):
+        train(catalog, tmp_path, reporters=["raising"])
+    assert list((tmp_path / "run" / "checkpoints").iterdir())  # epoch 1's checkpoint was written before the reporter ran
+
+
+def test_the_cli_traceback_switch_prints_the_plugins_traceback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    def failing(*args, **kwargs):
+        try:
+            {}["deep inside"]
+        except KeyError as error:
+            raise ZooError("one paragraph") from error
+
+    import zoo.api
+
+    original = zoo.api.catalog
+    zoo.api.catalog = failing
+    try:
+        plain = CliRunner().invoke(cli, ["plugins"])
+        full = CliRunner().invoke(cli, ["--traceback", "plugins"])
+    finally:
+        zoo.api.catalog = original
+    assert plain.exit_code == full.exit_code == 2
+    assert "KeyError" not in plain.output and "one paragraph" in plain.output
+    assert "Traceback" in full.output and "KeyError: 'deep inside'" in full.output
+
+
+def test_the_kit_reports_each_broken_component(tmp_path: Path) -> None:
+    report = check_plugin(BadPlugin())
+    by_name = {check.component: check for check in report.checks}
+    assert not report.ok
+    assert not by_name["loss:none-loss"].ok and "returned NoneType" in by_name["loss:none-loss"].detail
+    assert not by_name["loss:per-sample"].ok and "shape (2,)" in by_name["loss:per-sample"].detail
+    assert not by_name["model:crashy"].ok and "KeyError" in by_name["model:crashy"].detail
+    assert not by_name["reporter:raising"].ok and "disk quota" in by_name["reporter:raising"].detail
+    assert by_name["model:fixed"].ok  # 10 outputs by default: fine

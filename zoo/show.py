@@ -1,0 +1,128 @@
+"""`zoo show NAME`: what a component or preset takes, read from its pydantic model (types,
+defaults, limits, the docstring under each field), who provides it, and the presets built on it with
+their measured results, so that nobody has to read a plugin's code to configure it."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import textwrap
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .errors import unknown_name
+from .identity import location_fields
+from .plugins import Catalog
+from .presets import display
+from .registry import KINDS, Component
+
+LIMITS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "multiple_of": "multiple of", "min_length": "min length", "max_length": "max length"}
+
+
+def describe(catalog: Catalog, name: str) -> list[dict[str, Any]]:
+    """Every kind's component or preset called `name` (usually one)."""
+    found = []
+    for kind in KINDS:
+        if catalog.registry.has(kind, name):
+            component = catalog.registry.get(kind, name) if ":" in name or name in catalog.registry.components[kind] else None
+            components = [component] if component else [catalog.registry.get(kind, f"{o.plugin}:{name}") for o in catalog.registry.conflicts[(kind, name)]]
+            found += [_entry(catalog, c, None, {}) for c in components]
+        elif (preset := catalog.presets.find(kind, name)) is not None and catalog.registry.has(kind, preset[1].component):
+            component = catalog.resolve(kind, name).component
+            found.append(_entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help))
+    if not found:
+        known = [n for kind in KINDS for n in catalog.registry.names(kind) + [display(p) for p in catalog.presets.names(kind)]]
+        raise unknown_name("component or preset", name, known)
+    return found
+
+
+def _entry(catalog: Catalog, component: Component, preset: str | None, params: dict[str, Any], help: str = "") -> dict[str, Any]:
+    owner = component.owner
+    built_on = []
+    for preset_name in catalog.presets.names(component.kind):
+        named = catalog.presets.presets[component.kind][preset_name]
+        if named.value.component == component.name:
+            results = {key: [r.model_dump(mode="json") for r in rs] for key, rs in named.value.results.items() if rs}
+            built_on.append({"name": display(preset_name), "params": named.value.params, "help": named.value.help, "results": results})
+    return {"kind": component.kind, "name": preset or component.name, "component": component.name, "preset": preset,
+            "help": help or component.help, "plugin": owner.plugin, "distribution": owner.distribution, "version": owner.version,
+            "settings": settings(component.params, params), "presets": built_on}
+
+
+def settings(model: type[BaseModel], preset_params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per field: name, type, default (the preset's value where it sets one), limits, doc."""
+    docs = _attribute_docs(model)
+    location = location_fields(model)
+    rows = []
+    for name, info in model.model_fields.items():
+        default: Any = "(required)" if info.is_required() else info.get_default(call_default_factory=True)
+        limits = [f"{LIMITS[key]} {getattr(m, key)}" for m in info.metadata for key in LIMITS if getattr(m, key, None) is not None]
+        rows.append({"name": name, "type": _type_name(info.annotation), "default": preset_params.get(name, default),
+                     "limits": limits, "help": info.description or docs.get(name, ""),
+                     "data_location": location.get(name)})
+    return rows
+
+
+def _type_name(annotation: Any) -> str:
+    """int, float | None, list[int > 0]: readable, with the limits of Annotated items."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        limits = [f"{LIMITS[key]} {getattr(m, key)}" for info in args[1:] for m in getattr(info, "metadata", [info])
+                  for key in LIMITS if getattr(m, key, None) is not None]
+        return " ".join([_type_name(args[0]), *limits])
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return annotation.__name__ if isinstance(annotation, type) else re.sub(r"\b(typing|pathlib)\.", "", str(annotation))
+
+
+def _attribute_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The string literal under each field (the house style for documenting settings)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(model)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    docs, body = {}, tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for field, after in zip(body, body[1:]):
+        if (isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[field.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return display(value) if isinstance(value, str) else str(value)
+
+
+def format_description(entries: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for e in entries:
+        what = f"preset of {e['kind']} {e['component']}" if e["preset"] else e["kind"]
+        lines += [f"{e['name']} ({what}): {e['help']}".rstrip(": "), f"  from plugin {e['plugin']} ({e['distribution']} {e['version']})"]
+        lines.append("  settings (--set {}.NAME=VALUE):".format(e["kind"] if e["kind"] != "reporter" else e["component"]) if e["settings"] else "  no settings")
+        width = max((len(s["name"]) for s in e["settings"]), default=0)
+        for s in e["settings"]:
+            extra = ", ".join(s["limits"] + ([f"data location ({s['data_location']})"] if s["data_location"] else []))
+            lines.append(f"    {s['name']:<{width}}  {s['type']} = {_value(s['default'])}" + (f"  ({extra})" if extra else ""))
+            if s["help"]:
+                lines.append(f"    {'':<{width}}  {s['help']}")
+        for p in e["presets"]:
+            lines.append(f"  preset {p['name']}: {' '.join(f'{k}={_value(v)}' for k, v in p['params'].items())}  {p['help']}".rstrip())
+            for key, results in p["results"].items():
+                newest = max(results, key=lambda r: str(r.get("measured")))
+                lines.append(f"    measured {key}: {newest['accuracy']:.1%} in {newest['seconds']:.0f} s")
+        lines.append("")
+    return "\n".join(lines).rstrip()

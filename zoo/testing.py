@@ -1,0 +1,170 @@
+"""A test kit for plugin authors: build each of a plugin's components and train a few steps with it
+on tiny generated data, checking the contract of docs/plugins.md (return types, logits of shape
+(batch, classes), a scalar finite loss, reporters that do not raise). `zoo plugins --check NAME`
+runs it on an installed plugin; in a plugin's own tests:
+
+    from zoo.testing import check_plugin
+    import my_plugin
+
+    def test_contract():
+        assert check_plugin(my_plugin).ok
+
+It works whether or not the plugin is also installed: the in-process copy stands in for it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ZooError
+from .hookspecs import hookimpl
+from .plugins import Catalog, PluginInfo, load_catalog
+
+TINY = "zoo-check-tiny"  # the generated dataset: 64 + 32 images of 1×28×28, 10 classes
+PARTNERS = {"dataset": TINY, "model": "mlp", "loss": "cross-entropy", "optimizer": "sgd", "scheduler": "constant"}
+
+
+@dataclass
+class Check:
+    component: str  # kind:name
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    plugin: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def failures(self) -> str:
+        failed = [c.component for c in self.checks if not c.ok]
+        return f"{len(failed)} of {len(self.checks)} check(s) failed ({', '.join(failed)})"
+
+    def text(self) -> str:
+        lines = [f"Checking plugin {self.plugin}:"]
+        lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.component}: {c.detail}" for c in self.checks]
+        lines.append(f"{'All' if self.ok else 'Not all'} {len(self.checks)} check(s) passed." if self.ok else self.failures() + ".")
+        return "\n".join(lines)
+
+
+class TinyData:
+    """An in-process plugin: a dataset small enough to train on in a blink."""
+
+    @hookimpl
+    def register_datasets(self, register: Any) -> None:
+        register(TINY, tiny_splits, help="64 + 32 generated 1×28×28 images, 10 classes (zoo.testing)")
+
+
+def tiny_splits(params: Any) -> Any:
+    import torch
+
+    from .contracts import DatasetSplits
+    from .data import TensorSplit
+
+    generator = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> TensorSplit:
+        labels = torch.randint(0, 10, (n,), generator=generator)
+        images = (torch.rand(n, 1, 28, 28, generator=generator) * 60).to(torch.uint8)
+        for i, label in enumerate(labels.tolist()):
+            images[i, 0, 2 * label + 2 : 2 * label + 6, 4:24] += 180
+        return TensorSplit(images, labels)
+
+    return DatasetSplits(split(64), split(32), [str(k) for k in range(10)], (1, 28, 28))
+
+
+def check_plugin(plugin: str | object, env: dict[str, str] | None = None) -> Report:
+    """Check every component of `plugin`: an installed plugin's entry-point or distribution name, or
+    the plugin object itself (a module with hooks), loaded in-process."""
+    catalog, info = _load(plugin, dict(os.environ) if env is None else env)
+    report = Report(f"{info.name} ({info.distribution} {info.version})")
+    if info.status == "failed":
+        report.checks += [Check("load", False, error) for error in info.errors]
+    report.checks += [Check("load", False, f"warning: {w}") for w in info.warnings]
+    with tempfile.TemporaryDirectory(prefix="zoo-check-") as folder, _strict():
+        for number, entry in enumerate(info.components):
+            kind, name = entry.split(":", 1)
+            report.checks.append(_check_component(catalog, kind, f"{info.name}:{name}", Path(folder) / f"run-{number}"))
+    if not report.checks:
+        report.checks.append(Check("load", False, "the plugin registers no component"))
+    return report
+
+
+def _load(plugin: str | object, env: dict[str, str]) -> tuple[Catalog, PluginInfo]:
+    env = {k: v for k, v in env.items() if k not in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_STRICT_PLUGINS")}
+    if isinstance(plugin, str):
+        catalog = load_catalog(env={**env, "ZOO_LOAD_PLUGINS": plugin}, extra_plugins=[(TINY, TinyData())])
+        found = [p for p in catalog.plugins if plugin in (p.name, p.distribution) or
+                 p.distribution.lower().replace("_", "-") == plugin.lower().replace("_", "-")]
+        if not found:
+            raise ZooError(f"No installed plugin is called {plugin!r} (entry point or distribution); `zoo plugins` lists them, "
+                           f"`zoo install PACKAGE` adds one.")
+        return catalog, found[0]
+    name = getattr(plugin, "__name__", type(plugin).__name__).split(".")[0]
+    installed = load_catalog(env={**env, "ZOO_LOAD_PLUGINS": ""})
+    entry = next((p.name for p in installed.plugins if p.name == name), name)
+    catalog = load_catalog(env={**env, "ZOO_LOAD_PLUGINS": ""}, extra_plugins=[(entry, plugin), (TINY, TinyData())])
+    return catalog, next(p for p in catalog.plugins if p.name == entry)
+
+
+@contextmanager
+def _strict() -> Iterator[None]:
+    """Plugin errors as they are (and a failing reporter fatal), so the report shows the real error."""
+    before = os.environ.get("ZOO_STRICT_PLUGINS")
+    os.environ["ZOO_STRICT_PLUGINS"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ZOO_STRICT_PLUGINS", None)
+        else:
+            os.environ["ZOO_STRICT_PLUGINS"] = before
+
+
+def _check_component(catalog: Catalog, kind: str, qualified: str, out: Path) -> Check:
+    """Build it and train one epoch of 4 steps with zoo's own components around it."""
+    from .api import run
+
+    entry = f"{kind}:{qualified.split(':', 1)[1]}"
+    if kind == "dataset":
+        return _check_dataset(catalog, qualified, entry)
+    chosen: dict[str, Any] = {k: v for k, v in PARTNERS.items()}
+    chosen["reporters"] = [qualified] if kind == "reporter" else []
+    if kind != "reporter":
+        chosen[kind] = qualified
+    try:
+        result = run(catalog=catalog, epochs=1, batch_size=16, log_every=1, out=out, **chosen)
+    except Exception as error:  # the check reports every failure, of any kind
+        return Check(entry, False, f"{type(error).__name__}: {' '.join(str(error).split())}")
+    return Check(entry, True, f"built; 4 training steps on {TINY} (test accuracy {result.epochs[-1].test_accuracy:.0%})")
+
+
+def _check_dataset(catalog: Catalog, qualified: str, entry: str) -> Check:
+    """Build it with its default settings and look at one sample of each split."""
+    import torch
+
+    from .api import resolve
+    from .build import build_dataset
+
+    try:
+        _, resolved = resolve(catalog=catalog, dataset=qualified, model="mlp", reporters=[])
+        splits = build_dataset(resolved.dataset)
+        for split in (splits.train, splits.test):
+            image, label = split[0]
+            if not isinstance(image, torch.Tensor) or tuple(image.shape) != tuple(splits.input_shape):
+                raise ZooError(f"a sample's image is {type(image).__name__} {tuple(getattr(image, 'shape', ()))}, not a tensor of "
+                               f"input_shape {tuple(splits.input_shape)}")
+            if not 0 <= int(label) < len(splits.classes):
+                raise ZooError(f"a sample's label is {label!r}, not an int in 0..{len(splits.classes) - 1}")
+    except Exception as error:
+        return Check(entry, False, f"{type(error).__name__}: {' '.join(str(error).split())}")
+    return Check(entry, True, f"built; {len(splits.train)} + {len(splits.test)} samples of {tuple(splits.input_shape)}, "
+                              f"{len(splits.classes)} classes")
