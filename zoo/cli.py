@@ -79,6 +79,9 @@ def cli(show_traceback: bool) -> None:
     zoo predict RUN_DIR shoe.png                      ... or about your own picture
     zoo eval RUN_DIR                                  accuracy per class and the confusion matrix
     zoo runs                                          every run so far; --compare A B
+    zoo save RUN_DIR NAME; zoo models                 trained models by name (predict/eval/--init NAME)
+    zoo leaderboard --models 'mlp-*'                  train a grid of models and keep its table
+    zoo export NAME --format onnx --out m.onnx        a trained model out of zoo, checked
     zoo install PACKAGE                               add a plugin package to zoo's environment
     """
 
