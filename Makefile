@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.zoo-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-fast bench bench-scaling setup data clean
+.PHONY: run test test-fast bench bench-scaling models setup data clean
 
 run: setup data
 	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
@@ -26,6 +26,11 @@ bench: setup data
 # One process against `zoo run --nproc 2` on this machine; writes the table into docs/scaling.md.
 bench-scaling: setup data
 	$(BIN)/python bench/scaling.py --write
+
+# The trained models zoo ships (zoo/models/): each trained on the real data with its recipe, then stored
+# with its card and SHA-256 (bench/ship_models.py; CPU, about 15-40 minutes).
+models: setup data
+	$(BIN)/python bench/ship_models.py
 
 setup: $(STAMP)
 

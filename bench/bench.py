@@ -202,7 +202,7 @@ def machine() -> str:
     import torch
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}), "
             f"Python {platform.python_version()}, {platform.system()}; measured {date.today().isoformat()}")
 
 

@@ -34,7 +34,7 @@ def test_using_a_component_of_a_plugin_that_failed_names_the_failure(plugin_site
 def test_zoo_plugins_reports_the_error(plugin_site: Path) -> None:
     result = run_zoo("plugins", "--json", env=plugin_env(plugin_site))
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
-    assert plugins["demo"]["status"] == "loaded" and plugins["demo"]["hooks"] == ["register_models", "register_optimizers", "register_presets", "register_reporters"]
+    assert plugins["demo"]["status"] == "loaded" and plugins["demo"]["hooks"] == ["register_models", "register_optimizers", "register_presets", "register_reporters", "register_trained_models"]
     assert plugins["broken"]["status"] == "failed" and "does-not-exist" in plugins["broken"]["errors"][0]
     text = run_zoo("plugins", env=plugin_env(plugin_site)).stdout
     assert "broken" in text and "error: import failed: ImportError" in text

@@ -18,6 +18,7 @@ from .rundir import WEIGHTS, read_config
 if TYPE_CHECKING:
     from .contracts import Prediction
     from .runner import RunResult
+    from .leaderboard import Board
     from .store import Listed, Loaded, Stored
 
 #: Settings that choose who watches a run, not what it trains.
@@ -255,3 +256,25 @@ def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
     source = open_source(name_or_run, catalog)
     config, model = load_run(catalog, Path(name_or_run))
     return Loaded(model, list(config["classes"]), config, source.label, source.sha256, source.card)
+
+
+def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist",), recipes: Iterable[str] = ("quickstart",), seeds: int = 1, *,
+                out: str | Path = "leaderboard", record: bool = False, progress: Any = None, registry_files: Iterable[str | Path] = (),
+                **settings: Any) -> Board:
+    """Train the grid models × datasets × recipes × seeds into `out` (cells already there are kept),
+    write its table (Markdown, CSV, two pictures) and, with record=True, the presets' results into
+    registry.toml. settings: epochs=, sets=, data_dir=, verify=, device=... as for zoo.run."""
+    from . import leaderboard as board
+
+    catalog = load_catalog(registry_files=registry_files)
+    cells = board.grid(board.expand_models(catalog, models), list(datasets), list(recipes), seeds)
+    for dataset in dict.fromkeys(datasets):
+        catalog.resolve("dataset", dataset)
+    for recipe in dict.fromkeys(recipes):
+        catalog.presets.recipe(recipe)
+    folder = Path(out)
+    rows = board.run_grid(cells, folder, catalog, settings, run, progress or (lambda index, total, cell, row: None))
+    lines = board.table(rows)
+    written = board.write_outputs(folder, lines)
+    recorded = board.record(lines, catalog) if record else []
+    return board.Board(rows, lines, written, recorded)

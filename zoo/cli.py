@@ -79,6 +79,9 @@ def cli(show_traceback: bool) -> None:
     zoo predict RUN_DIR shoe.png                      ... or about your own picture
     zoo eval RUN_DIR                                  accuracy per class and the confusion matrix
     zoo runs                                          every run so far; --compare A B
+    zoo save RUN_DIR NAME; zoo models                 trained models by name (predict/eval/--init NAME)
+    zoo leaderboard --models 'mlp-*'                  train a grid of models and keep its table
+    zoo export NAME --format onnx --out m.onnx        a trained model out of zoo, checked
     zoo install PACKAGE                               add a plugin package to zoo's environment
     """
 
@@ -106,13 +109,13 @@ def cli(show_traceback: bool) -> None:
 @click.option("--checkpoint-every", type=int, help="Also checkpoint every N steps (always at each epoch end).")
 @click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep (default 2).")
 @click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms (see docs/reliability.md).")
+@click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
+@click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")
 @click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar; errors and the run directory only.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
-@click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
-@click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--launched", type=click.Path(path_type=Path), hidden=True, help="(internal) A worker of `zoo run --nproc`: train what RUN_DIR/launch.json holds.")
 @registry_option
 def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, resume: str | None, quiet: bool, dry_run: bool,
@@ -338,6 +341,96 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     click.echo(tables.format_runs(summaries))
 
 
+store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else ~/.local/share/zoo/models).")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("name")
+@store_option
+@click.option("--shipped", is_flag=True, help="Store it among the models zoo ships (zoo/models/, in a checkout; see `make models`).")
+def save(run_dir: Path, name: str, store: Path | None, shipped: bool) -> None:
+    """Store a finished run's weights and card as a trained model called NAME: then `zoo predict NAME`,
+    `zoo eval NAME`, `zoo run --init NAME` and zoo.load(NAME) use it."""
+    saved = api.save(run_dir, name, store=store, shipped=shipped)
+    click.echo(f"Saved {name} in {saved.folder}")
+
+
+@cli.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every card.")
+def models(store: Path | None, as_json: bool) -> None:
+    """The trained models (your store, zoo's shipped ones, plugins'), with their scores."""
+    rows = api.models(store=store)
+    if as_json:
+        click.echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
+                                "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None} for r in rows], indent=2))
+        return
+    click.echo(tables.format_models(rows))
+
+
+@cli.command()
+@click.option("--models", "patterns", multiple=True, required=True, help="Models: names or wildcards, comma-separated or repeated, e.g. 'mlp-*'.")
+@click.option("--datasets", multiple=True, default=("fashion-mnist",), show_default=True, help="Datasets (comma-separated or repeated).")
+@click.option("--recipe", "recipes", multiple=True, default=("quickstart",), show_default=True, help="Recipe(s) (repeatable).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 per cell: accuracy is their mean and spread.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the recipes' epochs.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="A component setting for every cell (repeatable).")
+@click.option("--device", type=click.Choice(DEVICES))
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
+@click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard"), show_default=True, help="The folder of cells, runs and tables.")
+@click.option("--record", is_flag=True, help="Record each preset's result in registry.toml for `zoo list` (a checkout).")
+@registry_option
+def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: tuple[str, ...], seeds: int, epochs: int | None, sets: tuple[str, ...],
+                device: str | None, data_dir: Path | None, no_verify: bool, out: Path, record: bool, registry_files: tuple[Path, ...]) -> None:
+    """Train models × datasets × recipes × seeds and keep a results table in --out (Markdown, CSV,
+    accuracy against parameters and time). Cells already done are skipped, so a stopped leaderboard
+    continues; a failing cell is recorded and the others go on (exit 1 at the end)."""
+    def progress(index: int, total: int, cell: Any, row: dict[str, Any] | None) -> None:
+        state = "already done" if row is None else f"{row['accuracy']:.2%} in {row['seconds']:.1f} s" if row["status"] == "ok" else f"FAILED: {row['error']}"
+        click.echo(f"[{index + 1}/{total}] {cell}: {state}", err=True)
+
+    split = [name.strip() for text in datasets for name in text.split(",") if name.strip()]
+    board = api.leaderboard(patterns, split, recipes, seeds, out=out, record=record, progress=progress, registry_files=registry_files,
+                            epochs=epochs, sets=sets, device=device, data_dir=data_dir, verify=False if no_verify else None)
+    click.echo(tables_text(board.lines))
+    click.echo(f"Written: {', '.join(str(p) for p in board.written)}", err=True)
+    for recorded in board.recorded:
+        click.echo(f"Recorded in registry.toml: {recorded}", err=True)
+    if board.failed:
+        error = ZooError(f"{len(board.failed)} of {len(board.rows)} cells failed (recorded in {out}/cells/; run the command again to retry them); "
+                         f"the first: {board.failed[0]['model']} on {board.failed[0]['dataset']}: {board.failed[0]['error']}")
+        error.exit_code = 1
+        raise error
+
+
+def tables_text(lines: list[dict[str, Any]]) -> str:
+    from .leaderboard import markdown
+
+    return markdown(lines).rstrip()
+
+
+@cli.command()
+@click.argument("model", metavar="NAME_OR_RUN")
+@click.option("--format", "format_", type=click.Choice(["onnx", "pt2"]), default="onnx", show_default=True, help="ONNX (checked with onnxruntime) or torch.export's .pt2.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The file to write (written only once the check passes).")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="Largest difference from zoo's own outputs allowed on the test images.")
+@click.option("--samples", type=click.IntRange(min=2), default=64, show_default=True, help="Test images to check on.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
+@click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
+@registry_option
+def export(model: str, format_: str, out: Path, tolerance: float, samples: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
+    """Write a trained model (a stored name or a finished run) as ONNX or .pt2, with a dynamic batch
+    dimension and the class names in its metadata, after checking it against zoo's outputs (zoo[export])."""
+    from .export import export as export_model
+
+    done = export_model(api.catalog(registry_files), model, format_, out, tolerance=tolerance, samples=samples,  # type: ignore[arg-type]
+                        data_dir=data_dir, verify=not no_verify)
+    click.echo(f"Exported {model} to {done.path} ({done.format}, dynamic batch, {len(done.classes)} classes in its metadata)")
+    click.echo(f"Checked on {done.samples} test images: largest difference from zoo's outputs {done.max_difference:.3g} (tolerance {tolerance:g})")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
 def install(packages: tuple[str, ...]) -> None:
@@ -368,31 +461,3 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else ~/.local/share/zoo/models).")
-
-
-@cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.argument("name")
-@store_option
-@click.option("--shipped", is_flag=True, help="Store it among the models zoo ships (zoo/models/, in a checkout; see `make models`).")
-def save(run_dir: Path, name: str, store: Path | None, shipped: bool) -> None:
-    """Store a finished run's weights and card as a trained model called NAME: then `zoo predict NAME`,
-    `zoo eval NAME`, `zoo run --init NAME` and zoo.load(NAME) use it."""
-    saved = api.save(run_dir, name, store=store, shipped=shipped)
-    click.echo(f"Saved {name} in {saved.folder}")
-
-
-@cli.command()
-@store_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every card.")
-def models(store: Path | None, as_json: bool) -> None:
-    """The trained models (your store, zoo's shipped ones, plugins'), with their scores."""
-    rows = api.models(store=store)
-    if as_json:
-        click.echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
-                                "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None} for r in rows], indent=2))
-        return
-    click.echo(tables.format_models(rows))
-
-

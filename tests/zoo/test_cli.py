@@ -86,7 +86,7 @@ def test_dry_run_prints_the_resolved_config() -> None:
 def test_help_and_list_do_not_import_torch() -> None:
     code = (
         "import sys; from zoo.cli import cli\n"
-        "for args in (['--help'], ['list'], ['plugins'], ['show', 'mlp-512'], ['show', 'mnist']):\n"
+        "for args in (['--help'], ['list'], ['plugins'], ['show', 'mlp-512'], ['show', 'mnist'], ['models']):\n"
         "    try: cli(args, standalone_mode=False)\n"
         "    except SystemExit: pass\n"
         "heavy = [m for m in ('torch', 'torchvision') if m in sys.modules]\n"

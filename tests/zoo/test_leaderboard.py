@@ -1,0 +1,64 @@
+"""zoo leaderboard: the grid is trained once (cells already done are skipped), a failing cell is
+recorded and the rest go on (exit 1), wildcards expand to concrete presets, and --record writes a
+preset's result that zoo list reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import ROOT
+
+import zoo
+from zoo.cli import cli
+from zoo.leaderboard import expand_models, record, table
+from zoo.plugins import load_catalog
+
+
+def test_wildcards_expand_to_concrete_presets_and_components() -> None:
+    catalog = load_catalog()
+    assert expand_models(catalog, ["mlp-*"]) == ["mlp-256", "mlp-512", "mlp-1024"]
+    assert expand_models(catalog, ["mlp*,mlp-128"]) == ["mlp", "mlp-256", "mlp-512", "mlp-1024", "mlp-128"]
+    with pytest.raises(zoo.ZooError, match="matches no model"):
+        expand_models(catalog, ["cnn-*"])
+    with pytest.raises(zoo.ZooError, match="Did you mean"):
+        expand_models(catalog, ["mlp-1x"])
+
+
+def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(tiny_data: Path, tmp_path: Path) -> None:
+    args = ["leaderboard", "--models", "mlp-8,mlp-0", "--datasets", "mnist", "--seeds", "2", "--epochs", "1", "--data-dir", str(tiny_data),
+            "--no-verify", "--set", "optimizer.lr=0.05", "--out", str(tmp_path / "lb")]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 1 and "2 of 4 cells failed" in first.output and "mlp-0" in first.output
+    cells = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "lb" / "cells").glob("*.json")}
+    assert {c["status"] for k, c in cells.items() if k.startswith("mlp-0")} == {"failed"}
+    ok = [c for k, c in cells.items() if k.startswith("mlp-8--")]
+    assert [c["status"] for c in ok] == ["ok", "ok"] and all(c["parameters"] == 6442 for c in ok)
+    rows = list(csv.DictReader((tmp_path / "lb" / "leaderboard.csv").open()))
+    mlp8 = next(r for r in rows if r["model"] == "mlp-8")
+    accuracies = [c["accuracy"] for c in ok]
+    assert float(mlp8["accuracy"]) == pytest.approx(sum(accuracies) / 2) and mlp8["seeds"] == "2" and mlp8["device"] == "cpu"
+    assert "| mlp-8 | mnist | quickstart | 2 |" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    for picture in ("accuracy-vs-parameters.png", "accuracy-vs-time.png"):
+        assert (tmp_path / "lb" / picture).read_bytes()[:4] == b"\x89PNG"
+    again = CliRunner().invoke(cli, [a for a in args if a != "mlp-8,mlp-0"] if False else [*args[:2], "mlp-8", *args[3:]])
+    assert again.exit_code == 0 and again.output.count("already done") == 2
+    assert len(list((tmp_path / "lb" / "runs").iterdir())) == 2  # nothing trained again
+
+
+def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.toml"
+    shutil.copyfile(ROOT / "registry.toml", registry)
+    rows = [{"status": "ok", "model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart", "accuracy": a, "seconds": 10.0,
+             "parameters": 269322, "device": "cpu", "machine": "Test CPU", "precision": "fp32", "zoo": "0", "torch": "0"} for a in (0.8, 0.82)]
+    assert record(table(rows), load_catalog(), registry) == ["mlp-256 fashion-mnist/quickstart"]
+    from zoo.presets import Presets
+
+    presets = Presets()
+    presets.load_file(registry)
+    result = presets.presets["model"]["mlp-256"].value.results["fashion-mnist/quickstart"][-1]
+    assert result.accuracy == pytest.approx(0.81) and result.accuracies == [0.8, 0.82] and result.machine == "Test CPU"

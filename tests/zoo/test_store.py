@@ -1,0 +1,152 @@
+"""Trained models by name (zoo.store): save, list, load by name with the SHA-256 checked, and every
+damaged or ambiguous model refused with one clear error before anything is loaded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import FASHION_MNIST_SYSTEM, tiny_sets
+
+import zoo
+from zoo.cli import cli
+from zoo.store import CARD, open_source, shipped_root
+
+SHIPPED = "mlp-512-fashion-mnist"
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mlp-8 trained for 2 epochs on the tiny data."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    zoo.run(model="mlp-8", dataset="mnist", epochs=2, sets=[*tiny_sets(tiny_data), "optimizer.lr=0.05"], out=out, reporters=[])
+    return out
+
+
+@pytest.fixture()
+def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("ZOO_MODELS", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_save_list_load_and_predict_by_name(finished: Path, store: Path, tiny_data: Path) -> None:
+    saved = zoo.save(finished, "tiny")
+    assert saved.folder == store / "tiny" and (store / "tiny" / CARD).is_file()
+    card = json.loads((store / "tiny" / CARD).read_text())
+    accuracy = json.loads((finished / "metrics.jsonl").read_text().splitlines()[-1])["test_accuracy"]
+    assert card["metrics"]["accuracy"] == accuracy and card["model"] == "mlp-8" and card["parameters"] == 784 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10
+    listed = invoke("models")
+    assert listed.exit_code == 0 and any(line.split()[:2] == ["tiny", "mlp-8"] and f"{accuracy:.2%}" in line for line in listed.output.splitlines())
+    by_name, by_run = zoo.predict("tiny", 3, data_dir=tiny_data, verify=False), zoo.predict(finished, 3, data_dir=tiny_data, verify=False)
+    assert by_name == by_run
+    loaded = zoo.load("tiny")
+    assert loaded.classes == card["classes"] and loaded.sha256 == card["sha256"] and not loaded.model.training
+    shown = invoke("predict", "tiny", "--index", "3", "--data-dir", str(tiny_data), "--no-verify")
+    assert shown.exit_code == 0 and shown.output.startswith("Predicted:")
+    evaluated = invoke("eval", "tiny", "--data-dir", str(tiny_data), "--no-verify")
+    assert evaluated.exit_code == 0 and f"accuracy {accuracy:.2%}" in evaluated.output and Path("confusion-tiny.png").is_file()
+    assert not (store / "tiny" / "confusion.png").exists()  # the stored model's folder stays as saved
+
+
+def test_save_refuses_a_taken_or_bad_name_and_an_unfinished_run(finished: Path, store: Path, tmp_path: Path) -> None:
+    zoo.save(finished, "tiny")
+    for name, expected in (("tiny", "already exists"), ("../x", "cannot name"), (SHIPPED, "already exists")):
+        result = invoke("save", str(finished), name)
+        assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(finished, unfinished)
+    (unfinished / "model.safetensors").unlink()
+    result = invoke("save", str(unfinished), "other")
+    assert result.exit_code == 2 and "has not finished" in result.output and not (store / "other").exists()
+
+
+def _damage(folder: Path, how: str) -> None:
+    weights, card_path = folder / "model.safetensors", folder / CARD
+    card = json.loads(card_path.read_text())
+    if how == "missing weights":
+        weights.unlink()
+    elif how == "wrong sha256":
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 1
+        weights.write_bytes(bytes(data))
+    elif how == "invalid card":
+        del card["classes"]
+        card_path.write_text(json.dumps(card))
+    elif how == "missing card":
+        card_path.unlink()
+    elif how == "pickle renamed":  # a pickle under the safetensors name, its SHA-256 recorded as if genuine
+        import hashlib
+        import pickle
+
+        weights.write_bytes(pickle.dumps({"weight": [1.0, 2.0]}))
+        card["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        card_path.write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize(("how", "expected"), [
+    ("missing weights", "has no weights file"), ("wrong sha256", "SHA-256"), ("invalid card", "not a valid model card"),
+    ("missing card", f"has no {CARD}"), ("pickle renamed", "not a safetensors file"),
+])
+def test_a_damaged_model_is_one_clear_error_and_nothing_is_loaded(finished: Path, store: Path, tiny_data: Path, how: str, expected: str) -> None:
+    zoo.save(finished, "tiny")
+    _damage(store / "tiny", how)
+    with pytest.raises(zoo.ZooError, match=expected):
+        zoo.load("tiny")
+    result = invoke("predict", "tiny", "--data-dir", str(tiny_data), "--no-verify")
+    assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
+
+
+def test_a_name_that_is_also_a_run_directory_is_an_error_naming_both(finished: Path, store: Path, tmp_path: Path) -> None:
+    zoo.save(finished, "tiny")
+    shutil.copytree(finished, tmp_path / "tiny")  # the tests run in tmp_path: ./tiny is a run directory
+    with pytest.raises(zoo.ZooError) as error:
+        zoo.load("tiny")
+    assert "both a trained model" in str(error.value) and str(store / "tiny") in str(error.value) and str(tmp_path / "tiny") in str(error.value)
+    assert zoo.load(str(tmp_path / "tiny")).label == str(tmp_path / "tiny")  # by another path, it is the run
+
+
+def test_an_unknown_name_says_what_exists(store: Path) -> None:
+    result = invoke("predict", "no-such-model")
+    assert result.exit_code == 2 and "is not a trained model" in result.output and "zoo models" in result.output
+
+
+def test_zoo_models_does_not_import_torch(store: Path) -> None:
+    code = "import sys; from zoo.cli import cli\ntry: cli(['models'], standalone_mode=False)\nexcept SystemExit: pass\nassert 'torch' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert SHIPPED in result.stdout
+
+
+def test_the_shipped_model_is_in_the_package_and_its_sha256_matches() -> None:
+    source = open_source(SHIPPED)
+    assert source.card is not None and source.card.model == "mlp-512" and source.card.recipe == "tuned"
+    assert source.weights.parent == shipped_root() / SHIPPED and source.card.metrics.accuracy > 0.85
+    assert 2_000_000 < source.weights.stat().st_size < 3_500_000
+
+
+def test_a_plugin_ships_trained_models(plugin_site: Path, monkeypatch: pytest.MonkeyPatch, store: Path, tiny_data: Path) -> None:
+    monkeypatch.syspath_prepend(str(plugin_site))
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "demo")
+    rows = {row.stored.name: row for row in zoo.models()}
+    assert rows["linear-demo"].stored.origin == "demo" and rows["linear-demo"].card.model == "linear"
+    prediction = zoo.predict("linear-demo", 0, data_dir=tiny_data, verify=False)
+    assert set(prediction.probabilities) == {str(i) for i in range(10)}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (FASHION_MNIST_SYSTEM / "t10k-images-idx3-ubyte.gz").exists(), reason="the real FashionMNIST is not installed")
+def test_the_shipped_model_scores_what_its_card_says_on_the_real_fashion_mnist() -> None:
+    card = zoo.load(SHIPPED).card
+    result = invoke("eval", SHIPPED, "--data-dir", str(FASHION_MNIST_SYSTEM), "--json")
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads(result.output[result.output.index("{"):])["accuracy"]
+    assert accuracy >= 0.88 and abs(accuracy - card.metrics.accuracy) < 0.005  # the run tested in bf16 autocast, eval in fp32
