@@ -107,12 +107,25 @@ def _resume(t: Trainer) -> tuple[TrainState, str | None]:
             _set_generator(t.train_batches.augment, rng.get("augment"))
     except ZooError as error:
         raise ZooError(f"Checkpoint {found} cannot be used: {error}.") from None
+    _keep_precision(t)
     resumed = f"{found.name.removeprefix('.replaced-')} (epoch {state.epoch}, step {state.batch})"
     if state.tested:  # its epoch-end checkpoint: the next epoch starts afresh
         state.epoch, state.batch = state.epoch + 1, 0
     if world.main:
         _rewrite_logs(run_dir, state.epochs, state.global_step)
     return state, resumed
+
+
+def _keep_precision(t: Trainer) -> None:
+    """A resumed run computes in the precision it started in, even on another kind of machine: "auto"
+    is decided once, when the run starts, and config.json records it."""
+    from .precision import Precision
+    from .rundir import read_config
+
+    recorded = read_config(t.run_dir).get("resolved_precision") if t.world.main else None
+    recorded = broadcast(t.world, recorded)
+    if isinstance(recorded, dict) and recorded.get("precision") in ("fp32", "bf16") and recorded["precision"] != t.precision.name:
+        t.precision = Precision(recorded["precision"], f"{recorded['precision']}: as the run started (config.json)")
 
 
 def _set_generator(generator: torch.Generator, saved: torch.Tensor | None) -> None:

@@ -165,3 +165,22 @@ def test_data_location_flags_follow_the_datasets_own_declaration(tmp_path: Path)
         zoo.run(catalog=catalog, dataset="plain", model="mlp-8", verify=False, out=tmp_path / "run")
     _, resolved = zoo.resolve(dataset="mnist", data_dir=tmp_path, verify=False)
     assert resolved.dataset.params.data_dir == tmp_path and resolved.dataset.params.verify is False
+
+
+def test_a_resumed_run_keeps_the_precision_it_started_in(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo import precision
+
+    def cpu(flags: str):
+        return precision.parse_cpuinfo(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n", "x86_64")
+
+    monkeypatch.setattr(precision, "read_cpu", lambda *args, **kwargs: cpu("avx2 avx512_bf16"))
+    first = tiny_run(tiny_data, tmp_path / "run", epochs=2, precision="auto", checkpoint_every=4)
+    (first.run_dir / "model.safetensors").unlink()  # as if killed after its last checkpoint
+    monkeypatch.setattr(precision, "read_cpu", lambda *args, **kwargs: cpu("avx2"))  # moved to a machine without bf16
+    from zoo import runner
+
+    seen = []
+    real = runner._fit_and_finish
+    monkeypatch.setattr(runner, "_fit_and_finish", lambda t, state, resumed: seen.append(t.precision.name) or real(t, state, resumed))
+    zoo.run(resume=first.run_dir)
+    assert seen == ["bf16"]
