@@ -27,8 +27,8 @@ from .data import Batches
 from .device import deterministic_mode, seed_everything, select_device
 from .errors import ZooError
 from .events import Events
-from .identity import config_hash
 from .finetune import start_from
+from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
 from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
@@ -153,8 +153,8 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
         raise ZooError(f"--predict-index {config.predict_index} is past the end of the test split ({len(data.test)} samples).")
     check_shards(config.batch_size, world.size, len(data.train))
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
-    trained = wrap(model, world, device)
     start_from(model, config, resuming, report=world.main)  # --init: trained weights (zoo.finetune)
+    trained = wrap(model, world, device)
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
     if world.main:
