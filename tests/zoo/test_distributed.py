@@ -49,21 +49,21 @@ def demo_env(plugin_site: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(plugin_site), "ZOO_LOAD_PLUGINS": "demo", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def uninterrupted_with_dropout(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("ddp") / "dropout"
-    result = run_zoo(*tiny(tiny_data, *DROPOUT, "--nproc", "2", "--out", str(out)), env=demo_env, timeout=240)
+def two_process_job(tiny_data: Path, settings: list[str], out: Path, env: dict[str, str]) -> tuple[Path, str]:
+    """`zoo run --nproc 2`, never interrupted: a run the others must end up equal to."""
+    result = run_zoo(*tiny(tiny_data, *settings, "--nproc", "2", "--out", str(out)), env=env, timeout=240)
     assert result.returncode == 0, result.stderr
     return out, result.stdout
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_with_dropout(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return two_process_job(tiny_data, DROPOUT, tmp_path_factory.mktemp("ddp") / "dropout", demo_env)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`zoo run --nproc 2`, never interrupted: the run the others must end up equal to."""
-    out = tmp_path_factory.mktemp("ddp") / "whole"
-    result = run_zoo(*tiny(tiny_data, *SETTINGS, "--nproc", "2", "--out", str(out)), env=demo_env, timeout=240)
-    assert result.returncode == 0, result.stderr
-    return out, result.stdout
+    return two_process_job(tiny_data, SETTINGS, tmp_path_factory.mktemp("ddp") / "whole", demo_env)
 
 
 @pytest.mark.slow
