@@ -60,8 +60,14 @@ def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -
 
     from helpers import ROOT
 
+    import shutil
+
+    # Built from a copy: a build leaves zoo_convnets.egg-info beside the sources, which the example's
+    # own tests put on sys.path, so every later test would see an installed plugin.
+    source = tmp_path / "zoo-convnets"
+    shutil.copytree(ROOT / "examples" / "zoo-convnets", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     try:
-        installed = run_zoo("install", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT / "examples" / "zoo-convnets"))
+        installed = run_zoo("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
         assert installed.returncode == 0, installed.stderr
         assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
         assert "small-cnn" in run_zoo("list", "models").stdout

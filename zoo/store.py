@@ -185,7 +185,7 @@ def sha256_of(path: Path) -> str:
 
 def safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, read without torch; anything else (a pickle, say) is an error."""
-    not_safetensors = ZooError(f"{path} is not a safetensors file (a pickle or another format renamed?); zoo never unpickles. Nothing was loaded.")
+    not_safetensors = ZooError(f"{path} is not a valid safetensors file (damaged or cut short, or a pickle or another format renamed?); zoo never unpickles. Nothing was loaded.")
     try:
         with open(path, "rb") as file:
             head = file.read(8)

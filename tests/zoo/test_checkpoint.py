@@ -115,7 +115,7 @@ def test_pickled_files_are_never_unpickled(small_checkpoint: Path, tiny_data: Pa
     shutil.copytree(small_checkpoint, run)
     (run / "model.safetensors").write_bytes(payload_pickle(marker))
     result = run_zoo("predict", str(run), "--data-dir", str(tiny_data), "--no-verify")
-    assert result.returncode == 2 and "is not a safetensors file" in result.stderr and "zoo never unpickles" in result.stderr
+    assert result.returncode == 2 and "is not a valid safetensors file" in result.stderr and "zoo never unpickles" in result.stderr
     assert "Traceback" not in result.stderr
     for name in ("model.safetensors", "optimizer.safetensors", "rng.safetensors"):
         ckpt = run / "checkpoints" / "step-000000020"

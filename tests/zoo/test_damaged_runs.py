@@ -121,7 +121,7 @@ METRICS_CASES = {
 WEIGHTS_CASES = {
     "nan": (edit_weights(nan_in_first), "NaN or infinite"),
     "int64": (edit_weights(lambda t: {k: v.to(dtype=__import__("torch").int64) for k, v in t.items()}), "int64"),
-    "truncated": (lambda run_dir: (run_dir / "model.safetensors").write_bytes((run_dir / "model.safetensors").read_bytes()[:500]), "not a valid weights file"),
+    "truncated": (lambda run_dir: (run_dir / "model.safetensors").write_bytes((run_dir / "model.safetensors").read_bytes()[:500]), "not a valid safetensors file"),
     "fifo": (fifo("model.safetensors"), "not a regular file"),
     "dev-zero": (link_to_dev_zero("model.safetensors"), "not a regular file"),
 }

@@ -20,15 +20,26 @@ def test_add_and_get_record_the_owner() -> None:
     assert registry.get("model", "mlp").owner == A
 
 
-def test_a_name_registered_twice_names_both_owners_and_neither_wins() -> None:
+def test_a_name_two_plugins_register_is_usable_by_qualified_name_only() -> None:
     registry = Registry()
     registry.add(component("mlp", A))
-    with pytest.raises(ZooError) as error:
-        registry.add(component("mlp", B))
-    assert "dist-a 1.0" in str(error.value) and "dist-b 2.0" in str(error.value)
-    with pytest.raises(ZooError, match="registered by both"):
+    registry.add(component("mlp", B))
+    with pytest.raises(ZooError, match="registered by both") as error:
         registry.get("model", "mlp")
+    assert "dist-a 1.0" in str(error.value) and "dist-b 2.0" in str(error.value) and "plugin-a:mlp or plugin-b:mlp" in str(error.value)
     assert "mlp" not in registry.components["model"]
+    assert registry.get("model", "plugin-a:mlp").owner == A and registry.get("model", "plugin-b:mlp").owner == B
+
+
+def test_a_third_party_plugin_cannot_take_a_name_of_zoos_own() -> None:
+    from zoo.registry import NameTaken
+
+    registry = Registry()
+    zoo_own = Owner("builtin-models", "zoo", "0.1.0")
+    registry.add(component("mlp", zoo_own))
+    with pytest.raises(NameTaken, match="a name of zoo's own"):
+        registry.add(component("mlp", B))
+    assert registry.get("model", "mlp").owner == zoo_own
 
 
 def test_same_name_in_different_kinds_is_fine() -> None:

@@ -94,7 +94,7 @@ def _damage(folder: Path, how: str) -> None:
 
 @pytest.mark.parametrize(("how", "expected"), [
     ("missing weights", "has no weights file"), ("wrong sha256", "SHA-256"), ("invalid card", "not a valid model card"),
-    ("missing card", f"has no {CARD}"), ("pickle renamed", "not a safetensors file"),
+    ("missing card", f"has no {CARD}"), ("pickle renamed", "not a valid safetensors file"),
 ])
 def test_a_damaged_model_is_one_clear_error_and_nothing_is_loaded(finished: Path, store: Path, tiny_data: Path, how: str, expected: str) -> None:
     zoo.save(finished, "tiny")
