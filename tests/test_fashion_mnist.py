@@ -1,6 +1,6 @@
 """One Quickstart epoch on the real FashionMNIST (Debian's dataset-fashion-mnist, which `make test`
-installs), through the installed `zoo` command, checked against what the Quickstart reaches; and the
-same epoch trained by two processes (zoo run --nproc 2)."""
+installs), through the installed `zoo` command, checked against what the Quickstart reaches. (Two processes
+against one: tests/zoo/test_distributed.py, on small data, to 1e-4.)"""
 
 from __future__ import annotations
 
@@ -47,15 +47,3 @@ def test_one_quickstart_epoch_lands_where_the_quickstart_does(quickstart_epoch: 
     assert re.fullmatch(r'Predicted: "[^"]+", Actual: "Ankle boot"', prediction)  # test image 0 is an ankle boot
     metrics = json.loads((run_dir / "metrics.jsonl").read_text())
     assert round(metrics["test_accuracy"] * 100, 1) == accuracy
-
-
-def test_two_processes_reach_the_accuracy_of_one(quickstart_epoch: tuple[Path, str], tmp_path: Path) -> None:
-    """The same global batch (64, 32 per process) and seed: within a point of the one-process epoch."""
-    run_dir = tmp_path / "run"
-    result = run_zoo(*QUICKSTART_EPOCH, "--nproc", "2", "--out", str(run_dir), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Using cpu device (2 processes)\n")
-    one = json.loads((quickstart_epoch[0] / "metrics.jsonl").read_text())
-    two = json.loads((run_dir / "metrics.jsonl").read_text())
-    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 0.01
-    assert abs(two["test_loss"] - one["test_loss"]) <= 0.01

@@ -119,7 +119,7 @@ def plan(
             check_new_run_dir(resolved.config.out)
         return catalog, resolved, None
     found = find_resumable(catalog, resolved, Path(runs_root))
-    recorded = resolved_from_record(catalog, read_config(found))
+    recorded = resolved_from_record(catalog, read_config(found), reporters_optional=True)  # this command's reporters watch it
     watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
     return catalog, _with_location(watched, settings, []), found
 
@@ -147,7 +147,7 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
     to the recorded ones may be repeated (e.g. the original command with --resume added)."""
     from .checkpoint import newest_or_error
 
-    recorded = resolved_from_record(catalog, read_config(run_dir))
+    recorded = resolved_from_record(catalog, read_config(run_dir), reporters_optional=bool(settings.get("reporters")))
     if (run_dir / WEIGHTS).exists():
         raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
     newest_or_error(run_dir)

@@ -167,8 +167,9 @@ def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **p
     return Part(section, Resolved(record.get("name", component.name), component, {}, record.get("preset")), validated)
 
 
-def resolved_from_record(catalog: Catalog, record: dict[str, Any]) -> ResolvedRun:
-    """The run a config.json describes, rebuilt against the plugins loaded now."""
+def resolved_from_record(catalog: Catalog, record: dict[str, Any], reporters_optional: bool = False) -> ResolvedRun:
+    """The run a config.json describes, rebuilt against the plugins loaded now. reporters_optional: a
+    recorded reporter whose plugin is gone is left out (a resume that chooses its own reporters)."""
     try:
         settings = {k: record[k] for k in RunConfig.model_fields if k in record and k != "params"}
         config = RunConfig.model_validate(settings)
@@ -176,12 +177,23 @@ def resolved_from_record(catalog: Catalog, record: dict[str, Any]) -> ResolvedRu
         return ResolvedRun(
             config=config,
             **{section: part_from_record(catalog, section, section, components.get(section)) for section in SECTIONS},
-            reporters=[part_from_record(catalog, r.get("name", ""), "reporter", r) for r in components.get("reporters", [])],
+            reporters=_recorded_reporters(catalog, components.get("reporters", []), reporters_optional),
         )
     except ValidationError as error:
         raise ZooError(f"config.json does not validate: {describe_validation_error('', error)}.") from None
     except (KeyError, TypeError, AttributeError):
         raise ZooError("config.json is not a zoo run configuration.") from None
+
+
+def _recorded_reporters(catalog: Catalog, records: list[Any], optional: bool) -> list[Part]:
+    parts = []
+    for record in records:
+        try:
+            parts.append(part_from_record(catalog, record.get("name", ""), "reporter", record))
+        except ZooError:
+            if not optional:
+                raise
+    return parts
 
 
 def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, Any]) -> ZooError:

@@ -193,18 +193,21 @@ def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_p
 
 @pytest.mark.slow
 def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path, tmp_path: Path, demo_env: dict[str, str]) -> None:
-    env = demo_env
-    common = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2"]
-    other = run_zoo(*common, "--seed", "7", cwd=tmp_path, env=env)  # same data, another seed: not a candidate
-    killed = run_zoo(*common, "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=env)
-    assert other.returncode == 0 and killed.returncode == -signal.SIGKILL
-    resumed = run_zoo(*common, "--resume", "auto", cwd=tmp_path, env=env)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Resuming from checkpoint step-000000010" in resumed.stdout
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    common = ["run", "--dataset", "mnist", "--model", "mlp-8", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2"]
+    other = CliRunner().invoke(cli, [*common, "--seed", "7"])  # same data, another seed: not a candidate
+    killed = run_zoo(*common, "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=demo_env)
+    assert other.exit_code == 0 and killed.returncode == -signal.SIGKILL
+    resumed = CliRunner().invoke(cli, [*common, "--resume", "auto"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resuming from checkpoint step-000000010" in resumed.output
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and sum((run / "model.safetensors").exists() for run in runs) == 2
-    nothing = run_zoo(*common, "--seed", "99", "--resume", "auto", cwd=tmp_path, env=env)
-    assert nothing.returncode == 2 and "no unfinished run under runs/ has these settings" in nothing.stderr
+    nothing = CliRunner().invoke(cli, [*common, "--seed", "99", "--resume", "auto"])
+    assert nothing.exit_code == 2 and "no unfinished run under runs/ has these settings" in nothing.output
 
 
 def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:

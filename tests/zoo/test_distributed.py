@@ -194,7 +194,7 @@ def test_uneven_parts_and_an_empty_part_still_train_and_test_what_one_process_wo
     """Batches of 63 split 31 + 32, and a test split of 1,001 whose last batch of 1 leaves rank 0 nothing:
     each rank's loss is weighed by its share, so the job still computes the whole batch's gradient."""
     data = make_idx_dataset(tmp_path / "data", n_train=640, n_test=1001)
-    args = ["run", "--dataset", "mnist", "--data-dir", str(data), "--no-verify", "--epochs", "2", "--batch-size", "63",
+    args = ["run", "--dataset", "mnist", "--model", "mlp-8", "--data-dir", str(data), "--no-verify", "--epochs", "2", "--batch-size", "63",
             "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", "--shuffle"]
     one = run_zoo(*args, "--out", str(tmp_path / "one"))
     two = run_zoo(*args, "--nproc", "2", "--out", str(tmp_path / "two"), timeout=240)

@@ -160,7 +160,7 @@ def run_in_terminal(args: list[str], env: dict[str, str] | None = None, timeout:
 
 
 def test_a_terminal_gets_a_progress_bar_and_the_unchanged_log(tiny_data: Path, tmp_path: Path) -> None:
-    args = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--log-every", "5"]
+    args = ["run", "--dataset", "mnist", "--model", "mlp-8", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--log-every", "5"]
     screen = run_in_terminal([*args, "--out", str(tmp_path / "a")])
     assert "steps/s" in screen and "epoch 2/2: train loss" in screen  # the bar and the summary line
     piped = run_zoo(*args, "--out", str(tmp_path / "d"))
