@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .errors import ZooError
-from .rundir import write_failure
+from .rundir import read_small_file, write_failure
 
 CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
@@ -47,13 +47,11 @@ def _fsync(path: Path) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    """A small JSON file; anything else (too big, too deep, not JSON) is a ValueError."""
-    if not path.exists():
-        raise FileNotFoundError(path)
-    if not path.is_file() or path.stat().st_size > MAX_JSON:
-        raise ValueError(f"{path.name} is not a small regular file")
+    """A small JSON file; anything else (too big, too deep, not a regular file, not JSON) is a ValueError."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_small_file(path, MAX_JSON))
+    except ZooError as error:
+        raise ValueError(str(error)) from None
     except RecursionError:
         raise ValueError(f"{path.name} is nested too deeply") from None
 

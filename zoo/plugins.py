@@ -309,24 +309,24 @@ def _register_components(
                     return
                 info.components.append(f"{kind}:{name}")
 
-            try:
-                function(register=register)
-            except Exception as error:
-                if strict:
-                    raise
-                info.fail(f"{hook_name} failed: {type(error).__name__}: {error}")
+            _call(function, hook_name, register, info, strict)
+
+
+def _call(function: Callable[..., Any], hook_name: str, register: Callable[..., Any], info: PluginInfo, strict: bool) -> None:
+    """One plugin's hook with its register callback; what it raises marks that plugin, not zoo."""
+    try:
+        function(register=register)
+    except Exception as error:
+        if strict:
+            raise
+        info.fail(f"{hook_name} failed: {type(error).__name__}: {error}")
 
 
 def _register_presets(
     manager: pluggy.PluginManager, plugin: object, info: PluginInfo, presets: Presets, strict: bool
 ) -> None:
     for function in _impls(manager, plugin, "register_presets"):
-        try:
-            function(register=presets.load_file)
-        except Exception as error:
-            if strict:
-                raise
-            info.fail(f"register_presets failed: {error}")
+        _call(function, "register_presets", presets.load_file, info, strict)
 
 
 def _register_trained_models(
@@ -338,12 +338,7 @@ def _register_trained_models(
         trained.append((info.name, Path(path)))
 
     for function in _impls(manager, plugin, "register_trained_models"):
-        try:
-            function(register=register)
-        except Exception as error:
-            if strict:
-                raise
-            info.fail(f"register_trained_models failed: {error}")
+        _call(function, "register_trained_models", register, info, strict)
 
 
 __all__ = ["Catalog", "PluginInfo", "Resolved", "load_catalog", "KINDS", "Preset"]

@@ -32,7 +32,7 @@ from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
 from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
-from .state import RankRng, TrainState, rng_files
+from .state import RankState, TrainState, rng_files
 from .stops import CheckpointEvery, Interrupted, NonFiniteLoss, ctrl_c
 from .train import fit, predict
 from .world import World, check_shards, current
@@ -107,7 +107,7 @@ class Trainer:
 
     def checkpoint(self, state: TrainState) -> Path:
         """Every rank calls it (it gathers every rank's random states); rank 0 writes."""
-        ranks = gather(self.world, RankRng.capture(self.device, state.loss_sum))
+        ranks = gather(self.world, RankState.capture(self.device, state.loss_sum))
         if not self.world.main:
             return self.run_dir
         record, tensors = state.state_dict()

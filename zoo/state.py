@@ -107,7 +107,7 @@ class StateRecord(BaseModel):
 
 
 @dataclass
-class RankRng:
+class RankState:
     """One process's own random states: torch's (dropout), its GPU's, Python's and NumPy's; and its
     running loss, so that the same number of processes resumes bit for bit."""
 
@@ -119,7 +119,7 @@ class RankRng:
         return float(self.tensors["loss_sum"])
 
     @classmethod
-    def capture(cls, device: torch.device, loss_sum: torch.Tensor) -> RankRng:
+    def capture(cls, device: torch.device, loss_sum: torch.Tensor) -> RankState:
         import numpy as np
 
         tensors = {"torch": torch.get_rng_state(), "loss_sum": loss_sum.detach().float().cpu().reshape(())}
@@ -150,7 +150,7 @@ class RankRng:
             raise ZooError(f"its random states do not load ({' '.join(str(error).split())})") from None
 
 
-def rng_files(ranks: list[RankRng], augment: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+def rng_files(ranks: list[RankState], augment: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """Every rank's random states as safetensors keys and JSON; the augmentation generator is the same on every rank."""
     tensors = {f"rank{r}.{name}": value for r, rank in enumerate(ranks) for name, value in rank.tensors.items()}
     if augment is not None:
@@ -168,7 +168,7 @@ def restore_rank(state: TrainState, tensors: dict[str, torch.Tensor], plain: Any
     own = {name.split(".", 1)[1]: value for name, value in tensors.items() if name.startswith(f"rank{source}.")}
     if own.get("torch") is None or own["torch"].dtype != torch.uint8:
         raise ZooError("its random states are malformed")
-    RankRng(own, plain[source]).restore(device)
+    RankState(own, plain[source]).restore(device)
     loss = own.get("loss_sum")
     if len(plain) == world_size and loss is not None and loss.dtype == torch.float32 and loss.numel() == 1 and torch.isfinite(loss).all():
         state.loss_sum = loss.reshape(()).to(device)
