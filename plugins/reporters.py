@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -60,6 +61,9 @@ class JsonlParams(BaseModel):
     """Append to this file; without it, print to standard output."""
 
 
+REFRESH = 0.1  # seconds between two updates of the progress bar (rich redraws it ten times a second)
+
+
 class ProgressReporter(Reporter):
     """A rich progress bar per epoch (steps, steps/s, current loss, time left) and a summary line per
     epoch. Whatever else prints meanwhile (the console reporter's log) scrolls above the bar."""
@@ -70,6 +74,7 @@ class ProgressReporter(Reporter):
         self.task = None
         self.loss = float("nan")
         self.epochs = 0
+        self.shown = 0.0  # when the bar was last updated (time.monotonic)
 
     def on_run_start(self, event: RunStart) -> None:
         from rich.console import Console
@@ -97,6 +102,10 @@ class ProgressReporter(Reporter):
             return
         if self.task is None:  # a resumed run starts mid-epoch
             self.task = self.progress.add_task(f"epoch {epoch}/{self.epochs}", total=batches, completed=batch, rate="-", loss="-")
+        now = time.monotonic()
+        if batch + 1 < batches and now - self.shown < REFRESH:  # a step on a GPU takes less than an update
+            return
+        self.shown = now
         task = self.progress.tasks[0]  # the only one
         rate = f"{task.speed:.0f}" if task.speed else "-"
         self.progress.update(self.task, total=batches, completed=batch + 1, rate=rate, loss=f"{self.loss:.4f}")

@@ -109,6 +109,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--checkpoint-every", type=int, help="Also checkpoint every N steps (always at each epoch end).")
 @click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep (default 2).")
 @click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms (see docs/reliability.md).")
+@click.option("--cuda-graphs", type=click.Choice(["auto", "off"]), help="auto (default): on a GPU, replay each training step as one CUDA graph where the components allow; off: eager steps.")
 @click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
 @click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")

@@ -19,6 +19,7 @@ class TensorSplit(Dataset):
         self.images = images
         self.labels = labels
         self.augment = augment
+        self.draws: EpochDraws | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -31,33 +32,90 @@ class TensorSplit(Dataset):
         return _to_float(self.images.to(device)), self.labels.to(device)
 
 
-#: A batch-level random transform: augment(images (N, C, H, W), generator) -> images.
+#: A batch-level random transform: augment(images (N, C, H, W), generator) -> images. One that also
+#: has draw()/apply() (a Drawn augmentation) gets its random numbers for a whole epoch at once.
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+class Drawn:
+    """An augmentation in two halves: draw(n, generator) takes a batch's random numbers on the host
+    (tensors whose last dimension is the sample), apply(images, numbers) uses them on the images'
+    device. Batches draws a whole epoch's numbers in one go, in the order batch by batch would, and
+    moves them to the device in one copy: the same numbers as drawing per batch, and no step that
+    waits for a host-to-device copy."""
+
+    parts = 1  # how many tensors draw() returns
+
+    def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.apply(images, [n.to(images.device) for n in self.draw(len(images), generator)])
+
+
+class RandomHflip(Drawn):
     """Mirror a random half of the images left to right."""
-    flip = torch.rand(len(images), generator=generator).to(images.device) < 0.5
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+    def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        return [torch.rand(n, generator=generator)]
+
+    def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        flip = numbers[0] < 0.5
+        return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
-def random_shift(pixels: int) -> Augment:
+class RandomShift(Drawn):
     """Move each image by up to `pixels` in x and y (independently per image), filling with zeros."""
 
-    def shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n, c, h, w = images.shape
-        padded = torch.nn.functional.pad(images, (pixels, pixels, pixels, pixels))
-        dy, dx = (torch.randint(0, 2 * pixels + 1, (2, n), generator=generator)).to(images.device)
-        rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-        return padded[torch.arange(n, device=images.device)[:, None, None, None], torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+    def __init__(self, pixels: int) -> None:
+        self.pixels = pixels
 
-    return shift
+    def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        return [torch.randint(0, 2 * self.pixels + 1, (2, n), generator=generator)]
+
+    def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        n, c, h, w = images.shape
+        pixels, device = self.pixels, images.device
+        padded = torch.nn.functional.pad(images, (pixels, pixels, pixels, pixels))
+        dy, dx = numbers[0]
+        rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :]
+        return padded[torch.arange(n, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None], rows, cols]
+
+
+class Compose(Drawn):
+    """Several Drawn augmentations, one after the other."""
+
+    def __init__(self, augments: list[Drawn]) -> None:
+        self.augments = augments
+        self.parts = sum(augment.parts for augment in augments)
+
+    def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        return [numbers for augment in self.augments for numbers in augment.draw(n, generator)]
+
+    def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        taken = 0
+        for augment in self.augments:
+            images = augment.apply(images, numbers[taken : taken + augment.parts])
+            taken += augment.parts
+        return images
+
+
+random_hflip = RandomHflip()
+
+
+def random_shift(pixels: int) -> RandomShift:
+    return RandomShift(pixels)
 
 
 def compose(*augments: Augment) -> Augment | None:
     if not augments:
         return None
+    if all(isinstance(augment, Drawn) for augment in augments):
+        return Compose(list(augments))  # type: ignore[arg-type]
 
     def apply(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for augment in augments:
@@ -65,6 +123,36 @@ def compose(*augments: Augment) -> Augment | None:
         return images
 
     return apply
+
+
+class EpochDraws:
+    """A Drawn augmentation's random numbers for batches first, first+1, ... of an epoch, on the
+    device, and the generator's state before each batch's draws (what a checkpoint or a rewind
+    needs to draw them again)."""
+
+    def __init__(self, augment: Drawn, generator: torch.Generator, sizes: list[int], first: int, device: torch.device) -> None:
+        self.first, self.states, drawn = first, [], []
+        for size in sizes:
+            self.states.append(generator.get_state())
+            drawn.append(augment.draw(size, generator))
+        self.states.append(generator.get_state())
+        self.offsets = [0]
+        for size in sizes:
+            self.offsets.append(self.offsets[-1] + size)
+        pinned = device.type == "cuda"
+        self.numbers = [_to_device(torch.cat([batch[i] for batch in drawn], dim=-1), device, pinned) for i in range(len(drawn[0]))] if drawn else []
+
+    def apply(self, augment: Drawn, images: torch.Tensor, index: int) -> torch.Tensor:
+        start, stop = self.offsets[index - self.first], self.offsets[index - self.first + 1]
+        return augment.apply(images, [numbers[..., start:stop] for numbers in self.numbers])
+
+    def state_before(self, index: int) -> torch.Tensor:
+        return self.states[index - self.first]
+
+
+def _to_device(numbers: torch.Tensor, device: torch.device, pinned: bool) -> torch.Tensor:
+    """One host-to-device copy that the host does not wait for (from pinned memory)."""
+    return numbers.pin_memory().to(device, non_blocking=True) if pinned else numbers.to(device)
 
 
 def _to_float(images: torch.Tensor) -> torch.Tensor:
@@ -101,6 +189,7 @@ class Batches:
         self.tensors = split.to(device) if isinstance(split, TensorSplit) else None
         self.transform = split.augment if augment is not None and isinstance(split, TensorSplit) else None
         self.augment = augment
+        self.draws: EpochDraws | None = None
 
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
@@ -111,27 +200,50 @@ class Batches:
     def iterate(self, first: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The epoch's batches (this rank's part of each) from batch `first` on. The order is drawn
         from the `order` generator as it is now (so a resume sets it to the epoch's start first);
-        augmentation draws from its own generator, batch by batch."""
+        augmentation draws from its own generator, as batch by batch would, when this is called."""
+        self.draws = None
         if self.tensors is None:
-            loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.order)
-            for index, (X, y) in enumerate(loader):
-                if index >= first:
-                    part = self._part(len(X))
-                    yield X[part].to(self.device), torch.as_tensor(y)[part].to(self.device)
-            return
-        images, labels = self.tensors
+            return self._loaded(first)
         order = torch.randperm(self.num_samples, generator=self.order).to(self.device) if self.shuffle else None
-        for start in range(first * self.batch_size, self.num_samples, self.batch_size):
+        if isinstance(self.transform, Drawn):  # the epoch's random numbers, now, in one copy to the device
+            sizes = [self.batch_size_at(batch) for batch in range(first, len(self))]
+            self.draws = EpochDraws(self.transform, self.augment, sizes, first, self.device)  # type: ignore[arg-type]
+        return self._sliced(first, order)
+
+    def _loaded(self, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.order)
+        for index, (X, y) in enumerate(loader):
+            if index >= first:
+                part = self._part(len(X))
+                yield X[part].to(self.device), torch.as_tensor(y)[part].to(self.device)
+
+    def _sliced(self, first: int, order: torch.Tensor | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        images, labels = self.tensors  # type: ignore[misc]
+        for batch, start in enumerate(range(first * self.batch_size, self.num_samples, self.batch_size), start=first):
             stop = min(start + self.batch_size, self.num_samples)
             part = self._part(stop - start)
             if self.transform is not None:  # the whole batch, so every rank draws the same numbers
                 rows = slice(start, stop) if order is None else order[start:stop]
-                yield self.transform(images[rows], self.augment)[part], labels[rows][part]
+                yield self._augmented(images[rows], batch)[part], labels[rows][part]
             elif order is None:
                 yield images[start + part.start : start + part.stop], labels[start + part.start : start + part.stop]
             else:
                 index = order[start + part.start : start + part.stop]
                 yield images[index], labels[index]
+
+    def _augmented(self, images: torch.Tensor, batch: int) -> torch.Tensor:
+        if self.draws is not None:
+            return self.draws.apply(self.transform, images, batch)  # type: ignore[arg-type]
+        return self.transform(images, self.augment)  # type: ignore[misc,arg-type]
+
+    def augment_state(self, batch: int) -> torch.Tensor | None:
+        """The augmentation generator as it was before batch `batch` drew its numbers (a checkpoint
+        after `batch` steps saves it; a resume or a rewind draws from it again)."""
+        if self.augment is None:
+            return None
+        if self.draws is not None and 0 <= batch - self.draws.first < len(self.draws.states):
+            return self.draws.state_before(batch)
+        return self.augment.get_state()
 
     def batch_size_at(self, batch: int) -> int:
         """The size of global batch `batch` (all ranks together): batch_size, less for the last."""

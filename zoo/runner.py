@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,15 @@ from .device import deterministic_mode, seed_everything, select_device
 from .errors import ZooError
 from .events import Events
 from .finetune import start_from
+from .graphs import choose_step
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
 from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
 from .state import RankState, TrainState, rng_files
-from .stops import CheckpointEvery, Interrupted, NonFiniteLoss, ctrl_c
-from .train import fit, predict
+from .rewind import Healthy, rewind
+from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, ctrl_c
+from .train import fit, predict, step
 from .world import World, check_shards, current
 
 EVAL_BATCH_SIZE = 1000
@@ -66,6 +70,13 @@ class Trainer:
     events: Events
     precision: Precision
     run_dir: Path = field(default=Path())
+    stepper: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = field(init=False)  # zoo.train.step, or its CUDA graph
+    health: Health = field(init=False)  # every loss finite so far? (on the device)
+    healthy: Healthy | None = None  # the last point known healthy, to rewind to
+
+    def __post_init__(self) -> None:
+        self.stepper = partial(step, self)
+        self.health = Health(self.device)
 
     @property
     def config(self) -> Any:
@@ -76,19 +87,38 @@ class Trainer:
         return self.precision.name == "bf16"
 
     def after_step(self, state: TrainState, loss: torch.Tensor, size: int, stop: threading.Event) -> None:
-        """Report the step, log its loss every log_every steps, checkpoint when due, stop on Ctrl-C."""
+        """Report the step, log its loss every log_every steps, checkpoint when due, stop on Ctrl-C;
+        only these read from the device (sync), so the steps between them never wait for the host."""
         batch, steps = state.batch - 1, len(self.train_batches)
         self.events.emit("on_batch_end", state.epoch, batch, steps)
-        if batch % self.config.log_every == 0:  # the only place a step's loss is read
-            value = global_mean(self.world, [loss.item()], size, self.device)[0]
+        logging = batch % self.config.log_every == 0
+        saving = CheckpointEvery(self.config.checkpoint_every).due(state.global_step, state.batch, steps)
+        if not (logging or saving or stop.is_set()):
+            return
+        value = self.sync(state, loss, size)
+        self.mark_healthy(state)
+        if logging:
             seen = (batch + 1) * self.train_batches.batch_size_at(batch)  # as the Quickstart counts
             self.events.emit("on_step", Step(state.epoch, batch, value, seen, self.train_batches.num_samples, state.global_step))
-        if CheckpointEvery(self.config.checkpoint_every).due(state.global_step, state.batch, steps):
+        if saving:
             self.checkpoint(state)
         if stop.is_set():
             where = self.checkpoint(state)
             raise Interrupted(f"Interrupted (Ctrl-C) after step {state.batch} of epoch {state.epoch}. A checkpoint is in {where}; "
                               f"continue with `zoo run --resume {self.run_dir}`.")
+
+    def mark_healthy(self, state: TrainState) -> None:
+        self.healthy = Healthy.take(self, state)
+
+    def sync(self, state: TrainState, loss: torch.Tensor | None = None, size: int = 1) -> float:
+        """The loss of the last step (averaged over the ranks) and whether every step since the last
+        sync had a finite loss, in one read; if one did not, rewind (zoo.rewind) and stop there."""
+        finite = self.health.finite.float()
+        read = torch.stack([finite, loss.detach().float().reshape(())]) if loss is not None else finite.reshape(1)
+        values = global_mean(self.world, read.tolist(), size, self.device)
+        if values[0] < 1:
+            rewind(self, state, state.global_step)
+        return values[-1]
 
     def end_epoch(self, state: TrainState, test_loss: float, accuracy: float, seconds: float, stop: threading.Event) -> None:
         """The epoch's result over every rank; its checkpoint first, so no reporter can cost it."""
@@ -112,7 +142,7 @@ class Trainer:
             return self.run_dir
         record, tensors = state.state_dict()
         tensors["train_loss_sum"] = torch.tensor(sum(r.loss_sum for r in ranks) / len(ranks), dtype=torch.float32)  # any number of ranks resumes this
-        rng_tensors, rng_plain = rng_files(ranks, self.train_batches.augment.get_state() if self.train_batches.augment else None)
+        rng_tensors, rng_plain = rng_files(ranks, self.train_batches.augment_state(state.batch))
         rng_tensors["order"] = self.train_batches.order.get_state()
         return checkpoint.save(
             self.run_dir, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, keep=self.config.keep_checkpoints,
@@ -183,6 +213,7 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
         t.events.emit("on_run_start", RunStart(t.run_dir, t.resolved.to_json(), str(t.device), t.data.classes, len(t.data.train),
                                                len(t.data.test), resumed, t.world.size, t.world.restart, t.precision.name, t.precision.reason))
         started = time.perf_counter()
+        t.stepper = choose_step(t, t.stepper)  # after a resume has loaded the optimizer's state
         _fit(t, state, stop)
         if t.world.main:
             _save_weights(t)

@@ -34,6 +34,8 @@ class RunConfig(BaseModel):
     checkpoint_every: PositiveInt | None = None
     keep_checkpoints: PositiveInt = 2
     deterministic: bool = False
+    cuda_graphs: Literal["auto", "off"] = "auto"
+    """auto: on a CUDA device, each training step is replayed as one CUDA graph where the components allow (zoo.graphs)."""
     init: str | None = None
     """A trained model's name or a finished run directory to start from (zoo run --init; zoo.finetune)."""
     init_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")

@@ -119,10 +119,13 @@ class RankState:
         return float(self.tensors["loss_sum"])
 
     @classmethod
-    def capture(cls, device: torch.device, loss_sum: torch.Tensor) -> RankState:
+    def capture(cls, device: torch.device, loss_sum: torch.Tensor | None = None) -> RankState:
+        """This process's random states now (no host sync), and its running loss when given (one)."""
         import numpy as np
 
-        tensors = {"torch": torch.get_rng_state(), "loss_sum": loss_sum.detach().float().cpu().reshape(())}
+        tensors = {"torch": torch.get_rng_state()}
+        if loss_sum is not None:
+            tensors["loss_sum"] = loss_sum.detach().float().cpu().reshape(())
         if device.type == "cuda":  # this rank's GPU only: no context on the others, and any GPU count resumes it
             tensors["cuda"] = torch.cuda.get_rng_state(device)
         kind, keys, pos, has_gauss, cached = np.random.get_state()

@@ -1,5 +1,6 @@
 """What can end or pause a training between two steps, each a small piece the loop asks:
-a checkpoint every N steps, Ctrl-C, and a loss that is no longer a number."""
+a checkpoint every N steps, Ctrl-C, and a loss that is no longer a number (watched on the device
+by Health, so that no step waits for the host; zoo.rewind puts the weights back)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,25 @@ class NonFiniteLoss(ZooError):
 
 
 def check_finite(loss: torch.Tensor, batch: int) -> None:
-    """Before backward: a NaN or infinite loss stops the run with the weights of the step before."""
+    """Before backward: a NaN or infinite loss stops the run with the weights of the step before.
+    A host sync: only used when the steps since the last healthy point are taken again (zoo.rewind)."""
     if not torch.isfinite(loss):
         raise NonFiniteLoss(batch, loss.item())
+
+
+class Health:
+    """Whether every step's loss so far was finite: one boolean on the device, updated in place by
+    each step (also inside a captured CUDA graph) and read by the host only where the loop reads
+    the loss anyway (log points, checkpoints, epoch ends)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.finite = torch.ones((), dtype=torch.bool, device=device)
+
+    def record(self, loss: torch.Tensor) -> None:
+        self.finite.logical_and_(torch.isfinite(loss.detach()))
+
+    def reset(self) -> None:
+        self.finite.fill_(True)
 
 
 @dataclass(frozen=True)

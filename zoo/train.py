@@ -19,7 +19,6 @@ from torch import nn
 from .contracts import Prediction
 from .data import Batches
 from .state import TrainState
-from .stops import check_finite
 
 if TYPE_CHECKING:
     import threading
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from .runner import Trainer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Check = Callable[[torch.Tensor, int], None]
 
 
 def fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
@@ -44,20 +44,27 @@ def fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
 
 
 def train(t: Trainer, state: TrainState, stop: threading.Event) -> None:
-    """One epoch of training steps, from state.batch on (the Quickstart's train())."""
+    """One epoch of training steps, from state.batch on (the Quickstart's train()). No step waits
+    for the host: the loss is read every log_every steps (Trainer.after_step) and at the end."""
     t.trained.train()
-    for X, y in t.train_batches.iterate(state.batch):
-        loss = step(t, X, y, state.batch)
-        state.step_done(loss * t.train_batches.share(state.batch, len(X)) if t.world.distributed else loss)
+    batches = t.train_batches.iterate(state.batch)
+    t.mark_healthy(state)  # where a non-finite loss rewinds to (zoo.rewind)
+    for X, y in batches:
+        loss = t.stepper(X, y, state.batch)  # step(), or its CUDA graph (zoo.graphs)
+        record_step(t, state, loss, len(X))
         t.after_step(state, loss, len(X), stop)
+    t.sync(state)
 
 
-def step(t: Trainer, X: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
-    """Forward, loss, backward, optimizer and scheduler step; returns the batch's (detached) loss."""
+def step(t: Trainer, X: torch.Tensor, y: torch.Tensor, batch: int, check: Check | None = None) -> torch.Tensor:
+    """Forward, loss, backward, optimizer and scheduler step; returns the batch's (detached) loss.
+    Its finiteness is noted on the device (t.health); `check` stops here instead (zoo.rewind)."""
     with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.bf16):
         pred = t.trained(X)
         loss = t.loss_fn(pred, y)
-    check_finite(loss, batch)
+    if check is not None:
+        check(loss, batch)
+    t.health.record(loss)
     if t.world.distributed:  # DDP averages the ranks' gradients: weigh each by its share of the batch
         (loss * t.train_batches.share(batch, len(X))).backward()
     else:
@@ -68,20 +75,31 @@ def step(t: Trainer, X: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tens
     return loss.detach()
 
 
+def record_step(t: Trainer, state: TrainState, loss: torch.Tensor, size: int) -> None:
+    """Count the step and add its loss to the epoch's running sum (on the device)."""
+    state.step_done(loss * t.train_batches.share(state.batch, size) if t.world.distributed else loss)
+
+
 def test(batches: Batches, model: nn.Module, loss_fn: LossFn, bf16: bool = False) -> tuple[float, float]:
-    """Average loss per sample and accuracy (a fraction) over a split (this rank's part of it)."""
+    """Average loss per sample and accuracy (a fraction) over a split (this rank's part of it),
+    summed on the device and read once."""
     model.eval()
-    test_loss, correct, size = 0.0, 0, 0
+    exact = batches.device.type != "mps"  # float64 sums, as Python's would be (MPS has no float64)
+    test_loss = torch.zeros((), dtype=torch.float64 if exact else torch.float32, device=batches.device)
+    correct, size = torch.zeros((), dtype=torch.int64, device=batches.device), 0
     with torch.inference_mode():
         for X, y in batches:
             if len(X) == 0:  # this rank's part of a batch smaller than the number of ranks
                 continue
             with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
                 pred = model(X)
-                test_loss += loss_fn(pred, y).item() * len(X)
-            correct += int((pred.argmax(1) == y).sum().item())
+                test_loss += loss_fn(pred, y).to(test_loss.dtype) * len(X)
+            correct += (pred.argmax(1) == y).sum()
             size += len(X)
-    return (test_loss / size, correct / size) if size else (0.0, 0.0)  # (a rank may have no test samples)
+    if not size:
+        return 0.0, 0.0  # (a rank may have no test samples)
+    total, right = test_loss.item(), int(correct.item())
+    return total / size, right / size
 
 
 def predict(model: nn.Module, image: torch.Tensor, classes: list[str], actual: int | None, index: int) -> Prediction:

@@ -48,3 +48,29 @@ def test_augmentation_applies_to_training_batches_only_and_is_seeded() -> None:
 
     assert torch.equal(epoch(0, augment=False), split.images)
     assert torch.equal(epoch(0, True), epoch(0, True)) and not torch.equal(epoch(0, True), epoch(1, True))
+
+
+def test_an_epochs_draws_are_taken_at_once_and_equal_drawing_batch_by_batch() -> None:
+    """The built-in augmentations are drawn for the whole epoch when it starts (one copy to a GPU, no
+    per-step copy); the numbers, and the generator's state before each batch, are those of drawing
+    per batch, so checkpoints and resumes mean what they meant."""
+    augment = compose(random_hflip, random_shift(2))
+    split = TensorSplit(torch.rand(70, 1, 6, 6), torch.arange(70), augment)
+    batches = Batches(split, 16, CPU, shuffle=True, order=torch.Generator().manual_seed(3), augment=torch.Generator().manual_seed(4))
+    drawn = list(batches.iterate())
+
+    order, per_batch = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
+    rows = torch.randperm(70, generator=order)
+    states = []
+    for index, start in enumerate(range(0, 70, 16)):
+        states.append(per_batch.get_state())
+        assert torch.equal(batches.augment_state(index), states[-1])
+        expected = augment(split.images[rows[start : start + 16]], per_batch)  # type: ignore[misc]
+        assert torch.equal(drawn[index][0], expected) and torch.equal(drawn[index][1], rows[start : start + 16])
+    assert torch.equal(batches.augment_state(5), per_batch.get_state())  # after the last batch
+    assert torch.equal(batches.augment.get_state(), per_batch.get_state())  # type: ignore[union-attr]
+
+    batches.order.manual_seed(3)  # a resume at batch 3: the epoch's order again, the generator as before batch 3
+    batches.augment.set_state(states[3])  # type: ignore[union-attr]
+    tail = list(batches.iterate(3))
+    assert len(tail) == 2 and all(torch.equal(a[0], b[0]) for a, b in zip(tail, drawn[3:]))

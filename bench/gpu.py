@@ -1,0 +1,135 @@
+"""zoo on a GPU, in one go (issue #11): the captured step against the eager one, the host syncs of
+an epoch, where a whole process's time goes, and the recipes' walls. Prints a markdown report and
+writes it (and a JSON of the figures) into OUT.
+
+    python bench/gpu.py DATA_DIR OUT      # DATA_DIR holds the four FashionMNIST .gz files
+
+Each check is one section; a failing one prints its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import pstats
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+import zoo
+import zoo.train
+
+RESULTS: dict[str, object] = {}
+LINES: list[str] = []
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+    LINES.append(line)
+
+
+def section(function):
+    def run(*args):
+        say(f"\n## {function.__name__.replace('_', ' ')}")
+        try:
+            function(*args)
+        except Exception:
+            say("```\n" + traceback.format_exc()[-3000:] + "```")
+
+    return run
+
+
+def train(data: Path, out: Path, **settings) -> zoo.runner.RunResult:
+    settings = {"dataset": "fashion-mnist", "device": "cuda", "reporters": [], "out": out, **settings}
+    return zoo.run(sets=[f"dataset.data_dir={json.dumps(str(data))}"], **settings)
+
+
+@section
+def captured_against_eager(data: Path, out: Path) -> None:
+    """The quickstart recipe, 2 epochs, graphs off and on: the same weights, and the epoch times."""
+    runs = {mode: train(data, out / f"quickstart-{mode}", epochs=2, cuda_graphs=mode) for mode in ("off", "auto")}
+    weights = {mode: load_file(run.run_dir / "model.safetensors") for mode, run in runs.items()}
+    same = all(torch.equal(weights["off"][k], weights["auto"][k]) for k in weights["off"])
+    say("| path | s per epoch | accuracy |\n|---|---|---|")
+    for mode, run in runs.items():
+        say(f"| quickstart, cuda_graphs={mode} | {', '.join(f'{e.seconds:.3f}' for e in run.epochs)} | "
+            f"{', '.join(f'{e.test_accuracy * 100:.2f}%' for e in run.epochs)} |")
+    say(f"\nweights bit-identical: **{same}**")
+    RESULTS["captured_vs_eager"] = {mode: [e.seconds for e in run.epochs] for mode, run in runs.items()} | {"identical": same}
+
+
+@section
+def host_syncs_per_epoch(data: Path, out: Path) -> None:
+    """torch.cuda's sync debug mode warns at every synchronising call; counted inside train()."""
+    counts: list[int] = []
+    original = zoo.train.train
+
+    def watched(*args, **kwargs):
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = original(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+        return result
+
+    zoo.train.train = watched
+    try:
+        for mode in ("auto", "off"):
+            counts.clear()
+            train(data, out / f"syncs-{mode}", epochs=1, cuda_graphs=mode)
+            say(f"cuda_graphs={mode}: {counts} synchronising calls in the epoch's train() (938 steps, log_every 100)")
+            RESULTS[f"syncs_{mode}"] = list(counts)
+    finally:
+        zoo.train.train = original
+
+
+@section
+def whole_process(data: Path, out: Path) -> None:
+    """Walls of the CLI, as a user runs it: the quickstart (5 epochs) and the tuned recipe."""
+    say("| command | wall s | result |\n|---|---|---|")
+    for name, extra in (("quickstart", []), ("quickstart, graphs off", ["--cuda-graphs", "off"]), ("tuned", ["--recipe", "tuned"])):
+        started = time.perf_counter()
+        done = subprocess.run(["zoo", "run", "--data-dir", str(data), "--device", "cuda", "--out", str(out / f"cli-{len(LINES)}"), *extra],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        last = [line for line in done.stdout.splitlines() if "Accuracy" in line][-1:] or [done.stderr[-300:]]
+        say(f"| zoo run {' '.join(extra)} ({name}) | {wall:.1f} | {last[0].strip()} |")
+        RESULTS[f"wall_{name}"] = wall
+
+
+@section
+def where_a_process_spends_its_time(data: Path, out: Path) -> None:
+    """cProfile of one quickstart run in this process (after imports): the top 25 by cumulative time."""
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    train(data, out / "profiled", epochs=5)
+    profile.disable()
+    say(f"zoo.run, 5 epochs, in-process: {time.perf_counter() - started:.1f} s")
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(25)
+    say("```\n" + text.getvalue()[-6000:] + "```")
+
+
+def main() -> None:
+    data, out = Path(sys.argv[1]), Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"# zoo on {torch.cuda.get_device_name(0)} (torch {torch.__version__})")
+    for check in (captured_against_eager, host_syncs_per_epoch, whole_process, where_a_process_spends_its_time):
+        check(data, out / "runs")
+    (out / "gpu.md").write_text("\n".join(LINES) + "\n")
+    (out / "gpu.json").write_text(json.dumps(RESULTS, indent=2))
+
+
+if __name__ == "__main__":
+    main()

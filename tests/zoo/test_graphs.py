@@ -1,0 +1,77 @@
+"""zoo.graphs: which runs capture their step as a CUDA graph, and the one line when one cannot.
+(The capture itself needs a GPU: bench/gpu.py checks it there, weights against the eager path.)"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+
+from zoo.graphs import CapturedStep, choose_step, not_capturable
+
+
+class Custom(torch.optim.Optimizer):
+    def __init__(self, params: Any) -> None:
+        super().__init__(params, {"lr": 0.1})
+
+    def step(self, closure: Any = None) -> None:
+        return None
+
+
+def part(name: str) -> SimpleNamespace:
+    return SimpleNamespace(resolved=SimpleNamespace(name=name, component=SimpleNamespace(owner="builtin-x 1.0")))
+
+
+def trainer(device: str = "cuda", graphs: str = "auto", optimizer: str = "sgd", scheduler: str = "constant", ranks: int = 1) -> Any:
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    opt = {"sgd": lambda: torch.optim.SGD(params, lr=0.1, momentum=0.9), "adamw": lambda: torch.optim.AdamW(params, lr=0.1),
+           "custom": lambda: Custom(params)}[optimizer]()
+    sched = {"constant": lambda: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0),
+             "one-cycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=10, cycle_momentum=False),
+             "one-cycle-momentum": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=10, cycle_momentum=True)}[scheduler]()
+    return SimpleNamespace(device=torch.device(device), config=SimpleNamespace(cuda_graphs=graphs, batch_size=64),
+                           world=SimpleNamespace(distributed=ranks > 1, main=True), optimizer=opt, scheduler=sched,
+                           resolved=SimpleNamespace(optimizer=part(optimizer), scheduler=part(scheduler), model=part("mlp-8"), loss=part("cross-entropy")))
+
+
+def eager(X: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.zeros(())
+
+
+def test_the_cpu_and_cuda_graphs_off_take_the_eager_step(capsys: pytest.CaptureFixture[str]) -> None:
+    assert choose_step(trainer("cpu"), eager) is eager
+    assert choose_step(trainer(graphs="off"), eager) is eager
+    assert capsys.readouterr().err == ""  # nothing to say: capture was not wanted
+
+
+def test_capturable_runs_get_the_captured_step_and_a_changing_lr_a_kernel_that_reads_a_tensor() -> None:
+    assert isinstance(choose_step(trainer(), eager), CapturedStep)
+    t = trainer(scheduler="one-cycle")
+    assert isinstance(choose_step(t, eager), CapturedStep)
+    assert t.optimizer.param_groups[0]["fused"] is True and t.optimizer.param_groups[0]["foreach"] is False
+    t = trainer(optimizer="adamw", scheduler="one-cycle")
+    assert isinstance(choose_step(t, eager), CapturedStep) and t.optimizer.param_groups[0]["capturable"] is True
+    constant = trainer()
+    choose_step(constant, eager)
+    assert not constant.optimizer.param_groups[0].get("fused")  # a constant lr: the eager kernels exactly
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"ranks": 2}, "several processes"),
+    ({"scheduler": "one-cycle-momentum"}, "the scheduler 'one-cycle-momentum' changes the momentum"),
+    ({"optimizer": "custom", "scheduler": "one-cycle"}, "the optimizer 'custom' (Custom) reads its learning rate as a Python number"),
+])
+def test_a_run_that_cannot_be_captured_says_which_component_and_why_in_one_line(
+    settings: dict, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t = trainer(**settings)
+    assert named in (not_capturable(t) or "")
+    assert choose_step(t, eager) is eager
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("CUDA graphs off: ") and named in err and "--cuda-graphs off" in err
+
+
+def test_a_custom_optimizer_with_a_constant_lr_is_captured() -> None:
+    assert not_capturable(trainer(optimizer="custom")) is None
