@@ -19,9 +19,12 @@ test:
 test-fast: setup data
 	$(BIN)/python -m pytest -m "not slow"
 
-# zoo against the Quickstart, side by side; writes docs/performance.md and the results in registry.toml.
+# zoo against the Quickstart, side by side; writes docs/performance.md and the results in registry.toml;
+# on a machine with CUDA also the GPU section, docs/gpu.md (bench/gpu.py).
 bench: setup data
 	$(BIN)/python bench/bench.py --record
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/python bench/gpu.py $(FASHION_MNIST) bench-gpu --write; else echo "No CUDA device: bench/gpu.py skipped"; fi
 
 # One process against `zoo run --nproc 2` on this machine; writes the table into docs/scaling.md.
 bench-scaling: setup data
