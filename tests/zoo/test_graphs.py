@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import torch
 
+from helpers import tiny_sets
+
 from zoo.graphs import CapturedStep, choose_step, not_capturable
 
 
@@ -75,3 +77,17 @@ def test_a_run_that_cannot_be_captured_says_which_component_and_why_in_one_line(
 
 def test_a_custom_optimizer_with_a_constant_lr_is_captured() -> None:
     assert not_capturable(trainer(optimizer="custom")) is None
+
+
+def test_cuda_graphs_off_is_part_of_the_identity_and_auto_keeps_old_hashes(tiny_data: Any, tmp_path: Any) -> None:
+    import json
+
+    import zoo
+    from zoo.identity import config_hash, identity
+
+    settings = {"dataset": "mnist", "model": "mlp-8", "sets": tiny_sets(tiny_data)}
+    auto = zoo.resolve(**settings)[1]
+    off = zoo.resolve(**settings, cuda_graphs="off")[1]
+    assert config_hash(auto) != config_hash(off) and "cuda_graphs" not in identity(auto)
+    result = zoo.run(**settings, cuda_graphs="off", epochs=1, reporters=[], out=tmp_path / "run")  # on the CPU: the eager step
+    assert json.loads((result.run_dir / "config.json").read_text())["cuda_graphs"] == "off"
