@@ -10,14 +10,18 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 run: setup data
 	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
 
+# Two pytest-xdist workers (this is a 2-core machine). pyc files are written as modules are first imported
+# (set-up skips compiling all of torch), even where PYTHONDONTWRITEBYTECODE is set.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2
+
 # The whole suite, with its wall time (set-up included); CI runs this.
 test:
-	@start=$$(date +%s); $(MAKE) --no-print-directory setup data && $(BIN)/python -m pytest; status=$$?; \
+	@start=$$(date +%s); $(MAKE) --no-print-directory setup data && $(PYTEST); status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s wall, set-up included"; exit $$status
 
 # The edit-test cycle: everything but the tests marked slow (torchrun jobs, real data, package builds, SIGKILLs).
 test-fast: setup data
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # zoo against the Quickstart, side by side; writes docs/performance.md and the results in registry.toml;
 # on a machine with CUDA also the GPU section, docs/gpu.md (bench/gpu.py).
@@ -41,7 +45,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
 	touch $(STAMP)
 
 # The real FashionMNIST from Debian's package where apt and root are there; elsewhere zoo downloads it.

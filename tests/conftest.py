@@ -4,11 +4,13 @@ for real (pip, into a folder of their own), and an environment free of the user'
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from helpers import FIXTURES, make_idx_dataset
 
 
@@ -21,15 +23,28 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture plugin packages, installed by pip (real dist-info, real entry points) into a
-    folder that tests put on the path, so the development environment stays clean."""
-    site = tmp_path_factory.mktemp("plugin-site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site),
-         str(FIXTURES / "zoo-demo-plugin"), str(FIXTURES / "zoo-broken-plugin")],
-        check=True,
-        capture_output=True,
-    )
+    folder that tests put on the path, so the development environment stays clean. Built from copies
+    (a build leaves build/ and *.egg-info beside the sources), once per run: parallel workers share it."""
+    shared = shared_temp(tmp_path_factory)
+    site = shared / "plugin-site"
+    with FileLock(shared / "plugin-site.lock"):
+        if not (site / "installed").is_file():
+            sources = [shutil.copytree(FIXTURES / name, shared / "plugin-sources" / name, dirs_exist_ok=True,
+                                       ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+                       for name in ("zoo-demo-plugin", "zoo-broken-plugin")]
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site), *map(str, sources)],
+                check=True,
+                capture_output=True,
+            )
+            (site / "installed").write_text("")
     return site
+
+
+def shared_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's temporary folder, the same for every pytest-xdist worker (each has its own below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(autouse=True)

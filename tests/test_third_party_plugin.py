@@ -54,28 +54,40 @@ def test_zoo_run_trains_with_the_plugins_model_and_optimizer(plugin_site: Path, 
 
 def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -> None:
     """`zoo install` passes its arguments to this environment's pip and then shows the plugins;
-    `zoo uninstall` takes the package out again (finally: whatever happens, the environment is restored)."""
+    `zoo uninstall` takes the package out again. zoo runs from a throwaway environment layered over
+    the test one, so the package never lands where other tests (or parallel workers) would see it."""
+    import shutil
+    import site
     import subprocess
     import sys
+    import venv
 
     from helpers import ROOT
 
-    import shutil
+    environment = tmp_path / "env"
+    venv.create(environment, with_pip=False)
+    own_site = next(environment.glob("lib/python*/site-packages"))
+    (own_site / "zz-test-environment.pth").write_text(  # torch, pip and zoo (editable) from the test environment, after its own packages
+        "".join(f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()))
+    python = environment / "bin" / "python"
+
+    def zoo_here(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(python), "-m", "zoo", *args], capture_output=True, text=True, timeout=300)
 
     # Built from a copy: a build leaves zoo_convnets.egg-info beside the sources, which the example's
     # own tests put on sys.path, so every later test would see an installed plugin.
     source = tmp_path / "zoo-convnets"
     shutil.copytree(ROOT / "examples" / "zoo-convnets", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    try:
-        installed = run_zoo("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
-        assert installed.returncode == 0, installed.stderr
-        assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
-        assert "small-cnn" in run_zoo("list", "models").stdout
-        removed = run_zoo("uninstall", "zoo-convnets")
-        assert removed.returncode == 0, removed.stderr
-        plugins = [line.split()[0] for line in removed.stdout.splitlines() if line.split() and line.split()[0].startswith(("builtin-", "convnets"))]
-        assert "builtin-models" in plugins and "convnets" not in plugins
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", "--quiet", "zoo-convnets"], capture_output=True)
-    failed = run_zoo("install", str(tmp_path / "does-not-exist"))
+    installed = zoo_here("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
+    assert installed.returncode == 0, installed.stderr
+    assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
+    assert list(own_site.glob("zoo_convnets-*.dist-info")), "installed into zoo's own environment"
+    assert "small-cnn" in zoo_here("list", "models").stdout
+    assert "small-cnn" not in run_zoo("list", "models").stdout  # the test environment never saw it
+    removed = zoo_here("uninstall", "zoo-convnets")
+    assert removed.returncode == 0, removed.stderr
+    plugins = [line.split()[0] for line in removed.stdout.splitlines() if line.split() and line.split()[0].startswith(("builtin-", "convnets"))]
+    assert "builtin-models" in plugins and "convnets" not in plugins
+    assert not list(own_site.glob("zoo_convnets-*.dist-info"))
+    failed = zoo_here("install", str(tmp_path / "does-not-exist"))
     assert failed.returncode == 2 and "pip install failed" in failed.stderr

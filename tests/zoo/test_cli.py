@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import run_zoo
+from helpers import run_zoo, tiny_sets
 
+import zoo
 from zoo import __version__
 from zoo.cli import cli
 
@@ -117,25 +118,26 @@ def test_list_shows_measured_results_of_presets(tmp_path: Path) -> None:
 
 
 def test_console_script_run_and_predict(tiny_data: Path, tmp_path: Path) -> None:
+    """The installed `zoo` script trains; predict reads what it wrote (through the same click group, in-process)."""
     run_dir = tmp_path / "run"
     result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1", "--out", str(run_dir),
                      "--set", "optimizer.lr=0.1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Epoch 1\n-------------------------------\nloss: " in result.stdout
     assert f"Run saved in {run_dir}" in result.stderr
-    predicted = run_zoo("predict", str(run_dir), "--index", "3", "--data-dir", str(tiny_data), "--no-verify")
-    assert predicted.returncode == 0, predicted.stderr
+    predicted = invoke("predict", str(run_dir), "--index", "3", "--data-dir", str(tiny_data), "--no-verify")
+    assert predicted.exit_code == 0, predicted.output
     lines = predicted.stdout.splitlines()
     assert lines[0].startswith('Predicted: "') and len(lines) == 11
     assert sum(float(line.split()[1].rstrip("%")) for line in lines[1:]) == pytest.approx(100, abs=0.1)
-    outside = run_zoo("predict", str(run_dir), "--index", "999", "--data-dir", str(tiny_data), "--no-verify")
-    assert outside.returncode == 2 and "outside the test split" in outside.stderr and "Traceback" not in outside.stderr
+    outside = invoke("predict", str(run_dir), "--index", "999", "--data-dir", str(tiny_data), "--no-verify")
+    assert outside.exit_code == 2 and "outside the test split" in outside.stderr and "Traceback" not in outside.output, outside.output
 
 
 def test_damaged_weights_are_a_clear_error(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    assert run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1", "--out", str(run_dir)).returncode == 0
+    zoo.run(dataset="mnist", model="mlp-8", epochs=1, reporters=[], out=run_dir, sets=tiny_sets(tiny_data))
     weights = run_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    result = run_zoo("predict", str(run_dir), "--data-dir", str(tiny_data), "--no-verify")
-    assert result.returncode == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.stderr
+    result = invoke("predict", str(run_dir), "--data-dir", str(tiny_data), "--no-verify")
+    assert result.exit_code == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.output, result.output

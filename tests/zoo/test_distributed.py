@@ -70,8 +70,8 @@ def uninterrupted(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: p
 def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted: tuple[Path, str], tiny_data: Path, tmp_path: Path) -> None:
     out, stdout = uninterrupted
     assert stdout.splitlines()[0] == "Using cpu device (2 processes)" and stdout.count("Using cpu device") == 1
-    single = run_zoo(*tiny(tiny_data, *SETTINGS, "--out", str(tmp_path / "single")))
-    assert single.returncode == 0, single.stderr
+    single = CliRunner().invoke(cli, tiny(tiny_data, *SETTINGS, "--out", str(tmp_path / "single")))  # one process: this one
+    assert single.exit_code == 0, single.output
     # The same global batch of 64 (32 per rank) and seed: the same steps, up to float rounding.
     two, one = loss_lines(stdout), loss_lines(single.stdout)
     assert len(two) == len(one) == 30
@@ -134,8 +134,7 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
     assert same_weights(weights(killed_dir), weights(uninterrupted[0]))
     assert epochs_without_time(killed_dir) == epochs_without_time(uninterrupted[0])
     # Any number of processes may continue it: the same global batches, so the same training up to rounding.
-    by_one = run_zoo("run", "--resume", str(tmp_path / "by-one"), "--reporter", "console", env=demo_env)
-    assert by_one.returncode == 0, by_one.stderr
+    zoo.run(resume=tmp_path / "by-one", reporters=["console"])  # in this process, which has no demo plugin: the kill reporter is not needed
     a, b = weights(tmp_path / "by-one"), weights(uninterrupted[0])
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
     for x, y in zip(epochs_without_time(tmp_path / "by-one"), epochs_without_time(uninterrupted[0]), strict=True):
@@ -143,28 +142,26 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kill_step", "restart_from"), [(15, "step-000000012 (epoch 2, step 1)"), (2, None)])
-def test_max_restarts_resumes_the_job_from_its_last_checkpoint(kill_step: int, restart_from: str | None, request: pytest.FixtureRequest,
-                                                               tiny_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
-    """Killed after a checkpoint, the restarted job resumes from it, every rank with its own random
-    states (dropout on unequal parts); killed before the first, it starts afresh."""
-    settings, fixture = (DROPOUT, "uninterrupted_with_dropout") if restart_from else (SETTINGS, "uninterrupted")
-    reference_dir, reference_stdout = request.getfixturevalue(fixture)
-    result = run_zoo(*tiny(tiny_data, *settings, "--nproc", "2", "--max-restarts", "1", *KILL_RANK_1, "--set", f"kill.step={kill_step}"),
-                     env=demo_env, cwd=tmp_path, timeout=240)
+def test_max_restarts_resumes_the_job_from_its_last_checkpoint(uninterrupted_with_dropout: tuple[Path, str], tiny_data: Path,
+                                                               demo_env: dict[str, str], tmp_path: Path) -> None:
+    """Killed before the first checkpoint, the restarted job starts afresh; killed again after one, the
+    next restart resumes from it, every rank with its own random states (dropout on unequal parts)."""
+    reference_dir, reference_stdout = uninterrupted_with_dropout
+    result = run_zoo(*tiny(tiny_data, *DROPOUT, "--nproc", "2", "--max-restarts", "2", *KILL_RANK_1, "--set", "kill.step=2",
+                           "--set", "kill.restart_step=15"), env=demo_env, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr
     runs = list((tmp_path / "runs").iterdir())
-    assert len(runs) == 1  # the restarted job found its own run directory: no second one
-    notice = "A process of this job failed and torchrun restarted them all (restart 1): "
-    if restart_from:
-        assert f"{notice}resuming from its newest checkpoint.\nResuming from checkpoint {restart_from}\n" in result.stdout
-    else:
-        assert f"{notice}it had no checkpoint yet, so it starts again." in result.stdout
-        assert result.stdout.count("Epoch 1\n") == 2 and "Resuming" not in result.stdout
+    assert len(runs) == 1  # each restarted job found its own run directory: no second one
+    notice = "A process of this job failed and torchrun restarted them all"
+    first, second = result.stdout.split(f"{notice} (restart 1): it had no checkpoint yet, so it starts again.\n")
+    assert first.count("Epoch 1\n") == 1 and len(loss_lines(first)) == 2 and "Resuming" not in first
+    again, resumed = second.split(f"{notice} (restart 2): resuming from its newest checkpoint.\n")
+    assert again.count("Epoch 1\n") == 1 and len(loss_lines(again)) == 15 and "Resuming" not in again
+    assert resumed.startswith("Resuming from checkpoint step-000000012 (epoch 2, step 1)\n")
     assert same_weights(weights(runs[0]), weights(reference_dir))
-    total = len(loss_lines(reference_stdout))
-    logged_after_restart = total - 12 if restart_from else total  # every step after the checkpoint (step 12), or all of them
-    assert loss_lines(result.stdout)[-logged_after_restart:] == loss_lines(reference_stdout)[-logged_after_restart:]
+    reference_losses = loss_lines(reference_stdout)
+    assert loss_lines(again) == reference_losses[:15]  # started afresh: the very same steps
+    assert loss_lines(resumed) == reference_losses[12:]  # every step after the checkpoint (step 12)
     assert epochs_without_time(runs[0]) == epochs_without_time(reference_dir)
 
 
@@ -196,9 +193,9 @@ def test_uneven_parts_and_an_empty_part_still_train_and_test_what_one_process_wo
     data = make_idx_dataset(tmp_path / "data", n_train=640, n_test=1001)
     args = ["run", "--dataset", "mnist", "--model", "mlp-8", "--data-dir", str(data), "--no-verify", "--epochs", "2", "--batch-size", "63",
             "--set", "optimizer.lr=0.05", "--set", "optimizer.momentum=0.9", "--shuffle"]
-    one = run_zoo(*args, "--out", str(tmp_path / "one"))
+    one = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "one")])  # one process: this one
     two = run_zoo(*args, "--nproc", "2", "--out", str(tmp_path / "two"), timeout=240)
-    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert one.exit_code == 0 and two.returncode == 0, one.output + two.stderr
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     for x, y in zip(epochs_without_time(tmp_path / "one"), epochs_without_time(tmp_path / "two"), strict=True):
