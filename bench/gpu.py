@@ -95,6 +95,42 @@ def host_syncs_per_epoch(data: Path, out: Path) -> None:
         zoo.train.train = original
 
 
+def cli(data: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["zoo", "run", "--data-dir", str(data), "--device", "cuda", "--out", str(out), "-q", *args], capture_output=True, text=True)
+
+
+@section
+def resume_of_a_captured_run(data: Path, out: Path) -> None:
+    """The tuned recipe (one-cycle: the lr as a device tensor, fused SGD), 2 epochs: killed after its
+    first epoch's checkpoint and resumed, against the same run uninterrupted: the same weights?"""
+    import os
+    import signal
+
+    whole = cli(data, out / "tuned-whole", "--recipe", "tuned", "--epochs", "2")
+    killed = out / "tuned-killed"
+    process = subprocess.Popen(["zoo", "run", "--data-dir", str(data), "--device", "cuda", "--out", str(killed), "-q", "--recipe", "tuned",
+                                "--epochs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while process.poll() is None and not ((killed / "metrics.jsonl").is_file() and (killed / "metrics.jsonl").read_text().strip()):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    resumed = subprocess.run(["zoo", "run", "--resume", str(killed), "-q"], capture_output=True, text=True)
+    a, b = load_file(out / "tuned-whole" / "model.safetensors"), load_file(killed / "model.safetensors")
+    same = all(torch.equal(a[k], b[k]) for k in a)
+    say(f"uninterrupted rc {whole.returncode}, resumed rc {resumed.returncode}; weights bit-identical: **{same}**")
+    say(f"stderr: {(whole.stderr + resumed.stderr)[-500:]!r}")
+    RESULTS["resume_identical"] = same
+
+
+@section
+def other_components(data: Path, out: Path) -> None:
+    """AdamW (capturable) is captured with a constant lr; a non-finite loss still stops at its step."""
+    adamw = cli(data, out / "adamw", "--optimizer", "adamw", "--epochs", "1")
+    say(f"adamw: rc {adamw.returncode}, fell back: {'CUDA graphs off' in adamw.stderr}; stderr {adamw.stderr[-300:]!r}")
+    nan = cli(data, out / "nan", "--set", "optimizer.lr=1e30", "--epochs", "1")
+    say(f"lr=1e30: rc {nan.returncode} (3 expected); {' '.join(nan.stderr.split())[:400]}")
+
+
 @section
 def whole_process(data: Path, out: Path) -> None:
     """Walls of the CLI, as a user runs it: the quickstart (5 epochs) and the tuned recipe."""
@@ -127,7 +163,8 @@ def main() -> None:
     data, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
     say(f"# zoo on {torch.cuda.get_device_name(0)} (torch {torch.__version__})")
-    for check in (captured_against_eager, host_syncs_per_epoch, whole_process, where_a_process_spends_its_time):
+    for check in (captured_against_eager, host_syncs_per_epoch, resume_of_a_captured_run, other_components, whole_process,
+                  where_a_process_spends_its_time):
         check(data, out / "runs")
     (out / "gpu.md").write_text("\n".join(LINES) + "\n")
     (out / "gpu.json").write_text(json.dumps(RESULTS, indent=2))

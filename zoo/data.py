@@ -19,7 +19,6 @@ class TensorSplit(Dataset):
         self.images = images
         self.labels = labels
         self.augment = augment
-        self.draws: EpochDraws | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -127,27 +126,43 @@ def compose(*augments: Augment) -> Augment | None:
 
 class EpochDraws:
     """A Drawn augmentation's random numbers for batches first, first+1, ... of an epoch, on the
-    device, and the generator's state before each batch's draws (what a checkpoint or a rewind
-    needs to draw them again)."""
+    device, and the generator's state before any batch's draws (what a checkpoint or a rewind needs
+    to draw them again): kept every KEEP_STATE_EVERY batches, the rest drawn again from there."""
+
+    KEEP_STATE_EVERY = 32  # a generator state is 5 KB: one per batch would be 300 MB an epoch at batch size 1
 
     def __init__(self, augment: Drawn, generator: torch.Generator, sizes: list[int], first: int, device: torch.device) -> None:
-        self.first, self.states, drawn = first, [], []
-        for size in sizes:
-            self.states.append(generator.get_state())
+        self.augment, self.sizes, self.first = augment, sizes, first
+        self.states: dict[int, torch.Tensor] = {}
+        drawn = []
+        for offset, size in enumerate(sizes):
+            if offset % self.KEEP_STATE_EVERY == 0:
+                self.states[offset] = generator.get_state()
             drawn.append(augment.draw(size, generator))
-        self.states.append(generator.get_state())
+        self.states[len(sizes)] = generator.get_state()
         self.offsets = [0]
         for size in sizes:
             self.offsets.append(self.offsets[-1] + size)
         pinned = device.type == "cuda"
-        self.numbers = [_to_device(torch.cat([batch[i] for batch in drawn], dim=-1), device, pinned) for i in range(len(drawn[0]))] if drawn else []
+        self.numbers = [_to_device(torch.cat([batch[i] for batch in drawn], dim=-1), device, pinned) for i in range(augment.parts)] if drawn else []
 
-    def apply(self, augment: Drawn, images: torch.Tensor, index: int) -> torch.Tensor:
+    def apply(self, images: torch.Tensor, index: int) -> torch.Tensor:
         start, stop = self.offsets[index - self.first], self.offsets[index - self.first + 1]
-        return augment.apply(images, [numbers[..., start:stop] for numbers in self.numbers])
+        return self.augment.apply(images, [numbers[..., start:stop] for numbers in self.numbers])
+
+    def covers(self, index: int) -> bool:
+        return 0 <= index - self.first <= len(self.sizes)
 
     def state_before(self, index: int) -> torch.Tensor:
-        return self.states[index - self.first]
+        offset = index - self.first
+        if offset in self.states:
+            return self.states[offset]
+        kept = offset - offset % self.KEEP_STATE_EVERY
+        generator = torch.Generator()
+        generator.set_state(self.states[kept])
+        for size in self.sizes[kept:offset]:
+            self.augment.draw(size, generator)
+        return generator.get_state()
 
 
 def _to_device(numbers: torch.Tensor, device: torch.device, pinned: bool) -> torch.Tensor:
@@ -208,7 +223,7 @@ class Batches:
         if isinstance(self.transform, Drawn):  # the epoch's random numbers, now, in one copy to the device
             sizes = [self.batch_size_at(batch) for batch in range(first, len(self))]
             self.draws = EpochDraws(self.transform, self.augment, sizes, first, self.device)  # type: ignore[arg-type]
-        return self._sliced(first, order)
+        return self._sliced(first, order, self.draws)
 
     def _loaded(self, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.order)
@@ -217,31 +232,27 @@ class Batches:
                 part = self._part(len(X))
                 yield X[part].to(self.device), torch.as_tensor(y)[part].to(self.device)
 
-    def _sliced(self, first: int, order: torch.Tensor | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _sliced(self, first: int, order: torch.Tensor | None, draws: EpochDraws | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.tensors  # type: ignore[misc]
         for batch, start in enumerate(range(first * self.batch_size, self.num_samples, self.batch_size), start=first):
             stop = min(start + self.batch_size, self.num_samples)
             part = self._part(stop - start)
             if self.transform is not None:  # the whole batch, so every rank draws the same numbers
                 rows = slice(start, stop) if order is None else order[start:stop]
-                yield self._augmented(images[rows], batch)[part], labels[rows][part]
+                augmented = draws.apply(images[rows], batch) if draws is not None else self.transform(images[rows], self.augment)  # type: ignore[misc,arg-type]
+                yield augmented[part], labels[rows][part]
             elif order is None:
                 yield images[start + part.start : start + part.stop], labels[start + part.start : start + part.stop]
             else:
                 index = order[start + part.start : start + part.stop]
                 yield images[index], labels[index]
 
-    def _augmented(self, images: torch.Tensor, batch: int) -> torch.Tensor:
-        if self.draws is not None:
-            return self.draws.apply(self.transform, images, batch)  # type: ignore[arg-type]
-        return self.transform(images, self.augment)  # type: ignore[misc,arg-type]
-
     def augment_state(self, batch: int) -> torch.Tensor | None:
         """The augmentation generator as it was before batch `batch` drew its numbers (a checkpoint
         after `batch` steps saves it; a resume or a rewind draws from it again)."""
         if self.augment is None:
             return None
-        if self.draws is not None and 0 <= batch - self.draws.first < len(self.draws.states):
+        if self.draws is not None and self.draws.covers(batch):
             return self.draws.state_before(batch)
         return self.augment.get_state()
 

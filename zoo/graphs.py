@@ -15,7 +15,8 @@ changes nothing but the learning rate. Anything else runs eagerly, with one line
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -61,7 +62,7 @@ def lr_changes(t: Trainer) -> bool:
 def tensor_lr_kind(optimizer: torch.optim.Optimizer) -> str | None:
     """How a torch optimizer takes its learning rate from a device tensor inside a graph."""
     if type(optimizer) is torch.optim.SGD:
-        return "fused"  # _fused_sgd_ reads a tensor lr on the device; the foreach path reads a number
+        return "fused"  # _fused_sgd_ reads a tensor lr on the device; the foreach path reads it as a number
     if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
         return "capturable"
     return None
@@ -75,7 +76,13 @@ def tell(t: Trainer, reason: str) -> None:
 
 class CapturedStep:
     """Called as zoo.train.step is, (X, y, batch) -> the batch's loss (a static tensor, read
-    before the next step); captures on the first full batch after WARMUP eager steps."""
+    before the next step); captures on the first full batch after WARMUP eager steps.
+
+    Every optimizer step of the run, captured or eager (warm-up, an epoch's last batch, a rewind's
+    retaken steps), runs inside optimizer_as_captured(): the same kernels with the same learning
+    rate tensor, so a resume or a rewind computes what the graph computed. The optimizer's own
+    settings are put back after each step: checkpoints hold the optimizer as it was built, and
+    resume on any device."""
 
     def __init__(self, t: Trainer, eager: Step) -> None:
         self.t, self.eager = t, eager
@@ -83,14 +90,40 @@ class CapturedStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.failed = False
         self.warm = 0
+        self.X: torch.Tensor | None = None  # the graph's static inputs and output, made at capture
+        self.y: torch.Tensor | None = None
+        self.loss: torch.Tensor | None = None
+        kind = tensor_lr_kind(t.optimizer)
+        self.settings: dict[str, Any] = {}
+        if kind == "capturable":  # Adam's step counters on the device, with any schedule
+            self.settings = {"capturable": True}
+            t.optimizer._warned_capturable_if_run_uncaptured = True  # type: ignore[attr-defined]  # eager steps are meant
         self.lrs: list[torch.Tensor] = []
-        if lr_changes(t):  # the same kernel eagerly and in the graph, so both give the same weights
-            kind = tensor_lr_kind(t.optimizer)
-            for group in t.optimizer.param_groups:
-                group[kind] = True  # type: ignore[index]
-                if kind == "fused":
-                    group["foreach"] = False
-            _state_steps_to_device(t.optimizer)
+        if lr_changes(t):  # a learning rate the graph reads from the device
+            self.lrs = [torch.tensor(float(group["lr"]), dtype=torch.float32, device=t.device) for group in t.optimizer.param_groups]
+            if kind == "fused":
+                self.settings = {"fused": True, "foreach": False}  # _fused_sgd_ takes a tensor lr; foreach would read it
+        t.optimizer_as = self.optimizer_as_captured
+
+    @contextmanager
+    def optimizer_as_captured(self, fill: bool = True) -> Iterator[None]:
+        """The optimizer's groups as the graph holds them for one step; `fill`: the learning rate
+        tensors take the scheduler's numbers first (an async fill, not inside a capture)."""
+        groups = self.t.optimizer.param_groups
+        saved = [{key: group.get(key) for key in (*self.settings, "lr")} for group in groups]
+        try:
+            for group, lr in zip(groups, self.lrs):
+                if fill:
+                    lr.fill_(group["lr"])
+                group["lr"] = lr
+            for group in groups:
+                group.update(self.settings)
+            if "capturable" in self.settings:
+                _state_steps_to_device(self.t.optimizer)
+            yield
+        finally:
+            for group, before in zip(groups, saved):
+                group.update(before)
 
     def __call__(self, X: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
         if self.failed or len(X) != self.size:
@@ -102,13 +135,13 @@ class CapturedStep:
             return self._on_side_stream(X, y, batch)
         if self.graph is None and not self._capture(X, y):
             return self.eager(X, y, batch)
-        self.X.copy_(X, non_blocking=True)
-        self.y.copy_(y, non_blocking=True)
+        self.X.copy_(X, non_blocking=True)  # type: ignore[union-attr]
+        self.y.copy_(y, non_blocking=True)  # type: ignore[union-attr]
         for lr, group in zip(self.lrs, self.t.optimizer.param_groups):
-            lr.fill_(group["lr"])  # the scheduler's number for this step: an async fill, no sync
+            lr.fill_(group["lr"])  # the scheduler's number for this step
         self.graph.replay()  # type: ignore[union-attr]
         self.t.scheduler.step()
-        return self.loss
+        return self.loss  # type: ignore[return-value]
 
     def _on_side_stream(self, X: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
         side = torch.cuda.Stream(self.t.device)
@@ -123,16 +156,9 @@ class CapturedStep:
         does something a graph cannot hold."""
         t = self.t
         self.X, self.y = torch.empty_like(X), torch.empty_like(y)
-        groups = t.optimizer.param_groups
-        numbers = [group["lr"] for group in groups]
-        if lr_changes(t):
-            self.lrs = [torch.tensor(float(n), dtype=torch.float32, device=t.device) for n in numbers]
-        stage = "model"
-        graph = torch.cuda.CUDAGraph()
+        stage, graph, stream = "model", torch.cuda.CUDAGraph(), torch.cuda.current_stream(t.device)
         t.optimizer.zero_grad(set_to_none=True)  # backward allocates the gradients from the graph's pool
         try:
-            for group, lr in zip(groups, self.lrs):
-                group["lr"] = lr
             with torch.cuda.graph(graph):
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.bf16, cache_enabled=False):
                     pred = t.trained(self.X)
@@ -142,19 +168,26 @@ class CapturedStep:
                 stage = "model"  # its backward
                 loss.backward()
                 stage = "optimizer"
-                t.optimizer.step()
+                with self.optimizer_as_captured(fill=False):
+                    t.optimizer.step()
         except Exception as error:  # a component that syncs or changes shape: eager from now on
-            self.failed = True
-            part = {"model": t.resolved.model, "loss": t.resolved.loss, "optimizer": t.resolved.optimizer}[stage]
-            tell(t, f"the {stage} {part.resolved.name!r} ({part.resolved.component.owner}) cannot be captured: "
-                    f"{type(error).__name__}: {' '.join(str(error).split())[:200]}")
+            self._failed(stage, error, stream)
             return False
-        finally:
-            for group, number in zip(groups, numbers):
-                group["lr"] = number  # the scheduler and checkpoints keep seeing numbers
-            t.optimizer.zero_grad(set_to_none=True) if self.failed else None
         self.graph, self.loss = graph, loss.detach()
         return True
+
+    def _failed(self, stage: str, error: Exception, stream: torch.cuda.Stream) -> None:
+        """Back to the stream the run was on (a failed capture may leave its own current), the
+        never-computed gradients dropped, and one line naming the component."""
+        t = self.t
+        torch.cuda.set_stream(stream)
+        torch.cuda.synchronize(t.device)
+        t.optimizer.zero_grad(set_to_none=True)
+        self.failed = True
+        t.optimizer_as = nullcontext
+        part = {"model": t.resolved.model, "loss": t.resolved.loss, "optimizer": t.resolved.optimizer}[stage]
+        tell(t, f"the {stage} {part.resolved.name!r} ({part.resolved.component.owner}) cannot be captured: "
+                f"{type(error).__name__}: {' '.join(str(error).split())[:200]}")
 
 
 def _state_steps_to_device(optimizer: torch.optim.Optimizer) -> None:

@@ -42,15 +42,16 @@ class Healthy:
     augment: torch.Tensor | None
 
     @classmethod
-    def take(cls, t: Trainer, state: TrainState) -> Healthy:
-        """Copies on the device, no host sync: cheap enough for every log point."""
+    def take(cls, t: Trainer, state: TrainState, kept: Healthy | None = None) -> Healthy:
+        """Copies on the device, no host sync, written into `kept`'s tensors where they fit (no new
+        memory at each log point): cheap enough for every log point."""
         return cls(
             state.batch,
             state.global_step,
-            state.loss_sum.clone(),
-            {name: value.detach().clone() for name, value in t.model.state_dict().items()},
-            copy.deepcopy(t.optimizer.state_dict()),
-            copy.deepcopy(t.scheduler.state_dict()),
+            _refresh(kept and kept.loss_sum, state.loss_sum),
+            _refresh(kept and kept.model, dict(t.model.state_dict())),
+            _refresh(kept and kept.optimizer, t.optimizer.state_dict()),
+            _refresh(kept and kept.scheduler, t.scheduler.state_dict()),
             RankState.capture(t.device),
             t.train_batches.augment_state(state.batch),
         )
@@ -80,8 +81,8 @@ def rewind(t: Trainer, state: TrainState, seen_at: int) -> NoReturn:
             break
         loss = step(t, X, y, state.batch, check=lambda loss, batch: _check_everywhere(t, loss, batch))
         record_step(t, state, loss, len(X))
-    # Not reproduced (a nondeterministic kernel): stop here, where the steps taken again were finite.
-    raise NonFiniteLoss(state.batch, float("nan"))
+    # Not seen again (a nondeterministic kernel?): stop here, where every step taken again was finite.
+    raise NonFiniteLoss(state.batch, float("nan"), unconfirmed_from=t.healthy.global_step)
 
 
 def _check_everywhere(t: Trainer, loss: torch.Tensor, batch: int) -> None:
@@ -92,3 +93,18 @@ def _check_everywhere(t: Trainer, loss: torch.Tensor, batch: int) -> None:
     if global_mean(t.world, [float(math.isfinite(value))], 1.0, t.device)[0] < 1:
         raise NonFiniteLoss(batch, value if not math.isfinite(value) else float("nan"))
     return None
+
+
+def _refresh(kept: Any, fresh: Any) -> Any:
+    """A copy of `fresh` (a state dict, or any nesting of dicts, lists and tensors), written into
+    the tensors of `kept`, an earlier copy, where they have the same shape, type and device."""
+    if isinstance(fresh, torch.Tensor):
+        same = isinstance(kept, torch.Tensor) and (kept.shape, kept.dtype, kept.device) == (fresh.shape, fresh.dtype, fresh.device)
+        return kept.copy_(fresh) if same else fresh.detach().clone()
+    if isinstance(fresh, dict):
+        kept = kept if isinstance(kept, dict) else {}
+        return {key: _refresh(kept.get(key), value) for key, value in fresh.items()}
+    if isinstance(fresh, list):
+        kept = kept if isinstance(kept, list) and len(kept) == len(fresh) else [None] * len(fresh)
+        return [_refresh(old, value) for old, value in zip(kept, fresh)]
+    return copy.deepcopy(fresh)

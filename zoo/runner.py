@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -73,6 +73,7 @@ class Trainer:
     stepper: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = field(init=False)  # zoo.train.step, or its CUDA graph
     health: Health = field(init=False)  # every loss finite so far? (on the device)
     healthy: Healthy | None = None  # the last point known healthy, to rewind to
+    optimizer_as: Callable[[], AbstractContextManager[Any]] = nullcontext  # around optimizer.step (zoo.graphs)
 
     def __post_init__(self) -> None:
         self.stepper = partial(step, self)
@@ -95,7 +96,7 @@ class Trainer:
         saving = CheckpointEvery(self.config.checkpoint_every).due(state.global_step, state.batch, steps)
         if not (logging or saving or stop.is_set()):
             return
-        value = self.sync(state, loss, size)
+        value = self.read_checked(state, loss, size)
         self.mark_healthy(state)
         if logging:
             seen = (batch + 1) * self.train_batches.batch_size_at(batch)  # as the Quickstart counts
@@ -108,9 +109,9 @@ class Trainer:
                               f"continue with `zoo run --resume {self.run_dir}`.")
 
     def mark_healthy(self, state: TrainState) -> None:
-        self.healthy = Healthy.take(self, state)
+        self.healthy = Healthy.take(self, state, kept=self.healthy)
 
-    def sync(self, state: TrainState, loss: torch.Tensor | None = None, size: int = 1) -> float:
+    def read_checked(self, state: TrainState, loss: torch.Tensor | None = None, size: int = 1) -> float:
         """The loss of the last step (averaged over the ranks) and whether every step since the last
         sync had a finite loss, in one read; if one did not, rewind (zoo.rewind) and stop there."""
         finite = self.health.finite.float()
@@ -266,6 +267,14 @@ def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
 def _non_finite(error: NonFiniteLoss, state: TrainState, t: Trainer) -> NonFiniteLoss:
     found, _ = checkpoint.newest(t.run_dir)
     lr = t.resolved.optimizer.params.model_dump().get("lr")
+    if error.unconfirmed_from is not None:
+        error.args = (
+            f"Training stopped: a loss that was not a finite number was seen between steps {error.unconfirmed_from + 1} and "
+            f"{state.global_step} of the run, but those steps, taken again, all had finite losses (a nondeterministic kernel?). "
+            f"The run stopped at epoch {state.epoch}, step {state.batch}, with finite weights. "
+            + (f"The last good checkpoint is {found}." if found else "No checkpoint had been written yet."),
+        )
+        return error
     error.args = (
         f"Training stopped: the loss became {error.value} at step {error.batch + 1} of epoch {state.epoch} (step {state.global_step + 1} "
         f"of the run), before that step changed any weight. The usual cause is a learning rate too high for this model"

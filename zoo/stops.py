@@ -25,10 +25,11 @@ class NonFiniteLoss(ZooError):
 
     exit_code = 3
 
-    def __init__(self, batch: int, value: float) -> None:
+    def __init__(self, batch: int, value: float, unconfirmed_from: int | None = None) -> None:
         super().__init__(f"the loss became {value} at step {batch}")
         self.batch = batch
         self.value = value
+        self.unconfirmed_from = unconfirmed_from  # set when the steps taken again from there were all finite (zoo.rewind)
 
 
 def check_finite(loss: torch.Tensor, batch: int) -> None:

@@ -53,7 +53,7 @@ def train(t: Trainer, state: TrainState, stop: threading.Event) -> None:
         loss = t.stepper(X, y, state.batch)  # step(), or its CUDA graph (zoo.graphs)
         record_step(t, state, loss, len(X))
         t.after_step(state, loss, len(X), stop)
-    t.sync(state)
+    t.read_checked(state)  # were this epoch's steps all finite? (else rewind)
 
 
 def step(t: Trainer, X: torch.Tensor, y: torch.Tensor, batch: int, check: Check | None = None) -> torch.Tensor:
@@ -69,7 +69,8 @@ def step(t: Trainer, X: torch.Tensor, y: torch.Tensor, batch: int, check: Check 
         (loss * t.train_batches.share(batch, len(X))).backward()
     else:
         loss.backward()
-    t.optimizer.step()
+    with t.optimizer_as():  # as a captured step holds it (zoo.graphs), so every path computes the same
+        t.optimizer.step()
     t.optimizer.zero_grad()
     t.scheduler.step()
     return loss.detach()

@@ -33,7 +33,7 @@ def trainer(device: str = "cuda", graphs: str = "auto", optimizer: str = "sgd", 
     sched = {"constant": lambda: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0),
              "one-cycle": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=10, cycle_momentum=False),
              "one-cycle-momentum": lambda: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=10, cycle_momentum=True)}[scheduler]()
-    return SimpleNamespace(device=torch.device(device), config=SimpleNamespace(cuda_graphs=graphs, batch_size=64),
+    return SimpleNamespace(device=torch.device(device), config=SimpleNamespace(cuda_graphs=graphs, batch_size=64), optimizer_as=None,
                            world=SimpleNamespace(distributed=ranks > 1, main=True), optimizer=opt, scheduler=sched,
                            resolved=SimpleNamespace(optimizer=part(optimizer), scheduler=part(scheduler), model=part("mlp-8"), loss=part("cross-entropy")))
 
@@ -48,16 +48,37 @@ def test_the_cpu_and_cuda_graphs_off_take_the_eager_step(capsys: pytest.CaptureF
     assert capsys.readouterr().err == ""  # nothing to say: capture was not wanted
 
 
-def test_capturable_runs_get_the_captured_step_and_a_changing_lr_a_kernel_that_reads_a_tensor() -> None:
-    assert isinstance(choose_step(trainer(), eager), CapturedStep)
-    t = trainer(scheduler="one-cycle")
-    assert isinstance(choose_step(t, eager), CapturedStep)
-    assert t.optimizer.param_groups[0]["fused"] is True and t.optimizer.param_groups[0]["foreach"] is False
-    t = trainer(optimizer="adamw", scheduler="one-cycle")
-    assert isinstance(choose_step(t, eager), CapturedStep) and t.optimizer.param_groups[0]["capturable"] is True
-    constant = trainer()
-    choose_step(constant, eager)
-    assert not constant.optimizer.param_groups[0].get("fused")  # a constant lr: the eager kernels exactly
+def test_capturable_runs_get_the_captured_step() -> None:
+    for settings in ({}, {"scheduler": "one-cycle"}, {"optimizer": "adamw"}, {"optimizer": "adamw", "scheduler": "one-cycle"}):
+        assert not_capturable(trainer(**settings)) is None, settings
+    assert isinstance(choose_step(trainer(), eager), CapturedStep)  # (a changing lr would make its tensor on the GPU here)
+
+
+def settings_of(optimizer: torch.optim.Optimizer) -> dict:
+    return {key: value for key, value in optimizer.param_groups[0].items() if key != "params"}
+
+
+@pytest.mark.parametrize(("optimizer", "scheduler", "inside"), [
+    ("sgd", "one-cycle", {"fused": True, "foreach": False}),  # a changing lr: the kernel that reads it from a tensor
+    ("sgd", "constant", {}),  # a constant lr: exactly the eager kernels, the number baked in
+    ("adamw", "constant", {"capturable": True}),  # Adam captures only as capturable, with any schedule
+    ("adamw", "one-cycle", {"capturable": True}),
+])
+def test_every_optimizer_step_runs_as_captured_and_the_optimizer_keeps_its_own_settings(optimizer: str, scheduler: str, inside: dict) -> None:
+    """Warm-up, last-batch and retaken steps compute what the graph computes; checkpoints (and a
+    resume on another device) see the optimizer as it was built."""
+    t = trainer("cpu", optimizer=optimizer, scheduler=scheduler)  # (CPU tensors stand in for the GPU's)
+    before = settings_of(t.optimizer)
+    captured = CapturedStep(t, eager)
+    assert t.optimizer_as == captured.optimizer_as_captured
+    with captured.optimizer_as_captured():
+        during = settings_of(t.optimizer)
+        assert {key: during[key] for key in inside} == inside
+        if scheduler == "one-cycle":
+            assert isinstance(during["lr"], torch.Tensor) and float(during["lr"]) == pytest.approx(before["lr"])
+        else:
+            assert during["lr"] == before["lr"]
+    assert settings_of(t.optimizer) == before
 
 
 @pytest.mark.parametrize(("settings", "named"), [

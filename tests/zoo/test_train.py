@@ -16,6 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from helpers import tiny_sets
 
 import zoo
+import zoo.rewind
 import zoo.runner
 import zoo.train
 from zoo import checkpoint
@@ -151,3 +152,24 @@ def test_a_non_finite_loss_seen_later_stops_with_the_weights_of_the_step_before_
     momenta = [t.optimizer.state_dict()["state"] for t in stopped.values()]
     assert momenta[0].keys() == momenta[1].keys() and momenta[0]
     assert all(torch.equal(momenta[0][k]["momentum_buffer"], momenta[1][k]["momentum_buffer"]) for k in momenta[0])
+
+
+def test_a_non_finite_loss_not_seen_again_when_the_steps_are_retaken_is_reported_as_such(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a nondeterministic kernel could make it: the NaN is gone when the steps are taken again."""
+    build = _poisoned(6 * 64 + 3)
+    monkeypatch.setattr(zoo.runner, "build", build)
+    restore = zoo.rewind.Healthy.restore
+
+    def restore_and_heal(self: Any, t: Any, state: Any) -> None:
+        restore(self, t, state)
+        t.train_batches.tensors[0][6 * 64 + 3] = 0.5
+
+    monkeypatch.setattr(zoo.rewind.Healthy, "restore", restore_and_heal)
+    with pytest.raises(NonFiniteLoss) as raised:
+        tiny_run(tiny_data, tmp_path / "run", epochs=1, log_every=1000)
+    message = " ".join(str(raised.value).split())
+    assert "seen between steps 2 and 10 of the run, but those steps, taken again, all had finite losses" in message
+    assert "with finite weights" in message and "before that step changed any weight" not in message
+    assert all(torch.isfinite(v).all() for v in build.trainers[0].model.state_dict().values())  # type: ignore[attr-defined]
