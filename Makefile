@@ -46,6 +46,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	@# compile what a run imports, once (pip skipped all of torch), so no zoo command pays for it later,
+	@# even where PYTHONDONTWRITEBYTECODE is set
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -c "import torch, torch._dynamo, torchvision, matplotlib.pyplot, rich.progress, safetensors.torch, zoo.cli, zoo.runner, zoo_plugins.datasets"
 	touch $(STAMP)
 
 # The real FashionMNIST from Debian's package where apt and root are there; elsewhere zoo downloads it.
