@@ -79,6 +79,9 @@ class IDXParams(BaseModel):
     """Augment training batches: mirror a random half left to right."""
     shift: int = Field(0, ge=0, le=8)
     """Augment training batches: move each image by up to this many pixels."""
+    normalize: bool = False
+    """Standardise both splits with the training split's pixel mean and std (one number each) instead
+    of scaling to [0, 1]; a model trained so expects such inputs (zoo predict IMAGE does not do this)."""
     verify: bool = data_location("verify", True)
     """Check each file against the real dataset's checksum (--no-verify turns it off)."""
 
@@ -197,7 +200,13 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
         if len(labels) and int(labels.max()) >= len(spec.classes):
             raise ZooError(f"Data file {files[f'{split}_labels']} holds label {int(labels.max())}; {spec.name} has {len(spec.classes)} classes.")
         augments = [random_hflip] * params.hflip + [random_shift(params.shift)] * (params.shift > 0)
-        splits.append(TensorSplit(images.unsqueeze(1), labels.long(), compose(*augments) if split == "train" else None))
+        images = images.unsqueeze(1)
+        if params.normalize:
+            floats = images.float().div(255)
+            if split == "train":
+                mean, std = floats.mean(), floats.std()
+            images = (floats - mean) / std
+        splits.append(TensorSplit(images, labels.long(), compose(*augments) if split == "train" else None))
     return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28))
 
 

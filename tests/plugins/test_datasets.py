@@ -84,6 +84,19 @@ def test_splits_are_in_memory_tensors_like_to_tensor(tiny_data: Path) -> None:
     assert isinstance(label, int) and splits.input_shape == (1, 28, 28)
 
 
+def test_normalize_standardises_both_splits_with_the_training_splits_statistics(tiny_data: Path) -> None:
+    plain = build_mnist(IDXParams(data_dir=tiny_data, download=False, verify=False))
+    standard = build_mnist(IDXParams(data_dir=tiny_data, download=False, verify=False, normalize=True))
+    train = plain.train.to(torch.device("cpu"))[0]
+    mean, std = train.mean(), train.std()
+    standard_train, labels = standard.train.to(torch.device("cpu"))
+    assert standard_train.mean().abs() < 1e-5 and (standard_train.std() - 1).abs() < 1e-5
+    test = standard.test.to(torch.device("cpu"))[0]
+    assert torch.allclose(test, (plain.test.to(torch.device("cpu"))[0] - mean) / std, atol=1e-6)  # the training split's mean and std
+    assert test.mean().abs() > 1e-4  # ... not the test split's own
+    assert torch.equal(labels, plain.train.labels)
+
+
 @pytest.fixture
 def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A loopback HTTP server with MNIST-named .gz files, and torchvision's md5s pointed at them."""
