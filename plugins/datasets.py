@@ -207,7 +207,8 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
                 mean, std = floats.mean(), floats.std()
             images = (floats - mean) / std
         splits.append(TensorSplit(images, labels.long(), compose(*augments) if split == "train" else None))
-    return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28))
+    normalization = (float(mean), float(std)) if params.normalize else None
+    return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28), normalization=normalization)
 
 
 def verify_file(spec: Spec, stem: str, path: Path) -> None:

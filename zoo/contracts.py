@@ -19,6 +19,9 @@ class DatasetSplits:
     test: Any
     classes: list[str]
     input_shape: tuple[int, ...]
+    normalization: tuple[float, float] | None = None
+    """(mean, std) the images were standardised with, if they were: a run records it, and a
+    prediction from an image file (pixels in [0, 1]) applies it as the training did."""
 
 
 @dataclass

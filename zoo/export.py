@@ -47,6 +47,8 @@ def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *
         expected = model(images)
     classes = list(config["classes"])
     metadata = {"classes": json.dumps(classes), "zoo.model": str(config["components"]["model"]["name"]), "zoo.source": str(reference)}
+    if config.get("input_normalization"):  # the model expects (pixels - mean) / std, pixels in [0, 1]
+        metadata["zoo.input_normalization"] = json.dumps(config["input_normalization"])
     write = _onnx if format == "onnx" else _pt2
     handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".{format}", dir=out.parent if str(out.parent) else ".")
     os.close(handle)

@@ -172,6 +172,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
         "launch": {"processes": t.world.size, "job": t.world.job},
         "classes": list(t.data.classes),
         "input_shape": list(t.data.input_shape),
+        "input_normalization": list(t.data.normalization) if t.data.normalization else None,
         "versions": {
             "zoo": __version__,
             "torch": torch.__version__,

@@ -134,6 +134,7 @@ class RunRecord(RunConfig):
     components: ComponentsRecord
     classes: list[str] = Field(min_length=1)
     input_shape: list[PositiveInt]
+    input_normalization: tuple[float, float] | None = None  # (mean, std) of a standardised dataset
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

@@ -64,3 +64,23 @@ def test_a_grid_zoo_cannot_write_is_refused_before_predicting(name: str, expecte
     assert result.output.startswith(f"Error: --grid {tmp_path / name}") and expected in result.output
     assert result.output.count("\n") == 1  # nothing predicted before the refusal
     assert list(tmp_path.glob("folder*")) == [tmp_path / "folder"] and not list((tmp_path / "folder").iterdir())
+
+
+def test_an_image_file_is_standardised_as_the_training_data_was(tiny_data: Path, tmp_path: Path) -> None:
+    """A run on standardised pixels (dataset.normalize) records the mean and std; a prediction from
+    an image file applies them, so a test image given as a file gets what it gets by index."""
+    from zoo_plugins.idx import read_idx
+
+    from zoo.inference import predict_files
+    from zoo.plugins import load_catalog
+
+    sets = [f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "dataset.normalize=true"]
+    run = zoo.run(dataset="mnist", model="mlp-8", epochs=1, out=tmp_path / "run", reporters=[], sets=sets)
+    mean, std = json.loads((run.run_dir / "config.json").read_text())["input_normalization"]
+    assert 0 < mean < 1 and 0 < std < 1
+    path = tmp_path / "first.png"
+    Image.fromarray(read_idx(tiny_data / "t10k-images-idx3-ubyte.gz", 3)[0].numpy()).save(path)
+    from_file = predict_files(load_catalog(), run.run_dir, [path])[0][0]
+    by_index = zoo.predict(run.run_dir, 0, data_dir=tiny_data, verify=False)
+    assert from_file.probabilities == pytest.approx(by_index.probabilities, abs=1e-5)
+    assert invoke("predict", str(run.run_dir), str(path)).exit_code == 0
