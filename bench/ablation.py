@@ -24,7 +24,6 @@ import reference  # noqa: E402
 VARIANTS: dict[str, list[str]] = {
     "the recipe": [],
     "pixels in [0, 1] (no standardisation)": ["--set", "dataset.normalize=false"],
-    "AdamW, one-cycle max_lr 1e-3": ["--optimizer", "adamw", "--set", "scheduler.max_lr=0.001"],
     "label smoothing 0.1": ["--set", "loss.label_smoothing=0.1"],
     "no label smoothing": ["--set", "loss.label_smoothing=0"],
     "batch 128": ["--batch-size", "128"],
