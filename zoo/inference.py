@@ -144,11 +144,9 @@ def predict_files(catalog: Catalog, run_dir: Path, paths: list[Path], max_pixels
     shape = tuple(config.get("input_shape", ()))
     if len(shape) != 3:
         raise ZooError(f"{run_dir}'s model does not take images (input shape {shape}).")
-    images = [image_to_input(path, shape, max_pixels) for path in paths]
-    if config.get("input_normalization"):  # standardised as the training data was
-        mean, std = config["input_normalization"]
-        images = [(image - mean) / std for image in images]
-    return [predict(model, image, config["classes"], None, i) for i, image in enumerate(images)], images
+    images = [image_to_input(path, shape, max_pixels) for path in paths]  # pixels in [0, 1], as shown
+    mean, std = config.get("input_normalization") or (0.0, 1.0)  # standardised as the training data was, if it was
+    return [predict(model, (image - mean) / std, config["classes"], None, i) for i, image in enumerate(images)], images
 
 
 @dataclass
