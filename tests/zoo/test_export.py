@@ -81,3 +81,13 @@ def test_without_the_extra_the_message_names_it(finished: Path, tiny_data: Path,
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     result = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"))
     assert result.exit_code == 2 and "zoo[export]" in result.output
+
+
+def test_a_model_on_standardised_pixels_carries_its_mean_and_std(tiny_data: Path, tmp_path: Path) -> None:
+    import json
+
+    run = zoo.run(model="mlp-8", dataset="mnist", epochs=1, sets=[*tiny_sets(tiny_data), "dataset.normalize=true"], out=tmp_path / "run", reporters=[])
+    result = export(run.run_dir, tiny_data, "--out", str(tmp_path / "m.onnx"))
+    assert result.exit_code == 0, result.output
+    metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert json.loads(metadata["zoo.input_normalization"]) == json.loads((run.run_dir / "config.json").read_text())["input_normalization"]
