@@ -13,6 +13,11 @@ import pytest
 from filelock import FileLock
 from helpers import FIXTURES, make_idx_dataset
 
+# One torch thread in every test process and every `zoo` it starts (set before torch is imported; children inherit
+# it): pytest-xdist already keeps both cores busy, and a second thread per process only adds spinning. Runs in this
+# process and in a child then also use the same thread count, which bit-identical comparisons between them need.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -55,6 +55,22 @@ def run_zoo(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return subprocess.run([str(ZOO), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+def zoo_here(*args: str):
+    """`zoo ARGS` in this process: the CLI over the Python API, without an interpreter and torch to start. For
+    tests of what a command does; run_zoo is for what needs a process (the console script, signals, env-only plugins).
+    A failure must be one of zoo's own (a message and an exit code), never an exception it let through."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError("".join(traceback.format_exception(result.exception)))
+    return result
+
+
 def tiny(tiny_data: Path, *extra: str) -> list[str]:
     """`zoo run` arguments for 3 epochs of 10 steps on tiny_data, every loss logged, checkpoints every 3 steps."""
     return ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "3", "--log-every", "1",

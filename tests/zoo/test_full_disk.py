@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_zoo, tiny_sets
+from helpers import tiny_sets, zoo_here
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -121,13 +121,13 @@ def test_a_real_small_disk(tiny_data: Path, tmp_path: Path) -> None:
     try:
         args = ["run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--model", "mlp-256", "--epochs", "2",
                 "--batch-size", "64", "--checkpoint-every", "4", "--quiet"]
-        full = run_zoo(*args, "--out", str(disk / "run"))
-        assert full.returncode == 2 and "No space left on device" in full.stderr and "Traceback" not in full.stderr, full.stderr
+        full = zoo_here(*args, "--out", str(disk / "run"))
+        assert full.exit_code == 2 and "No space left on device" in full.stderr, full.output
         assert "Cannot write" in full.stderr and "--resume" in full.stderr
         assert checkpoint.newest(disk / "run")[0] is not None
         subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-        resumed = run_zoo("run", "--resume", str(disk / "run"), "--quiet")  # (bit-identity: the patched tests above)
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = zoo_here("run", "--resume", str(disk / "run"), "--quiet")  # (bit-identity: the patched tests above)
+        assert resumed.exit_code == 0, resumed.output
         assert load_file(disk / "run" / "model.safetensors") and (disk / "run" / "metrics.jsonl").read_text().count("\n") == 2
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)

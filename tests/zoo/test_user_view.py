@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import ZOO, run_zoo
+from helpers import ZOO, zoo_here
 from PIL import Image
 
 import zoo
@@ -163,7 +163,7 @@ def test_a_terminal_gets_a_progress_bar_and_the_unchanged_log(tiny_data: Path, t
     args = ["run", "--dataset", "mnist", "--model", "mlp-8", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--log-every", "5"]
     screen = run_in_terminal([*args, "--out", "a"])  # (relative to this test's folder: a long path would wrap)
     assert "steps/s" in screen and "epoch 2/2: train loss" in screen  # the bar and the summary line
-    piped = run_zoo(*args, "--out", "d")
+    piped = zoo_here(*args, "--out", "d")  # not a terminal: the log alone (in this process, as the same seed repeats it)
     assert "steps/s" not in piped.stdout and "Epoch 1\n" in piped.stdout
 
     def log(text: str) -> list[str]:
@@ -171,14 +171,15 @@ def test_a_terminal_gets_a_progress_bar_and_the_unchanged_log(tiny_data: Path, t
         return [line for line in text.splitlines() if line.strip() and "━" not in line and not line.startswith(("epoch ", "Saved ", "Run saved"))]
 
     assert log(screen) == log(piped.stdout)  # the same seed: the very same log, with the bar below it
-    quiet = run_in_terminal([*args, "--quiet", "--out", "b"])
-    assert "steps/s" not in quiet and "Epoch 1" not in quiet and "Run saved in" in quiet
+    quiet = zoo_here(*args, "--quiet", "--out", "b")
+    assert "Epoch 1" not in quiet.output and "Run saved in" in quiet.output
 
-    def reporters(env: dict[str, str] | None = None) -> list[str]:
+    def reporters(*options: str, env: dict[str, str] | None = None) -> list[str]:
         """The reporters `zoo run` chooses on a terminal (--dry-run: the choice, without training again)."""
-        return [r["name"] for r in json.loads(run_in_terminal(["run", "--dry-run"], env=env))["components"]["reporters"]]
+        return [r["name"] for r in json.loads(run_in_terminal(["run", "--dry-run", *options], env=env))["components"]["reporters"]]
 
-    assert reporters() == ["console", "progress"] and reporters({"CI": "true"}) == ["console"]  # CI set: the log, no bar
+    assert reporters() == ["console", "progress"] and reporters(env={"CI": "true"}) == ["console"]  # CI set: the log, no bar
+    assert reporters("--quiet") == []  # --quiet: no bar on a terminal either
 
 
 def test_list_draws_a_table_on_a_terminal() -> None:
