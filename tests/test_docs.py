@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, plugin_env, run_zoo
+from helpers import ROOT, zoo_here
 
 from zoo import hookspecs
 
@@ -30,7 +30,7 @@ def test_readme_shows_the_two_commands() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path: Path) -> None:
+def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = re.findall(r"```\w+\n# file: (\S+)\n(.*?)```", PLUGINS_MD, flags=re.S)
     assert len(files) == 3
     for name, text in files:
@@ -40,16 +40,18 @@ def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path:
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(site),
                     str(tmp_path / "src" / "zoo-tiny-cnn")], check=True, capture_output=True)
-    env = plugin_env(site, ZOO_STRICT_PLUGINS="1")
-    listed = run_zoo("list", "models", env=env).stdout
+    # Installed where Python finds it (as PYTHONPATH would put it), found through its entry point, in this process.
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    listed = zoo_here("list", "models").stdout
     assert re.search(r"^  tiny-cnn +zoo-tiny-cnn 0\.1\.0 \(tiny-cnn\)", listed, flags=re.M)
     assert re.search(r"^  tiny-cnn-32 +preset: tiny-cnn channels=32", listed, flags=re.M)
-    checked = run_zoo("plugins", "--check", "zoo-tiny-cnn", env=env)
-    assert checked.returncode == 0 and "All 2 check(s) passed." in checked.stdout, checked.stdout + checked.stderr
-    result = run_zoo("run", "--model", "tiny-cnn-32", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2",
-                     "--reporter", "console", "--reporter", "csv", "--set", "csv.filename=cnn.csv", "--set", "optimizer.lr=0.05",
-                     "--out", str(tmp_path / "run"), env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    checked = zoo_here("plugins", "--check", "zoo-tiny-cnn")
+    assert checked.exit_code == 0 and "All 2 check(s) passed." in checked.stdout, checked.output
+    result = zoo_here("run", "--model", "tiny-cnn-32", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2",
+                      "--reporter", "console", "--reporter", "csv", "--set", "csv.filename=cnn.csv", "--set", "optimizer.lr=0.05",
+                      "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
     assert not (tmp_path / "cnn.csv").exists()  # into the run directory, as the README promises
     rows = (tmp_path / "run" / "cnn.csv").read_text().splitlines()
     assert rows[0] == "epoch,test_accuracy,test_loss" and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
