@@ -60,3 +60,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (each keeps its place among them): the two pytest-xdist workers then end on short tests
+    together, instead of one of them starting a 30-second torchrun job when the other has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

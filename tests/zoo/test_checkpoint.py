@@ -145,6 +145,7 @@ def _fresh_training_objects():
     return model, optimizer, scheduler
 
 
+@pytest.mark.slow
 def test_fuzzed_checkpoints_fail_cleanly(small_checkpoint: Path, tmp_path: Path) -> None:
     """1,000 seeded truncations and bit flips of a checkpoint's files, each with a manifest that
     matches the damaged file (as a crafted file would): a ZooError or a clean load, nothing else."""
@@ -180,6 +181,7 @@ def test_non_finite_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint(ti
         assert torch.isfinite(tensor).all()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     process = subprocess.Popen([str(ZOO), "run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1000",

@@ -97,6 +97,7 @@ def test_help_and_list_do_not_import_torch() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_a_run_on_local_files_does_not_import_torchvision(tiny_data: Path, tmp_path: Path) -> None:
     code = (
         "import sys, zoo\n"
@@ -117,6 +118,7 @@ def test_list_shows_measured_results_of_presets(tmp_path: Path) -> None:
     assert data["presets"][0]["results"]["fashion-mnist/quickstart"]["accuracy"] == 0.5
 
 
+@pytest.mark.slow
 def test_console_script_run_and_predict(tiny_data: Path, tmp_path: Path) -> None:
     """The installed `zoo` script trains; predict reads what it wrote (through the same click group, in-process)."""
     run_dir = tmp_path / "run"
