@@ -10,9 +10,10 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 run: setup data
 	$(BIN)/zoo run --model mlp-512 --dataset fashion-mnist
 
-# Two pytest-xdist workers (this is a 2-core machine). pyc files are written as modules are first imported
-# (set-up skips compiling all of torch), even where PYTHONDONTWRITEBYTECODE is set.
-PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2
+# Two pytest-xdist workers (this is a 2-core machine); tests marked with one xdist_group share a worker (and
+# the torchrun job their fixture runs). pyc files are written as modules are first imported (set-up skips
+# compiling all of torch), even where PYTHONDONTWRITEBYTECODE is set.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The whole suite, with its wall time (set-up included); CI runs this.
 test:

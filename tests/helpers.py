@@ -68,6 +68,7 @@ def zoo_here(*args: str):
     result = CliRunner().invoke(cli, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError("".join(traceback.format_exception(result.exception)))
+    assert "Traceback" not in result.output, result.output  # nor one printed on the way
     return result
 
 

@@ -30,6 +30,7 @@ def test_readme_shows_the_two_commands() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow
 def test_the_example_plugin_package_in_the_docs_works(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = re.findall(r"```\w+\n# file: (\S+)\n(.*?)```", PLUGINS_MD, flags=re.S)
     assert len(files) == 3

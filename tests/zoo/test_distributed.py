@@ -76,6 +76,7 @@ def uninterrupted(parts_data: Path, demo_env: dict[str, str], tmp_path_factory: 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("uninterrupted")  # one worker runs the job they share
 def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted: tuple[Path, str], parts_data: Path, tmp_path: Path) -> None:
     """On parts of 31 and 32 samples, and a test pass whose last batch leaves rank 0 nothing, the job still computes
     what one process does: the same steps, the same weights and metrics, up to float rounding."""
@@ -90,12 +91,13 @@ def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted
         assert a["test_accuracy"] == b["test_accuracy"]
         assert abs(a["test_loss"] - b["test_loss"]) < 1e-5 and abs(a["train_loss"] - b["train_loss"]) < 1e-5
     a, b = weights(out), weights(tmp_path / "single")
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert json.loads((out / "config.json").read_text())["launch"]["processes"] == 2
     assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in (tmp_path / "single").iterdir()] + ["launch.json"])
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("uninterrupted")  # one worker runs the job they share
 def test_torchrun_by_hand_on_two_machines_runs_the_same_job_and_every_rank_ends_with_the_same_weights(
         uninterrupted: tuple[Path, str], parts_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
     """docs/scaling.md's multi-machine example, with both 'machines' on this one and a torchrun agent started by hand on
@@ -120,7 +122,9 @@ def test_torchrun_by_hand_on_two_machines_runs_the_same_job_and_every_rank_ends_
 
 
 @pytest.mark.slow
-def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted: tuple[Path, str], parts_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.xdist_group("uninterrupted")
+def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted: tuple[Path, str], parts_data: Path, demo_env: dict[str, str],
+                                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     killed_dir = tmp_path / "killed"
     # The timeout is the bound: a job that hung after losing a rank would fail here.
     killed = run_zoo(*tiny(parts_data, *SETTINGS, "--nproc", "2", *KILL_RANK_1, "--set", "kill.step=14", "--out", str(killed_dir)), env=demo_env, timeout=120)
@@ -129,19 +133,24 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
     assert f"continue with `zoo run --resume {killed_dir} --nproc 2`" in killed.stderr
     assert "Traceback" not in killed.stderr
     assert not (killed_dir / "model.safetensors").exists()
-    # Any number of processes may continue it (here one, this one, which has no demo plugin: the kill reporter the run
-    # recorded is replaced): the same global batches, so the same training up to rounding. Two processes resuming
-    # bit-identically: test_max_restarts_resumes_the_job_from_its_last_checkpoint.
-    resumed = CliRunner().invoke(cli, ["run", "--resume", str(killed_dir), "--reporter", "console"])
+    # The command the message gives, with the recorded kill reporter replaced (this process has no demo plugin). Its
+    # workers run here as one (in_process_workers): any number of processes may continue a job, with the same global
+    # batches, so the same training up to rounding. Two real processes resuming bit-identically:
+    # test_max_restarts_resumes_the_job_from_its_last_checkpoint.
+    started = in_process_workers(monkeypatch)
+    resumed = CliRunner().invoke(cli, ["run", "--resume", str(killed_dir), "--nproc", "2", "--reporter", "console"])
     assert resumed.exit_code == 0, resumed.output
+    assert len(started) == 1 and started[0]["nproc"] == 2
+    assert [r["name"] for r in started[0]["plan"]["config"]["components"]["reporters"]] == ["console"]
     assert "Resuming from checkpoint step-000000012 (epoch 2, step 1)" in resumed.stdout
-    after = [(float(a.split()[1]), a[16:]) for a in loss_lines(resumed.stdout)]
-    assert [seen for _, seen in after] == [a[16:] for a in loss_lines(uninterrupted[1])[12:]]
-    assert all(abs(loss - float(a.split()[1])) < 1e-5 for (loss, _), a in zip(after, loss_lines(uninterrupted[1])[12:]))
+    after, before = loss_lines(resumed.stdout), loss_lines(uninterrupted[1])[12:]
+    assert [a[16:] for a in after] == [b[16:] for b in before]
+    assert all(abs(float(a.split()[1]) - float(b.split()[1])) < 1e-5 for a, b in zip(after, before, strict=True))
     a, b = weights(killed_dir), weights(uninterrupted[0])
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     for x, y in zip(epochs_without_time(killed_dir), epochs_without_time(uninterrupted[0]), strict=True):
         assert x["test_accuracy"] == y["test_accuracy"]
+        assert abs(x["test_loss"] - y["test_loss"]) < 1e-5 and abs(x["train_loss"] - y["train_loss"]) < 1e-5
 
 
 @pytest.mark.slow

@@ -113,6 +113,7 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # in this process: nothing left unclosed on a full disk
 def test_a_real_small_disk(tiny_data: Path, tmp_path: Path) -> None:
     """issue 13's case on a real 3 MB tmpfs (needs root and mount; the patched tests above run everywhere)."""
     disk = tmp_path / "disk"

@@ -159,6 +159,7 @@ def run_in_terminal(args: list[str], env: dict[str, str] | None = None, timeout:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r", "")  # the text, without colours and cursor moves
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar_and_the_unchanged_log(tiny_data: Path, tmp_path: Path) -> None:
     args = ["run", "--dataset", "mnist", "--model", "mlp-8", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "2", "--log-every", "5"]
     screen = run_in_terminal([*args, "--out", "a"])  # (relative to this test's folder: a long path would wrap)
