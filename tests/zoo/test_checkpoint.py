@@ -38,7 +38,7 @@ def demo_env(plugin_site: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def whole(tiny_data: Path, demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def whole(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The uninterrupted run every SIGKILL scenario must end up equal to."""
     out = tmp_path_factory.mktemp("whole") / "run"
     result = zoo_here(*tiny(tiny_data, *SETTINGS, "--out", str(out)))  # (one torch thread here as in the killed processes: conftest)

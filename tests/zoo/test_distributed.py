@@ -46,6 +46,18 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def assert_trained_alike(losses: list[str], reference_losses: list[str], run: Path, reference: Path) -> None:
+    """The same steps (loss lines), weights and per-epoch metrics as the reference run, up to float rounding: what
+    another number of processes gives for the same global batches."""
+    assert [a[16:] for a in losses] == [b[16:] for b in reference_losses]  # the same [seen/total] at every step
+    assert all(abs(float(a.split()[1]) - float(b.split()[1])) < 1e-5 for a, b in zip(losses, reference_losses, strict=True))
+    a, b = weights(run), weights(reference)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    for x, y in zip(epochs_without_time(run), epochs_without_time(reference), strict=True):
+        assert x["test_accuracy"] == y["test_accuracy"]
+        assert abs(x["test_loss"] - y["test_loss"]) < 1e-5 and abs(x["train_loss"] - y["train_loss"]) < 1e-5
+
+
 @pytest.fixture(scope="module")
 def parts_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """640 training images and 1,001 test images: the test pass's last batch of 1 leaves rank 0 nothing."""
@@ -54,8 +66,8 @@ def parts_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_env(plugin_site: Path) -> dict[str, str]:
-    # One thread per process, as torchrun by hand sets: results agree bit for bit only at equal thread counts.
-    return {"PYTHONPATH": str(plugin_site), "ZOO_LOAD_PLUGINS": "demo", "OMP_NUM_THREADS": "1"}
+    # (One thread per process, from conftest, as torchrun by hand sets: results agree bit for bit only at equal thread counts.)
+    return {"PYTHONPATH": str(plugin_site), "ZOO_LOAD_PLUGINS": "demo"}
 
 
 def two_process_job(data: Path, settings: list[str], out: Path, env: dict[str, str]) -> tuple[Path, str]:
@@ -84,14 +96,8 @@ def test_two_processes_print_once_and_train_what_one_process_would(uninterrupted
     assert stdout.splitlines()[0] == "Using cpu device (2 processes)" and stdout.count("Using cpu device") == 1
     single = CliRunner().invoke(cli, tiny(parts_data, *SETTINGS, "--out", str(tmp_path / "single")))  # one process: this one
     assert single.exit_code == 0, single.output
-    two, one = loss_lines(stdout), loss_lines(single.stdout)
-    assert len(two) == len(one) == STEPS
-    assert all(abs(float(a.split()[1]) - float(b.split()[1])) < 1e-5 and a[16:] == b[16:] for a, b in zip(two, one))
-    for a, b in zip(epochs_without_time(out), epochs_without_time(tmp_path / "single"), strict=True):
-        assert a["test_accuracy"] == b["test_accuracy"]
-        assert abs(a["test_loss"] - b["test_loss"]) < 1e-5 and abs(a["train_loss"] - b["train_loss"]) < 1e-5
-    a, b = weights(out), weights(tmp_path / "single")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert len(loss_lines(stdout)) == STEPS
+    assert_trained_alike(loss_lines(stdout), loss_lines(single.stdout), out, tmp_path / "single")
     assert json.loads((out / "config.json").read_text())["launch"]["processes"] == 2
     assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in (tmp_path / "single").iterdir()] + ["launch.json"])
 
@@ -143,14 +149,7 @@ def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted:
     assert len(started) == 1 and started[0]["nproc"] == 2
     assert [r["name"] for r in started[0]["plan"]["config"]["components"]["reporters"]] == ["console"]
     assert "Resuming from checkpoint step-000000012 (epoch 2, step 1)" in resumed.stdout
-    after, before = loss_lines(resumed.stdout), loss_lines(uninterrupted[1])[12:]
-    assert [a[16:] for a in after] == [b[16:] for b in before]
-    assert all(abs(float(a.split()[1]) - float(b.split()[1])) < 1e-5 for a, b in zip(after, before, strict=True))
-    a, b = weights(killed_dir), weights(uninterrupted[0])
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
-    for x, y in zip(epochs_without_time(killed_dir), epochs_without_time(uninterrupted[0]), strict=True):
-        assert x["test_accuracy"] == y["test_accuracy"]
-        assert abs(x["test_loss"] - y["test_loss"]) < 1e-5 and abs(x["train_loss"] - y["train_loss"]) < 1e-5
+    assert_trained_alike(loss_lines(resumed.stdout), loss_lines(uninterrupted[1])[12:], killed_dir, uninterrupted[0])
 
 
 @pytest.mark.slow
