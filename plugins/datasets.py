@@ -201,11 +201,11 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
             raise ZooError(f"Data file {files[f'{split}_labels']} holds label {int(labels.max())}; {spec.name} has {len(spec.classes)} classes.")
         augments = [random_hflip] * params.hflip + [random_shift(params.shift)] * (params.shift > 0)
         images = images.unsqueeze(1)
-        if params.normalize:
-            floats = images.float().div(255)
+        if params.normalize:  # in place: a fresh 188 MB tensor per operation cost seconds in page faults
+            floats = images.float().div_(255)
             if split == "train":
                 mean, std = floats.mean(), floats.std()
-            images = (floats - mean) / std
+            images = floats.sub_(mean).div_(std)
         splits.append(TensorSplit(images, labels.long(), compose(*augments) if split == "train" else None))
     normalization = (float(mean), float(std)) if params.normalize else None
     return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28), normalization=normalization)

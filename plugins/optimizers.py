@@ -14,6 +14,10 @@ class SGDParams(BaseModel):
     momentum: float = Field(0.0, ge=0, allow_inf_nan=False)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: torch's fused kernel: one pass over every parameter per step instead of one per operation (about
+    #: 15% of a step with momentum, an MLP on CPU). Plain SGD computes the same bits either way; with
+    #: momentum the rounding differs, so it is off unless a recipe asks (docs/performance.md).
+    fused: bool = zoo.added_setting(False)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self):

@@ -16,7 +16,7 @@ from .api import catalog, load, models, predict, resolve, run, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from .errors import ZooError
 from .hookspecs import hookimpl
-from .identity import data_location
+from .identity import added_setting, data_location
 from .registry import NoParams
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Step",
     "ZooError",
     "__version__",
+    "added_setting",
     "catalog",
     "data_location",
     "hookimpl",

@@ -34,6 +34,18 @@ def data_location(role: Role, default: Any = None, **field: Any) -> Any:
     return Field(default, json_schema_extra={"zoo_location": role}, **field)
 
 
+def added_setting(default: Any, **field: Any) -> Any:
+    """A component setting added after runs were made with it, e.g. `fused: bool = added_setting(False)`:
+    at its default it stays out of a run's identity, so those runs keep their config hash and still resume."""
+    return Field(default, json_schema_extra={"zoo_added": True}, **field)
+
+
+def _at_added_default(params: BaseModel) -> list[str]:
+    fields = type(params).model_fields
+    return [name for name, info in fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("zoo_added") and getattr(params, name) == info.default]
+
+
 def location_fields(params: type[BaseModel] | BaseModel) -> dict[str, str]:
     """{field name: role} of a params model's data-location fields."""
     fields = type(params).model_fields if isinstance(params, BaseModel) else params.model_fields
@@ -76,6 +88,9 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     components.pop("reporters", None)
     for part in components.values():
         part["plugin"].pop("version", None)
+    for section, part in components.items():
+        for name in _at_added_default(getattr(resolved, section).params):
+            part["params"].pop(name, None)
     for name in location_fields(resolved.dataset.params):
         components["dataset"]["params"].pop(name, None)
     return record

@@ -17,7 +17,7 @@ def test_defaults_are_the_quickstart(catalog: Catalog) -> None:
     run = resolve_run(catalog)
     assert (run.config.batch_size, run.config.epochs, run.config.shuffle) == (64, 5, False)
     assert run.model.params.model_dump() == {"hidden": [512, 512], "dropout": 0.0}
-    assert run.optimizer.params.model_dump() == {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+    assert run.optimizer.params.model_dump() == {"lr": 1e-3, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "fused": False}
     assert run.loss.resolved.component.name == "cross-entropy"
     assert [r.resolved.name for r in run.reporters] == ["console"]
 
