@@ -14,9 +14,9 @@ class SGDParams(BaseModel):
     momentum: float = Field(0.0, ge=0, allow_inf_nan=False)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
-    #: torch's fused kernel: one pass over every parameter per step instead of one per operation (about
-    #: 15% of a step with momentum, an MLP on CPU). Plain SGD computes the same bits either way; with
-    #: momentum the rounding differs, so it is off unless a recipe asks (docs/performance.md).
+    #: torch's fused kernel: one pass over every parameter per step instead of several (with momentum, the
+    #: optimizer went from about 13% to 4% of a batch-256 MLP step on CPU). Plain SGD computes the same bits
+    #: either way; with momentum the rounding differs, so it is off unless a recipe asks (docs/performance.md).
     fused: bool = zoo.added_setting(False)
 
     @model_validator(mode="after")
@@ -30,7 +30,9 @@ def build_sgd(params: SGDParams, model_parameters):
     """Stochastic gradient descent, optionally with (Nesterov) momentum and weight decay."""
     import torch
 
-    return torch.optim.SGD(model_parameters, **params.model_dump())
+    # Off means torch's own choice (None), not False: an explicit False would also turn off its default
+    # foreach kernel on CUDA, and checkpoints written before the setting existed recorded None.
+    return torch.optim.SGD(model_parameters, **params.model_dump(exclude={"fused"}), fused=True if params.fused else None)
 
 
 @zoo.hookimpl

@@ -36,7 +36,9 @@ def data_location(role: Role, default: Any = None, **field: Any) -> Any:
 
 def added_setting(default: Any, **field: Any) -> Any:
     """A component setting added after runs were made with it, e.g. `fused: bool = added_setting(False)`:
-    at its default it stays out of a run's identity, so those runs keep their config hash and still resume."""
+    at its default it stays out of a run's identity, so those runs keep their config hash and still resume.
+    "At its default" is `value == default`: a NaN default or a default_factory never counts as at the default,
+    and a data-location field (it sets json_schema_extra too) cannot also be an added setting."""
     return Field(default, json_schema_extra={"zoo_added": True}, **field)
 
 

@@ -142,6 +142,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 IGNORED = ("out", "versions.", "config_hash", "components.reporters")
+NOT_RECORDED = "(not recorded)"  # a setting one run's zoo did not have yet (e.g. optimizer.fused, added later)
 
 
 @dataclass
@@ -159,9 +160,9 @@ def compare(a: Path, b: Path) -> Comparison:
     is an error (there is nothing to compare); damaged metrics show the epochs that can be read."""
     flat_a, flat_b = _flatten(read_config(a)), _flatten(read_config(b))
     differences = [
-        (key, flat_a.get(key), flat_b.get(key))
+        (key, flat_a.get(key, NOT_RECORDED), flat_b.get(key, NOT_RECORDED))
         for key in sorted(set(flat_a) | set(flat_b))
-        if flat_a.get(key) != flat_b.get(key) and not key.startswith(IGNORED)
+        if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED)
     ]
     (metrics_a, problem_a), (metrics_b, problem_b) = read_metrics(a / METRICS), read_metrics(b / METRICS)
     epochs_a = {e["epoch"]: e for e in metrics_a}

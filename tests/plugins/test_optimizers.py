@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import tiny_sets, unfinished_copy
+import pytest
+
+from helpers import resign, tiny_sets, unfinished_copy
 from safetensors.torch import load_file
 
 import zoo
@@ -40,10 +42,17 @@ def test_fused_at_its_default_is_not_part_of_the_identity(tiny_data: Path) -> No
     assert identity(fused)["components"]["optimizer"]["params"]["fused"] is True and config_hash(fused) != config_hash(default)
 
 
-def test_a_config_json_without_the_setting_still_resumes(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("recorded", [None, False], ids=["before-the-setting", "written-with-fused-false"])
+def test_a_config_json_without_the_setting_still_resumes(tiny_data: Path, tmp_path: Path, recorded: bool | None) -> None:
     run = unfinished_copy(sgd_run(tiny_data, tmp_path / "whole", "optimizer.momentum=0.9", epochs=2), tmp_path / "old")
     config = json.loads((run / "config.json").read_text())
     del config["components"]["optimizer"]["params"]["fused"]  # as zoo wrote it before the setting
     (run / "config.json").write_text(json.dumps(config))
+    for checkpoint_dir in (run / "checkpoints").iterdir():  # torch recorded None (zoo for a while False)
+        state = json.loads((checkpoint_dir / "state.json").read_text())
+        for group in state["optimizer"]["param_groups"]:
+            group["fused"] = recorded
+        (checkpoint_dir / "state.json").write_text(json.dumps(state))
+        resign(checkpoint_dir)
     resumed = zoo.run(resume=run, reporters=[])
     assert (run / "model.safetensors").is_file() and len(resumed.epochs) >= 1

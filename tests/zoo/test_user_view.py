@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import struct
 import termios
 import subprocess
@@ -119,6 +120,12 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     assert "seed" in compared and "A: 1  B: 2" in compared and "    1 " in compared
     assert_picture(tmp_path / "compare.png", (1000, 400))
     assert json.loads(invoke("runs", "--root", str(root), "--json").output)[0]["epochs_done"] == 1
+    older = tmp_path / "older"  # a run from before a setting existed shows it as not recorded, not as None
+    shutil.copytree(a, older)
+    config = json.loads((older / "config.json").read_text())
+    del config["components"]["optimizer"]["params"]["fused"]
+    (older / "config.json").write_text(json.dumps(config))
+    assert "components.optimizer.params.fused  A: False  B: (not recorded)" in invoke("runs", "--compare", str(a), str(older)).output
 
 
 def test_tensorboard_writes_events_and_says_how_to_install_it(finished_run: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
