@@ -92,3 +92,20 @@ def build_reporter(part: Part) -> Any:
             f"object with zoo.Reporter's methods (subclass zoo.Reporter; see docs/plugins.md)."
         )
     return reporter
+
+
+def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits) -> Any:
+    """The run's MixUp (zoo.data), or None when alpha is 0; an error where the training split cannot be mixed."""
+    from .data import Drawn, MixUp, TensorSplit
+
+    if not alpha:
+        return None
+    train = splits.train
+    if not isinstance(train, TensorSplit) or not (train.augment is None or isinstance(train.augment, Drawn)):
+        how = ("is not held in memory (a zoo.data.TensorSplit)" if not isinstance(train, TensorSplit)
+               else "has an augmentation that is a plain function, not a zoo.data.Drawn")
+        raise ZooError(
+            f"mixup = {alpha} needs whole batches of the training split to mix, but the training split of dataset "
+            f"{dataset.resolved.name!r} ({dataset.resolved.component.owner}) {how}. Leave mixup at 0 (--set mixup=0) for this dataset."
+        )
+    return MixUp(alpha, len(splits.classes))

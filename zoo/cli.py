@@ -100,6 +100,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--shuffle/--no-shuffle", default=None, help="Reshuffle the training data each epoch.")
 @click.option("--device", type=click.Choice(DEVICES))
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="bf16: bfloat16 autocast; auto: bf16 where this CPU or GPU computes it natively, else fp32.")
+@click.option("--mixup", type=click.FloatRange(min=0, max=100), metavar="ALPHA", help="Mix each training image and its label with another's, weight ~ Beta(ALPHA, ALPHA); 0: off (default; the tuned recipe: 0.4).")
 @click.option("--log-every", type=int, help="Print the loss every N steps (default 100).")
 @click.option("--predict-index", type=int, help="Test sample to predict at the end (default 0).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<model>-<dataset>).")

@@ -50,6 +50,12 @@ def check_one_batch(t: Trainer) -> None:
                 logits = _guarded(t.resolved.model, lambda: t.model(X), f"on a batch of shape {tuple(X.shape)}")
                 check_logits(t.resolved, logits, len(X), len(t.data.classes), tuple(X.shape[1:]))
                 loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, y), f"on logits of shape {tuple(logits.shape)}")
+                check_loss(t.resolved, loss)
+                if t.config.mixup:  # mixed labels are class probabilities
+                    soft = torch.nn.functional.one_hot(y, len(t.data.classes)).float()
+                    loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, soft),
+                                    f"on class-probability targets of shape {tuple(soft.shape)} (mixup = {t.config.mixup} trains with them; "
+                                    f"--set mixup=0 turns it off)")
             check_loss(t.resolved, loss)
     finally:
         t.model.train(was_training)

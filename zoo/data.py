@@ -32,7 +32,8 @@ class TensorSplit(Dataset):
 
 
 #: A batch-level random transform: augment(images (N, C, H, W), generator) -> images. One that also
-#: has draw()/apply() (a Drawn augmentation) gets its random numbers for a whole epoch at once.
+#: has draw()/apply() (a Drawn augmentation) gets its random numbers for a whole epoch at once, and
+#: may change the labels too (mixes_labels, apply_labels: MixUp).
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -44,12 +45,16 @@ class Drawn:
     waits for a host-to-device copy."""
 
     parts = 1  # how many tensors draw() returns
+    mixes_labels = False  # True: apply_labels turns the labels into class probabilities (N, classes)
 
     def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
         raise NotImplementedError
 
     def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        return labels
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.apply(images, [n.to(images.device) for n in self.draw(len(images), generator)])
@@ -85,12 +90,41 @@ class RandomShift(Drawn):
         return padded[torch.arange(n, device=device)[:, None, None, None], torch.arange(c, device=device)[None, :, None, None], rows, cols]
 
 
+class MixUp(Drawn):
+    """mixup (Zhang et al., 2018): each image becomes lam * itself + (1 - lam) * the batch's previous
+    image, and its label the same mix of the two one-hot labels; lam ~ Beta(alpha, alpha), one per batch
+    as in the paper (a lam per image trained worse here: docs/performance.md). Training then needs a loss
+    that takes class probabilities as targets (torch's CrossEntropyLoss does). The partner is the previous
+    image of the whole batch (the order is random already), so the ranks of a distributed run mix the same pairs."""
+
+    mixes_labels = True
+
+    def __init__(self, alpha: float, classes: int) -> None:
+        self.alpha, self.classes = alpha, classes
+
+    def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        import numpy as np
+
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))  # torch has no Beta that takes a generator
+        return [torch.full((n,), float(np.random.default_rng(seed).beta(self.alpha, self.alpha)))]
+
+    def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        lam = numbers[0].view(-1, *[1] * (images.dim() - 1)).to(images.dtype)
+        return images * lam + images.roll(1, 0) * (1 - lam)
+
+    def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        lam = numbers[0][:, None]
+        one_hot = labels if labels.dim() == 2 else torch.nn.functional.one_hot(labels, self.classes).float()
+        return one_hot * lam + one_hot.roll(1, 0) * (1 - lam)
+
+
 class Compose(Drawn):
     """Several Drawn augmentations, one after the other."""
 
     def __init__(self, augments: list[Drawn]) -> None:
         self.augments = augments
         self.parts = sum(augment.parts for augment in augments)
+        self.mixes_labels = any(augment.mixes_labels for augment in augments)
 
     def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
         return [numbers for augment in self.augments for numbers in augment.draw(n, generator)]
@@ -101,6 +135,13 @@ class Compose(Drawn):
             images = augment.apply(images, numbers[taken : taken + augment.parts])
             taken += augment.parts
         return images
+
+    def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        taken = 0
+        for augment in self.augments:
+            labels = augment.apply_labels(labels, numbers[taken : taken + augment.parts])
+            taken += augment.parts
+        return labels
 
 
 random_hflip = RandomHflip()
@@ -146,9 +187,11 @@ class EpochDraws:
         pinned = device.type == "cuda"
         self.numbers = [_to_device(torch.cat([batch[i] for batch in drawn], dim=-1), device, pinned) for i in range(augment.parts)] if drawn else []
 
-    def apply(self, images: torch.Tensor, index: int) -> torch.Tensor:
+    def apply(self, images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch `index`'s images, and its labels (class probabilities where the augmentation mixes them)."""
         start, stop = self.offsets[index - self.first], self.offsets[index - self.first + 1]
-        return self.augment.apply(images, [numbers[..., start:stop] for numbers in self.numbers])
+        numbers = [numbers[..., start:stop] for numbers in self.numbers]
+        return self.augment.apply(images, numbers), self.augment.apply_labels(labels, numbers)
 
     def covers(self, index: int) -> bool:
         return 0 <= index - self.first <= len(self.sizes)
@@ -178,7 +221,8 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 
 class Batches:
     """(X, y) batches of one split on one device, in order or reshuffled each epoch by `order`;
-    a TensorSplit's augmentation applies when `augment` is a generator (training, not testing).
+    a TensorSplit's augmentation applies when `augment` is a generator (training, not testing),
+    followed by `mix` (the run's MixUp, which needs the split's augmentation, if any, to be Drawn).
 
     With shard=(rank, ranks), every batch is the same global batch on each rank, and rank r takes
     its r-th contiguous part: the ranks together see exactly what one process would, in the same
@@ -193,6 +237,7 @@ class Batches:
         order: torch.Generator | None = None,
         augment: torch.Generator | None = None,
         shard: tuple[int, int] = (0, 1),
+        mix: Drawn | None = None,
     ) -> None:
         self.split = split
         self.batch_size = batch_size
@@ -203,6 +248,10 @@ class Batches:
         self.rank, self.ranks = shard
         self.tensors = split.to(device) if isinstance(split, TensorSplit) else None
         self.transform = split.augment if augment is not None and isinstance(split, TensorSplit) else None
+        if mix is not None:
+            if augment is None or not isinstance(split, TensorSplit) or not (self.transform is None or isinstance(self.transform, Drawn)):
+                raise ValueError("mixing needs a split held in memory (a TensorSplit) whose augmentation, if any, is Drawn")
+            self.transform = compose(*filter(None, [self.transform, mix]))
         self.augment = augment
         self.draws: EpochDraws | None = None
 
@@ -239,8 +288,11 @@ class Batches:
             part = self._part(stop - start)
             if self.transform is not None:  # the whole batch, so every rank draws the same numbers
                 rows = slice(start, stop) if order is None else order[start:stop]
-                augmented = draws.apply(images[rows], batch) if draws is not None else self.transform(images[rows], self.augment)  # type: ignore[misc,arg-type]
-                yield augmented[part], labels[rows][part]
+                if draws is not None:
+                    augmented, targets = draws.apply(images[rows], labels[rows], batch)
+                else:
+                    augmented, targets = self.transform(images[rows], self.augment), labels[rows]  # type: ignore[misc,arg-type]
+                yield augmented[part], targets[part]
             elif order is None:
                 yield images[start + part.start : start + part.stop], labels[start + part.start : start + part.stop]
             else:

@@ -84,8 +84,9 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     if record.get("init") is None:  # runs from before --init keep their identity
         for key in ("init", "init_sha256", "init_new_head"):
             record.pop(key, None)
-    if record.get("cuda_graphs") == "auto":  # runs from before --cuda-graphs keep their identity
-        record.pop("cuda_graphs")
+    for key, default in (("cuda_graphs", "auto"), ("mixup", 0.0)):  # runs from before these settings keep their identity
+        if record.get(key) == default:
+            record.pop(key)
     components = record["components"]
     components.pop("reporters", None)
     for part in components.values():

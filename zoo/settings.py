@@ -29,6 +29,9 @@ class RunConfig(BaseModel):
     log_every: PositiveInt = 100
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    mixup: float = Field(0.0, ge=0, le=100, allow_inf_nan=False)
+    """mixup's alpha: each training image and its label mixed with another's, lam ~ Beta(alpha, alpha)
+    (zoo.data.MixUp); 0 is off. The loss must take class probabilities as targets."""
     out: Path | None = None
     predict_index: NonNegativeInt = 0
     checkpoint_every: PositiveInt | None = None

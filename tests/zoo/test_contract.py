@@ -33,10 +33,22 @@ class BadPlugin:
     def register_losses(self, register):
         register("none-loss", lambda params: None)
         register("per-sample", lambda params: torch.nn.CrossEntropyLoss(reduction="none"))
+        register("labels-only", lambda params: lambda logits, y: torch.nn.functional.nll_loss(logits.log_softmax(1), y))
+
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        register("listed", listed_splits)  # not held in memory: batches come from a DataLoader
 
     @zoo.hookimpl
     def register_reporters(self, register):
         register("raising", lambda params: Raising())
+
+
+def listed_splits(params):
+    from zoo.testing import tiny_splits
+
+    tiny = tiny_splits(params)
+    return zoo.DatasetSplits(list(tiny.train), list(tiny.test), tiny.classes, tiny.input_shape)
 
 
 class Crashy(torch.nn.Module):
@@ -90,6 +102,27 @@ def test_a_model_with_the_wrong_number_of_logits_is_named(catalog, tmp_path: Pat
 def test_a_non_scalar_loss_is_named(catalog, tmp_path: Path) -> None:
     with pytest.raises(ZooError, match=r"The loss 'per-sample' \(plugin 'bad'.*returned a tensor of shape \(2,\); it must return one number"):
         train(catalog, tmp_path, loss="per-sample")
+
+
+def test_mixup_trains_and_a_loss_without_probability_targets_is_named(catalog, tmp_path: Path) -> None:
+    from zoo.identity import config_hash, identity
+
+    result = train(catalog, tmp_path / "mixed", mixup=0.4)
+    assert json.loads((result.run_dir / "config.json").read_text())["mixup"] == 0.4 and len(result.epochs) == 2
+    off, on = (zoo.resolve(catalog=catalog, dataset=TINY, model="mlp", mixup=alpha)[1] for alpha in (0.0, 0.4))
+    assert "mixup" not in identity(off) and identity(on)["mixup"] == 0.4 and config_hash(on) != config_hash(off)  # runs from before keep their hash
+    with pytest.raises(ZooError) as caught:
+        train(catalog, tmp_path / "labels", loss="labels-only", mixup=0.4)
+    message = str(caught.value)
+    assert "The loss 'labels-only' (plugin 'bad'" in message and "class-probability targets of shape (2, 10)" in message
+    assert "--set mixup=0 turns it off" in message and not (tmp_path / "labels").exists()
+
+
+def test_mixup_on_a_dataset_not_held_in_memory_is_refused(catalog, tmp_path: Path) -> None:
+    assert train(catalog, tmp_path / "plain", dataset="listed").epochs  # the dataset itself trains
+    with pytest.raises(ZooError, match=r"mixup = 0.4 needs whole batches .* dataset 'listed' \(plugin 'bad'.* is not held in memory"):
+        train(catalog, tmp_path / "mixed", dataset="listed", mixup=0.4)
+    assert not (tmp_path / "mixed").exists()
 
 
 def test_the_one_batch_check_changes_nothing(catalog, tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from zoo.data import Batches, TensorSplit, compose, random_hflip, random_shift
+from zoo.data import Batches, MixUp, TensorSplit, compose, random_hflip, random_shift
 
 CPU = torch.device("cpu")
 
@@ -74,3 +75,43 @@ def test_an_epochs_draws_are_taken_at_once_and_equal_drawing_batch_by_batch() ->
     batches.augment.set_state(states[3])  # type: ignore[union-attr]
     tail = list(batches.iterate(3))
     assert len(tail) == 2 and all(torch.equal(a[0], b[0]) for a, b in zip(tail, drawn[3:]))
+
+
+def test_mixup_mixes_each_image_and_its_label_with_the_previous_one_alike() -> None:
+    images, labels = torch.rand(320, 1, 4, 4), torch.arange(320) % 10  # neighbours have different labels
+    batches = Batches(TensorSplit(images, labels), 16, CPU, augment=torch.Generator().manual_seed(0), mix=MixUp(0.4, 10))
+    lams = []
+    for index, (X, targets) in enumerate(batches):
+        rows = slice(16 * index, 16 * index + 16)
+        assert targets.shape == (16, 10) and torch.allclose(targets.sum(1), torch.ones(16))
+        lam = targets[torch.arange(16), labels[rows]]  # the weight of each image's own label
+        assert torch.allclose(targets[torch.arange(16), labels[rows].roll(1)], 1 - lam)
+        expected = images[rows] * lam[:, None, None, None] + images[rows].roll(1, 0) * (1 - lam[:, None, None, None])
+        assert torch.allclose(X, expected, atol=1e-6)
+        assert torch.all(lam == lam[0])  # one lam per batch
+        lams.append(float(lam[0]))
+    lam = torch.tensor(lams)
+    assert 0 <= float(lam.min()) and float(lam.max()) <= 1 and float(lam.std()) > 0.2  # Beta(0.4, 0.4): mostly near 0 or 1
+
+
+def test_mixup_resumes_mid_epoch_with_the_same_mixes() -> None:
+    split = TensorSplit(torch.rand(70, 1, 6, 6), torch.arange(70) % 10, compose(random_hflip, random_shift(1)))
+
+    def batches() -> Batches:
+        return Batches(split, 16, CPU, shuffle=True, order=torch.Generator().manual_seed(3), augment=torch.Generator().manual_seed(4),
+                       mix=MixUp(1.0, 10))
+
+    whole = batches()
+    drawn = list(whole.iterate())
+    state = whole.augment_state(3)
+    resumed = batches()
+    resumed.augment.set_state(state)  # type: ignore[union-attr]
+    tail = list(resumed.iterate(3))
+    assert len(tail) == 2 and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(tail, drawn[3:]))
+
+
+def test_mixup_needs_an_in_memory_split_with_a_drawn_augmentation() -> None:
+    plain = TensorSplit(torch.rand(8, 1, 2, 2), torch.arange(8), lambda images, generator: images)
+    for split in (plain, list(TensorSplit(torch.rand(8, 1, 2, 2), torch.arange(8)))):
+        with pytest.raises(ValueError, match="mixing needs a split held in memory"):
+            Batches(split, 4, CPU, augment=torch.Generator(), mix=MixUp(0.4, 10))

@@ -23,15 +23,15 @@ from safetensors.torch import load_file
 import zoo
 from zoo import launcher
 from zoo.cli import cli
-from zoo.data import Batches, TensorSplit, compose, random_hflip, random_shift
+from zoo.data import Batches, MixUp, TensorSplit, compose, random_hflip, random_shift
 from zoo.errors import ZooError
 from zoo.rundir import job_run_dir
 from zoo.world import World, check_shards, current
 
-#: Shuffled, augmented and scheduled, so that the ranks must agree on every random draw; batches of 63, split 31 + 32
+#: Shuffled, augmented, mixed and scheduled, so that the ranks must agree on every random draw; batches of 63, split 31 + 32
 #: (11 steps an epoch, the last of 10): each rank's loss must be weighed by its share to make the whole batch's gradient.
 SETTINGS = ["--model", "mlp-8", "--batch-size", "63", "--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1",
-            "--scheduler", "one-cycle"]
+            "--mixup", "0.4", "--scheduler", "one-cycle"]
 STEPS = 33
 KILL_RANK_1 = ["--reporter", "console", "--reporter", "kill", "--set", "kill.rank=1"]
 #: Dropout on parts of unequal size: each rank's own random stream must be saved and restored.
@@ -256,11 +256,13 @@ def split_of(n: int, augment: bool) -> TensorSplit:
 
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("augment", [False, True])
-def test_the_ranks_parts_of_every_batch_make_up_the_single_process_batch(shuffle: bool, augment: bool) -> None:
+@pytest.mark.parametrize("mixup", [False, True])
+def test_the_ranks_parts_of_every_batch_make_up_the_single_process_batch(shuffle: bool, augment: bool, mixup: bool) -> None:
     split = split_of(103, augment)
     def batches(rank: int, ranks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         order, augment = torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)
-        feed = Batches(split, 20, torch.device("cpu"), shuffle=shuffle, order=order, augment=augment, shard=(rank, ranks))
+        feed = Batches(split, 20, torch.device("cpu"), shuffle=shuffle, order=order, augment=augment, shard=(rank, ranks),
+                       mix=MixUp(0.4, 103) if mixup else None)
         return [batch for _ in range(2) for batch in feed]  # two epochs: the generators must stay in step
 
     whole = batches(0, 1)
