@@ -130,18 +130,21 @@ class Compose(Drawn):
         return [numbers for augment in self.augments for numbers in augment.draw(n, generator)]
 
     def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
-        taken = 0
-        for augment in self.augments:
-            images = augment.apply(images, numbers[taken : taken + augment.parts])
-            taken += augment.parts
+        for augment, own in self._each(numbers):
+            images = augment.apply(images, own)
         return images
 
     def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        for augment, own in self._each(numbers):
+            labels = augment.apply_labels(labels, own)
+        return labels
+
+    def _each(self, numbers: list[torch.Tensor]) -> Iterator[tuple[Drawn, list[torch.Tensor]]]:
+        """Each augmentation with its own part of the drawn numbers."""
         taken = 0
         for augment in self.augments:
-            labels = augment.apply_labels(labels, numbers[taken : taken + augment.parts])
+            yield augment, numbers[taken : taken + augment.parts]
             taken += augment.parts
-        return labels
 
 
 random_hflip = RandomHflip()
