@@ -37,6 +37,8 @@ SEEDS = (0, 1, 2)
 TUNED_TARGET = {"accuracy": 0.91, "fp32": 20.0, "bf16": 12.0}
 #: docs/performance.md from this heading on is kept as it is (bench/ablation.py's table and its reading).
 KEPT_HEADING = "## What each setting of the tuned recipe buys"
+#: A full run's measurements, kept before they are reported (a report can be made again from them: --from-raw).
+RAW = Path(tempfile.gettempdir()) / "zoo-bench-raw.json"
 sys.path.insert(0, str(ROOT / "bench"))
 
 import reference  # noqa: E402
@@ -311,8 +313,8 @@ def report(here: Here, epoch_times: dict[str, list[float]], process: dict, start
     labels = {"quickstart": "(a) Quickstart: DataLoader + ToTensor", "in-memory": "(b) reference epoch: hand-written in-memory loop",
               "zoo": "(c) zoo's runner", "zoo-bf16": "(c') zoo's runner, `--precision bf16`"}
     for name in epoch_times:
-        runs = ", ".join(f"{t:.2f}" for t in epoch_times[name])
-        lines.append(f"| {labels[name]} | {med[name]:.2f} | {runs} | {ratio(epoch_times, name, 'in-memory'):.2f}× | {ratio(epoch_times, 'quickstart', name):.2f}× |")
+        each = ", ".join(f"{t:.2f}" for t in epoch_times[name])
+        lines.append(f"| {labels[name]} | {med[name]:.2f} | {each} | {ratio(epoch_times, name, 'in-memory'):.2f}× | {ratio(epoch_times, 'quickstart', name):.2f}× |")
     qs, z = statistics.median(walls["quickstart"]), statistics.median(walls["zoo"])
     lines += [
         "",
@@ -401,6 +403,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="record the results in registry.toml")
     parser.add_argument("--threads", type=int, help="torch threads in every process (default torch's); 1 keeps ratios steady on a machine shared with other work")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--from-raw", type=Path, metavar="JSON", help=f"report (and with --record record) the measurements a full run kept in {RAW}, measuring nothing")
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -410,6 +413,10 @@ def main() -> None:
     here = Here()
     precision = tuned_precision(here)
     seeds = tuple(range(args.seeds))
+    if args.from_raw:
+        raw = json.loads(args.from_raw.read_text())
+        report_and_record(here, precision, raw["epoch_times"], raw["process"], raw["start"], raw["runs"], args)
+        return
     with tempfile.TemporaryDirectory() as workdir:
         root = torchvision_root(Path(workdir))
         if args.only == "tuned":
@@ -427,6 +434,12 @@ def main() -> None:
         runs = tuned_runs(root, seeds, precision)
     print("start-up ...", file=sys.stderr, flush=True)
     start = startup(5)
+    RAW.write_text(json.dumps({"epoch_times": epoch_times, "process": process, "start": start, "runs": runs}))
+    print(f"(measurements kept in {RAW}: --from-raw reports them again)", file=sys.stderr)
+    report_and_record(here, precision, epoch_times, process, start, runs, args)
+
+
+def report_and_record(here: Here, precision: tuple[str, str], epoch_times: dict, process: dict, start: dict, runs: dict, args: argparse.Namespace) -> None:
     table = report(here, epoch_times, process, start, runs, precision)
     print(table)
     args.out.write_text(table + kept_sections(args.out))
