@@ -123,6 +123,6 @@ def format_description(entries: list[dict[str, Any]]) -> str:
             lines.append(f"  preset {p['name']}: {' '.join(f'{k}={_value(v)}' for k, v in p['params'].items())}  {p['help']}".rstrip())
             for key, results in p["results"].items():
                 newest = max(results, key=lambda r: str(r.get("measured")))
-                lines.append(f"    measured {key}: {newest['accuracy']:.1%} in {newest['seconds']:.0f} s")
+                lines.append(f"    measured {key}: {newest['accuracy']:.2%} in {newest['seconds']:.0f} s")
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -102,7 +102,7 @@ def test_list_shows_measured_results_of_presets(tmp_path: Path) -> None:
     registry.write_text('[models.tiny]\ncomponent = "mlp"\nparams = { hidden = [8] }\n'
                         '[models.tiny.results]\n"fashion-mnist/quickstart" = { accuracy = 0.5, seconds = 12.4 }\n')
     line = next(line for line in invoke("list", "models", "tiny", "--registry", str(registry)).output.splitlines() if "tiny" in line)
-    assert "(measured fashion-mnist/quickstart: 50.0% in 12 s)" in line
+    assert "(measured fashion-mnist/quickstart: 50.00% in 12 s)" in line
     data = json.loads(invoke("list", "models", "tiny", "--registry", str(registry), "--json").output)
     assert data["presets"][0]["results"]["fashion-mnist/quickstart"]["accuracy"] == 0.5
 
