@@ -197,16 +197,28 @@ def tuned_summary(turns: list[dict[str, float]]) -> dict[str, float]:
             "ratio": statistics.median(t["wall"] / t["reference"] for t in turns)}
 
 
-def tuned_precision(here: Here) -> tuple[str, str]:
-    """What the tuned recipe trains in here: its `precision`, resolved as the runner does."""
+def shipped_presets():
     from zoo.plugins import shipped_registry
-    from zoo.precision import resolve_precision
     from zoo.presets import Presets
 
     presets = Presets()
     presets.load_file(shipped_registry())
-    requested = presets.recipe("tuned").precision or "fp32"
+    return presets
+
+
+def tuned_precision(here: Here) -> tuple[str, str]:
+    """What the tuned recipe trains in here: its `precision`, resolved as the runner does."""
+    from zoo.precision import resolve_precision
+
+    requested = shipped_presets().recipe("tuned").precision or "fp32"
     return requested, resolve_precision(requested, here.device).name
+
+
+def fingerprint(recipe: str) -> str:
+    """The recipe's version, recorded with its results (zoo.presets.recipe_fingerprint)."""
+    from zoo.presets import recipe_fingerprint
+
+    return recipe_fingerprint(shipped_presets().recipe(recipe))
 
 
 def machine() -> str:
@@ -374,14 +386,16 @@ def record(here: Here, process: dict | None, runs: dict[str, list[dict]]) -> Non
         walls = process["walls"]
         new["fashion-mnist/quickstart"] = {
             "accuracy": process["curves"]["zoo"][-1], "seconds": round(process["zoo_train_seconds"], 1), "wall": round(statistics.median(walls["zoo"]), 1),
-            "reference_epochs": round(ratio(walls, "zoo", "reference"), 2), "precision": "fp32", **here.fields, "measured": today}
+            "reference_epochs": round(ratio(walls, "zoo", "reference"), 2), "precision": "fp32", **here.fields,
+            "recipe": fingerprint("quickstart"), "measured": today}
     registry = ROOT / "registry.toml"
     text = registry.read_text()
     for precision, turns in runs.items():  # one result per precision: a machine with bf16 records fp32 too
         summary = tuned_summary(turns)
         new["fashion-mnist/tuned"] = {
             "accuracy": summary["accuracy"], "accuracies": [t["accuracy"] for t in turns], "seconds": round(summary["train"], 1),
-            "wall": round(summary["wall"], 1), "reference_epochs": round(summary["ratio"], 2), "precision": precision, **here.fields, "measured": today}
+            "wall": round(summary["wall"], 1), "reference_epochs": round(summary["ratio"], 2), "precision": precision, **here.fields,
+            "recipe": fingerprint("tuned"), "measured": today}
         text = results.record(text, "models", "mlp-512", new)
         new = {}
     registry.write_text(text)

@@ -1,7 +1,8 @@
 """The results section of registry.toml: what `make bench` measured, one entry per kind of machine.
 
 A new measurement replaces the one of the same preset, "<dataset>/<recipe>", machine and precision, and
-keeps every other machine's: results measured elsewhere stay true there.
+keeps every other machine's: results measured elsewhere stay true there, unless they were measured with
+another version of the recipe (another `recipe` fingerprint).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ HEADER = f"{RESULTS_MARKER} (bench/bench.py rewrites this section, keeping other
 #: The fields that say which kind of machine and precision a result belongs to.
 IDENTITY = ("machine", "device", "native_bf16", "precision")
 #: Field order in the file: the figures first, then where they come from.
-ORDER = ("accuracy", "accuracies", "seconds", "wall", "reference_epochs", "precision", "machine", "device", "cores", "threads", "native_bf16", "measured")
+ORDER = ("accuracy", "accuracies", "seconds", "wall", "reference_epochs", "precision", "machine", "device", "cores", "threads", "native_bf16", "recipe", "measured")
 
 
 def toml_value(value: Any) -> str:
@@ -36,8 +37,10 @@ def _identity(result: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def merge(existing: list[dict[str, Any]], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """`new` in place of the results of its machine and precision; the others kept, in their order."""
-    kept = [r for r in existing if _identity(r) != _identity(new)]
+    """`new` in place of the results of its machine and precision, and of those of another version of its
+    recipe (they no longer describe it); the others kept, in their order."""
+    stale = {r.get("recipe") for r in existing} - {new.get("recipe"), None, ""} if new.get("recipe") else set()
+    kept = [r for r in existing if _identity(r) != _identity(new) and r.get("recipe") not in stale]
     return [*kept, new]
 
 

@@ -19,10 +19,12 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
     "conflicting_plugins": [{name, distribution, version, errors}], "warnings": [text]}
 
     A preset's `results` holds, per "<dataset>/<recipe>", the one result to quote here: the newest
-    measured on this kind of machine, else the newest; `all_results` holds every one. Each carries
+    measured on this kind of machine, else the newest; `all_results` holds every one (of the recipe
+    as it is now: results recorded with another version of it are left out). Each carries
     "this_machine": whether it was measured on this kind of machine (CPU model and native bf16, or GPU).
     """
     here = local_machines()
+    fingerprints = catalog.presets.fingerprints()
     components: list[dict[str, Any]] = []
     presets: list[dict[str, Any]] = []
     for k in KINDS:
@@ -32,7 +34,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
         for name in catalog.presets.names(k):
             named = catalog.presets.presets[k][name]
             presets.append({"kind": k, "name": display(name), "component": named.value.component, "params": named.value.params,
-                            "help": named.value.help, **_results(named.value.results, here), "source": named.source})
+                            "help": named.value.help, **_results(named.value.results, here, fingerprints), "source": named.source})
     components = [c for c in components if matches(c["name"], pattern)]
     components.sort(key=lambda c: (KINDS.index(c["kind"]), natural_key(c["name"])))
     presets = [p for p in presets if matches(p["name"], pattern)]
@@ -71,10 +73,12 @@ def _component_entries(catalog: Catalog, kind: str) -> list[dict[str, Any]]:
     return entries
 
 
-def _results(results: dict[str, list[Result]], here: list[Machine]) -> dict[str, Any]:
+def _results(results: dict[str, list[Result]], here: list[Machine], fingerprints: dict[str, str]) -> dict[str, Any]:
+    """Only results of the recipe as it is now ("<dataset>/<recipe>" keys): a changed recipe's old figures are left out."""
     quoted: dict[str, Any] = {}
     every: dict[str, list[dict[str, Any]]] = {}
     for key, measured in results.items():
+        measured = [r for r in measured if r.of_recipe(fingerprints.get(key.rpartition("/")[2]))]
         if not measured:
             continue
         chosen, matched = select_results(measured, here)

@@ -62,6 +62,13 @@ class Result(BaseModel):
     """torch threads per process; fewer than `cores` keeps timings steady on a machine shared with other work."""
     native_bf16: bool | None = None
     """Whether the CPU computes bfloat16 natively (one CPU name can cover both kinds)."""
+    recipe: str = ""
+    """recipe_fingerprint() of the recipe that trained; a result of an earlier version of the recipe is not
+    quoted for it. Empty in results older than this field."""
+
+    def of_recipe(self, fingerprint: str | None) -> bool:
+        """Measured with this version of its recipe (or it cannot tell: an older result, or an unknown recipe)."""
+        return not self.recipe or fingerprint is None or self.recipe == fingerprint
 
     def kind(self) -> Machine:
         return Machine(self.machine, self.device, self.cores, self.native_bf16 if self.device == "cpu" else None)
@@ -78,6 +85,16 @@ class Result(BaseModel):
         if self.native_bf16 is not None and self.device == "cpu":
             parts.append("native bf16" if self.native_bf16 else "no native bf16")
         return ", ".join(parts)
+
+
+def recipe_fingerprint(recipe: BaseModel) -> str:
+    """What a recipe trains, hashed (its help left out): results record it, so that a changed recipe's old
+    results are not quoted for it."""
+    import hashlib
+    import json
+
+    settings = recipe.model_dump(mode="json", exclude={"help"}, exclude_none=True)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def select_results(results: list[Result], here: list[Machine]) -> tuple[list[Result], bool]:
@@ -206,6 +223,10 @@ class Presets:
 
     def names(self, kind: str) -> list[str]:
         return natural_sorted(self.presets[kind])
+
+    def fingerprints(self) -> dict[str, str]:
+        """{recipe name: recipe_fingerprint}."""
+        return {name: recipe_fingerprint(named.value) for name, named in self.recipes.items()}
 
     def recipe(self, name: str) -> Recipe:
         from .errors import unknown_name

@@ -46,7 +46,9 @@ def _entry(catalog: Catalog, component: Component, preset: str | None, params: d
     for preset_name in catalog.presets.names(component.kind):
         named = catalog.presets.presets[component.kind][preset_name]
         if named.value.component == component.name:
-            results = {key: [r.model_dump(mode="json") for r in rs] for key, rs in named.value.results.items() if rs}
+            fingerprints = catalog.presets.fingerprints()
+            results = {key: kept for key, rs in named.value.results.items()
+                       if (kept := [r.model_dump(mode="json") for r in rs if r.of_recipe(fingerprints.get(key.rpartition("/")[2]))])}
             built_on.append({"name": display(preset_name), "params": named.value.params, "help": named.value.help, "results": results})
     return {"kind": component.kind, "name": preset or component.name, "component": component.name, "preset": preset,
             "help": help or component.help, "plugin": owner.plugin, "distribution": owner.distribution, "version": owner.version,

@@ -66,3 +66,11 @@ def test_a_record_into_a_file_without_results_adds_the_section(tmp_path: Path) -
 def test_toml_values(value: object, text: str) -> None:
     assert results.toml_value(value) == text
     assert tomllib.loads(f"x = {text}")["x"] == (round(value, 4) if isinstance(value, float) else value)
+
+
+def test_a_new_version_of_the_recipe_drops_every_machines_results_of_the_old(tmp_path: Path) -> None:
+    text = results.record(OLD, "models", "mlp-512", {"fashion-mnist/tuned": tuned(0.912, recipe="aaaaaaaaaaaa")})
+    text = results.record(text, "models", "mlp-512", {"fashion-mnist/tuned": tuned(0.905, native_bf16=True, precision="bf16", recipe="aaaaaaaaaaaa")})
+    text = results.record(text, "models", "mlp-512", {"fashion-mnist/tuned": tuned(0.914, recipe="bbbbbbbbbbbb")})
+    read = load(text, tmp_path)["fashion-mnist/tuned"]
+    assert [(r.accuracy, r.recipe) for r in read] == [(0.9066, ""), (0.914, "bbbbbbbbbbbb")]  # the unversioned one cannot tell

@@ -195,6 +195,29 @@ def test_list_shows_this_machines_result_when_there_is_one_else_all(cpu: str, sh
     assert data["results"]["fashion-mnist/tuned"]["measured"] == "2026-12-01"
 
 
+def test_results_of_another_version_of_the_recipe_are_not_quoted(tmp_path: Path) -> None:
+    """A result records its recipe's fingerprint: once the recipe changes, its old figures no longer describe it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+    from zoo.presets import recipe_fingerprint
+
+    presets = Presets()
+    presets.load_file(shipped_registry())
+    current = recipe_fingerprint(presets.recipe("tuned"))
+    assert current == recipe_fingerprint(presets.recipe("tuned").model_copy(update={"help": "reworded"}))  # the help is not the recipe
+    assert current != recipe_fingerprint(presets.recipe("tuned").model_copy(update={"epochs": 23}))
+    rows = "".join(f'    {{ accuracy = {accuracy}, seconds = 30.0, machine = "M{i}", {recipe}measured = "2026-12-0{i}" }},\n'
+                   for i, (accuracy, recipe) in enumerate([(0.901, 'recipe = "0123456789ab", '), (0.902, f'recipe = "{current}", '), (0.903, "")], 1))
+    registry = write(tmp_path / "r.toml", f'[models.tiny]\ncomponent = "mlp"\n[models.tiny.results]\n"fashion-mnist/tuned" = [\n{rows}]\n')
+    output = CliRunner().invoke(cli, ["list", "models", "tiny", "--registry", str(registry)]).output
+    assert "90.20%" in output and "90.30%" in output and "90.10%" not in output
+    data = json.loads(CliRunner().invoke(cli, ["list", "models", "tiny", "--registry", str(registry), "--json"]).output)["presets"][0]
+    assert [r["accuracy"] for r in data["all_results"]["fashion-mnist/tuned"]] == [0.902, 0.903]
+
+
 def test_the_tuned_recipe_chooses_its_precision_by_hardware_and_quickstart_stays_fp32() -> None:
     presets = Presets()
     presets.load_file(shipped_registry())
