@@ -39,6 +39,8 @@ TUNED_TARGET = {"accuracy": 0.91, "fp32": 20.0, "bf16": 12.0}
 KEPT_HEADING = "## What each setting of the tuned recipe buys"
 #: A full run's measurements, kept before they are reported (a report can be made again from them: --from-raw).
 RAW = Path(tempfile.gettempdir()) / "zoo-bench-raw.json"
+#: With --from-raw: the day and the recipes' fingerprints of the measurement (else today's).
+MEASURED: dict[str, str] = {}
 sys.path.insert(0, str(ROOT / "bench"))
 
 import reference  # noqa: E402
@@ -221,12 +223,12 @@ def fingerprint(recipe: str) -> str:
     return recipe_fingerprint(shipped_presets().recipe(recipe))
 
 
-def machine() -> str:
+def machine(measured: str | None = None) -> str:
     import torch
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() > 1)}), "
-            f"Python {platform.python_version()}, {platform.system()}; measured {date.today().isoformat()}")
+            f"Python {platform.python_version()}, {platform.system()}; measured {measured or date.today().isoformat()}")
 
 
 def gpu_note() -> str:
@@ -307,7 +309,7 @@ def report(here: Here, epoch_times: dict[str, list[float]], process: dict, start
     lines = [
         "# Performance",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine(MEASURED.get('date'))}.",
         "",
         "Produced by `make bench` (bench/bench.py); all figures come from one run, side by side. Absolute",
         "times drift on a shared machine: read the ratios. A **reference epoch** (bench/reference.py) is one epoch of the",
@@ -380,14 +382,14 @@ def report(here: Here, epoch_times: dict[str, list[float]], process: dict, start
 
 def record(here: Here, process: dict | None, runs: dict[str, list[dict]]) -> None:
     """Merge this machine's results into registry.toml, keeping other machines'."""
-    today = date.today().isoformat()
+    today = MEASURED.get("date") or date.today().isoformat()
     new: dict[str, dict] = {}
     if process is not None:
         walls = process["walls"]
         new["fashion-mnist/quickstart"] = {
             "accuracy": process["curves"]["zoo"][-1], "seconds": round(process["zoo_train_seconds"], 1), "wall": round(statistics.median(walls["zoo"]), 1),
             "reference_epochs": round(ratio(walls, "zoo", "reference"), 2), "precision": "fp32", **here.fields,
-            "recipe": fingerprint("quickstart"), "measured": today}
+            "recipe": MEASURED.get("quickstart") or fingerprint("quickstart"), "measured": today}
     registry = ROOT / "registry.toml"
     text = registry.read_text()
     for precision, turns in runs.items():  # one result per precision: a machine with bf16 records fp32 too
@@ -395,7 +397,7 @@ def record(here: Here, process: dict | None, runs: dict[str, list[dict]]) -> Non
         new["fashion-mnist/tuned"] = {
             "accuracy": summary["accuracy"], "accuracies": [t["accuracy"] for t in turns], "seconds": round(summary["train"], 1),
             "wall": round(summary["wall"], 1), "reference_epochs": round(summary["ratio"], 2), "precision": precision, **here.fields,
-            "recipe": fingerprint("tuned"), "measured": today}
+            "recipe": MEASURED.get("tuned") or fingerprint("tuned"), "measured": today}
         text = results.record(text, "models", "mlp-512", new)
         new = {}
     registry.write_text(text)
@@ -429,6 +431,9 @@ def main() -> None:
     seeds = tuple(range(args.seeds))
     if args.from_raw:
         raw = json.loads(args.from_raw.read_text())
+        if raw.get("fields") != here.fields:
+            raise SystemExit(f"{args.from_raw} was measured on another machine ({raw.get('fields')}); report it there, where it is true.")
+        MEASURED.update(raw["measured"])
         report_and_record(here, precision, raw["epoch_times"], raw["process"], raw["start"], raw["runs"], args)
         return
     with tempfile.TemporaryDirectory() as workdir:
@@ -448,7 +453,8 @@ def main() -> None:
         runs = tuned_runs(root, seeds, precision)
     print("start-up ...", file=sys.stderr, flush=True)
     start = startup(5)
-    RAW.write_text(json.dumps({"epoch_times": epoch_times, "process": process, "start": start, "runs": runs}))
+    RAW.write_text(json.dumps({"epoch_times": epoch_times, "process": process, "start": start, "runs": runs, "fields": here.fields,
+                               "measured": {"date": date.today().isoformat(), "quickstart": fingerprint("quickstart"), "tuned": fingerprint("tuned")}}))
     print(f"(measurements kept in {RAW}: --from-raw reports them again)", file=sys.stderr)
     report_and_record(here, precision, epoch_times, process, start, runs, args)
 

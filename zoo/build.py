@@ -94,7 +94,7 @@ def build_reporter(part: Part) -> Any:
     return reporter
 
 
-def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits) -> Any:
+def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits, shuffled: bool) -> Any:
     """The run's MixUp (zoo.data), or None when alpha is 0; an error where the training split cannot be mixed."""
     from .data import Drawn, MixUp, TensorSplit
 
@@ -106,6 +106,6 @@ def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits) -> Any:
                else "has an augmentation that is a plain function, not a zoo.data.Drawn")
         raise ZooError(
             f"mixup = {alpha} needs whole batches of the training split to mix, but the training split of dataset "
-            f"{dataset.resolved.name!r} ({dataset.resolved.component.owner}) {how}. Leave mixup at 0 (--set mixup=0) for this dataset."
+            f"{dataset.resolved.name!r} ({dataset.resolved.component.owner}) {how}. Leave mixup at 0 (--mixup 0) for this dataset."
         )
-    return MixUp(alpha, len(splits.classes))
+    return MixUp(alpha, len(splits.classes), shuffled)

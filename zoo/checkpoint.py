@@ -94,7 +94,7 @@ def _same_shape(saved: Any, fresh: Any, where: str) -> None:
         for i, (s, f) in enumerate(zip(saved, fresh)):
             _same_shape(s, f, f"{where}[{i}]")
     elif fresh is None or isinstance(fresh, (bool, str)):
-        if fresh is None and saved is False:  # torch's optional switches (fused, foreach): both mean off
+        if fresh is None and saved is False and where.endswith((".fused", ".foreach")):  # torch's optional switches: both mean off
             return
         if type(saved) is not type(fresh):
             raise ValueError(f"{where} is {saved!r}, expected {fresh!r}'s type")

@@ -51,11 +51,10 @@ def check_one_batch(t: Trainer) -> None:
                 check_logits(t.resolved, logits, len(X), len(t.data.classes), tuple(X.shape[1:]))
                 loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, y), f"on logits of shape {tuple(logits.shape)}")
                 check_loss(t.resolved, loss)
-                if t.config.mixup:  # mixed labels are class probabilities
-                    soft = torch.nn.functional.one_hot(y, len(t.data.classes)).float()
-                    loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, soft),
-                                    f"on class-probability targets of shape {tuple(soft.shape)} (mixup = {t.config.mixup} trains with them; "
-                                    f"--set mixup=0 turns it off)")
+                if getattr(t.train_batches.transform, "mixes_labels", False):  # mixed labels are class probabilities
+                    soft = torch.nn.functional.one_hot(y.long(), len(t.data.classes)).float()
+                    why = f"mixup = {t.config.mixup} trains with them; --mixup 0 turns it off" if t.config.mixup else "the dataset's augmentation mixes labels"
+                    loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, soft), f"on class-probability targets of shape {tuple(soft.shape)} ({why})")
             check_loss(t.resolved, loss)
     finally:
         t.model.train(was_training)

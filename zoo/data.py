@@ -95,27 +95,34 @@ class MixUp(Drawn):
     image, and its label the same mix of the two one-hot labels; lam ~ Beta(alpha, alpha), one per batch
     as in the paper (a lam per image trained worse here: docs/performance.md). Training then needs a loss
     that takes class probabilities as targets (torch's CrossEntropyLoss does). The partner is the previous
-    image of the whole batch (the order is random already), so the ranks of a distributed run mix the same pairs."""
+    image of the whole batch when batches are reshuffled every epoch (shuffled=True: the pairs change with
+    the order), else an image drawn at random from the batch; the ranks of a distributed run draw the same
+    numbers, so they mix the same pairs. A batch of one image has no partner and is left as it is."""
 
     mixes_labels = True
 
-    def __init__(self, alpha: float, classes: int) -> None:
-        self.alpha, self.classes = alpha, classes
+    def __init__(self, alpha: float, classes: int, shuffled: bool = True) -> None:
+        self.alpha, self.classes, self.shuffled = alpha, classes, shuffled
+        self.parts = 1 if shuffled else 2
 
     def draw(self, n: int, generator: torch.Generator) -> list[torch.Tensor]:
         import numpy as np
 
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))  # torch has no Beta that takes a generator
-        return [torch.full((n,), float(np.random.default_rng(seed).beta(self.alpha, self.alpha)))]
+        lam = torch.full((n,), float(np.random.default_rng(seed).beta(self.alpha, self.alpha)))
+        return [lam] if self.shuffled else [lam, torch.randperm(n, generator=generator)]
+
+    def _partners(self, batch: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
+        return batch.roll(1, 0) if self.shuffled else batch[numbers[1]]
 
     def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
         lam = numbers[0].view(-1, *[1] * (images.dim() - 1)).to(images.dtype)
-        return images * lam + images.roll(1, 0) * (1 - lam)
+        return images * lam + self._partners(images, numbers) * (1 - lam)
 
     def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
         lam = numbers[0][:, None]
-        one_hot = labels if labels.dim() == 2 else torch.nn.functional.one_hot(labels, self.classes).float()
-        return one_hot * lam + one_hot.roll(1, 0) * (1 - lam)
+        one_hot = labels if labels.dim() == 2 else torch.nn.functional.one_hot(labels.long(), self.classes).float()
+        return one_hot * lam + self._partners(one_hot, numbers) * (1 - lam)
 
 
 class Compose(Drawn):

@@ -253,12 +253,13 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None 
         raise ZooError(f"--record edits the project's registry.toml and needs bench/results.py beside it ({helper}); run it in a zoo checkout.")
     results = _load_module(helper)
     text, recorded = target.read_text(encoding="utf-8"), []
+    fingerprints = catalog.presets.fingerprints()
     for line in lines:
         if line["accuracy"] is None or line["model"] not in catalog.presets.presets["model"]:
             continue
         entry = {"accuracy": line["accuracy"], "accuracies": line["accuracies"] if len(line["accuracies"]) > 1 else None,
                  "seconds": line["seconds"], "precision": line["precision"] if line["precision"] in ("fp32", "bf16") else None,
-                 "machine": line["machine"], "device": line["device"], "measured": date.today().isoformat()}
+                 "machine": line["machine"], "device": line["device"], "recipe": fingerprints.get(line["recipe"]), "measured": date.today().isoformat()}
         text = results.record(text, "models", line["model"], {f"{line['dataset']}/{line['recipe']}": {k: v for k, v in entry.items() if v is not None}})
         recorded.append(f"{line['model']} {line['dataset']}/{line['recipe']}")
     if recorded:

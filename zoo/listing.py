@@ -34,7 +34,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
         for name in catalog.presets.names(k):
             named = catalog.presets.presets[k][name]
             presets.append({"kind": k, "name": display(name), "component": named.value.component, "params": named.value.params,
-                            "help": named.value.help, **_results(named.value.results, here, fingerprints), "source": named.source})
+                            "help": named.value.help, **quoted_results(named.value.results, here, fingerprints), "source": named.source})
     components = [c for c in components if matches(c["name"], pattern)]
     components.sort(key=lambda c: (KINDS.index(c["kind"]), natural_key(c["name"])))
     presets = [p for p in presets if matches(p["name"], pattern)]
@@ -73,8 +73,11 @@ def _component_entries(catalog: Catalog, kind: str) -> list[dict[str, Any]]:
     return entries
 
 
-def _results(results: dict[str, list[Result]], here: list[Machine], fingerprints: dict[str, str]) -> dict[str, Any]:
-    """Only results of the recipe as it is now ("<dataset>/<recipe>" keys): a changed recipe's old figures are left out."""
+def quoted_results(results: dict[str, list[Result]], here: list[Machine], fingerprints: dict[str, str]) -> dict[str, Any]:
+    """{"results": the one result per key to quote here, "all_results": every one}, only of the recipe as it is now
+    ("<dataset>/<recipe>" keys: a changed recipe's old figures are left out). Of the newest, the one in the
+    precision `auto` gives here (bf16 where this CPU has it natively)."""
+    precision_here = "bf16" if any(m.bf16 for m in here) else "fp32"
     quoted: dict[str, Any] = {}
     every: dict[str, list[dict[str, Any]]] = {}
     for key, measured in results.items():
@@ -84,7 +87,7 @@ def _results(results: dict[str, list[Result]], here: list[Machine], fingerprints
         chosen, matched = select_results(measured, here)
         mine = {id(r) for r in chosen} if matched else set()
         every[key] = [{**r.model_dump(), "where": r.where(), "this_machine": id(r) in mine} for r in measured]
-        newest = max(chosen, key=lambda r: r.measured)
+        newest = max(chosen, key=lambda r: (r.measured, r.precision == precision_here))
         quoted[key] = every[key][next(i for i, r in enumerate(measured) if r is newest)]
     return {"results": quoted, "all_results": every}
 

@@ -89,7 +89,8 @@ class Result(BaseModel):
 
 def recipe_fingerprint(recipe: BaseModel) -> str:
     """What a recipe trains, hashed (its help left out): results record it, so that a changed recipe's old
-    results are not quoted for it."""
+    results are not quoted for it. It covers the recipe's own entry only: a changed preset (mlp-512's
+    widths), a run default the recipe leaves unset, or zoo's code can change a result without changing it."""
     import hashlib
     import json
 

@@ -142,7 +142,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 IGNORED = ("out", "versions.", "config_hash", "components.reporters")
-NOT_RECORDED = "(not recorded)"  # a setting one run's zoo did not have yet (e.g. optimizer.fused, added later)
+NOT_RECORDED = "(not recorded)"  # a component setting one run's zoo did not have yet (e.g. optimizer.fused, added later)
 
 
 @dataclass
@@ -158,7 +158,10 @@ class Comparison:
 def compare(a: Path, b: Path) -> Comparison:
     """The settings that differ, and both runs' per-epoch metrics side by side. A damaged config.json
     is an error (there is nothing to compare); damaged metrics show the epochs that can be read."""
-    flat_a, flat_b = _flatten(read_config(a)), _flatten(read_config(b))
+    from .settings import RunConfig
+
+    defaults = _flatten(RunConfig().model_dump(mode="json"))  # a run setting added later had its default before
+    flat_a, flat_b = ({**defaults, **_flatten(read_config(run))} for run in (a, b))
     differences = [
         (key, flat_a.get(key, NOT_RECORDED), flat_b.get(key, NOT_RECORDED))
         for key in sorted(set(flat_a) | set(flat_b))

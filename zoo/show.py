@@ -16,8 +16,11 @@ from pydantic_core import PydanticUndefined
 
 from .errors import unknown_name
 from .identity import location_fields
+from .listing import quoted_results
 from .plugins import Catalog
+from .precision import local_machines
 from .presets import display
+from .tables import measured
 from .registry import KINDS, Component
 
 LIMITS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "multiple_of": "multiple of", "min_length": "min length", "max_length": "max length"}
@@ -46,9 +49,7 @@ def _entry(catalog: Catalog, component: Component, preset: str | None, params: d
     for preset_name in catalog.presets.names(component.kind):
         named = catalog.presets.presets[component.kind][preset_name]
         if named.value.component == component.name:
-            fingerprints = catalog.presets.fingerprints()
-            results = {key: kept for key, rs in named.value.results.items()
-                       if (kept := [r.model_dump(mode="json") for r in rs if r.of_recipe(fingerprints.get(key.rpartition("/")[2]))])}
+            results = quoted_results(named.value.results, local_machines(), catalog.presets.fingerprints())["all_results"]
             built_on.append({"name": display(preset_name), "params": named.value.params, "help": named.value.help, "results": results})
     return {"kind": component.kind, "name": preset or component.name, "component": component.name, "preset": preset,
             "help": help or component.help, "plugin": owner.plugin, "distribution": owner.distribution, "version": owner.version,
@@ -123,8 +124,6 @@ def format_description(entries: list[dict[str, Any]]) -> str:
                 lines.append(f"    {'':<{width}}  {s['help']}")
         for p in e["presets"]:
             lines.append(f"  preset {p['name']}: {' '.join(f'{k}={_value(v)}' for k, v in p['params'].items())}  {p['help']}".rstrip())
-            for key, results in p["results"].items():
-                newest = max(results, key=lambda r: str(r.get("measured")))
-                lines.append(f"    measured {key}: {newest['accuracy']:.2%} in {newest['seconds']:.0f} s")
+            lines += [f"    measured {line}" for line in measured(p["results"])]
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -34,12 +34,17 @@ def _result(key: str, r: dict[str, Any]) -> str:
     return text
 
 
-def _measured(all_results: dict[str, list[dict[str, Any]]]) -> str:
+def measured(all_results: dict[str, list[dict[str, Any]]]) -> list[str]:
     """The results of this kind of machine where there are some; else every one, with its machine."""
     shown = []
     for key, results in all_results.items():
         here = [r for r in results if r["this_machine"]]
         shown += [_result(key, r) for r in here or results]
+    return shown
+
+
+def _measured(all_results: dict[str, list[dict[str, Any]]]) -> str:
+    shown = measured(all_results)
     return f" (measured {'; '.join(shown)})" if shown else ""
 
 

@@ -115,7 +115,7 @@ def test_mixup_trains_and_a_loss_without_probability_targets_is_named(catalog, t
         train(catalog, tmp_path / "labels", loss="labels-only", mixup=0.4)
     message = str(caught.value)
     assert "The loss 'labels-only' (plugin 'bad'" in message and "class-probability targets of shape (2, 10)" in message
-    assert "--set mixup=0 turns it off" in message and not (tmp_path / "labels").exists()
+    assert "--mixup 0 turns it off" in message and not (tmp_path / "labels").exists()
 
 
 def test_mixup_on_a_dataset_not_held_in_memory_is_refused(catalog, tmp_path: Path) -> None:

@@ -94,6 +94,29 @@ def test_mixup_mixes_each_image_and_its_label_with_the_previous_one_alike() -> N
     assert 0 <= float(lam.min()) and float(lam.max()) <= 1 and float(lam.std()) > 0.2  # Beta(0.4, 0.4): mostly near 0 or 1
 
 
+def test_mixup_without_reshuffling_draws_new_partners_every_batch() -> None:
+    """Unshuffled batches are the same every epoch: mixing each image with its neighbour would mix the same pairs."""
+    images, labels = torch.rand(64, 1, 2, 2), (torch.arange(64) % 16).to(torch.uint8)  # 16 distinct labels a batch; uint8 as some datasets keep them
+    batches = Batches(TensorSplit(images, labels), 16, CPU, augment=torch.Generator().manual_seed(0), mix=MixUp(0.4, 16, shuffled=False))
+
+    def partners() -> list[int]:
+        found = []
+        for index, (X, targets) in enumerate(batches):
+            rows = torch.arange(16 * index, 16 * index + 16)
+            assert targets.shape == (16, 16) and targets.dtype == torch.float32
+            for i, row in enumerate(rows.tolist()):
+                own = int(labels[row])
+                others = [c for c in range(16) if c != own and float(targets[i, c]) > 0]
+                partner = 16 * index + (others[0] if others else own)
+                lam = float(targets[i, own]) if others else 1.0
+                assert torch.allclose(X[i], images[row] * lam + images[partner] * (1 - lam), atol=1e-6)
+                found.append(partner)
+        return found
+
+    first, second = partners(), partners()
+    assert first != second and len(set(first)) > 32
+
+
 def test_mixup_resumes_mid_epoch_with_the_same_mixes() -> None:
     split = TensorSplit(torch.rand(70, 1, 6, 6), torch.arange(70) % 10, compose(random_hflip, random_shift(1)))
 

@@ -62,3 +62,4 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     presets.load_file(registry)
     result = presets.presets["model"]["mlp-256"].value.results["fashion-mnist/quickstart"][-1]
     assert result.accuracy == pytest.approx(0.81) and result.accuracies == [0.8, 0.82] and result.machine == "Test CPU"
+    assert result.recipe == presets.fingerprints()["quickstart"]  # so a changed recipe's result is not quoted for it

@@ -223,3 +223,15 @@ def test_the_tuned_recipe_chooses_its_precision_by_hardware_and_quickstart_stays
     presets.load_file(shipped_registry())
     assert presets.recipe("tuned").precision == "auto" and presets.recipe("tuned").model == "mlp-512"
     assert presets.recipe("quickstart").precision in (None, "fp32")
+
+
+def test_of_two_results_measured_the_same_day_the_precision_auto_gives_here_is_quoted() -> None:
+    from zoo.listing import quoted_results
+    from zoo.precision import Machine
+    from zoo.presets import Result
+
+    both = [Result(accuracy=acc, seconds=30.0, precision=precision, machine="AMD EPYC", cores=2, native_bf16=True, measured="2026-11-29")
+            for acc, precision in ((0.909, "bf16"), (0.910, "fp32"))]
+    for bf16, expected in ((True, "bf16"), (False, "fp32")):
+        quoted = quoted_results({"fashion-mnist/tuned": both}, [Machine("AMD EPYC", "cpu", 2, bf16)], {})["results"]
+        assert quoted["fashion-mnist/tuned"]["precision"] == expected
