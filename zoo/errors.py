@@ -31,7 +31,7 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
     message = f"Unknown {kind} {name!r}."
     if hint:
         message += f" Did you mean {hint}?"
-    message += f" Known {kind}s: {', '.join(known) if known else '(none)'}."
+    message += f" Known {kind}{'es' if kind.endswith('s') else 's'}: {', '.join(known) if known else '(none)'}."
     message += f" Run `zoo list` to see every {kind} and the plugin that provides it."
     return ZooError(message)
 

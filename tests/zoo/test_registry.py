@@ -57,7 +57,13 @@ def test_unknown_name_lists_known_names_and_suggests_the_closest() -> None:
         registry.get("model", "mlp-521")
     message = str(error.value)
     assert "Did you mean mlp-512?" in message
-    assert "cnn, mlp-256, mlp-512." in message
+    assert "Known models: cnn, mlp-256, mlp-512." in message
+
+
+def test_an_unknown_loss_is_spelt_right() -> None:
+    from zoo.errors import unknown_name
+
+    assert "Known losses: cross-entropy." in str(unknown_name("loss", "nll", ["cross-entropy"]))
 
 
 @pytest.mark.parametrize(
