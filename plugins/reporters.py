@@ -81,7 +81,8 @@ class ProgressReporter(Reporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.epochs = int(event.config.get("epochs", 0))
-        console = Console(file=self.stream) if self.stream else Console()
+        # soft_wrap: the log printed meanwhile passes through this console; a long line stays one line
+        console = Console(file=self.stream, soft_wrap=True) if self.stream else Console(soft_wrap=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} steps/s"), TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),

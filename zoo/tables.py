@@ -173,7 +173,7 @@ def format_models(rows: list[Any]) -> str:
             table.append((row.stored.name, "damaged", "", "", "", "", "", origin))
             continue
         accuracy = f"{card.metrics.accuracy:.2%}" if card.metrics.accuracy is not None else "-"
-        table.append((card.name, card.model, card.dataset, card.recipe, accuracy, f"{card.parameters:,}", (f"{card.size / 2**20:.1f} MB" if card.size >= 2**20 else f"{card.size / 2**10:.0f} KB"), origin))
+        table.append((card.name, card.model, card.dataset, card.recipe, accuracy, f"{card.parameters:,}", (f"{card.size / 1e6:.1f} MB" if card.size >= 1e6 else f"{card.size / 1e3:.0f} kB"), origin))
     widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
     lines = ["  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths)).rstrip() for line in table]
     problems = [f"! {row.problem}" for row in rows if row.problem]
