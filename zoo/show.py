@@ -63,7 +63,8 @@ def settings(model: type[BaseModel], preset_params: dict[str, Any]) -> list[dict
     rows = []
     for name, info in model.model_fields.items():
         default: Any = "(required)" if info.is_required() else info.get_default(call_default_factory=True)
-        limits = [f"{LIMITS[key]} {getattr(m, key)}" for m in info.metadata for key in LIMITS if getattr(m, key, None) is not None]
+        limits = [f"{LIMITS[key]} {getattr(m, key)}" for m in info.metadata for key in LIMITS
+                  if getattr(m, key, None) is not None and not (key == "min_length" and getattr(m, key) == 0)]  # 0: no limit to show
         rows.append({"name": name, "type": _type_name(info.annotation), "default": preset_params.get(name, default),
                      "limits": limits, "help": info.description or docs.get(name, ""),
                      "data_location": location.get(name)})

@@ -244,7 +244,7 @@ def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_re
     [entry] = describe(load_catalog(env={}), "mlp-512")
     assert (entry["kind"], entry["component"], entry["preset"], entry["plugin"], entry["distribution"]) == ("model", "mlp", "mlp-512", "builtin-models", "zoo")
     hidden = next(s for s in entry["settings"] if s["name"] == "hidden")
-    assert hidden["type"] == "list[int > 0]" and hidden["default"] == [512, 512] and hidden["help"]
+    assert hidden["type"] == "list[int > 0]" and hidden["default"] == [512, 512] and hidden["help"] and hidden["limits"] == []  # min length 0 is no limit
     dropout = next(s for s in entry["settings"] if s["name"] == "dropout")
     assert dropout["limits"] == [">= 0.0", "< 1.0"]
     assert any(p["name"] == "mlp-<width>" for p in entry["presets"])
