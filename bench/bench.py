@@ -16,6 +16,7 @@ and, with --record, records the results with this machine in registry.toml (benc
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -199,6 +200,7 @@ def tuned_summary(turns: list[dict[str, float]]) -> dict[str, float]:
             "ratio": statistics.median(t["wall"] / t["reference"] for t in turns)}
 
 
+@functools.cache
 def shipped_presets():
     from zoo.plugins import shipped_registry
     from zoo.presets import Presets

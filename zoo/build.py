@@ -96,14 +96,12 @@ def build_reporter(part: Part) -> Any:
 
 def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits, shuffled: bool) -> Any:
     """The run's MixUp (zoo.data), or None when alpha is 0; an error where the training split cannot be mixed."""
-    from .data import Drawn, MixUp, TensorSplit
+    from .data import MixUp, why_not_mixable
 
     if not alpha:
         return None
-    train = splits.train
-    if not isinstance(train, TensorSplit) or not (train.augment is None or isinstance(train.augment, Drawn)):
-        how = ("is not held in memory (a zoo.data.TensorSplit)" if not isinstance(train, TensorSplit)
-               else "has an augmentation that is a plain function, not a zoo.data.Drawn")
+    how = why_not_mixable(splits.train)
+    if how:
         raise ZooError(
             f"mixup = {alpha} needs whole batches of the training split to mix, but the training split of dataset "
             f"{dataset.resolved.name!r} ({dataset.resolved.component.owner}) {how}. Leave mixup at 0 (--mixup 0) for this dataset."

@@ -229,6 +229,16 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def why_not_mixable(split: Dataset) -> str | None:
+    """Why MixUp cannot follow this training split's augmentation (None: it can): it needs whole batches
+    in memory, and an augmentation that draws its numbers as a Drawn does."""
+    if not isinstance(split, TensorSplit):
+        return "is not held in memory (a zoo.data.TensorSplit)"
+    if not (split.augment is None or isinstance(split.augment, Drawn)):
+        return "has an augmentation that is a plain function, not a zoo.data.Drawn"
+    return None
+
+
 class Batches:
     """(X, y) batches of one split on one device, in order or reshuffled each epoch by `order`;
     a TensorSplit's augmentation applies when `augment` is a generator (training, not testing),
@@ -259,8 +269,9 @@ class Batches:
         self.tensors = split.to(device) if isinstance(split, TensorSplit) else None
         self.transform = split.augment if augment is not None and isinstance(split, TensorSplit) else None
         if mix is not None:
-            if augment is None or not isinstance(split, TensorSplit) or not (self.transform is None or isinstance(self.transform, Drawn)):
-                raise ValueError("mixing needs a split held in memory (a TensorSplit) whose augmentation, if any, is Drawn")
+            why = "it is a test split (no augment generator)" if augment is None else why_not_mixable(split)
+            if why:
+                raise ValueError(f"mixing needs a split held in memory (a TensorSplit) whose augmentation, if any, is Drawn: {why}")
             self.transform = compose(*filter(None, [self.transform, mix]))
         self.augment = augment
         self.draws: EpochDraws | None = None

@@ -46,10 +46,11 @@ def describe(catalog: Catalog, name: str) -> list[dict[str, Any]]:
 def _entry(catalog: Catalog, component: Component, preset: str | None, params: dict[str, Any], help: str = "") -> dict[str, Any]:
     owner = component.owner
     built_on = []
+    here, fingerprints = local_machines(), catalog.presets.fingerprints()
     for preset_name in catalog.presets.names(component.kind):
         named = catalog.presets.presets[component.kind][preset_name]
         if named.value.component == component.name:
-            results = quoted_results(named.value.results, local_machines(), catalog.presets.fingerprints())["all_results"]
+            results = quoted_results(named.value.results, here, fingerprints)["all_results"]
             built_on.append({"name": display(preset_name), "params": named.value.params, "help": named.value.help, "results": results})
     return {"kind": component.kind, "name": preset or component.name, "component": component.name, "preset": preset,
             "help": help or component.help, "plugin": owner.plugin, "distribution": owner.distribution, "version": owner.version,
