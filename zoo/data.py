@@ -117,12 +117,12 @@ class MixUp(Drawn):
 
     def apply(self, images: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
         lam = numbers[0].view(-1, *[1] * (images.dim() - 1)).to(images.dtype)
-        return images * lam + self._partners(images, numbers) * (1 - lam)
+        return torch.lerp(self._partners(images, numbers), images, lam)  # lam * images + (1 - lam) * partners, in one pass
 
     def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
         lam = numbers[0][:, None]
         one_hot = labels if labels.dim() == 2 else torch.nn.functional.one_hot(labels.long(), self.classes).float()
-        return one_hot * lam + self._partners(one_hot, numbers) * (1 - lam)
+        return torch.lerp(self._partners(one_hot, numbers), one_hot, lam.to(one_hot.dtype))
 
 
 class Compose(Drawn):
@@ -223,6 +223,12 @@ def _to_device(numbers: torch.Tensor, device: torch.device, pinned: bool) -> tor
     return numbers.pin_memory().to(device, non_blocking=True) if pinned else numbers.to(device)
 
 
+def _rows(tensor: torch.Tensor, order: torch.Tensor | None, start: int, stop: int) -> torch.Tensor:
+    """Rows start:stop of an epoch: a view in the data's own order, else gathered by index_select
+    (a third of the time of indexing with a tensor, on the CPU)."""
+    return tensor[start:stop] if order is None else tensor.index_select(0, order[start:stop])
+
+
 def _to_float(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.float().div_(255)
@@ -307,18 +313,13 @@ class Batches:
         for batch, start in enumerate(range(first * self.batch_size, self.num_samples, self.batch_size), start=first):
             stop = min(start + self.batch_size, self.num_samples)
             part = self._part(stop - start)
-            if self.transform is not None:  # the whole batch, so every rank draws the same numbers
-                rows = slice(start, stop) if order is None else order[start:stop]
-                if draws is not None:
-                    augmented, targets = draws.apply(images[rows], labels[rows], batch)
-                else:
-                    augmented, targets = self.transform(images[rows], self.augment), labels[rows]  # type: ignore[misc,arg-type]
-                yield augmented[part], targets[part]
-            elif order is None:
-                yield images[start + part.start : start + part.stop], labels[start + part.start : start + part.stop]
-            else:
-                index = order[start + part.start : start + part.stop]
-                yield images[index], labels[index]
+            if self.transform is None:  # only this rank's part
+                X, y = _rows(images, order, start + part.start, start + part.stop), _rows(labels, order, start + part.start, start + part.stop)
+            else:  # the whole batch, so every rank draws the same numbers
+                X, y = _rows(images, order, start, stop), _rows(labels, order, start, stop)
+                X, y = draws.apply(X, y, batch) if draws is not None else (self.transform(X, self.augment), y)  # type: ignore[misc,arg-type]
+                X, y = X[part], y[part]
+            yield X, y
 
     def augment_state(self, batch: int) -> torch.Tensor | None:
         """The augmentation generator as it was before batch `batch` drew its numbers (a checkpoint
