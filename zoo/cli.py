@@ -219,7 +219,8 @@ def plugins(as_json: bool, check: str | None) -> None:
 @registry_option
 def show(name: str, as_json: bool, registry_files: tuple[Path, ...]) -> None:
     """A component's or preset's settings (types, defaults, limits), its plugin and version, the
-    presets built on it and their measured results: zoo show adamw, zoo show mlp-512."""
+    presets built on it and their measured results; a recipe's settings and results: zoo show sgd,
+    zoo show mlp-512, zoo show tuned."""
     from .show import describe, format_description
 
     described = describe(api.catalog(registry_files), name)

@@ -1,6 +1,7 @@
 """`zoo show NAME`: what a component or preset takes, read from its pydantic model (types,
 defaults, limits, the docstring under each field), who provides it, and the presets built on it with
-their measured results, so that nobody has to read a plugin's code to configure it."""
+their measured results, so that nobody has to read a plugin's code to configure it; for a recipe, its
+settings and what it measured."""
 
 from __future__ import annotations
 
@@ -37,10 +38,24 @@ def describe(catalog: Catalog, name: str) -> list[dict[str, Any]]:
         elif (preset := catalog.presets.find(kind, name)) is not None and catalog.registry.has(kind, preset[1].component):
             component = catalog.resolve(kind, name).component
             found.append(_entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help))
+    if name in catalog.presets.recipes:
+        found.append(_recipe_entry(catalog, name))
     if not found:
         known = [n for kind in KINDS for n in catalog.registry.names(kind) + [display(p) for p in catalog.presets.names(kind)]]
-        raise unknown_name("component or preset", name, known)
+        raise unknown_name("name", name, known + list(catalog.presets.recipes))  # a component, preset or recipe
     return found
+
+
+def _recipe_entry(catalog: Catalog, name: str) -> dict[str, Any]:
+    """A recipe's settings, the file it comes from, and its results (its model preset's, under <dataset>/<recipe>)."""
+    from .settings import RunConfig
+
+    named = catalog.presets.recipes[name]
+    settings = named.value.model_dump(exclude={"help"}, exclude_none=True)
+    model = catalog.presets.find("model", settings.get("model", RunConfig().model))
+    every = quoted_results(model[1].results, local_machines(), catalog.presets.fingerprints())["all_results"] if model else {}
+    return {"kind": "recipe", "name": name, "help": named.value.help, "source": named.source, "settings": settings,
+            "results": {key: results for key, results in every.items() if key.rpartition("/")[2] == name}}
 
 
 def _entry(catalog: Catalog, component: Component, preset: str | None, params: dict[str, Any], help: str = "") -> dict[str, Any]:
@@ -115,6 +130,9 @@ def _value(value: Any) -> str:
 def format_description(entries: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for e in entries:
+        if e["kind"] == "recipe":
+            lines += _recipe_lines(e)
+            continue
         what = f"preset of {e['kind']} {e['component']}" if e["preset"] else e["kind"]
         lines += [f"{e['name']} ({what}): {e['help']}".rstrip(": "), f"  from plugin {e['plugin']} ({e['distribution']} {e['version']})"]
         lines.append("  settings (--set {}.NAME=VALUE):".format(e["kind"] if e["kind"] != "reporter" else e["component"]) if e["settings"] else "  no settings")
@@ -129,3 +147,14 @@ def format_description(entries: list[dict[str, Any]]) -> str:
             lines += [f"    measured {line}" for line in measured(p["results"])]
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _recipe_lines(e: dict[str, Any]) -> list[str]:
+    settings = {k: v for k, v in e["settings"].items() if k != "params"}
+    params = {f"{section}.{k}": v for section, values in e["settings"].get("params", {}).items() for k, v in values.items()}
+    lines = [f"{e['name']} (recipe): {e['help']}".rstrip(": "), f"  from {e['source']}",
+             f"  run it: zoo run --recipe {e['name']}  (a flag or --set changes one setting, e.g. --epochs 5)", "  settings:"]
+    lines += [f"    {k} = {_value(v)}" for k, v in settings.items()]
+    lines += [f"    {k} = {_value(v)}  (--set {k}=...)" for k, v in params.items()]
+    lines += [f"  measured {line}" for line in measured(e["results"])] or ["  not measured yet (make bench measures the shipped recipes)"]
+    return lines + [""]

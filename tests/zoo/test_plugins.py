@@ -255,6 +255,24 @@ def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_re
         describe(load_catalog(env={}), "sgdd")
 
 
+def test_zoo_show_gives_a_recipes_settings_source_and_results(tmp_path: Path) -> None:
+    from zoo.show import describe, format_description
+
+    [entry] = describe(load_catalog(env={}), "tuned")
+    assert entry["kind"] == "recipe" and entry["settings"]["model"] == "mlp-512" and entry["settings"]["params"]["loss"] == {"label_smoothing": 0.2}
+    assert entry["results"] and all(key == "fashion-mnist/tuned" for key in entry["results"])  # not the quickstart's
+    text = format_description([entry])
+    assert "run it: zoo run --recipe tuned" in text and "    epochs = 22" in text and "loss.label_smoothing = 0.2  (--set loss.label_smoothing=...)" in text
+    assert "measured fashion-mnist/tuned: " in text
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[recipes.short]\nhelp = "two epochs of mlp-256"\nmodel = "mlp-256"\nepochs = 2\n')
+    [mine] = describe(load_catalog(env={}, registry_files=[registry]), "short")
+    assert mine["source"] == str(registry) and mine["results"] == {}
+    assert "not measured yet" in format_description([mine])
+    with pytest.raises(ZooError, match="Did you mean tuned"):
+        describe(load_catalog(env={}), "tunde")
+
+
 def test_the_dataset_helpers_are_public() -> None:
     import zoo.datasets
     from zoo_plugins import datasets, idx
