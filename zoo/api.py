@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, resolved_from_record
+from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, resolved_from_record, with_changes
 from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
@@ -46,8 +46,8 @@ def resolve(
     location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
     from .finetune import pinned
 
-    return catalog, pinned(catalog, resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add),
-                                                drop_reporters=list(drop), **location))
+    run = resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add), drop_reporters=list(drop), **location)
+    return catalog, pinned(catalog, with_changes(catalog, run))
 
 
 def run(

@@ -4,13 +4,13 @@ by the pydantic model its plugin registered."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from .errors import ZooError, describe_validation_error
-from .identity import location_params
+from .identity import changes_from_recipe, location_params
 from .plugins import Catalog, Resolved
 from .settings import RunConfig
 
@@ -45,11 +45,13 @@ class ResolvedRun:
     optimizer: Part
     scheduler: Part
     reporters: list[Part]
+    changed: dict[str, Any] = field(default_factory=dict)  # how the run differs from its recipe (zoo.identity.changes_from_recipe)
 
     def to_json(self) -> dict[str, Any]:
         settings = self.config.model_dump(mode="json", exclude={"params"})
         return {
             **settings,
+            "changed_from_recipe": self.changed,
             "components": {
                 **{section: getattr(self, section).to_json() for section in SECTIONS},
                 "reporters": [part.to_json() for part in self.reporters],
@@ -102,6 +104,15 @@ def resolve_run(
            for section in SECTIONS[1:]},
         reporters=[resolve_part(catalog, name, "reporter", name, config.params.get(name, {})) for name in dict.fromkeys(config.reporters)],
     )
+
+
+def with_changes(catalog: Catalog, run: ResolvedRun) -> ResolvedRun:
+    """The run with what it changes from its recipe (config.json records it; `zoo runs` marks it)."""
+    try:
+        recipe = resolve_run(catalog, recipe=run.config.recipe)
+    except ZooError:  # the recipe alone does not resolve here (a plugin it names is gone): nothing to compare with
+        return run
+    return replace(run, changed=changes_from_recipe(recipe, run))
 
 
 def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any], sets: list[str]) -> RunConfig:
@@ -178,6 +189,7 @@ def resolved_from_record(catalog: Catalog, record: dict[str, Any], reporters_opt
             config=config,
             **{section: part_from_record(catalog, section, section, components.get(section)) for section in SECTIONS},
             reporters=_recorded_reporters(catalog, components.get("reporters", []), reporters_optional),
+            changed=dict(record.get("changed_from_recipe") or {}),
         )
     except ValidationError as error:
         raise ZooError(f"config.json does not validate: {describe_validation_error('', error)}.") from None

@@ -79,7 +79,7 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     """The settings that make the training what it is: everything but what only watches or stores it,
     the reporters, plugin versions (an upgraded plugin may still resume its runs) and data locations."""
     record = resolved.to_json()
-    for key in WATCH_ONLY:
+    for key in WATCH_ONLY | {"changed_from_recipe"}:
         record.pop(key, None)
     if record.get("init") is None:  # runs from before --init keep their identity
         for key in ("init", "init_sha256", "init_new_head"):
@@ -97,6 +97,29 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     for name in location_fields(resolved.dataset.params):
         components["dataset"]["params"].pop(name, None)
     return record
+
+
+#: What a run may choose without training its recipe differently: another seed or device is the same recipe.
+SAME_RECIPE = frozenset({"seed", "device", "init_sha256", "changed_from_recipe"})
+
+
+def changes_from_recipe(recipe: ResolvedRun, run: ResolvedRun) -> dict[str, Any]:
+    """{setting: the run's value} for each setting in which `run` trains otherwise than `recipe` (its recipe
+    resolved alone): "epochs", "optimizer.lr", "model" for another model (and its params that differ)."""
+    ours, theirs = _trained_settings(run), _trained_settings(recipe)
+    return {key: value for key, value in ours.items() if theirs.get(key, ()) != value}
+
+
+def _trained_settings(resolved: ResolvedRun) -> dict[str, Any]:
+    """The settings that make a training, flat ("epochs", "model", "model.hidden"), locations left out."""
+    record = resolved.to_json()
+    flat = {key: value for key, value in record.items() if key not in WATCH_ONLY | SAME_RECIPE | {"components"}}
+    for section, part in record["components"].items():
+        if section != "reporters":
+            locations = location_fields(getattr(resolved, section).params)
+            flat[section] = part["name"]
+            flat.update({f"{section}.{key}": value for key, value in part["params"].items() if key not in locations})
+    return flat
 
 
 def config_hash(resolved: ResolvedRun) -> str:

@@ -46,6 +46,8 @@ class RunSummary:
     finished: bool
     problem: str | None = None
     """Why the run directory is damaged (None when it is not); the other fields hold what could be read."""
+    changed: dict[str, Any] | None = None
+    """{setting: value} where the run trains otherwise than its recipe; None: not recorded (a run from before zoo recorded it)."""
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], str | None]:
@@ -111,6 +113,7 @@ def summarize(run_dir: Path) -> RunSummary:
         created=_created(run_dir),
         finished=(run_dir / WEIGHTS).is_file(),
         problem=problem,
+        changed=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
     )
 
 
@@ -141,7 +144,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-IGNORED = ("out", "versions.", "config_hash", "components.reporters")
+IGNORED = ("out", "versions.", "config_hash", "components.reporters", "changed_from_recipe")
 NOT_RECORDED = "(not recorded)"  # a component setting one run's zoo did not have yet (e.g. optimizer.fused, added later)
 
 

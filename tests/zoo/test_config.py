@@ -29,6 +29,25 @@ def test_command_line_overrides_the_recipe(catalog: Catalog) -> None:
     assert run.optimizer.params.lr == 1e-3 and run.optimizer.params.momentum == 0.9
 
 
+def test_a_run_records_what_it_changes_from_its_recipe(catalog: Catalog) -> None:
+    from dataclasses import replace
+
+    from zoo.api import resolve
+    from zoo.identity import config_hash
+
+    def changed(**settings: object) -> dict:
+        return resolve(catalog=catalog, **settings)[1].changed
+
+    assert changed() == {} and changed(recipe="tuned", seed=7, device="cpu") == {}  # another seed or device: the same recipe
+    assert changed(recipe="tuned", epochs=4, mixup=0.0) == {"epochs": 4, "mixup": 0.0}
+    assert changed(recipe="tuned", sets=["loss.label_smoothing=0.1"]) == {"loss.label_smoothing": 0.1}
+    assert changed(model="mlp-256") == {"model": "mlp-256", "model.hidden": [256, 256]}
+    assert changed(epochs=5, sets=["optimizer.lr=1e-3"]) == {}  # the recipe's own values are no change
+    run = resolve(catalog=catalog, recipe="tuned", epochs=4)[1]
+    assert run.to_json()["changed_from_recipe"] == {"epochs": 4}
+    assert config_hash(run) == config_hash(replace(run, changed={}))  # what a run is does not depend on it
+
+
 def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("model.hidden=[1, 2]") == ("model", "hidden", [1, 2])
     assert parse_set("optimizer.lr=1e-2") == ("optimizer", "lr", 0.01)

@@ -143,7 +143,8 @@ def test_a_damaged_run_directory_never_costs_a_traceback(case: str, part: str, d
     listing = invoke("runs", "--root", str(root))
     assert listing.exit_code == 0, listing.output
     assert "Traceback" not in listing.output
-    rows = {line.split()[0]: line for line in listing.output.splitlines()[1:] if line and not line.startswith("!")}
+    table = listing.output.split("\n\n")[0]  # (below it: the settings changed from the recipe, the damage)
+    rows = {line.split()[0]: line for line in table.splitlines()[1:] if line and not line.startswith("!")}
     assert set(rows) == {"good", case}  # the damaged run hides nothing
     assert "2/2" in rows["good"] and "damaged" not in rows["good"]
     if part == "weights":

@@ -113,9 +113,10 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
                 sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
     listed = invoke("runs", "--root", str(root))
     lines = listed.output.splitlines()
-    assert lines[0].split()[:4] == ["RUN", "MODEL", "DATASET", "RECIPE"] and len(lines) == 3
-    assert lines[1].split()[1:5] == ["mlp-512", "mnist", "quickstart", "1/1"]
     a, b = sorted(root.iterdir())
+    assert lines[0].split()[:4] == ["RUN", "MODEL", "DATASET", "RECIPE"]
+    assert lines[1].split()[1:5] == ["mlp-512", "mnist", "quickstart*", "1/1"]  # the quickstart recipe trains fashion-mnist, 5 epochs
+    assert lines[3:] == ["", "* changed from its recipe:", f"  {a.name}: dataset=mnist, epochs=1", f"  {b.name}: dataset=mnist, epochs=1"]  # not the seed
     compared = invoke("runs", "--compare", str(a), str(b), "--plot", str(tmp_path / "compare.png")).output
     assert "seed" in compared and "A: 1  B: 2" in compared and "    1 " in compared
     assert_picture(tmp_path / "compare.png", (1000, 400))
