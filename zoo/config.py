@@ -4,7 +4,7 @@ by the pydantic model its plugin registered."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -45,7 +45,7 @@ class ResolvedRun:
     optimizer: Part
     scheduler: Part
     reporters: list[Part]
-    changed: dict[str, Any] = field(default_factory=dict)  # how the run differs from its recipe (zoo.identity.changes_from_recipe)
+    changed: dict[str, Any] | None = None  # how the run differs from its recipe (zoo.identity.changes_from_recipe); None: unknown
 
     def to_json(self) -> dict[str, Any]:
         settings = self.config.model_dump(mode="json", exclude={"params"})
@@ -107,12 +107,17 @@ def resolve_run(
 
 
 def with_changes(catalog: Catalog, run: ResolvedRun) -> ResolvedRun:
-    """The run with what it changes from its recipe (config.json records it; `zoo runs` marks it)."""
+    """The run with what it changes from its recipe (config.json records it; `zoo runs` marks it). The recipe is
+    resolved with the run's components where the run swaps one, so that a preset's own params are not listed as
+    changes, and without reporters (they never count); if it still does not resolve here, the changes are unknown."""
     try:
-        recipe = resolve_run(catalog, recipe=run.config.recipe)
-    except ZooError:  # the recipe alone does not resolve here (a plugin it names is gone): nothing to compare with
-        return run
-    return replace(run, changed=changes_from_recipe(recipe, run))
+        recipe = resolve_run(catalog, recipe=run.config.recipe, overrides={"reporters": []})
+        swapped = {section: getattr(run.config, section) for section in SECTIONS if getattr(run.config, section) != getattr(recipe.config, section)}
+        if swapped:
+            recipe = resolve_run(catalog, recipe=run.config.recipe, overrides={"reporters": [], **swapped})
+    except ZooError:  # a component the recipe names is missing here: nothing to compare with
+        return replace(run, changed=None)
+    return replace(run, changed={**swapped, **changes_from_recipe(recipe, run)})
 
 
 def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any], sets: list[str]) -> RunConfig:
@@ -189,7 +194,7 @@ def resolved_from_record(catalog: Catalog, record: dict[str, Any], reporters_opt
             config=config,
             **{section: part_from_record(catalog, section, section, components.get(section)) for section in SECTIONS},
             reporters=_recorded_reporters(catalog, components.get("reporters", []), reporters_optional),
-            changed=dict(record.get("changed_from_recipe") or {}),
+            changed=changed if isinstance(changed := record.get("changed_from_recipe"), dict) else None,
         )
     except ValidationError as error:
         raise ZooError(f"config.json does not validate: {describe_validation_error('', error)}.") from None

@@ -121,7 +121,8 @@ class MixUp(Drawn):
 
     def apply_labels(self, labels: torch.Tensor, numbers: list[torch.Tensor]) -> torch.Tensor:
         lam = numbers[0][:, None]
-        one_hot = labels if labels.dim() == 2 else torch.nn.functional.one_hot(labels.long(), self.classes).float()
+        one_hot = labels if labels.dim() == 2 else torch.nn.functional.one_hot(labels.long(), self.classes)
+        one_hot = one_hot.to(torch.promote_types(one_hot.dtype, torch.float32))  # integer or half probabilities too
         return torch.lerp(self._partners(one_hot, numbers), one_hot, lam.to(one_hot.dtype))
 
 

@@ -46,8 +46,9 @@ class RunSummary:
     finished: bool
     problem: str | None = None
     """Why the run directory is damaged (None when it is not); the other fields hold what could be read."""
-    changed: dict[str, Any] | None = None
-    """{setting: value} where the run trains otherwise than its recipe; None: not recorded (a run from before zoo recorded it)."""
+    changed_from_recipe: dict[str, Any] | None = None
+    """{setting: value} where the run trains otherwise than its recipe ({}: nowhere); None: unknown (a run from
+    before zoo recorded it, or its recipe could not be resolved when it started)."""
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], str | None]:
@@ -113,7 +114,7 @@ def summarize(run_dir: Path) -> RunSummary:
         created=_created(run_dir),
         finished=(run_dir / WEIGHTS).is_file(),
         problem=problem,
-        changed=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
+        changed_from_recipe=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
 import textwrap
 from types import UnionType
@@ -18,7 +19,7 @@ from pydantic_core import PydanticUndefined
 from .errors import unknown_name
 from .identity import location_fields
 from .listing import quoted_results
-from .plugins import Catalog
+from .plugins import Catalog, shipped_registry
 from .precision import local_machines
 from .presets import display
 from .tables import measured
@@ -54,7 +55,9 @@ def _recipe_entry(catalog: Catalog, name: str) -> dict[str, Any]:
     settings = named.value.model_dump(exclude={"help"}, exclude_none=True)
     model = catalog.presets.find("model", settings.get("model", RunConfig().model))
     every = quoted_results(model[1].results, local_machines(), catalog.presets.fingerprints())["all_results"] if model else {}
+    from_env = os.environ.get("ZOO_REGISTRY", "").split(os.pathsep)
     return {"kind": "recipe", "name": name, "help": named.value.help, "source": named.source, "settings": settings,
+            "registry_flag": named.source not in (str(shipped_registry()), *from_env),  # a file given with --registry: running it needs it too
             "results": {key: results for key, results in every.items() if key.rpartition("/")[2] == name}}
 
 
@@ -152,9 +155,11 @@ def format_description(entries: list[dict[str, Any]]) -> str:
 def _recipe_lines(e: dict[str, Any]) -> list[str]:
     settings = {k: v for k, v in e["settings"].items() if k != "params"}
     params = {f"{section}.{k}": v for section, values in e["settings"].get("params", {}).items() for k, v in values.items()}
+    run = f"zoo run --recipe {e['name']}" + (f" --registry {e['source']}" if e["registry_flag"] else "")
     lines = [f"{e['name']} (recipe): {e['help']}".rstrip(": "), f"  from {e['source']}",
-             f"  run it: zoo run --recipe {e['name']}  (a flag or --set changes one setting, e.g. --epochs 5)", "  settings:"]
+             f"  run it: {run}  (a flag or --set changes one setting, e.g. --epochs 2; every setting: add --dry-run)",
+             "  settings it sets (the rest are zoo's defaults):"]
     lines += [f"    {k} = {_value(v)}" for k, v in settings.items()]
     lines += [f"    {k} = {_value(v)}  (--set {k}=...)" for k, v in params.items()]
-    lines += [f"  measured {line}" for line in measured(e["results"])] or ["  not measured yet (make bench measures the shipped recipes)"]
+    lines += [f"  measured {line}" for line in measured(e["results"])] or ["  no results recorded for it"]
     return lines + [""]

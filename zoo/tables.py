@@ -151,18 +151,25 @@ def format_comparison(a: str, b: str, comparison: Any) -> str:
 
 
 def format_runs(summaries: list[Any]) -> str:
-    """One row per run directory; a damaged one says so, and why, below the table, and so does one that
-    changed settings of its recipe (its recipe marked *)."""
+    """One row per run directory; a damaged one says so, and why, below the table; a run that changed settings
+    of its recipe has its recipe marked * and the settings listed last."""
     header = ("RUN", "MODEL", "DATASET", "RECIPE", "EPOCHS", "BEST", "TRAIN s", "WHEN")
     rows = [
-        (s.path.name, s.model, s.dataset, s.recipe + ("*" if s.changed else ""),
+        (s.path.name, s.model, s.dataset, s.recipe + ("*" if s.changed_from_recipe else ""),
          f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (unfinished)"),
          f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
         for s in summaries
     ]
-    changed = [f"  {s.path.name}: {', '.join(f'{key}={_value(value)}' for key, value in s.changed.items())}" for s in summaries if s.changed]
-    notes = ["", "* changed from its recipe:", *changed] if changed else []
-    return "\n".join([*_aligned([header, *rows]), *notes, *(f"! {s.path.name} is damaged: {s.problem}." for s in summaries if s.problem)])
+    damaged = [f"! {s.path.name} is damaged: {s.problem}." for s in summaries if s.problem]
+    changed = [f"  {s.path.name}: " + _printable(", ".join(f"{key}={_value(value)}" for key, value in s.changed_from_recipe.items()))
+               for s in summaries if s.changed_from_recipe]
+    return "\n".join([*_aligned([header, *rows]), *damaged, *(["", "* changed from its recipe:", *changed] if changed else [])])
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """One line of at most `limit` characters, control characters shown as '?' (config.json is the user's file)."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_models(rows: list[Any]) -> str:

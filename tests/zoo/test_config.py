@@ -41,11 +41,27 @@ def test_a_run_records_what_it_changes_from_its_recipe(catalog: Catalog) -> None
     assert changed() == {} and changed(recipe="tuned", seed=7, device="cpu") == {}  # another seed or device: the same recipe
     assert changed(recipe="tuned", epochs=4, mixup=0.0) == {"epochs": 4, "mixup": 0.0}
     assert changed(recipe="tuned", sets=["loss.label_smoothing=0.1"]) == {"loss.label_smoothing": 0.1}
-    assert changed(model="mlp-256") == {"model": "mlp-256", "model.hidden": [256, 256]}
+    assert changed(model="mlp-256") == {"model": "mlp-256"}  # not the preset's own widths
+    assert changed(recipe="tuned", scheduler="cosine", sets=["model.dropout=0.1"]) == {"scheduler": "cosine", "model.dropout": 0.1}
     assert changed(epochs=5, sets=["optimizer.lr=1e-3"]) == {}  # the recipe's own values are no change
     run = resolve(catalog=catalog, recipe="tuned", epochs=4)[1]
     assert run.to_json()["changed_from_recipe"] == {"epochs": 4}
     assert config_hash(run) == config_hash(replace(run, changed={}))  # what a run is does not depend on it
+
+
+def test_changes_from_a_recipe_that_does_not_resolve_here(tmp_path) -> None:
+    from zoo.api import resolve
+    from zoo.config import resolved_from_record
+
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[recipes.watched]\nreporters = ["nosuch"]\nepochs = 3\n\n[recipes.ghost]\nmodel = "ghostnet"\n')
+    catalog = load_catalog(env={}, registry_files=[registry])
+    assert resolve(catalog=catalog, recipe="watched", reporters=["console"], epochs=1)[1].changed == {"epochs": 1}  # reporters never count
+    run = resolve(catalog=catalog, recipe="ghost", model="mlp-256")[1]
+    assert run.changed is None and run.to_json()["changed_from_recipe"] is None  # unknown, not "unchanged"
+    record = resolve(catalog=catalog, recipe="watched", reporters=["console"])[1].to_json()
+    for damaged in ("x", 3, [1], None):  # a damaged field of config.json costs the mark, not the resume
+        assert resolved_from_record(catalog, {**record, "changed_from_recipe": damaged}).changed is None
 
 
 def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:

@@ -204,3 +204,21 @@ def test_a_line_cut_short_by_a_crash_is_not_damage(finished_run: Path, tmp_path:
     (copy / "metrics.jsonl").write_text(whole + '{"epoch": 3, "test_acc\n')
     epochs, problem = read_metrics(copy / "metrics.jsonl")
     assert problem is not None and "line 3 is not JSON" in problem and len(epochs) == 2
+
+
+def test_a_damaged_changed_from_recipe_costs_only_its_mark(finished_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """It is a note for the listing: a bad one is neither trusted nor printed as it is, and the run still resumes."""
+    root = tmp_path / "runs"
+    for name, value in {"text": "x", "forged": {"epochs\n! good is damaged: fake": 1}, "huge": {f"k{i}": "v" * 50 for i in range(100)}}.items():
+        shutil.copytree(finished_run, root / name)
+        edit_config(lambda c, value=value: c.update(changed_from_recipe=value))(root / name)
+    listing = invoke("runs", "--root", str(root))
+    assert listing.exit_code == 0 and "Traceback" not in listing.output
+    lines = listing.output.splitlines()
+    assert not any(line.startswith("! ") for line in lines)  # nothing is damaged, and no line is forged
+    assert any(line.startswith("  forged: epochs?! good is damaged: fake=1") for line in lines)
+    assert max(len(line) for line in lines) < 250  # a huge note is cut short
+    assert next(line for line in lines if line.startswith("text ")).split()[3] == "quickstart"  # "x": unknown, no mark
+    (root / "text" / "model.safetensors").unlink()
+    resumed = invoke("run", "--resume", str(root / "text"), "--data-dir", str(tiny_data), "--no-verify", "--quiet")
+    assert resumed.exit_code == 0, resumed.output

@@ -94,6 +94,16 @@ def test_mixup_mixes_each_image_and_its_label_with_the_previous_one_alike() -> N
     assert 0 <= float(lam.min()) and float(lam.max()) <= 1 and float(lam.std()) > 0.2  # Beta(0.4, 0.4): mostly near 0 or 1
 
 
+def test_mixup_takes_class_probabilities_of_any_dtype() -> None:
+    """A plugin's split may hold one-hot labels as integers or halves: mixed, they become float probabilities."""
+    mix, lam = MixUp(0.4, 3), [torch.full((2,), 0.25)]
+    for one_hot in (torch.tensor([[1, 0, 0], [0, 1, 0]]), torch.tensor([[True, False, False], [False, True, False]]),
+                    torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=torch.float16)):
+        mixed = mix.apply_labels(one_hot, lam)
+        assert mixed.dtype == torch.float32 and torch.allclose(mixed, torch.tensor([[0.25, 0.75, 0], [0.75, 0.25, 0]]))
+    assert mix.apply_labels(torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=torch.float64), lam).dtype == torch.float64
+
+
 def test_mixup_without_reshuffling_draws_new_partners_every_batch() -> None:
     """Unshuffled batches are the same every epoch: mixing each image with its neighbour would mix the same pairs."""
     images, labels = torch.rand(64, 1, 2, 2), (torch.arange(64) % 16).to(torch.uint8)  # 16 distinct labels a batch; uint8 as some datasets keep them

@@ -268,7 +268,8 @@ def test_zoo_show_gives_a_recipes_settings_source_and_results(tmp_path: Path) ->
     registry.write_text('[recipes.short]\nhelp = "two epochs of mlp-256"\nmodel = "mlp-256"\nepochs = 2\n')
     [mine] = describe(load_catalog(env={}, registry_files=[registry]), "short")
     assert mine["source"] == str(registry) and mine["results"] == {}
-    assert "not measured yet" in format_description([mine])
+    text = format_description([mine])
+    assert f"run it: zoo run --recipe short --registry {registry}" in text and "no results recorded for it" in text
     with pytest.raises(ZooError, match="Did you mean tuned"):
         describe(load_catalog(env={}), "tunde")
 
