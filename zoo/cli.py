@@ -3,6 +3,7 @@ exit 2; Ctrl-C exits 130; neither shows a traceback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -312,19 +313,27 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
 
 @cli.command()
 @click.option("--root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True, help="Where the run directories are.")
-@click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="RUN_A RUN_B", help="Show how two runs' settings and metrics differ.")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="RUN_A RUN_B",
+              help="Show how two runs' settings and metrics differ (a run directory, or a name from the listing, found under --root).")
 @click.option("--plot", type=click.Path(path_type=Path), help="With --compare: draw both runs' curves into this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_json: bool) -> None:
-    """The run directories: model, dataset, recipe, epochs, best accuracy, training time, when."""
+    """The run directories: model, dataset, recipe, seed, epochs, best accuracy, training time, when. A recipe
+    marked * was changed by the run (its settings are listed below the table); another seed or device is no change."""
     from . import runs as browser
 
+    if plot is not None and not compare:
+        raise click.UsageError("--plot draws the curves of the two runs that --compare names; add --compare RUN_A RUN_B.")
     if plot is not None:
         from .plots import picture_path
 
         plot = picture_path(plot, "--plot")
     if compare:
+        compare = tuple(browser.locate(run, root) for run in compare)  # type: ignore[assignment]
         comparison = browser.compare(*compare)
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(comparison), indent=2, default=str))
+            return
         a, b = (str(path) for path in compare)
         click.echo(tables.format_comparison(a, b, comparison))
         for problem in comparison.problems:

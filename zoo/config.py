@@ -91,8 +91,11 @@ def resolve_run(
     config = config.model_copy(update={"reporters": reporters})
     unknown = set(config.params) - set(SECTIONS) - set(config.reporters)
     if unknown:
+        from_sets = {parse_set(assignment)[0] for assignment in sets}
+        named = catalog.presets.recipes[config.recipe]
+        where = "--set names" if unknown & from_sets else f"Recipe {config.recipe!r} (in {named.source}) has params for"
         raise ZooError(
-            f"--set names unknown section(s) {', '.join(sorted(unknown))}; the sections are "
+            f"{where} unknown section(s) {', '.join(sorted(unknown))}; the sections are "
             f"{', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
         )
     dataset = catalog.resolve("dataset", config.dataset)

@@ -141,7 +141,8 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json as written, once it is known to be a small regular file that validates as a RunRecord."""
     path = run_dir / CONFIG
     if not run_dir.is_dir():
-        raise ZooError(f"{run_dir} is not a run directory (it does not exist). `zoo run` prints the directory it writes.")
+        why = "it is a file" if run_dir.exists() else "it does not exist"
+        raise ZooError(f"{run_dir} is not a run directory ({why}). `zoo run` prints the directory it writes; `zoo runs` lists them.")
     try:
         data = json.loads(read_small_file(path, CONFIG_LIMIT).decode("utf-8"))
     except FileNotFoundError:

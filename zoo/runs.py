@@ -38,6 +38,7 @@ class RunSummary:
     model: str
     dataset: str
     recipe: str
+    seed: int | None
     epochs_done: int
     epochs_planned: int
     best_accuracy: float | None
@@ -107,6 +108,7 @@ def summarize(run_dir: Path) -> RunSummary:
         model=str(config.get("model", "?")),
         dataset=str(config.get("dataset", "?")),
         recipe=str(config.get("recipe", "?")),
+        seed=seed if isinstance(seed := config.get("seed"), int) and not isinstance(seed, bool) else None,
         epochs_done=len(epochs),
         epochs_planned=int(config.get("epochs", 0)),
         best_accuracy=max((e["test_accuracy"] for e in epochs), default=None),
@@ -116,6 +118,11 @@ def summarize(run_dir: Path) -> RunSummary:
         problem=problem,
         changed_from_recipe=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
     )
+
+
+def locate(run: Path, root: Path) -> Path:
+    """A run as `zoo runs` lists it: its directory, or its name under `root`."""
+    return root / run if not run.exists() and len(run.parts) == 1 and (root / run).exists() else run
 
 
 def _created(run_dir: Path) -> datetime:

@@ -9,6 +9,7 @@ import ast
 import inspect
 import os
 import re
+import shlex
 import textwrap
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -55,10 +56,28 @@ def _recipe_entry(catalog: Catalog, name: str) -> dict[str, Any]:
     settings = named.value.model_dump(exclude={"help"}, exclude_none=True)
     model = catalog.presets.find("model", settings.get("model", RunConfig().model))
     every = quoted_results(model[1].results, local_machines(), catalog.presets.fingerprints())["all_results"] if model else {}
-    from_env = os.environ.get("ZOO_REGISTRY", "").split(os.pathsep)
     return {"kind": "recipe", "name": name, "help": named.value.help, "source": named.source, "settings": settings,
-            "registry_flag": named.source not in (str(shipped_registry()), *from_env),  # a file given with --registry: running it needs it too
+            "run": _run_command(name, named.source), "problem": _why_it_cannot_run(catalog, name),
             "results": {key: results for key, results in every.items() if key.rpartition("/")[2] == name}}
+
+
+def _run_command(name: str, source: str) -> str:
+    """How to run a recipe, as a shell line: a registry file given with --registry is needed again."""
+    from_env = os.environ.get("ZOO_REGISTRY", "").split(os.pathsep)
+    registry = f" --registry {shlex.quote(source)}" if source not in (str(shipped_registry()), *from_env) else ""
+    return f"zoo run --recipe {shlex.quote(name)}{registry}"
+
+
+def _why_it_cannot_run(catalog: Catalog, name: str) -> str | None:
+    """What stops the recipe from running here (an unknown component, a setting its plugin does not take), else None."""
+    from .config import resolve_run
+    from .errors import ZooError
+
+    try:
+        resolve_run(catalog, recipe=name)
+    except ZooError as error:
+        return str(error)
+    return None
 
 
 def _entry(catalog: Catalog, component: Component, preset: str | None, params: dict[str, Any], help: str = "") -> dict[str, Any]:
@@ -155,10 +174,12 @@ def format_description(entries: list[dict[str, Any]]) -> str:
 def _recipe_lines(e: dict[str, Any]) -> list[str]:
     settings = {k: v for k, v in e["settings"].items() if k != "params"}
     params = {f"{section}.{k}": v for section, values in e["settings"].get("params", {}).items() for k, v in values.items()}
-    run = f"zoo run --recipe {e['name']}" + (f" --registry {e['source']}" if e["registry_flag"] else "")
-    lines = [f"{e['name']} (recipe): {e['help']}".rstrip(": "), f"  from {e['source']}",
-             f"  run it: {run}  (a flag or --set changes one setting, e.g. --epochs 2; every setting: add --dry-run)",
-             "  settings it sets (the rest are zoo's defaults):"]
+    lines = [f"{e['name']} (recipe): {e['help']}".rstrip(": "), f"  from {e['source']}"]
+    if e["problem"]:
+        lines.append(f"  cannot run here: {e['problem']}")
+    else:
+        lines.append(f"  run it: {e['run']}  (a flag or --set changes one setting, e.g. --seed 1; every setting: add --dry-run)")
+    lines.append("  settings it sets (the rest are zoo's defaults):")
     lines += [f"    {k} = {_value(v)}" for k, v in settings.items()]
     lines += [f"    {k} = {_value(v)}  (--set {k}=...)" for k, v in params.items()]
     lines += [f"  measured {line}" for line in measured(e["results"])] or ["  no results recorded for it"]

@@ -153,9 +153,9 @@ def format_comparison(a: str, b: str, comparison: Any) -> str:
 def format_runs(summaries: list[Any]) -> str:
     """One row per run directory; a damaged one says so, and why, below the table; a run that changed settings
     of its recipe has its recipe marked * and the settings listed last."""
-    header = ("RUN", "MODEL", "DATASET", "RECIPE", "EPOCHS", "BEST", "TRAIN s", "WHEN")
+    header = ("RUN", "MODEL", "DATASET", "RECIPE", "SEED", "EPOCHS", "BEST", "TRAIN s", "WHEN")
     rows = [
-        (s.path.name, s.model, s.dataset, s.recipe + ("*" if s.changed_from_recipe else ""),
+        (s.path.name, s.model, s.dataset, s.recipe + ("*" if s.changed_from_recipe else ""), "?" if s.seed is None else str(s.seed),
          f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (unfinished)"),
          f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
         for s in summaries

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -64,6 +65,13 @@ def test_changes_from_a_recipe_that_does_not_resolve_here(tmp_path) -> None:
         assert resolved_from_record(catalog, {**record, "changed_from_recipe": damaged}).changed is None
 
 
+def test_a_recipes_own_unknown_section_is_blamed_on_the_recipe(tmp_path) -> None:
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[recipes.british]\nparams = { optimiser = { lr = 0.1 } }\n')
+    with pytest.raises(ZooError, match=rf"Recipe 'british' \(in {re.escape(str(registry))}\) has params for unknown section\(s\) optimiser"):
+        resolve_run(load_catalog(env={}, registry_files=[registry]), recipe="british")
+
+
 def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("model.hidden=[1, 2]") == ("model", "hidden", [1, 2])
     assert parse_set("optimizer.lr=1e-2") == ("optimizer", "lr", 0.01)
@@ -83,7 +91,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["optimizer.lr=nan"]), r"optimizer.lr: Input should be a finite number"),
         (dict(sets=["model.colour=1"]), r"model.colour: unknown key"),
         (dict(sets=["hidden=3"]), r"'hidden' is not a run setting. A component's setting needs its section, e.g. --set model.hidden="),
-        (dict(sets=["decoder.x=1"]), r"unknown section\(s\) decoder"),
+        (dict(sets=["decoder.x=1"]), r"--set names unknown section\(s\) decoder"),
         (dict(overrides={"model": "mlp-0"}), r"model.hidden.0: Input should be greater than 0"),
         (dict(overrides={"model": "mlp-abc"}), r"Unknown model 'mlp-abc'. Did you mean mlp\?.*mlp-<width>"),
         (dict(overrides={"model": "mpl-512"}), r"Did you mean mlp-512\?"),

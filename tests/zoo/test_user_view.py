@@ -114,11 +114,15 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     listed = invoke("runs", "--root", str(root))
     lines = listed.output.splitlines()
     a, b = sorted(root.iterdir())
-    assert lines[0].split()[:4] == ["RUN", "MODEL", "DATASET", "RECIPE"]
-    assert lines[1].split()[1:5] == ["mlp-512", "mnist", "quickstart*", "1/1"]  # the quickstart recipe trains fashion-mnist, 5 epochs
+    assert lines[0].split()[:5] == ["RUN", "MODEL", "DATASET", "RECIPE", "SEED"]
+    assert lines[1].split()[1:6] == ["mlp-512", "mnist", "quickstart*", "1", "1/1"]  # the quickstart recipe trains fashion-mnist, 5 epochs
     assert lines[3:] == ["", "* changed from its recipe:", f"  {a.name}: dataset=mnist, epochs=1", f"  {b.name}: dataset=mnist, epochs=1"]  # not the seed
     compared = invoke("runs", "--compare", str(a), str(b), "--plot", str(tmp_path / "compare.png")).output
     assert "seed" in compared and "A: 1  B: 2" in compared and "    1 " in compared
+    by_name = invoke("runs", "--root", str(root), "--compare", a.name, b.name, "--json")  # the names the listing shows
+    assert by_name.exit_code == 0 and json.loads(by_name.output)["differences"] == [["seed", 1, 2]]
+    assert invoke("runs", "--root", str(root), "--plot", str(tmp_path / "alone.png")).exit_code == 2  # --plot needs --compare
+    assert "(it is a file)" in invoke("runs", "--compare", str(a / "config.json"), str(b)).output
     assert_picture(tmp_path / "compare.png", (1000, 400))
     assert json.loads(invoke("runs", "--root", str(root), "--json").output)[0]["epochs_done"] == 1
     older = tmp_path / "older"  # a run from before a setting existed shows it as not recorded, not as None
