@@ -174,15 +174,39 @@ def compare(a: Path, b: Path) -> Comparison:
     defaults = _flatten(RunConfig().model_dump(mode="json"))  # a run setting added later had its default before
     flat_a, flat_b = ({**defaults, **_flatten(read_config(run))} for run in (a, b))
     differences = [
-        (key, flat_a.get(key, NOT_RECORDED), flat_b.get(key, NOT_RECORDED))
+        (_setting_name(key), _value_in(flat_a, flat_b, key), _value_in(flat_b, flat_a, key))
         for key in sorted(set(flat_a) | set(flat_b))
-        if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED)
+        if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED) and _setting_name(key)
     ]
     (metrics_a, problem_a), (metrics_b, problem_b) = read_metrics(a / METRICS), read_metrics(b / METRICS)
     epochs_a = {e["epoch"]: e for e in metrics_a}
     epochs_b = {e["epoch"]: e for e in metrics_b}
     curves = [(epoch, epochs_a.get(epoch), epochs_b.get(epoch)) for epoch in sorted(set(epochs_a) | set(epochs_b))]
     return Comparison(differences, curves, [p for p in (problem_a, problem_b) if p])
+
+
+def _value_in(flat: dict[str, Any], other: dict[str, Any], key: str) -> Any:
+    """One run's value of a setting; where it has none, whether its component has no such setting (another
+    component than the other run's) or its zoo did not record it yet."""
+    if key in flat:
+        return flat[key]
+    section = key.split(".")[1] if key.startswith("components.") else None
+    if section and flat.get(f"components.{section}.component") != other.get(f"components.{section}.component"):
+        return f"(none: its {section} is {flat.get(f'components.{section}.name', '?')})"
+    return NOT_RECORDED
+
+
+def _setting_name(key: str) -> str | None:
+    """A config.json key as --set and `zoo runs` name it: components.loss.params.label_smoothing is
+    loss.label_smoothing; what a component resolved to (its component and preset) is None, since the
+    run setting of the same name (model, loss, ...) already differs with it."""
+    parts = key.split(".")
+    if parts[0] != "components" or len(parts) < 3:
+        return key
+    section, field = parts[1], parts[2]
+    if field == "params":
+        return ".".join([section, *parts[3:]])
+    return None if field in ("name", "component", "preset") else ".".join([section, *parts[2:]])
 
 
 def as_json(summary: RunSummary) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def _value(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, str):
         return display(value)
-    return str(value)
+    return "none" if value is None else str(value)
 
 
 def _result(key: str, r: dict[str, Any]) -> str:
@@ -141,7 +141,9 @@ def format_comparison(a: str, b: str, comparison: Any) -> str:
     """The settings that differ, then both runs' accuracy and test loss per epoch."""
     lines = [f"A: {a}", f"B: {b}", "", "Settings that differ:" if comparison.differences else "The settings are the same."]
     width = max((len(key) for key, _, _ in comparison.differences), default=0)
-    lines += [f"  {key:<{width}}  A: {left}  B: {right}" for key, left, right in comparison.differences]
+    shown = [(key, *(value if isinstance(value, str) and value.startswith("(") else _value(value) for value in (left, right)))
+             for key, left, right in comparison.differences]  # "(not recorded)", "(none: ...)" as they are
+    lines += [f"  {key:<{width}}  A: {left}  B: {right}" for key, left, right in shown]
     lines += ["", "epoch  A accuracy  B accuracy  A test loss  B test loss"]
     for epoch, left, right in comparison.curves:
         cells = [f"{100 * m['test_accuracy']:9.2f}%" if m else "         -" for m in (left, right)]

@@ -123,6 +123,13 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     assert by_name.exit_code == 0 and json.loads(by_name.output)["differences"] == [["seed", 1, 2]]
     assert invoke("runs", "--root", str(root), "--plot", str(tmp_path / "alone.png")).exit_code == 2  # --plot needs --compare
     assert "(it is a file)" in invoke("runs", "--compare", str(a / "config.json"), str(b)).output
+    other = tmp_path / "other"
+    zoo.run(dataset="mnist", epochs=1, seed=1, model="mlp-256", scheduler="cosine", out=other, reporters=[], sets=["loss.label_smoothing=0.1",
+            f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    differences = json.loads(invoke("runs", "--compare", str(a), str(other), "--json").output)["differences"]
+    keys = {key for key, _, _ in differences}
+    assert {"model", "model.hidden", "loss.label_smoothing", "scheduler"} <= keys and not any(k.startswith("components.") for k in keys)
+    assert all(left == "(none: its scheduler is constant)" for key, left, _ in differences if key.startswith("scheduler."))  # not "(not recorded)"
     assert_picture(tmp_path / "compare.png", (1000, 400))
     assert json.loads(invoke("runs", "--root", str(root), "--json").output)[0]["epochs_done"] == 1
     older = tmp_path / "older"  # a run from before a setting existed shows it as not recorded, not as None
@@ -133,7 +140,7 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
         del config[key]
     (older / "config.json").write_text(json.dumps(config))
     lines = invoke("runs", "--compare", str(a), str(older)).output.split("\n\n")[1].splitlines()
-    assert lines == ["Settings that differ:", "  components.optimizer.params.fused  A: False  B: (not recorded)"]
+    assert lines == ["Settings that differ:", "  optimizer.fused  A: false  B: (not recorded)"]  # named as --set names it
 
 
 def test_tensorboard_writes_events_and_says_how_to_install_it(finished_run: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
