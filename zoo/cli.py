@@ -343,6 +343,8 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
 
             click.echo(f"Curves drawn to {write_comparison(list(compare), plot)}", err=True)
         return
+    if not root.exists() and click.get_current_context().get_parameter_source("root") != click.core.ParameterSource.DEFAULT:
+        raise ZooError(f"--root {root} does not exist; give the folder that holds the run directories (`zoo run` writes them under runs/).")
     summaries = browser.list_runs(root)
     if as_json:
         click.echo(browser.dumps(summaries))

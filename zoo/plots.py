@@ -80,12 +80,22 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     accuracy_axes.set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
+        _whole_epochs(axes)
     figure.suptitle(run_dir.name)
     figure.tight_layout()
     path = path or run_dir / "curves.png"
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def _whole_epochs(axes: Any) -> None:
+    """Ticks on whole epochs only (a 1-epoch run would get 0.96, 0.98, ... 1.04), and room for them."""
+    from matplotlib.ticker import MaxNLocator
+
+    low, high = axes.get_xlim()
+    axes.set_xlim(min(low, 0.5), max(high, 1.5))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def write_comparison(runs: list[Path], path: Path) -> Path:
@@ -105,6 +115,7 @@ def write_comparison(runs: list[Path], path: Path) -> Path:
     for axes in (accuracy_axes, loss_axes):
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
+        _whole_epochs(axes)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

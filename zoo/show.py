@@ -39,7 +39,9 @@ def describe(catalog: Catalog, name: str) -> list[dict[str, Any]]:
             found += [_entry(catalog, c, None, {}) for c in components]
         elif (preset := catalog.presets.find(kind, name)) is not None and catalog.registry.has(kind, preset[1].component):
             component = catalog.resolve(kind, name).component
-            found.append(_entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help))
+            entry = _entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help)
+            source = catalog.presets.presets[kind][preset[0]].source
+            found.append({**entry, "name": name, "preset_source": None if source == str(shipped_registry()) else source})
     if name in catalog.presets.recipes:
         found.append(_recipe_entry(catalog, name))
     if not found:
@@ -155,8 +157,10 @@ def format_description(entries: list[dict[str, Any]]) -> str:
         if e["kind"] == "recipe":
             lines += _recipe_lines(e)
             continue
-        what = f"preset of {e['kind']} {e['component']}" if e["preset"] else e["kind"]
-        lines += [f"{e['name']} ({what}): {e['help']}".rstrip(": "), f"  from plugin {e['plugin']} ({e['distribution']} {e['version']})"]
+        what = e["kind"] if not e["preset"] else f"preset of {e['kind']} {e['component']}" if e["preset"] == e["name"] else \
+            f"preset {e['preset']} of {e['kind']} {e['component']}"
+        lines += [f"{e['name']} ({what}): {e['help']}".rstrip(": "), f"  from plugin {e['plugin']} ({e['distribution']} {e['version']})"
+                  + (f"; the preset from {e['preset_source']}" if e.get("preset_source") else "")]
         lines.append("  settings (--set {}.NAME=VALUE):".format(e["kind"] if e["kind"] != "reporter" else e["component"]) if e["settings"] else "  no settings")
         width = max((len(s["name"]) for s in e["settings"]), default=0)
         for s in e["settings"]:

@@ -249,6 +249,8 @@ def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_re
     assert dropout["limits"] == [">= 0.0", "< 1.0"]
     assert any(p["name"] == "mlp-<width>" for p in entry["presets"])
     assert any(p["results"] for p in entry["presets"] if p["name"] == "mlp-512")  # measured results
+    [pattern] = describe(load_catalog(env={}), "mlp-77")
+    assert pattern["name"] == "mlp-77" and format_description([pattern]).startswith("mlp-77 (preset mlp-<width> of model mlp)")
     text = format_description(describe(load_catalog(env={}), "sgd"))
     assert "lr            float = 0.001  (> 0)" in text and "from plugin builtin-optimizers (zoo" in text
     with pytest.raises(ZooError, match="Did you mean sgd"):

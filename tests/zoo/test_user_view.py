@@ -122,6 +122,8 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     by_name = invoke("runs", "--root", str(root), "--compare", a.name, b.name, "--json")  # the names the listing shows
     assert by_name.exit_code == 0 and json.loads(by_name.output)["differences"] == [["seed", 1, 2]]
     assert invoke("runs", "--root", str(root), "--plot", str(tmp_path / "alone.png")).exit_code == 2  # --plot needs --compare
+    mistyped = invoke("runs", "--root", str(tmp_path / "rnus"))
+    assert mistyped.exit_code == 2 and "does not exist" in mistyped.output
     assert "(it is a file)" in invoke("runs", "--compare", str(a / "config.json"), str(b)).output
     other = tmp_path / "other"
     zoo.run(dataset="mnist", epochs=1, seed=1, model="mlp-256", scheduler="cosine", out=other, reporters=[], sets=["loss.label_smoothing=0.1",
