@@ -46,8 +46,24 @@ def resolve(
     location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
     from .finetune import pinned
 
-    run = resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add), drop_reporters=list(drop), **location)
+    try:
+        run = resolve_run(catalog, recipe=recipe, overrides=settings, sets=list(sets), add_reporters=list(add), drop_reporters=list(drop), **location)
+    except ZooError as error:
+        raise _blamed(catalog, recipe, error) from None
     return catalog, pinned(catalog, with_changes(catalog, run))
+
+
+def _blamed(catalog: Catalog, recipe: str | None, error: ZooError) -> ZooError:
+    """The error, saying so when it comes from the recipe itself (the recipe alone fails the same way)."""
+    if recipe is None or recipe not in catalog.presets.recipes:
+        return error
+    try:
+        resolve_run(catalog, recipe=recipe)
+    except ZooError as alone:
+        if str(alone) == str(error) and "Recipe " not in str(error):
+            source = catalog.presets.recipes[recipe].source
+            return ZooError(f"{str(error).rstrip('.')}. This comes from recipe {recipe!r} in {source}, not from the command line.")
+    return error
 
 
 def run(

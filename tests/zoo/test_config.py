@@ -72,6 +72,23 @@ def test_a_recipes_own_unknown_section_is_blamed_on_the_recipe(tmp_path) -> None
         resolve_run(load_catalog(env={}, registry_files=[registry]), recipe="british")
 
 
+def test_an_error_in_a_recipe_names_the_recipe_and_its_file(tmp_path) -> None:
+    from zoo.api import resolve
+
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[recipes.fast]\nparams = { optimizer = { lrr = 0.1 } }\n\n[recipes.ghost]\nmodel = "mlp-5l2"\n')
+    catalog = load_catalog(env={}, registry_files=[registry])
+    blame = rf"This comes from recipe '{{}}' in {re.escape(str(registry))}, not from the command line"
+    with pytest.raises(ZooError, match=r"optimizer.lrr: unknown key.*" + blame.format("fast")):
+        resolve(catalog=catalog, recipe="fast", epochs=1)
+    with pytest.raises(ZooError, match=r"Unknown model 'mlp-5l2'.*" + blame.format("ghost")):
+        resolve(catalog=catalog, recipe="ghost")
+    assert resolve(catalog=catalog, recipe="ghost", model="mlp-256")[1].config.model == "mlp-256"  # the flag mends it
+    with pytest.raises(ZooError) as error:  # the command line's own mistake is not blamed on the recipe
+        resolve(catalog=catalog, model="mlp-5l2")
+    assert "This comes from recipe" not in str(error.value)
+
+
 def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("model.hidden=[1, 2]") == ("model", "hidden", [1, 2])
     assert parse_set("optimizer.lr=1e-2") == ("optimizer", "lr", 0.01)
