@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ZooError, describe_validation_error
+from .errors import ZooError, closest, describe_validation_error
 from .identity import changes_from_recipe, location_params
 from .plugins import Catalog, Resolved
 from .settings import RunConfig
@@ -143,15 +143,17 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
             params.setdefault(section, {})[key] = value
     for key, value in top_level.items():
         if key not in RunConfig.model_fields or key == "params":
+            hint = closest(key, [k for k in RunConfig.model_fields if k != "params"])
             raise ZooError(
-                f"--set {key}={value!r}: {key!r} is not a run setting. A component's setting needs its section, "
+                f"--set {key}={value!r}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".")
+                + " A component's setting needs its section, "
                 f"e.g. --set model.{key}=... or --set optimizer.{key}=...; run settings are "
                 f"{', '.join(k for k in RunConfig.model_fields if k != 'params')}."
             )
     try:
         return RunConfig.model_validate({**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params})
     except ValidationError as error:
-        raise ZooError(f"Invalid run settings: {describe_validation_error('', error)}.") from None
+        raise ZooError(f"Invalid run settings: {describe_validation_error('', error, RunConfig.model_fields, 'a run')}.") from None
 
 
 def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: dict[str, Any]) -> Part:
@@ -162,7 +164,7 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
     except ValidationError as error:
         raise ZooError(
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
-            f"{describe_validation_error(section, error)}."
+            f"{describe_validation_error(section, error, resolved.component.params.model_fields)}."
         ) from None
     return Part(section, resolved, validated)
 

@@ -36,14 +36,16 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
     return ZooError(message)
 
 
-def describe_validation_error(where: str, error: ValidationError) -> str:
-    """Flatten pydantic's error list into 'where.field: what' clauses."""
+def describe_validation_error(where: str, error: ValidationError, known: Iterable[str] = (), what: str = "this component") -> str:
+    """Flatten pydantic's error list into 'where.field: what' clauses; an unknown key gets the nearest of
+    the `known` ones (the model's fields) as a hint."""
     parts = []
     for item in error.errors():
         location = ".".join(str(p) for p in (where, *item["loc"]) if p != "")
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key (not a setting of this component)"
+            hint = closest(str(item["loc"][-1]), known) if item["loc"] else None
+            message = f"unknown key (not a setting of {what}" + (f"; did you mean {hint}?)" if hint else ")")
         if "input" in item and item["type"] != "missing":
             message += f" (got {item['input']!r})"
         parts.append(f"{location}: {message}")

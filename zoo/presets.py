@@ -205,7 +205,8 @@ class Presets:
         try:
             value = model.model_validate(body)
         except ValidationError as error:
-            raise ZooError(f"Registry file {source}: {describe_validation_error(f'[{where}]', error)}.") from None
+            what = "a recipe" if model is Recipe else "a preset"
+            raise ZooError(f"Registry file {source}: {describe_validation_error(f'[{where}]', error, model.model_fields, what)}.") from None
         table[name] = Named(name, value, source)
 
     def find(self, kind: str, name: str) -> tuple[str, Preset] | None:

@@ -40,8 +40,10 @@ def test_malformed_toml_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_and_tables_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ZooError, match=r"\[models.x\].colour: unknown key"):
+    with pytest.raises(ZooError, match=r"\[models.x\].colour: unknown key \(not a setting of a preset\)"):
         Presets().load_file(write(tmp_path / "a.toml", "[models.x]\ncomponent='mlp'\ncolour='red'\n"))
+    with pytest.raises(ZooError, match=r"\[recipes.fast\].epoch: unknown key \(not a setting of a recipe; did you mean epochs\?\)"):
+        Presets().load_file(write(tmp_path / "b.toml", "[recipes.fast]\nepoch = 2\n"))
     with pytest.raises(ZooError, match="unknown table"):
         Presets().load_file(write(tmp_path / "b.toml", "[modles.x]\ncomponent='mlp'\n"))
     with pytest.raises(ZooError, match=r"epochs: Input should be greater than 0"):
