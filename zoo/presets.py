@@ -74,7 +74,7 @@ class Result(BaseModel):
         return Machine(self.machine, self.device, self.cores, self.native_bf16 if self.device == "cpu" else None)
 
     def where(self) -> str:
-        """"AMD EPYC, 2 cores, 1 thread, no native bf16" or "NVIDIA H100 80GB HBM3"; "" when unknown."""
+        """"AMD EPYC, 2 cores, 1 thread, a CPU without native bf16" or "NVIDIA H100 80GB HBM3"; "" when unknown."""
         if not self.machine:
             return ""
         parts = [self.machine]
@@ -83,7 +83,7 @@ class Result(BaseModel):
         if self.threads:
             parts.append(f"{self.threads} thread{'s' * (self.threads > 1)}")
         if self.native_bf16 is not None and self.device == "cpu":
-            parts.append("native bf16" if self.native_bf16 else "no native bf16")
+            parts.append("a CPU with native bf16" if self.native_bf16 else "a CPU without native bf16")  # what the machine has, not what the run used
         return ", ".join(parts)
 
 

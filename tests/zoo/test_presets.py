@@ -147,7 +147,7 @@ def test_results_per_machine_load_and_describe_their_machine(tmp_path: Path) -> 
     presets.load_file(write(tmp_path / "new.toml", RESULTS))
     fp32, bf16 = presets.find("model", "tiny")[1].results["fashion-mnist/tuned"]
     assert fp32.accuracies == [0.911, 0.912, 0.913] and fp32.reference_epochs == 19.5
-    assert fp32.where() == "AMD EPYC, 2 cores, no native bf16" and bf16.where() == "AMD EPYC, 2 cores, native bf16"
+    assert fp32.where() == "AMD EPYC, 2 cores, a CPU without native bf16" and bf16.where() == "AMD EPYC, 2 cores, a CPU with native bf16"
 
 
 def test_a_result_field_out_of_range_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -172,8 +172,8 @@ def test_select_results_prefers_this_kind_of_machine_else_shows_all(tmp_path: Pa
 
 
 @pytest.mark.parametrize(("cpu", "shown", "hidden"), [
-    ("AMD EPYC", ["91.20% (3 seeds: 91.10%-91.30%) in 50 s, 19.5 reference epochs, fp32 on AMD EPYC, 2 cores, no native bf16"], ["bf16 on"]),
-    ("Intel Xeon", ["fp32 on AMD EPYC, 2 cores, no native bf16", "90.90% in 30 s, 11.0 reference epochs, bf16 on AMD EPYC, 2 cores, native bf16"], []),
+    ("AMD EPYC", ["91.20% (3 seeds: 91.10%-91.30%) in 50 s, 19.5 reference epochs, fp32 on AMD EPYC, 2 cores, a CPU without native bf16"], ["bf16 on"]),
+    ("Intel Xeon", ["fp32 on AMD EPYC, 2 cores, a CPU without native bf16", "90.90% in 30 s, 11.0 reference epochs, bf16 on AMD EPYC, 2 cores, a CPU with native bf16"], []),
 ])
 def test_list_shows_this_machines_result_when_there_is_one_else_all(cpu: str, shown: list[str], hidden: list[str], tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
