@@ -234,7 +234,9 @@ class Presets:
         from .errors import unknown_name
 
         if name not in self.recipes:
-            raise unknown_name("recipe", name, self.recipes)
+            error = unknown_name("recipe", name, self.recipes)
+            raise ZooError(str(error).replace("the plugin that provides it", "the file that defines it")
+                           + " A recipe in a file of your own needs that file: --registry FILE or ZOO_REGISTRY=FILE.")
         recipe = self.recipes[name].value
         assert isinstance(recipe, Recipe)
         return recipe

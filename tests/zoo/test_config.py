@@ -116,6 +116,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(overrides={"model": "mpl-512"}), r"Did you mean mlp-512\?"),
         (dict(overrides={"dataset": "fashion_mnist"}), r"Did you mean fashion-mnist\?"),
         (dict(recipe="quikstart"), r"Unknown recipe 'quikstart'. Did you mean quickstart\?"),
+        (dict(recipe="mine"), r"Unknown recipe 'mine'.* the file that defines it. A recipe in a file of your own needs that file: --registry FILE"),
         (dict(sets=["optimizer.nesterov=true"]), r"nesterov=true needs momentum > 0"),
     ],
 )
