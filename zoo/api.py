@@ -62,7 +62,7 @@ def _blamed(catalog: Catalog, recipe: str | None, error: ZooError) -> ZooError:
     except ZooError as alone:
         if str(alone) == str(error) and "Recipe " not in str(error):
             source = catalog.presets.recipes[recipe].source
-            return ZooError(f"{str(error).rstrip('.')}. This comes from recipe {recipe!r} in {source}, not from the command line.")
+            return ZooError(f"{str(error).rstrip('.')}. This comes from recipe {recipe!r} in {source}, not from the settings given with it.")
     return error
 
 

@@ -3,7 +3,6 @@ exit 2; Ctrl-C exits 130; neither shows a traceback."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -224,7 +223,7 @@ def show(name: str, as_json: bool, registry_files: tuple[Path, ...]) -> None:
     zoo show mlp-512, zoo show tuned."""
     from .show import describe, format_description
 
-    described = describe(api.catalog(registry_files), name)
+    described = describe(api.catalog(registry_files), name, registry_files)
     click.echo(json.dumps(described, indent=2, default=str) if as_json else format_description(described))
 
 
@@ -324,6 +323,8 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
 
     if plot is not None and not compare:
         raise click.UsageError("--plot draws the curves of the two runs that --compare names; add --compare RUN_A RUN_B.")
+    if not root.exists() and click.get_current_context().get_parameter_source("root") != click.core.ParameterSource.DEFAULT:
+        raise ZooError(f"--root {root} does not exist; give the folder that holds the run directories (`zoo run` writes them under runs/).")
     if plot is not None:
         from .plots import picture_path
 
@@ -332,10 +333,9 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
         compare = tuple(browser.locate(run, root) for run in compare)  # type: ignore[assignment]
         comparison = browser.compare(*compare)
         if as_json:
-            click.echo(json.dumps(dataclasses.asdict(comparison), indent=2, default=str))
-            return
-        a, b = (str(path) for path in compare)
-        click.echo(tables.format_comparison(a, b, comparison))
+            click.echo(json.dumps(browser.comparison_json(*compare, comparison), indent=2, allow_nan=False))
+        else:
+            click.echo(tables.format_comparison(*(str(path) for path in compare), comparison))
         for problem in comparison.problems:
             click.echo(f"! damaged: {problem}; only the epochs before it are shown.", err=True)
         if plot is not None:
@@ -343,8 +343,6 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
 
             click.echo(f"Curves drawn to {write_comparison(list(compare), plot)}", err=True)
         return
-    if not root.exists() and click.get_current_context().get_parameter_source("root") != click.core.ParameterSource.DEFAULT:
-        raise ZooError(f"--root {root} does not exist; give the folder that holds the run directories (`zoo run` writes them under runs/).")
     summaries = browser.list_runs(root)
     if as_json:
         click.echo(browser.dumps(summaries))

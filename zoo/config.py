@@ -89,14 +89,16 @@ def resolve_run(
     config = _run_config(catalog, recipe, overrides or {}, sets)
     reporters = [r for r in dict.fromkeys([*config.reporters, *add_reporters]) if r not in drop_reporters]
     config = config.model_copy(update={"reporters": reporters})
-    unknown = set(config.params) - set(SECTIONS) - set(config.reporters)
+    from_sets = {parse_set(assignment)[0] for assignment in sets}
+    left_out = set(catalog.registry.names("reporter")) - set(config.reporters) - from_sets  # a recipe's reporter this run leaves out (--quiet)
+    unknown = set(config.params) - set(SECTIONS) - set(config.reporters) - left_out
     if unknown:
-        from_sets = {parse_set(assignment)[0] for assignment in sets}
         named = catalog.presets.recipes[config.recipe]
         where = "--set names" if unknown & from_sets else f"Recipe {config.recipe!r} (in {named.source}) has params for"
+        hints = [f"{section} -> {hint}" for section in sorted(unknown) if (hint := closest(section, [*SECTIONS, *config.reporters]))]
         raise ZooError(
-            f"{where} unknown section(s) {', '.join(sorted(unknown))}; the sections are "
-            f"{', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
+            f"{where} unknown section(s) {', '.join(sorted(unknown))}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+            + f"; the sections are {', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
         )
     dataset = catalog.resolve("dataset", config.dataset)
     location = location_params(dataset.component.params, config.dataset, dataset.component.owner, data_dir, verify)
@@ -144,11 +146,10 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     for key, value in top_level.items():
         if key not in RunConfig.model_fields or key == "params":
             hint = closest(key, [k for k in RunConfig.model_fields if k != "params"])
+            needs_section = "" if hint else f" A component's setting needs its section, e.g. --set model.{key}=... or --set optimizer.{key}=...;"
             raise ZooError(
-                f"--set {key}={value!r}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".")
-                + " A component's setting needs its section, "
-                f"e.g. --set model.{key}=... or --set optimizer.{key}=...; run settings are "
-                f"{', '.join(k for k in RunConfig.model_fields if k != 'params')}."
+                f"--set {key}={value!r}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".") + needs_section
+                + f" Run settings are {', '.join(k for k in RunConfig.model_fields if k != 'params')}."
             )
     try:
         return RunConfig.model_validate({**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params})

@@ -44,8 +44,9 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
         location = ".".join(str(p) for p in (where, *item["loc"]) if p != "")
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            hint = closest(str(item["loc"][-1]), known) if item["loc"] else None
-            message = f"unknown key (not a setting of {what}" + (f"; did you mean {hint}?)" if hint else ")")
+            top = len(item["loc"]) == 1  # a key of the model itself (`known`), not of something nested in it
+            hint = closest(str(item["loc"][0]), known) if top else None
+            message = f"unknown key (not a setting of {what if top else 'this component'}" + (f"; did you mean {hint}?)" if hint else ")")
         if "input" in item and item["type"] != "missing":
             message += f" (got {item['input']!r})"
         parts.append(f"{location}: {message}")

@@ -231,12 +231,12 @@ class Presets:
         return {name: recipe_fingerprint(named.value) for name, named in self.recipes.items()}
 
     def recipe(self, name: str) -> Recipe:
-        from .errors import unknown_name
+        from .errors import closest
 
         if name not in self.recipes:
-            error = unknown_name("recipe", name, self.recipes)
-            raise ZooError(str(error).replace("the plugin that provides it", "the file that defines it")
-                           + " A recipe in a file of your own needs that file: --registry FILE or ZOO_REGISTRY=FILE.")
+            hint = closest(name, self.recipes)
+            raise ZooError(f"Unknown recipe {name!r}." + (f" Did you mean {hint}?" if hint else "") + f" Known recipes: {', '.join(sorted(self.recipes))}"
+                           ". A recipe in a file of your own needs that file: --registry FILE or ZOO_REGISTRY=FILE (`zoo list recipes` shows what is known).")
         recipe = self.recipes[name].value
         assert isinstance(recipe, Recipe)
         return recipe

@@ -121,8 +121,25 @@ def summarize(run_dir: Path) -> RunSummary:
 
 
 def locate(run: Path, root: Path) -> Path:
-    """A run as `zoo runs` lists it: its directory, or its name under `root`."""
-    return root / run if not run.exists() and len(run.parts) == 1 and (root / run).exists() else run
+    """A run as `zoo runs` lists it: its directory, or its name under `root` (where a run is, if only one is)."""
+    listed = root / run
+    if not (run / CONFIG).is_file() and not run.is_absolute() and (listed / CONFIG).is_file():
+        return listed
+    return run
+
+
+def comparison_json(a: Path, b: Path, comparison: Comparison) -> dict[str, Any]:
+    """`zoo runs --compare --json`: strict JSON (a diverged run's NaN loss is null), missing values as null with why."""
+    def value(v: Any) -> Any:
+        return None if isinstance(v, float) and v != v else v
+
+    def setting(name: str, left: Any, right: Any) -> dict[str, Any]:
+        missing = {side: v for side, v in (("a", left), ("b", right)) if isinstance(v, str) and v.startswith("(") and v.endswith(")")}
+        return {"setting": name, "a": None if "a" in missing else value(left), "b": None if "b" in missing else value(right), "missing": missing}
+
+    curves = [{"epoch": epoch, "a": {k: value(v) for k, v in (left or {}).items()} or None, "b": {k: value(v) for k, v in (right or {}).items()} or None}
+              for epoch, left, right in comparison.curves]
+    return {"a": str(a), "b": str(b), "differences": [setting(*d) for d in comparison.differences], "curves": curves, "problems": comparison.problems}
 
 
 def _created(run_dir: Path) -> datetime:
@@ -173,11 +190,9 @@ def compare(a: Path, b: Path) -> Comparison:
 
     defaults = _flatten(RunConfig().model_dump(mode="json"))  # a run setting added later had its default before
     flat_a, flat_b = ({**defaults, **_flatten(read_config(run))} for run in (a, b))
-    differences = [
-        (_setting_name(key), _value_in(flat_a, flat_b, key), _value_in(flat_b, flat_a, key))
-        for key in sorted(set(flat_a) | set(flat_b))
-        if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED) and _setting_name(key)
-    ]
+    keys = [key for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED)]
+    named = sorted((name, key) for key in keys if (name := _setting_name(key, keys)))
+    differences = [(name, _value_in(flat_a, flat_b, key), _value_in(flat_b, flat_a, key)) for name, key in named]
     (metrics_a, problem_a), (metrics_b, problem_b) = read_metrics(a / METRICS), read_metrics(b / METRICS)
     epochs_a = {e["epoch"]: e for e in metrics_a}
     epochs_b = {e["epoch"]: e for e in metrics_b}
@@ -192,21 +207,24 @@ def _value_in(flat: dict[str, Any], other: dict[str, Any], key: str) -> Any:
         return flat[key]
     section = key.split(".")[1] if key.startswith("components.") else None
     if section and flat.get(f"components.{section}.component") != other.get(f"components.{section}.component"):
-        return f"(none: its {section} is {flat.get(f'components.{section}.name', '?')})"
+        return f"(none: its {section} is {flat.get(f'components.{section}.component', '?')})"
     return NOT_RECORDED
 
 
-def _setting_name(key: str) -> str | None:
+def _setting_name(key: str, differing: list[str]) -> str | None:
     """A config.json key as --set and `zoo runs` name it: components.loss.params.label_smoothing is
-    loss.label_smoothing; what a component resolved to (its component and preset) is None, since the
-    run setting of the same name (model, loss, ...) already differs with it."""
+    loss.label_smoothing. What a component resolved to (its name, component, preset) is None where the run
+    setting of the same name (model, loss, ...) differs too, else "model (component)": the same name in both
+    runs built different components (a preset redefined in a registry file)."""
     parts = key.split(".")
     if parts[0] != "components" or len(parts) < 3:
         return key
     section, field = parts[1], parts[2]
     if field == "params":
         return ".".join([section, *parts[3:]])
-    return None if field in ("name", "component", "preset") else ".".join([section, *parts[2:]])
+    if field in ("name", "component", "preset"):
+        return None if section in differing or field == "name" else f"{section} ({field})"
+    return ".".join([section, *parts[2:]])
 
 
 def as_json(summary: RunSummary) -> dict[str, Any]:

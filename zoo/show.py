@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import ast
 import inspect
-import os
 import re
 import shlex
 import textwrap
+from collections.abc import Iterable
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -29,8 +30,9 @@ from .registry import KINDS, Component
 LIMITS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "multiple_of": "multiple of", "min_length": "min length", "max_length": "max length"}
 
 
-def describe(catalog: Catalog, name: str) -> list[dict[str, Any]]:
-    """Every kind's component or preset called `name` (usually one)."""
+def describe(catalog: Catalog, name: str, registry_files: Iterable[str | Path] = ()) -> list[dict[str, Any]]:
+    """Every kind's component, preset or recipe called `name` (usually one). `registry_files`: those given
+    with --registry, which running a recipe of theirs needs again."""
     found = []
     for kind in KINDS:
         if catalog.registry.has(kind, name):
@@ -43,14 +45,14 @@ def describe(catalog: Catalog, name: str) -> list[dict[str, Any]]:
             source = catalog.presets.presets[kind][preset[0]].source
             found.append({**entry, "name": name, "preset_source": None if source == str(shipped_registry()) else source})
     if name in catalog.presets.recipes:
-        found.append(_recipe_entry(catalog, name))
+        found.append(_recipe_entry(catalog, name, registry_files))
     if not found:
         known = [n for kind in KINDS for n in catalog.registry.names(kind) + [display(p) for p in catalog.presets.names(kind)]]
         raise unknown_name("name", name, known + list(catalog.presets.recipes))  # a component, preset or recipe
     return found
 
 
-def _recipe_entry(catalog: Catalog, name: str) -> dict[str, Any]:
+def _recipe_entry(catalog: Catalog, name: str, registry_files: Iterable[str | Path]) -> dict[str, Any]:
     """A recipe's settings, the file it comes from, and its results (its model preset's, under <dataset>/<recipe>)."""
     from .settings import RunConfig
 
@@ -59,14 +61,15 @@ def _recipe_entry(catalog: Catalog, name: str) -> dict[str, Any]:
     model = catalog.presets.find("model", settings.get("model", RunConfig().model))
     every = quoted_results(model[1].results, local_machines(), catalog.presets.fingerprints())["all_results"] if model else {}
     return {"kind": "recipe", "name": name, "help": named.value.help, "source": named.source, "settings": settings,
-            "run": _run_command(name, named.source), "problem": _why_it_cannot_run(catalog, name),
+            "run": _run_command(name, named.source, registry_files), "problem": _why_it_cannot_run(catalog, name),
             "results": {key: results for key, results in every.items() if key.rpartition("/")[2] == name}}
 
 
-def _run_command(name: str, source: str) -> str:
-    """How to run a recipe, as a shell line: a registry file given with --registry is needed again."""
-    from_env = os.environ.get("ZOO_REGISTRY", "").split(os.pathsep)
-    registry = f" --registry {shlex.quote(source)}" if source not in (str(shipped_registry()), *from_env) else ""
+def _run_command(name: str, source: str, registry_files: Iterable[str | Path]) -> str:
+    """How to run a recipe, as a shell line: a registry file given with --registry is needed again (one from
+    ZOO_REGISTRY or a plugin is loaded anyway, and twice would be an error)."""
+    given = {Path(file).resolve() for file in registry_files}
+    registry = f" --registry {shlex.quote(source)}" if Path(source).resolve() in given else ""
     return f"zoo run --recipe {shlex.quote(name)}{registry}"
 
 

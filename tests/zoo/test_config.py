@@ -72,13 +72,25 @@ def test_a_recipes_own_unknown_section_is_blamed_on_the_recipe(tmp_path) -> None
         resolve_run(load_catalog(env={}, registry_files=[registry]), recipe="british")
 
 
+def test_a_recipes_settings_for_a_reporter_the_run_leaves_out_do_not_stop_it(tmp_path) -> None:
+    from zoo.api import resolve
+
+    registry = tmp_path / "mine.toml"
+    registry.write_text('[recipes.logged]\nreporters = ["console", "jsonl"]\nparams = { jsonl = { path = "log.jsonl" } }\n')
+    catalog = load_catalog(env={}, registry_files=[registry])
+    assert resolve(catalog=catalog, recipe="logged", epochs=2)[1].changed == {"epochs": 2}  # its changes are known
+    assert [r.resolved.name for r in resolve(catalog=catalog, recipe="logged", reporters=["console"])[1].reporters] == ["console"]
+    with pytest.raises(ZooError, match=r"--set names unknown section\(s\) jsonl"):  # but --set for a reporter left out is a mistake
+        resolve(catalog=catalog, recipe="logged", reporters=["console"], sets=["jsonl.path=x.jsonl"])
+
+
 def test_an_error_in_a_recipe_names_the_recipe_and_its_file(tmp_path) -> None:
     from zoo.api import resolve
 
     registry = tmp_path / "mine.toml"
     registry.write_text('[recipes.fast]\nparams = { optimizer = { lrr = 0.1 } }\n\n[recipes.ghost]\nmodel = "mlp-5l2"\n')
     catalog = load_catalog(env={}, registry_files=[registry])
-    blame = rf"This comes from recipe '{{}}' in {re.escape(str(registry))}, not from the command line"
+    blame = rf"This comes from recipe '{{}}' in {re.escape(str(registry))}, not from the settings given with it"
     with pytest.raises(ZooError, match=r"optimizer.lrr: unknown key.*" + blame.format("fast")):
         resolve(catalog=catalog, recipe="fast", epochs=1)
     with pytest.raises(ZooError, match=r"Unknown model 'mlp-5l2'.*" + blame.format("ghost")):
@@ -108,7 +120,8 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["optimizer.lr=nan"]), r"optimizer.lr: Input should be a finite number"),
         (dict(sets=["model.colour=1"]), r"model.colour: unknown key \(not a setting of this component\)"),
         (dict(sets=["model.hiden=[10]"]), r"model.hiden: unknown key \(not a setting of this component; did you mean hidden\?\)"),
-        (dict(sets=["epoch=3"]), r"'epoch' is not a run setting; did you mean epochs\? A component's setting needs its section"),
+        (dict(sets=["epoch=3"]), r"'epoch' is not a run setting; did you mean epochs\? Run settings are recipe, "),
+        (dict(sets=["optimzer.lr=1"]), r"--set names unknown section\(s\) optimzer \(did you mean optimzer -> optimizer\?\)"),
         (dict(sets=["hidden=3"]), r"'hidden' is not a run setting. A component's setting needs its section, e.g. --set model.hidden="),
         (dict(sets=["decoder.x=1"]), r"--set names unknown section\(s\) decoder"),
         (dict(overrides={"model": "mlp-0"}), r"model.hidden.0: Input should be greater than 0"),
@@ -116,7 +129,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(overrides={"model": "mpl-512"}), r"Did you mean mlp-512\?"),
         (dict(overrides={"dataset": "fashion_mnist"}), r"Did you mean fashion-mnist\?"),
         (dict(recipe="quikstart"), r"Unknown recipe 'quikstart'. Did you mean quickstart\?"),
-        (dict(recipe="mine"), r"Unknown recipe 'mine'.* the file that defines it. A recipe in a file of your own needs that file: --registry FILE"),
+        (dict(recipe="mine"), r"Unknown recipe 'mine'. Known recipes: quickstart, tuned. A recipe in a file of your own needs that file: --registry FILE"),
         (dict(sets=["optimizer.nesterov=true"]), r"nesterov=true needs momentum > 0"),
     ],
 )

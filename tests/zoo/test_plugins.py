@@ -270,13 +270,15 @@ def test_zoo_show_gives_a_recipes_settings_source_and_results(tmp_path: Path) ->
     registry.write_text('[recipes.short]\nhelp = "two epochs of mlp-256"\nmodel = "mlp-256"\nepochs = 2\n\n'
                         '[recipes."my typo"]\nparams = { optimizer = { lrr = 0.1 } }\n')
     catalog = load_catalog(env={}, registry_files=[registry])
-    [mine] = describe(catalog, "short")
+    [mine] = describe(catalog, "short", [registry])
     assert mine["source"] == str(registry) and mine["results"] == {} and mine["problem"] is None
     text = format_description([mine])
     assert f"run it: zoo run --recipe short --registry {registry}" in text and "no results recorded for it" in text
-    [typo] = describe(catalog, "my typo")  # a recipe zoo run would refuse is not offered as runnable
+    [typo] = describe(catalog, "my typo", [registry])  # a recipe zoo run would refuse is not offered as runnable
     assert typo["run"] == f"zoo run --recipe 'my typo' --registry {registry}" and "lrr" in typo["problem"]
     assert "cannot run here: " in format_description([typo]) and "run it:" not in format_description([typo])
+    [from_env] = describe(load_catalog(env={"ZOO_REGISTRY": str(registry)}), "short")  # loaded anyway: no --registry (twice is an error)
+    assert from_env["run"] == "zoo run --recipe short"
     with pytest.raises(ZooError, match="Did you mean tuned"):
         describe(load_catalog(env={}), "tunde")
 

@@ -120,7 +120,8 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     compared = invoke("runs", "--compare", str(a), str(b), "--plot", str(tmp_path / "compare.png")).output
     assert "seed" in compared and "A: 1  B: 2" in compared and "    1 " in compared
     by_name = invoke("runs", "--root", str(root), "--compare", a.name, b.name, "--json")  # the names the listing shows
-    assert by_name.exit_code == 0 and json.loads(by_name.output)["differences"] == [["seed", 1, 2]]
+    report = json.loads(by_name.output)
+    assert by_name.exit_code == 0 and report["differences"] == [{"setting": "seed", "a": 1, "b": 2, "missing": {}}] and report["a"] == str(a)
     assert invoke("runs", "--root", str(root), "--plot", str(tmp_path / "alone.png")).exit_code == 2  # --plot needs --compare
     mistyped = invoke("runs", "--root", str(tmp_path / "rnus"))
     assert mistyped.exit_code == 2 and "does not exist" in mistyped.output
@@ -128,10 +129,20 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     zoo.run(dataset="mnist", epochs=1, seed=1, model="mlp-256", scheduler="cosine", out=other, reporters=[], sets=["loss.label_smoothing=0.1",
             f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
-    differences = json.loads(invoke("runs", "--compare", str(a), str(other), "--json").output)["differences"]
-    keys = {key for key, _, _ in differences}
-    assert {"model", "model.hidden", "loss.label_smoothing", "scheduler"} <= keys and not any(k.startswith("components.") for k in keys)
-    assert all(left == "(none: its scheduler is constant)" for key, left, _ in differences if key.startswith("scheduler."))  # not "(not recorded)"
+    differences = json.loads(invoke("runs", "--compare", str(a), str(other), "--json", "--plot", str(tmp_path / "both.png")).stdout)["differences"]
+    keys = [d["setting"] for d in differences]
+    assert {"model", "model.hidden", "loss.label_smoothing", "scheduler"} <= set(keys) and not any(k.startswith("components.") for k in keys)
+    assert keys.index("scheduler") < min(keys.index(k) for k in keys if k.startswith("scheduler."))
+    assert all(d["a"] is None and d["missing"] == {"a": "(none: its scheduler is constant)"} for d in differences if d["setting"].startswith("scheduler."))
+    assert_picture(tmp_path / "both.png", (1000, 400))  # --json does not skip the plot
+    rebuilt = tmp_path / "rebuilt"  # the same scheduler name built another component (a preset redefined in a registry file)
+    shutil.copytree(a, rebuilt)
+    config = json.loads((rebuilt / "config.json").read_text())
+    config["components"]["scheduler"]["component"] = "step"
+    (rebuilt / "config.json").write_text(json.dumps(config))
+    assert "  scheduler (component)  A: constant  B: step" in invoke("runs", "--compare", str(a), str(rebuilt)).output
+    text = invoke("runs", "--compare", str(a), str(other)).output
+    assert "scheduler.eta_min" not in text or "A: (none: its scheduler is constant)" in text
     assert_picture(tmp_path / "compare.png", (1000, 400))
     assert json.loads(invoke("runs", "--root", str(root), "--json").output)[0]["epochs_done"] == 1
     older = tmp_path / "older"  # a run from before a setting existed shows it as not recorded, not as None
