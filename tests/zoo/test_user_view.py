@@ -141,6 +141,10 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     config["components"]["scheduler"]["component"] = "step"
     (rebuilt / "config.json").write_text(json.dumps(config))
     assert "  scheduler (component)  A: constant  B: step" in invoke("runs", "--compare", str(a), str(rebuilt)).output
+    metrics = rebuilt / "metrics.jsonl"  # a diverged run: NaN loss
+    metrics.write_text(metrics.read_text().replace('"test_loss": ', '"test_loss": NaN, "was": ', 1))
+    strict = json.loads(invoke("runs", "--compare", str(a), str(rebuilt), "--json").stdout, parse_constant=lambda word: pytest.fail(word))
+    assert strict["curves"][0]["b"]["test_loss"] is None
     text = invoke("runs", "--compare", str(a), str(other)).output
     assert "scheduler.eta_min" not in text or "A: (none: its scheduler is constant)" in text
     assert_picture(tmp_path / "compare.png", (1000, 400))
