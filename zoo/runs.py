@@ -134,7 +134,7 @@ def comparison_json(a: Path, b: Path, comparison: Comparison) -> dict[str, Any]:
         return None if isinstance(v, float) and v != v else v
 
     def setting(name: str, left: Any, right: Any) -> dict[str, Any]:
-        missing = {side: v for side, v in (("a", left), ("b", right)) if isinstance(v, str) and v.startswith("(") and v.endswith(")")}
+        missing = {side: str(v) for side, v in (("a", left), ("b", right)) if isinstance(v, Missing)}
         return {"setting": name, "a": None if "a" in missing else value(left), "b": None if "b" in missing else value(right), "missing": missing}
 
     curves = [{"epoch": epoch, "a": {k: value(v) for k, v in (left or {}).items()} or None, "b": {k: value(v) for k, v in (right or {}).items()} or None}
@@ -170,7 +170,11 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 IGNORED = ("out", "versions.", "config_hash", "components.reporters", "changed_from_recipe")
-NOT_RECORDED = "(not recorded)"  # a component setting one run's zoo did not have yet (e.g. optimizer.fused, added later)
+class Missing(str):
+    """Why a run has no value for a setting the other run has, as `--compare` shows it."""
+
+
+NOT_RECORDED = Missing("(not recorded)")  # a component setting one run's zoo did not have yet (e.g. optimizer.fused, added later)
 
 
 @dataclass
@@ -207,7 +211,7 @@ def _value_in(flat: dict[str, Any], other: dict[str, Any], key: str) -> Any:
         return flat[key]
     section = key.split(".")[1] if key.startswith("components.") else None
     if section and flat.get(f"components.{section}.component") != other.get(f"components.{section}.component"):
-        return f"(none: its {section} is {flat.get(f'components.{section}.component', '?')})"
+        return Missing(f"(none: its {section} is {flat.get(f'components.{section}.component', '?')})")
     return NOT_RECORDED
 
 

@@ -24,7 +24,7 @@ from .listing import quoted_results
 from .plugins import Catalog, shipped_registry
 from .precision import local_machines
 from .presets import display
-from .tables import measured
+from .tables import measured, recipe_settings
 from .registry import KINDS, Component
 
 LIMITS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "multiple_of": "multiple of", "min_length": "min length", "max_length": "max length"}
@@ -179,15 +179,12 @@ def format_description(entries: list[dict[str, Any]]) -> str:
 
 
 def _recipe_lines(e: dict[str, Any]) -> list[str]:
-    settings = {k: v for k, v in e["settings"].items() if k != "params"}
-    params = {f"{section}.{k}": v for section, values in e["settings"].get("params", {}).items() for k, v in values.items()}
     lines = [f"{e['name']} (recipe): {e['help']}".rstrip(": "), f"  from {e['source']}"]
     if e["problem"]:
         lines.append(f"  cannot run here: {e['problem']}")
     else:
         lines.append(f"  run it: {e['run']}  (a flag or --set changes one setting, e.g. --seed 1; every setting: add --dry-run)")
     lines.append("  settings it sets (the rest are zoo's defaults):")
-    lines += [f"    {k} = {_value(v)}" for k, v in settings.items()]
-    lines += [f"    {k} = {_value(v)}  (--set {k}=...)" for k, v in params.items()]
+    lines += [f"    {k} = {_value(v)}" + (f"  (--set {k}=...)" if "." in k else "") for k, v in recipe_settings(e["settings"]).items()]
     lines += [f"  measured {line}" for line in measured(e["results"])] or ["  no results recorded for it"]
     return lines + [""]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .presets import display
+from .runs import Missing
 
 
 def _value(value: Any) -> str:
@@ -48,6 +49,13 @@ def _measured(all_results: dict[str, list[dict[str, Any]]]) -> str:
     return f" (measured {'; '.join(shown)})" if shown else ""
 
 
+def recipe_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's settings flat, as the command line names them: epochs, ..., then optimizer.momentum, ..."""
+    params = settings.get("params", {})
+    return {**{k: v for k, v in settings.items() if k != "params"},
+            **{f"{section}.{k}": v for section, values in params.items() for k, v in values.items()}}
+
+
 def _rows(entries: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
     """Per kind: (name, where it comes from, description)."""
     rows: dict[str, list[tuple[str, str, str]]] = {}
@@ -58,9 +66,7 @@ def _rows(entries: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
         text = p["help"] + _measured(p["all_results"])
         rows.setdefault(p["kind"], []).append((p["name"], f"preset: {p['component']} {_value(p['params'])}".rstrip(), text))
     for r in entries["recipes"]:
-        settings = {k: v for k, v in r["settings"].items() if k != "params"}
-        params = {f"{section}.{k}": v for section, values in r["settings"].get("params", {}).items() for k, v in values.items()}
-        rows.setdefault("recipe", []).append((r["name"], _value({**settings, **params}), r["help"]))
+        rows.setdefault("recipe", []).append((r["name"], _value(recipe_settings(r["settings"])), r["help"]))
     return rows
 
 
@@ -141,7 +147,7 @@ def format_comparison(a: str, b: str, comparison: Any) -> str:
     """The settings that differ, then both runs' accuracy and test loss per epoch."""
     lines = [f"A: {a}", f"B: {b}", "", "Settings that differ:" if comparison.differences else "The settings are the same."]
     width = max((len(key) for key, _, _ in comparison.differences), default=0)
-    shown = [(key, *(value if isinstance(value, str) and value.startswith("(") else _value(value) for value in (left, right)))
+    shown = [(key, *(value if isinstance(value, Missing) else _value(value) for value in (left, right)))
              for key, left, right in comparison.differences]  # "(not recorded)", "(none: ...)" as they are
     lines += [f"  {key:<{width}}  A: {left}  B: {right}" for key, left, right in shown]
     lines += ["", "epoch  A accuracy  B accuracy  A test loss  B test loss"]
