@@ -238,7 +238,7 @@ def test_a_run_of_a_now_ambiguous_name_takes_the_plugin_that_trained_it() -> Non
     assert part_from_record(catalog, "optimizer", "optimizer", record).resolved.component.factory(None, None) == "more"
 
 
-def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_results() -> None:
+def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_results(tmp_path: Path) -> None:
     from zoo.show import describe, format_description
 
     [entry] = describe(load_catalog(env={}), "mlp-512")
@@ -249,6 +249,11 @@ def test_zoo_show_gives_settings_with_types_defaults_limits_owner_presets_and_re
     assert dropout["limits"] == [">= 0.0", "< 1.0"]
     assert any(p["name"] == "mlp-<width>" for p in entry["presets"])
     assert any(p["results"] for p in entry["presets"] if p["name"] == "mlp-512")  # measured results
+    wide = tmp_path / "wide.toml"
+    wide.write_text('[models.mlp-wide]\ncomponent = "mlp"\nparams = { hidden = [2048] }\n')
+    [mine] = describe(load_catalog(env={}, registry_files=[wide]), "mlp-wide")
+    assert mine["preset_source"] == str(wide) and f"; the preset from {wide}" in format_description([mine])
+    assert entry["preset_source"] is None  # the shipped registry's preset says nothing more
     [pattern] = describe(load_catalog(env={}), "mlp-77")
     assert pattern["name"] == "mlp-77" and format_description([pattern]).startswith("mlp-77 (preset mlp-<width> of model mlp)")
     text = format_description(describe(load_catalog(env={}), "sgd"))
