@@ -17,9 +17,10 @@ class ZooError(Exception):
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
-    """The known name nearest to `name`, for a 'did you mean' hint."""
-    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
-    return matches[0] if matches else None
+    """The known name nearest to `name`, for a 'did you mean' hint; case is ignored (TUNED finds tuned)."""
+    by_lower = {each.lower(): each for each in known}
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
+    return by_lower[matches[0]] if matches else None
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:

@@ -7,6 +7,7 @@ import json
 import platform
 import shutil
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +168,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
     return {
         **t.resolved.to_json(),
         "config_hash": config_hash(t.resolved),
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
         "resolved_device": str(t.device),
         "resolved_precision": {"precision": t.precision.name, "reason": t.precision.reason},
         "launch": {"processes": t.world.size, "job": t.world.job},

@@ -113,7 +113,7 @@ def summarize(run_dir: Path) -> RunSummary:
         epochs_planned=int(config.get("epochs", 0)),
         best_accuracy=max((e["test_accuracy"] for e in epochs), default=None),
         train_seconds=sum(e["seconds"] for e in epochs),
-        created=_created(run_dir),
+        created=_created(run_dir, config),
         finished=(run_dir / WEIGHTS).is_file(),
         problem=problem,
         changed_from_recipe=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
@@ -142,8 +142,16 @@ def comparison_json(a: Path, b: Path, comparison: Comparison) -> dict[str, Any]:
     return {"a": str(a), "b": str(b), "differences": [setting(*d) for d in comparison.differences], "curves": curves, "problems": comparison.problems}
 
 
-def _created(run_dir: Path) -> datetime:
-    """When config.json was written (the run's start); the folder's time if that file cannot be stat'ed."""
+def _created(run_dir: Path, config: dict[str, Any]) -> datetime:
+    """When the run started: config.json's `started`; for runs from before zoo recorded it (or a damaged value),
+    when config.json was written, else the folder's time. A copied run keeps its `started`, not the copy's time."""
+    started = config.get("started")
+    if isinstance(started, str):
+        try:
+            when = datetime.fromisoformat(started)
+            return when.astimezone().replace(tzinfo=None) if when.tzinfo else when
+        except (ValueError, OverflowError):
+            pass
     for path in (run_dir / CONFIG, run_dir):
         try:
             return datetime.fromtimestamp(path.lstat().st_mtime)
@@ -169,7 +177,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-IGNORED = ("out", "versions.", "config_hash", "components.reporters", "changed_from_recipe")
+IGNORED = ("out", "versions.", "config_hash", "components.reporters", "changed_from_recipe", "started")
 class Missing(str):
     """Why a run has no value for a setting the other run has, as `--compare` shows it."""
 

@@ -45,8 +45,8 @@ def measured(all_results: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def _measured(all_results: dict[str, list[dict[str, Any]]]) -> str:
-    shown = measured(all_results)
-    return f" (measured {'; '.join(shown)})" if shown else ""
+    """One line per result below the preset's description (one line for all of them ran to 500 characters)."""
+    return "".join(f"\nmeasured {line}" for line in measured(all_results))
 
 
 def recipe_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +102,10 @@ def format_list(entries: dict[str, Any]) -> str:
         name_width = max(len(r[0]) for r in rows[kind])
         source_width = max(len(r[1]) for r in rows[kind])
         lines.append(f"{title}:")
-        lines += [f"  {name:<{name_width}}  {source:<{source_width}}  {text}".rstrip() for name, source, text in rows[kind]]
+        for name, source, text in rows[kind]:
+            first, *more = text.split("\n")
+            lines.append(f"  {name:<{name_width}}  {source:<{source_width}}  {first}".rstrip())
+            lines += [f"  {'':<{name_width}}  {'':<{source_width}}  {line}" for line in more]
         lines.append("")
     if "recipe" in rows:
         lines.append("Recipes:")

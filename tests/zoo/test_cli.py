@@ -39,7 +39,7 @@ def test_list_shows_every_builtin_with_its_owner() -> None:
 
 def test_list_filters_by_kind_and_wildcard() -> None:
     result = invoke("list", "models", "mlp-*")
-    names = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
+    names = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ") and not line.startswith("   ")]
     assert names == ["mlp-256", "mlp-512", "mlp-1024", "mlp-<width>"]
     assert "Datasets:" not in invoke("list", "optimizers").output
     assert [line.split()[0] for line in invoke("list", "mnist").output.splitlines() if line.startswith("  ")] == ["fashion-mnist", "mnist"]
@@ -101,8 +101,10 @@ def test_list_shows_measured_results_of_presets(tmp_path: Path) -> None:
     registry = tmp_path / "r.toml"
     registry.write_text('[models.tiny]\ncomponent = "mlp"\nparams = { hidden = [8] }\n'
                         '[models.tiny.results]\n"fashion-mnist/quickstart" = { accuracy = 0.5, seconds = 12.4 }\n')
-    line = next(line for line in invoke("list", "models", "tiny", "--registry", str(registry)).output.splitlines() if "tiny" in line)
-    assert "(measured fashion-mnist/quickstart: 50.00% in 12 s)" in line
+    lines = invoke("list", "models", "tiny", "--registry", str(registry)).output.splitlines()
+    row = next(i for i, line in enumerate(lines) if "tiny" in line)
+    assert lines[row + 1].strip() == "measured fashion-mnist/quickstart: 50.00% in 12 s"  # below its row, in the description's column
+    assert lines[row + 1].index("measured") == lines[row].index("hidden=[8]") + len("hidden=[8]  ")
     data = json.loads(invoke("list", "models", "tiny", "--registry", str(registry), "--json").output)
     assert data["presets"][0]["results"]["fashion-mnist/quickstart"]["accuracy"] == 0.5
 

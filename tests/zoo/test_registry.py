@@ -60,6 +60,13 @@ def test_unknown_name_lists_known_names_and_suggests_the_closest() -> None:
     assert "Known models: cnn, mlp-256, mlp-512." in message
 
 
+def test_a_name_in_the_wrong_case_is_suggested_as_written_in_the_registry() -> None:
+    registry = Registry()
+    registry.add(component("mlp-512"))
+    with pytest.raises(ZooError, match="Did you mean mlp-512[?]"):
+        registry.get("model", "MLP-512")
+
+
 def test_an_unknown_loss_is_spelt_right() -> None:
     from zoo.errors import unknown_name
 

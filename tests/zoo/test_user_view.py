@@ -160,6 +160,25 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     assert lines == ["Settings that differ:", "  optimizer.fused  A: false  B: (not recorded)"]  # named as --set names it
 
 
+def test_runs_are_dated_by_when_they_started_not_by_when_they_were_copied(finished_run: Path, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from zoo.runs import summarize
+
+    started = datetime.fromisoformat(json.loads((finished_run / "config.json").read_text())["started"])
+    assert started.tzinfo is not None and abs(datetime.now().astimezone() - started) < timedelta(hours=1)
+    copy = tmp_path / "runs" / "copied"
+    shutil.copytree(finished_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["started"] = "2020-01-02T03:04:05+00:00"
+    (copy / "config.json").write_text(json.dumps(config))
+    assert summarize(copy).created == datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
+    assert invoke("runs", "--root", str(tmp_path / "runs")).output.splitlines()[1].split()[-2] == summarize(copy).created.strftime("%Y-%m-%d")
+    config["started"] = "yesterday"  # a damaged value: the file's time, as for runs from before zoo recorded it
+    (copy / "config.json").write_text(json.dumps(config))
+    assert summarize(copy).created.year == datetime.now().year
+
+
 def test_tensorboard_writes_events_and_says_how_to_install_it(finished_run: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "tb"
     zoo.run(dataset="mnist", epochs=1, out=out, reporters=["tensorboard"], sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
