@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import Part
 from .contracts import DatasetSplits
-from .errors import ZooError, strict_plugins
+from .errors import ZooError, raised_in, strict_plugins
 
 
 def call_factory(part: Part, *args: Any) -> Any:
@@ -23,7 +23,8 @@ def call_factory(part: Part, *args: Any) -> Any:
             raise
         raise ZooError(
             f"The {component.kind} {part.resolved.name!r} from {component.owner} failed to build: "
-            f"{type(error).__name__}: {error}. This is a problem in that plugin or in its settings."
+            f"{type(error).__name__}: {error}{raised_in(error.__traceback__, getattr(component.factory, '__module__', None) or '')}. "
+            f"This is a problem in that plugin or in its settings."
         ) from error
 
 

@@ -67,7 +67,10 @@ def parse_set(assignment: str) -> tuple[str | None, str, Any]:
     section, dot, name = key.strip().rpartition(".")
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as error:
+        if text.strip().startswith(("[", "{")):  # meant as a list or table: plain text would only fail later, less clearly
+            raise ZooError(f"--set {assignment}: {text.strip()} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
+                           f"text inside one needs quotes, e.g. [\"a\", \"b\"] or {{ name = \"a\" }}.") from None
         value = text.strip()
     return (section if dot else None), name, value
 
@@ -137,14 +140,21 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
         if not (section in overrides and overrides[section] != from_recipe.get(section)):
             params[section] = dict(values)
     top_level: dict[str, Any] = {}
+    written: dict[str, str] = {}  # as typed, for a message
     for assignment in sets:
         section, key, value = parse_set(assignment)
         if section is None:
             top_level[key] = value
+            written[key] = assignment.partition("=")[2].strip()
         else:
             params.setdefault(section, {})[key] = value
     for key, value in top_level.items():
         if key not in RunConfig.model_fields or key == "params":
+            chosen = {section: overrides.get(section) or from_recipe.get(section) or RunConfig.model_fields[section].default for section in SECTIONS}
+            sectioned = [f"{section}.{key}" for section, name in chosen.items() if key in _fields_of(catalog, section, name)]
+            if sectioned:
+                raise ZooError(f"--set {key}={value!r}: {key!r} is not a run setting but a setting of a component: "
+                               f"give its section, --set {' or --set '.join(f'{s}={written[key]}' for s in sectioned)}.")
             hint = closest(key, [k for k in RunConfig.model_fields if k != "params"])
             needs_section = "" if hint else f" A component's setting needs its section, e.g. --set model.{key}=... or --set optimizer.{key}=...;"
             raise ZooError(
@@ -157,15 +167,30 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
         raise ZooError(f"Invalid run settings: {describe_validation_error('', error, RunConfig.model_fields, 'a run')}.") from None
 
 
+def _fields_of(catalog: Catalog, kind: str, name: str) -> dict[str, Any]:
+    """The settings a component (or preset) takes; none when the name is unknown (that error comes later)."""
+    try:
+        return dict(catalog.resolve(kind, name).component.params.model_fields)
+    except ZooError:
+        return {}
+
+
 def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: dict[str, Any]) -> Part:
     """A component by name (or preset), its params validated by its plugin's model."""
     resolved = catalog.resolve(kind, name)
+    model = resolved.component.params
+    if model.model_config.get("extra") != "forbid":  # a params class that ignores unknown keys would drop a typo in silence
+        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+        for key in [k for k in params if k not in known]:
+            hint = closest(key, model.model_fields)
+            raise ZooError(f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): {section}.{key}: unknown key "
+                           f"(not a setting of this component{f'; did you mean {hint}?' if hint else ''}) (got {params[key]!r}).")
     try:
-        validated = resolved.component.params.model_validate({**resolved.params, **params})
+        validated = model.model_validate({**resolved.params, **params})
     except ValidationError as error:
         raise ZooError(
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
-            f"{describe_validation_error(section, error, resolved.component.params.model_fields)}."
+            f"{describe_validation_error(section, error, model.model_fields)}."
         ) from None
     return Part(section, resolved, validated)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import ZooError, strict_plugins
+from .errors import ZooError, raised_in, strict_plugins
 
 if TYPE_CHECKING:
     from .config import Part, ResolvedRun
@@ -138,7 +138,8 @@ def training_failure(error: BaseException, resolved: ResolvedRun, epoch: int, st
     where = f"at epoch {epoch}, step {step + 1}"
     what = f"{type(error).__name__}: {' '.join(str(error).split())}"
     if part is not None:
-        message = (f"Training stopped {where}: the {_who(part)} raised {what}. This is a problem in that plugin or in its "
+        at = raised_in(error.__traceback__, getattr(part.resolved.component.factory, "__module__", None) or "")
+        message = (f"Training stopped {where}: the {_who(part)} raised {what}{at}. This is a problem in that plugin or in its "
                    f"settings; ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows the full traceback.")
     else:
         parts = ", ".join(_who(p) for p in plugin_parts(resolved)[1:5])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +22,19 @@ def closest(name: str, known: Iterable[str]) -> str | None:
     by_lower = {each.lower(): each for each in known}
     matches = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
     return by_lower[matches[0]] if matches else None
+
+
+def raised_in(traceback: TracebackType | None, module: str) -> str:
+    """' (at FILE:LINE)': the innermost frame of `module`'s package (a plugin's code) in `traceback`, so that a
+    one-paragraph error still says where to look; '' when the plugin's own code is not in it."""
+    top = module if module.startswith("zoo_plugins") else module.split(".")[0]
+    found = ""
+    while traceback is not None and top:
+        name = traceback.tb_frame.f_globals.get("__name__", "")
+        if name == top or name.startswith(top + "."):
+            found = f" (at {traceback.tb_frame.f_code.co_filename}:{traceback.tb_lineno})"
+        traceback = traceback.tb_next
+    return found
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:

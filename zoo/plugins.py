@@ -16,7 +16,7 @@ import pluggy
 from pydantic import BaseModel
 
 from . import hookspecs
-from .errors import ZooError, closest, strict_plugins, unknown_name
+from .errors import ZooError, closest, raised_in, strict_plugins, unknown_name
 from .presets import Preset, Presets, display
 from .registry import KINDS, Component, NameTaken, NoParams, Owner, Registry
 
@@ -94,6 +94,9 @@ class Catalog:
             broken = [f"{p.name} ({p.distribution} {p.version})" for p in self.failed_plugins()]
             if broken:  # the name may belong to a plugin that could not load
                 error.args = (f"{error.args[0]} Note: plugin(s) {', '.join(broken)} failed to load; `zoo plugins` shows why.",)
+            warned = [f"{p.name} ({p.warnings[0]})" for p in self.plugins if p.warnings and p.status == "loaded"]
+            if warned:  # or to one whose hook zoo ignored (misnamed, unmarked, returning instead of registering)
+                error.args = (f"{error.args[0]} Note: {'; '.join(warned)}.",)
             raise error
         preset_name, value = preset
         if not self.registry.has(kind, value.component):
@@ -143,7 +146,7 @@ def load_catalog(
     infos: list[PluginInfo] = []
     loaded: list[tuple[PluginInfo, object]] = []
 
-    def attach(info: PluginInfo, load: Callable[[], object]) -> None:
+    def attach(info: PluginInfo, load: Callable[[], object], module: str = "") -> None:
         infos.append(info)
         try:
             plugin = load()
@@ -151,7 +154,7 @@ def load_catalog(
         except Exception as error:
             if strict:
                 raise
-            info.fail(f"import failed: {type(error).__name__}: {error}")
+            info.fail(f"import failed: {type(error).__name__}: {error}{raised_in(error.__traceback__, module)}")
             return
         info.hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [] if caller.name in KNOWN_HOOKS)
         info.warnings += unknown_hooks(plugin, manager)
@@ -173,7 +176,7 @@ def load_catalog(
             info.status = "not-selected"
             infos.append(info)
         else:
-            attach(info, ep.load)
+            attach(info, ep.load, ep.module)
     for name, plugin in extra_plugins:
         installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
         info = PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
@@ -313,13 +316,18 @@ def _register_components(
 
 
 def _call(function: Callable[..., Any], hook_name: str, register: Callable[..., Any], info: PluginInfo, strict: bool) -> None:
-    """One plugin's hook with its register callback; what it raises marks that plugin, not zoo."""
+    """One plugin's hook with its register callback; what it raises marks that plugin, not zoo.
+    A hook that returns its components instead of registering them is told so (they would vanish in silence)."""
     try:
-        function(register=register)
+        returned = function(register=register)
     except Exception as error:
         if strict:
             raise
-        info.fail(f"{hook_name} failed: {type(error).__name__}: {error}")
+        info.fail(f"{hook_name} failed: {type(error).__name__}: {error}{raised_in(error.__traceback__, getattr(function, '__module__', None) or '')}")
+        return
+    if returned is not None:
+        info.warnings.append(f"{hook_name} returned {type(returned).__name__}, which zoo ignores: a hook registers each of its "
+                             f"things by calling register(...) (e.g. register(\"my-model\", build, params=MyParams)) and returns nothing; see docs/plugins.md.")
 
 
 def _register_presets(

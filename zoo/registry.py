@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ZooError, unknown_name
 from .names import matches, natural_key, natural_sorted  # noqa: F401  (re-exported: zoo.registry.natural_sorted)
@@ -140,3 +140,20 @@ def _check_definition(component: Component) -> None:
         raise ZooError(f"{where}: the factory must be callable (got {component.factory!r}).")
     if not (isinstance(component.params, type) and issubclass(component.params, BaseModel)):
         raise ZooError(f"{where}: params must be a pydantic model class (got {component.params!r}).")
+    if not component.owner.builtin:  # zoo's own are checked by its tests; this keeps `zoo list` fast
+        _check_defaults(where, component.params)
+
+
+def _check_defaults(where: str, params: type[BaseModel]) -> None:
+    """pydantic does not validate defaults: a default its own field refuses (`width: int = Field(-3, gt=0)`)
+    would otherwise reach the factory. Required fields (no default) are the user's to give, not errors."""
+    checked = type(params.__name__, (params,), {"__module__": params.__module__, "model_config": ConfigDict(validate_default=True)})
+    try:
+        checked.model_validate({})
+    except ValidationError as error:
+        wrong = [e for e in error.errors() if e["type"] != "missing"]
+        if wrong:
+            listed = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (default {e['input']!r})" for e in wrong)
+            raise ZooError(f"{where}: the params class {params.__name__} has defaults its own fields refuse: {listed}. Fix the defaults in the plugin.") from None
+    except Exception as error:  # a validator of the plugin's that fails on its defaults
+        raise ZooError(f"{where}: validating the defaults of {params.__name__} raised {type(error).__name__}: {error}.") from None

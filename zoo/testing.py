@@ -105,14 +105,33 @@ def _load(plugin: str | object, env: dict[str, str]) -> tuple[Catalog, PluginInf
         found = [p for p in catalog.plugins if plugin in (p.name, p.distribution) or
                  p.distribution.lower().replace("_", "-") == plugin.lower().replace("_", "-")]
         if not found:
-            raise ZooError(f"No installed plugin is called {plugin!r} (entry point or distribution); `zoo plugins` lists them, "
-                           f"`zoo install PACKAGE` adds one.")
+            raise not_a_plugin(plugin, [name for p in catalog.plugins if p.name != TINY for name in (p.name, p.distribution)])
         return catalog, found[0]
     name = getattr(plugin, "__name__", type(plugin).__name__).split(".")[0]
     installed = load_catalog(env={**env, "ZOO_LOAD_PLUGINS": ""})
     entry = next((p.name for p in installed.plugins if p.name == name), name)
     catalog = load_catalog(env={**env, "ZOO_LOAD_PLUGINS": ""}, extra_plugins=[(entry, plugin), (TINY, TinyData())])
     return catalog, next(p for p in catalog.plugins if p.name == entry)
+
+
+def not_a_plugin(name: str, known: list[str]) -> ZooError:
+    """No plugin by that name: an installed distribution of that name that declares no `zoo` entry point (the
+    usual slip: a missing or misnamed [project.entry-points.zoo] table), else the nearest plugin name."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from .errors import closest
+    from .plugins import GROUP
+
+    try:
+        dist = distribution(name)
+    except (PackageNotFoundError, ValueError):
+        hint = closest(name, known)
+        return ZooError(f"No installed plugin is called {name!r} (entry point or distribution)" + (f"; did you mean {hint}?" if hint else ";")
+                        + " `zoo plugins` lists them, `zoo install PACKAGE` adds one.")
+    groups = sorted({ep.group for ep in dist.entry_points})
+    return ZooError(f"{dist.metadata['Name']} {dist.version} is installed but declares no entry point in the group {GROUP!r}"
+                    + (f" (it declares: {', '.join(groups)})" if groups else "") + ", so zoo does not see it as a plugin. "
+                    f"Add to its pyproject.toml `[project.entry-points.{GROUP}]` with a line `my-plugin = \"my_module\"` (see docs/plugins.md) and install it again.")
 
 
 @contextmanager

@@ -3,7 +3,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import BaseModel
 
+import zoo
 from zoo.config import parse_set, resolve_run
 from zoo.errors import ZooError
 from zoo.plugins import Catalog, load_catalog
@@ -108,6 +110,8 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("epochs=3") == (None, "epochs", 3)
     with pytest.raises(ZooError, match="SECTION.KEY=VALUE"):
         parse_set("nonsense")
+    with pytest.raises(ZooError, match=r"\[a\] is not a valid TOML list or table \(invalid value\); text inside one needs quotes"):
+        parse_set("model.hidden=[a]")
 
 
 @pytest.mark.parametrize(
@@ -122,7 +126,9 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["model.hiden=[10]"]), r"model.hiden: unknown key \(not a setting of this component; did you mean hidden\?\)"),
         (dict(sets=["epoch=3"]), r"'epoch' is not a run setting; did you mean epochs\? Run settings are recipe, "),
         (dict(sets=["optimzer.lr=1"]), r"--set names unknown section\(s\) optimzer \(did you mean optimzer -> optimizer\?\)"),
-        (dict(sets=["hidden=3"]), r"'hidden' is not a run setting. A component's setting needs its section, e.g. --set model.hidden="),
+        (dict(sets=["hidden=3"]), r"'hidden' is not a run setting but a setting of a component: give its section, --set model.hidden=3\.$"),
+        (dict(sets=["dropout=0.25"]), r"--set model.dropout=0.25\.$"),  # as typed, the component found among the run's own
+        (dict(sets=["colour=3"]), r"'colour' is not a run setting. A component's setting needs its section, e.g. --set model.colour="),
         (dict(sets=["decoder.x=1"]), r"--set names unknown section\(s\) decoder"),
         (dict(overrides={"model": "mlp-0"}), r"model.hidden.0: Input should be greater than 0"),
         (dict(overrides={"model": "mlp-abc"}), r"Unknown model 'mlp-abc'. Did you mean mlp\?.*mlp-<width>"),
@@ -154,3 +160,22 @@ def test_resolved_config_records_owner_and_full_params(catalog: Catalog) -> None
     assert model["name"] == "mlp-512" and model["component"] == "mlp" and model["preset"] == "mlp-512"
     assert model["plugin"]["distribution"] == "zoo" and model["params"] == {"hidden": [512, 512], "dropout": 0.0}
     assert record["components"]["optimizer"]["params"]["lr"] == 1e-3 and record["components"]["optimizer"]["plugin"]["name"] == "builtin-optimizers"
+
+
+class Lenient(BaseModel):
+    """A plugin's params class that does not forbid unknown keys (pydantic's default ignores them)."""
+
+    dropout: float = 0.1
+
+
+class LenientModels:
+    @zoo.hookimpl
+    def register_models(self, register):
+        register("lenient", lambda params, shape, n: None, params=Lenient)
+
+
+def test_a_typo_is_an_error_even_where_the_params_class_would_ignore_it() -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("lenient", LenientModels())])
+    assert resolve_run(catalog, overrides={"model": "lenient"}, sets=["model.dropout=0.3"]).model.params.dropout == 0.3
+    with pytest.raises(ZooError, match=r"model.dropuot: unknown key \(not a setting of this component; did you mean dropout\?\) \(got 0.5\)"):
+        resolve_run(catalog, overrides={"model": "lenient"}, sets=["model.dropuot=0.5"])

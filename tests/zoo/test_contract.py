@@ -4,6 +4,7 @@ plugin exception in training are one paragraph naming the plugin; a failing repo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,7 @@ def test_an_exception_in_plugin_code_during_training_names_the_plugin(catalog, t
         train(catalog, tmp_path, model="crashy")
     message = str(caught.value)
     assert "Training stopped at epoch 1, step 3: the model 'crashy' (plugin 'bad'" in message and "raised KeyError" in message
+    assert re.search(r"raised KeyError: .* \(at .*test_contract\.py:\d+\)\. This is a problem in that plugin", message)  # where to look
     assert "`zoo --traceback`" in message and isinstance(caught.value.__cause__, KeyError)
 
 
@@ -207,3 +209,10 @@ def test_the_kit_reports_each_broken_component(tmp_path: Path) -> None:
     assert not by_name["model:crashy"].ok and "KeyError" in by_name["model:crashy"].detail
     assert not by_name["reporter:raising"].ok and "disk quota" in by_name["reporter:raising"].detail
     assert by_name["model:fixed"].ok  # 10 outputs by default: fine
+
+
+def test_the_kit_says_why_a_name_is_no_plugin() -> None:
+    with pytest.raises(ZooError, match="did you mean builtin-models[?]"):
+        check_plugin("builtin-model")
+    with pytest.raises(ZooError, match=r"^click [\d.]+ is installed but declares no entry point in the group 'zoo'.*\[project.entry-points.zoo\]"):
+        check_plugin("click")  # installed, but no plugin: the missing entry-point table is named

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 import zoo
 from zoo import hookspecs
@@ -53,6 +54,7 @@ def test_a_plugin_that_fails_to_import_is_isolated_and_reported(plugin_site: Pat
     broken = next(p for p in catalog.plugins if p.name == "broken")
     assert (broken.status, broken.distribution, broken.version) == ("failed", "zoo-broken-plugin", "0.0.1")
     assert "ImportError" in broken.errors[0] and "does-not-exist" in broken.errors[0]
+    assert broken.errors[0].endswith("zoo_broken/__init__.py:10)")  # where: the plugin's line that raised
     assert catalog.registry.get("model", "linear").owner.distribution == "zoo-demo-plugin"
     assert catalog.registry.get("model", "mlp")
 
@@ -151,7 +153,8 @@ def test_a_component_named_like_a_third_party_preset_is_flagged_at_load(tmp_path
 def test_a_plugin_whose_hook_raises_is_recorded() -> None:
     catalog = load_catalog(env={}, extra_plugins=[("raiser", RaisingRegistration())])
     raiser = next(p for p in catalog.plugins if p.name == "raiser")
-    assert raiser.status == "failed" and "register_losses failed: RuntimeError: cannot register today" in raiser.errors[0]
+    assert raiser.status == "failed" and "register_losses failed: RuntimeError: cannot register today (at " in raiser.errors[0]
+    assert raiser.errors[0].endswith(f"{Path(__file__).name}:{RaisingRegistration.register_losses.__code__.co_firstlineno + 2})")
     assert catalog.registry.get("loss", "cross-entropy")
 
 
@@ -177,6 +180,47 @@ def test_a_misspelled_or_unmarked_hook_is_flagged_with_a_suggestion() -> None:
     assert typo.hooks == []
     assert "register_model is not a zoo hook and is ignored; did you mean register_models?" in typo.warnings
     assert "register_losses is not marked @zoo.hookimpl and is ignored; decorate it with @zoo.hookimpl." in typo.warnings
+
+
+class ReturnsItsModels:
+    @zoo.hookimpl
+    def register_models(self, register):
+        return {"mine": lambda params, shape, n: None}  # registers nothing
+
+
+def test_a_hook_that_returns_instead_of_registering_is_told_so() -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("returns", ReturnsItsModels())])
+    [warning] = next(p for p in catalog.plugins if p.name == "returns").warnings
+    assert warning.startswith("register_models returned dict, which zoo ignores: a hook registers each of its things by calling register(")
+    with pytest.raises(ZooError, match=r"Unknown model 'mine'.* Note: returns \(register_models returned dict, which zoo ignores"):
+        catalog.resolve("model", "mine")  # where the user meets it
+
+
+class BadDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    width: int = Field(-3, gt=0)
+    dropout: float = "0.2x"  # type: ignore[assignment]
+    depth: int  # required: the user's to give, not an error
+
+
+class GoodDefaults(BaseModel):
+    hidden: list[int] = Field(default_factory=lambda: [8])
+    depth: int
+
+
+class RegistersBadDefaults:
+    @zoo.hookimpl
+    def register_models(self, register):
+        register("bad-defaults", lambda params, shape, n: None, params=BadDefaults)
+        register("good-defaults", lambda params, shape, n: None, params=GoodDefaults)
+
+
+def test_params_defaults_that_their_own_fields_refuse_fail_the_plugin_at_load() -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("defaults", RegistersBadDefaults())])
+    plugin = next(p for p in catalog.plugins if p.name == "defaults")
+    assert plugin.status == "failed" and "bad-defaults" in plugin.errors[0]
+    assert "width: Input should be greater than 0 (default -3); dropout: Input should be a valid number" in plugin.errors[0]
+    assert "depth" not in plugin.errors[0] and catalog.registry.has("model", "good-defaults")
 
 
 @pytest.mark.parametrize("value,strict", [("false", False), ("0", False), ("no", False), ("off", False), ("", False),

@@ -116,7 +116,7 @@ def test_a_plain_dataset_goes_through_the_dataloader_path(tmp_path: Path) -> Non
 
 def test_a_failing_factory_names_its_plugin(tmp_path: Path) -> None:
     catalog = load_catalog(env={}, extra_plugins=[("third", ThirdParty())])
-    with pytest.raises(ZooError, match=r"model 'explodes' from plugin 'third' .* failed to build: ValueError: kaboom"):
+    with pytest.raises(ZooError, match=r"model 'explodes' from plugin 'third' .* failed to build: ValueError: kaboom \(at .*test_runner.py:\d+\)\. "):
         zoo.run(catalog=catalog, dataset="plain", model="explodes", out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
