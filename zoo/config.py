@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import ZooError, closest, describe_validation_error
 from .identity import changes_from_recipe, location_params
-from .plugins import Catalog, Resolved
+from .plugins import FILE_VERSION, Catalog, Resolved
 from .settings import RunConfig
 
 SECTIONS = ("dataset", "model", "loss", "optimizer", "scheduler")
@@ -256,6 +256,8 @@ def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, 
         return ZooError(f"{origin}, which ZOO_LOAD_PLUGINS does not select; add {found[0].name} to that list (or unset it).")
     if status == "failed":
         return ZooError(f"{origin}, which is installed but failed to load: {found[0].errors[0]} (`zoo plugins` shows why).")
+    if version == FILE_VERSION:
+        return ZooError(f"{origin}, a plugin file that is not loaded now; load it again: ZOO_PLUGIN_FILES={distribution} (or install it as a package).")
     if distribution == "(in-process)":
         return ZooError(f"{origin}, loaded in-process by the code that trained it; load that plugin again (extra_plugins=...).")
     if found:

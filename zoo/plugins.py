@@ -1,11 +1,14 @@
-"""Discovery and isolation: every plugin, built-in or not, comes from the `zoo` entry-point group,
-loads in its own try/except, and registers through a callback that records its ownership."""
+"""Discovery and isolation: every plugin, built-in or not, comes from the `zoo` entry-point group (or, to try one
+before packaging it, a file named in ZOO_PLUGIN_FILES), loads in its own try/except, and registers through a
+callback that records its ownership."""
 
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -22,6 +25,7 @@ from .registry import KINDS, Component, NameTaken, NoParams, Owner, Registry
 
 GROUP = "zoo"
 OWN_DISTRIBUTION = "zoo"
+FILE_VERSION = "(file)"  # the version of a plugin loaded from ZOO_PLUGIN_FILES; its distribution is the file's path
 
 
 @dataclass
@@ -162,10 +166,8 @@ def load_catalog(
 
     replaced: dict[str, PluginInfo] = {}
     for ep in _sorted_entry_points():
-        dist = ep.dist
-        distribution = dist.metadata["Name"] if dist else "(unknown)"
-        version = dist.version if dist else "?"
-        info = PluginInfo(ep.name, distribution, version, _normalize(distribution) == OWN_DISTRIBUTION)
+        info = _entry_point_info(ep)
+        distribution = info.distribution
         if ep.name in in_process or ep.module in in_process:  # the in-process copy stands in for the installed one
             replaced[ep.name] = replaced.get(ep.module, info)
             replaced[ep.module] = info
@@ -177,6 +179,8 @@ def load_catalog(
             infos.append(info)
         else:
             attach(info, ep.load, ep.module)
+    for info, load in _file_plugins(env):
+        attach(info, load, info.name)
     for name, plugin in extra_plugins:
         installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
         info = PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
@@ -186,6 +190,45 @@ def load_catalog(
     catalog = _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
     catalog.warnings += warnings
     return catalog
+
+
+def _entry_point_info(ep: EntryPoint) -> PluginInfo:
+    dist = ep.dist
+    distribution = dist.metadata["Name"] if dist else "(unknown)"
+    return PluginInfo(ep.name, distribution, dist.version if dist else "?", _normalize(distribution) == OWN_DISTRIBUTION)
+
+
+def _file_plugins(env: Mapping[str, str]) -> list[tuple[PluginInfo, Callable[[], object]]]:
+    """ZOO_PLUGIN_FILES: each plugin named by the file's (or package folder's) name, with what imports it."""
+    found = []
+    for path in [Path(p).expanduser().absolute() for p in env.get("ZOO_PLUGIN_FILES", "").split(os.pathsep) if p]:
+        module = path.name if path.is_dir() else path.stem
+        found.append((PluginInfo(module, str(path), FILE_VERSION, builtin=False), lambda path=path, module=module: _import_file(path, module)))
+    return found
+
+
+def _import_file(path: Path, module: str) -> object:
+    """A plugin as a file (my_models.py) or a package folder, imported under its own name, so that a plugin can be
+    tried before it has a pyproject.toml; it must not shadow a module already imported (json.py, zoo.py)."""
+    source = path / "__init__.py" if path.is_dir() else path
+    if not source.is_file():
+        raise ImportError(f"{path} is not a Python file or a package folder (with __init__.py)")
+    existing = sys.modules.get(module)
+    if existing is not None:
+        if Path(getattr(existing, "__file__", "") or "").resolve() == source.resolve():
+            return existing
+        raise ImportError(f"a module named {module!r} is already imported (from {getattr(existing, '__file__', None) or 'built in'}); rename {path.name}")
+    spec = importlib.util.spec_from_file_location(module, source, submodule_search_locations=[str(path)] if path.is_dir() else None)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as Python")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except BaseException:
+        sys.modules.pop(module, None)
+        raise
+    return loaded
 
 
 def _selected_by(name: str, distribution: str, names: set[str]) -> bool:

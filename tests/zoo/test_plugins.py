@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,53 @@ def test_the_dataset_helpers_are_public() -> None:
 
     assert zoo.datasets.read_idx is idx.read_idx and zoo.datasets.load is datasets.load and zoo.datasets.locate is datasets.locate
     assert set(zoo.datasets.__all__) >= {"IDXParams", "Known", "Spec", "load", "locate", "read_idx", "verify_file", "cache_dir"}
+
+
+PLUGIN_FILE = '''
+import zoo
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    width: int = 16
+
+
+def build(params, input_shape, num_classes):
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(params.width), nn.ReLU(), nn.Linear(params.width, num_classes))
+
+
+@zoo.hookimpl
+def register_models(register):
+    register("from-a-file", build, params=Params, help="a model from a plugin file")
+'''
+
+
+def test_a_plugin_file_is_tried_without_packaging_it(tiny_data: Path, tmp_path: Path) -> None:
+    from helpers import tiny_sets
+
+    plugin = tmp_path / "zoo_test_file_plugin.py"
+    plugin.write_text(PLUGIN_FILE)
+    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": str(plugin)})
+    info = next(p for p in catalog.plugins if p.name == "zoo_test_file_plugin")
+    assert (info.status, info.distribution, info.version, info.components) == ("loaded", str(plugin), "(file)", ["model:from-a-file"])
+    run = zoo.run(catalog=catalog, dataset="mnist", model="from-a-file", epochs=1, out=tmp_path / "run", reporters=[],
+                  sets=[*tiny_sets(tiny_data), "model.width=8"])
+    assert run.epochs and run.run_dir is not None
+    with pytest.raises(ZooError, match=f"a plugin file that is not loaded now; load it again: ZOO_PLUGIN_FILES={plugin}"):
+        zoo.load(tmp_path / "run", catalog=load_catalog(env={}))  # a later shell without it
+
+
+def test_a_broken_or_shadowing_plugin_file_fails_alone(tmp_path: Path) -> None:
+    broken = tmp_path / "zoo_test_broken_file.py"
+    broken.write_text("import zoo\n\nraise RuntimeError('half written')\n")
+    shadowing = tmp_path / "json.py"
+    shadowing.write_text("")
+    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": os.pathsep.join([str(broken), str(shadowing), str(tmp_path / "absent.py")])})
+    errors = {p.name: p.errors[0] for p in catalog.plugins if p.version == "(file)"}
+    assert errors["zoo_test_broken_file"] == f"import failed: RuntimeError: half written (at {broken}:3)"
+    assert "a module named 'json' is already imported" in errors["json"] and "rename json.py" in errors["json"]
+    assert "absent.py is not a Python file or a package folder" in errors["absent"]
+    assert catalog.registry.get("model", "mlp")  # the rest of zoo works
