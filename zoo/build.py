@@ -23,7 +23,7 @@ def call_factory(part: Part, *args: Any) -> Any:
             raise
         raise ZooError(
             f"The {component.kind} {part.resolved.name!r} from {component.owner} failed to build: "
-            f"{type(error).__name__}: {error}{raised_in(error.__traceback__, getattr(component.factory, '__module__', None) or '')}. "
+            f"{type(error).__name__}: {error}{raised_in(error, component.factory)}. "
             f"This is a problem in that plugin or in its settings."
         ) from error
 
@@ -52,7 +52,11 @@ def build_dataset(part: Part) -> DatasetSplits:
 def build_model(part: Part, input_shape: tuple[int, ...], num_classes: int) -> Any:
     from torch import nn
 
-    return _check(part, call_factory(part, tuple(input_shape), num_classes), nn.Module, "a torch.nn.Module")
+    model = _check(part, call_factory(part, tuple(input_shape), num_classes), nn.Module, "a torch.nn.Module")
+    if not any(p.requires_grad for p in model.parameters()):  # else the optimizer fails with "an empty parameter list"
+        raise ZooError(f"The model {part.resolved.name!r} ({part.resolved.component.owner}) has no trainable parameters, so there is "
+                       f"nothing to train: register its layers as attributes (self.linear = nn.Linear(...)) or in an nn.ModuleList.")
+    return model
 
 
 def build_loss(part: Part) -> Any:

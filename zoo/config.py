@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import ZooError, closest, describe_validation_error
+from .registry import forbidding_extras
 from .identity import changes_from_recipe, location_params
 from .plugins import FILE_VERSION, Catalog, Resolved
 from .settings import RunConfig
@@ -68,9 +69,10 @@ def parse_set(assignment: str) -> tuple[str | None, str, Any]:
     try:
         value = tomllib.loads(f"v = {text.strip()}")["v"]
     except tomllib.TOMLDecodeError as error:
-        if text.strip().startswith(("[", "{")):  # meant as a list or table: plain text would only fail later, less clearly
-            raise ZooError(f"--set {assignment}: {text.strip()} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
-                           f"text inside one needs quotes, e.g. [\"a\", \"b\"] or {{ name = \"a\" }}.") from None
+        shown = text.strip()
+        if shown.startswith("[") or (shown.startswith("{") and shown.endswith("}")):  # meant as a list or table ({run}.jsonl is text)
+            raise ZooError(f"--set {assignment}: {shown} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
+                           f"check its brackets, and put text inside it in quotes, e.g. [\"a\", \"b\"] or {{ name = \"a\" }}.") from None
         value = text.strip()
     return (section if dot else None), name, value
 
@@ -150,15 +152,15 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
             params.setdefault(section, {})[key] = value
     for key, value in top_level.items():
         if key not in RunConfig.model_fields or key == "params":
-            chosen = {section: overrides.get(section) or from_recipe.get(section) or RunConfig.model_fields[section].default for section in SECTIONS}
-            sectioned = [f"{section}.{key}" for section, name in chosen.items() if key in _fields_of(catalog, section, name)]
+            components = {section: overrides.get(section) or from_recipe.get(section) or RunConfig.model_fields[section].default for section in SECTIONS}
+            sectioned = [f"{section}.{key}" for section, name in components.items() if key in _fields_of(catalog, section, name)]
             if sectioned:
-                raise ZooError(f"--set {key}={value!r}: {key!r} is not a run setting but a setting of a component: "
+                raise ZooError(f"--set {key}={written[key]}: {key!r} is not a run setting but a setting of a component: "
                                f"give its section, --set {' or --set '.join(f'{s}={written[key]}' for s in sectioned)}.")
             hint = closest(key, [k for k in RunConfig.model_fields if k != "params"])
             needs_section = "" if hint else f" A component's setting needs its section, e.g. --set model.{key}=... or --set optimizer.{key}=...;"
             raise ZooError(
-                f"--set {key}={value!r}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".") + needs_section
+                f"--set {key}={written[key]}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".") + needs_section
                 + f" Run settings are {', '.join(k for k in RunConfig.model_fields if k != 'params')}."
             )
     try:
@@ -179,14 +181,11 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
     """A component by name (or preset), its params validated by its plugin's model."""
     resolved = catalog.resolve(kind, name)
     model = resolved.component.params
-    if model.model_config.get("extra") != "forbid":  # a params class that ignores unknown keys would drop a typo in silence
-        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
-        for key in [k for k in params if k not in known]:
-            hint = closest(key, model.model_fields)
-            raise ZooError(f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): {section}.{key}: unknown key "
-                           f"(not a setting of this component{f'; did you mean {hint}?' if hint else ''}) (got {params[key]!r}).")
+    values = {**resolved.params, **params}
     try:
-        validated = model.model_validate({**resolved.params, **params})
+        validated = model.model_validate(values)
+        if model.model_config.get("extra") in (None, "ignore") and (strict := forbidding_extras(model)) is not None:
+            strict.model_validate(values)  # a class that ignores unknown keys would drop a typo in silence
     except ValidationError as error:
         raise ZooError(
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
@@ -256,8 +255,10 @@ def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, 
         return ZooError(f"{origin}, which ZOO_LOAD_PLUGINS does not select; add {found[0].name} to that list (or unset it).")
     if status == "failed":
         return ZooError(f"{origin}, which is installed but failed to load: {found[0].errors[0]} (`zoo plugins` shows why).")
+    if version == FILE_VERSION and not found:
+        return ZooError(f"{origin}, a plugin file that is not loaded now; add it to ZOO_PLUGIN_FILES ({distribution}) or install it as a package.")
     if version == FILE_VERSION:
-        return ZooError(f"{origin}, a plugin file that is not loaded now; load it again: ZOO_PLUGIN_FILES={distribution} (or install it as a package).")
+        return ZooError(f"{origin}; the file loaded now ({found[0].distribution}) no longer provides it.")
     if distribution == "(in-process)":
         return ZooError(f"{origin}, loaded in-process by the code that trained it; load that plugin again (extra_plugins=...).")
     if found:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import ZooError, raised_in, strict_plugins
+from .errors import ZooError, in_package, plugin_package, raised_in, strict_plugins
 
 if TYPE_CHECKING:
     from .config import Part, ResolvedRun
@@ -70,7 +70,7 @@ def _guarded(part: Part, call: Any, where: str) -> Any:
             raise
         raise ZooError(
             f"The {_who(part)} failed {where}, checked before the first training step: {type(error).__name__}: "
-            f"{' '.join(str(error).split())}. Fix the plugin (ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows where), "
+            f"{' '.join(str(error).split())}{raised_in(error, part.resolved.component.factory)}. Fix the plugin (ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows where), "
             f"or choose another {part.resolved.component.kind}."
         ) from error
 
@@ -115,16 +115,13 @@ def plugin_parts(resolved: ResolvedRun) -> list[Part]:
 
 def blamed(resolved: ResolvedRun, traceback: TracebackType | None) -> Part | None:
     """The run's component whose plugin code raised: the innermost traceback frame in a module of one."""
-    modules = {}
+    packages = {}
     for part in plugin_parts(resolved):
-        module = getattr(part.resolved.component.factory, "__module__", None) or ""
-        modules.setdefault(module if module.startswith("zoo_plugins") else module.split(".")[0], part)
+        packages.setdefault(plugin_package(part.resolved.component.factory), part)
     found = None
     while traceback is not None:
         name = traceback.tb_frame.f_globals.get("__name__", "")
-        for module, part in modules.items():
-            if module and (name == module or name.startswith(module + ".")):
-                found = part
+        found = next((part for package, part in packages.items() if in_package(name, package)), found)
         traceback = traceback.tb_next
     return found
 
@@ -138,8 +135,7 @@ def training_failure(error: BaseException, resolved: ResolvedRun, epoch: int, st
     where = f"at epoch {epoch}, step {step + 1}"
     what = f"{type(error).__name__}: {' '.join(str(error).split())}"
     if part is not None:
-        at = raised_in(error.__traceback__, getattr(part.resolved.component.factory, "__module__", None) or "")
-        message = (f"Training stopped {where}: the {_who(part)} raised {what}{at}. This is a problem in that plugin or in its "
+        message = (f"Training stopped {where}: the {_who(part)} raised {what}{raised_in(error, part.resolved.component.factory)}. This is a problem in that plugin or in its "
                    f"settings; ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows the full traceback.")
     else:
         parts = ", ".join(_who(p) for p in plugin_parts(resolved)[1:5])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,14 +23,23 @@ def closest(name: str, known: Iterable[str]) -> str | None:
     return by_lower[matches[0]] if matches else None
 
 
-def raised_in(traceback: TracebackType | None, module: str) -> str:
-    """' (at FILE:LINE)': the innermost frame of `module`'s package (a plugin's code) in `traceback`, so that a
-    one-paragraph error still says where to look; '' when the plugin's own code is not in it."""
-    top = module if module.startswith("zoo_plugins") else module.split(".")[0]
-    found = ""
-    while traceback is not None and top:
-        name = traceback.tb_frame.f_globals.get("__name__", "")
-        if name == top or name.startswith(top + "."):
+def plugin_package(code: object) -> str:
+    """The package whose frames are a plugin's own code: a module name, or where `code` (a factory, a hook, a
+    functools.partial of one) is defined; a built-in plugin is its own module of zoo_plugins, others their top package."""
+    module = code if isinstance(code, str) else getattr(code, "__module__", None) or getattr(getattr(code, "func", None), "__module__", None) or ""
+    return module if module.startswith("zoo_plugins.") else module.split(".")[0]
+
+
+def in_package(module: str, package: str) -> bool:
+    return bool(package) and (module == package or module.startswith(package + "."))
+
+
+def raised_in(error: BaseException, code: object) -> str:
+    """' (at FILE:LINE)': the innermost frame of the plugin's own code (see plugin_package) in the error's traceback,
+    so that a one-paragraph error still says where to look; '' when that code is not in it."""
+    package, traceback, found = plugin_package(code), error.__traceback__, ""
+    while traceback is not None:
+        if in_package(traceback.tb_frame.f_globals.get("__name__", ""), package):
             found = f" (at {traceback.tb_frame.f_code.co_filename}:{traceback.tb_lineno})"
         traceback = traceback.tb_next
     return found

@@ -168,7 +168,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
     return {
         **t.resolved.to_json(),
         "config_hash": config_hash(t.resolved),
-        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "started": datetime.now().astimezone().isoformat(timespec="milliseconds"),
         "resolved_device": str(t.device),
         "resolved_precision": {"precision": t.precision.name, "reason": t.precision.reason},
         "launch": {"processes": t.world.size, "job": t.world.job},

@@ -98,7 +98,7 @@ class Catalog:
             broken = [f"{p.name} ({p.distribution} {p.version})" for p in self.failed_plugins()]
             if broken:  # the name may belong to a plugin that could not load
                 error.args = (f"{error.args[0]} Note: plugin(s) {', '.join(broken)} failed to load; `zoo plugins` shows why.",)
-            warned = [f"{p.name} ({p.warnings[0]})" for p in self.plugins if p.warnings and p.status == "loaded"]
+            warned = [f"{p.name} ({p.warnings[0].rstrip('.')})" for p in self.plugins if p.warnings and p.status == "loaded"]
             if warned:  # or to one whose hook zoo ignored (misnamed, unmarked, returning instead of registering)
                 error.args = (f"{error.args[0]} Note: {'; '.join(warned)}.",)
             raise error
@@ -121,7 +121,7 @@ def _names(value: str | None) -> set[str] | None:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
-def _normalize(distribution: str) -> str:
+def normalize_distribution(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
@@ -158,7 +158,7 @@ def load_catalog(
         except Exception as error:
             if strict:
                 raise
-            info.fail(f"import failed: {type(error).__name__}: {error}{raised_in(error.__traceback__, module)}")
+            info.fail(f"import failed: {type(error).__name__}: {error}{raised_in(error, module)}")
             return
         info.hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [] if caller.name in KNOWN_HOOKS)
         info.warnings += unknown_hooks(plugin, manager)
@@ -167,25 +167,25 @@ def load_catalog(
     replaced: dict[str, PluginInfo] = {}
     for ep in _sorted_entry_points():
         info = _entry_point_info(ep)
-        distribution = info.distribution
         if ep.name in in_process or ep.module in in_process:  # the in-process copy stands in for the installed one
             replaced[ep.name] = replaced.get(ep.module, info)
             replaced[ep.module] = info
-        elif _selected_by(ep.name, distribution, disabled):
+        elif _selected_by(ep.name, info.distribution, disabled):
             info.status = "disabled"
             infos.append(info)
-        elif not info.builtin and allowed is not None and not _selected_by(ep.name, distribution, allowed):
+        elif not info.builtin and allowed is not None and not _selected_by(ep.name, info.distribution, allowed):
             info.status = "not-selected"
             infos.append(info)
         else:
             attach(info, ep.load, ep.module)
-    for info, load in _file_plugins(env):
-        attach(info, load, info.name)
+    files, file_warnings = _file_plugins(env, infos, disabled)
+    for info, load in files:
+        attach(info, load, info.name) if load else infos.append(info)
     for name, plugin in extra_plugins:
         installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
         info = PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
         attach(info, lambda plugin=plugin: plugin)
-    warnings = _unmatched(env, {"ZOO_LOAD_PLUGINS": allowed or set(), "ZOO_DISABLE_PLUGINS": disabled}, infos)
+    warnings = _unmatched(env, {"ZOO_LOAD_PLUGINS": allowed or set(), "ZOO_DISABLE_PLUGINS": disabled}, infos) + file_warnings
 
     catalog = _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
     catalog.warnings += warnings
@@ -195,16 +195,25 @@ def load_catalog(
 def _entry_point_info(ep: EntryPoint) -> PluginInfo:
     dist = ep.dist
     distribution = dist.metadata["Name"] if dist else "(unknown)"
-    return PluginInfo(ep.name, distribution, dist.version if dist else "?", _normalize(distribution) == OWN_DISTRIBUTION)
+    return PluginInfo(ep.name, distribution, dist.version if dist else "?", normalize_distribution(distribution) == OWN_DISTRIBUTION)
 
 
-def _file_plugins(env: Mapping[str, str]) -> list[tuple[PluginInfo, Callable[[], object]]]:
-    """ZOO_PLUGIN_FILES: each plugin named by the file's (or package folder's) name, with what imports it."""
-    found = []
-    for path in [Path(p).expanduser().absolute() for p in env.get("ZOO_PLUGIN_FILES", "").split(os.pathsep) if p]:
+def _file_plugins(env: Mapping[str, str], loaded: list[PluginInfo], disabled: set[str]) -> tuple[list[tuple[PluginInfo, Callable[[], object] | None]], list[str]]:
+    """ZOO_PLUGIN_FILES: each plugin named by the file's (or package folder's) name, with what imports it (None:
+    disabled by ZOO_DISABLE_PLUGINS), and warnings for a name already loaded (e.g. the same plugin, installed since)."""
+    found: list[tuple[PluginInfo, Callable[[], object] | None]] = []
+    warnings = []
+    for path in dict.fromkeys(Path(p).expanduser().absolute() for p in env.get("ZOO_PLUGIN_FILES", "").split(os.pathsep) if p):
         module = path.name if path.is_dir() else path.stem
-        found.append((PluginInfo(module, str(path), FILE_VERSION, builtin=False), lambda path=path, module=module: _import_file(path, module)))
-    return found
+        info = PluginInfo(module, str(path), FILE_VERSION, builtin=False)
+        taken = next((i for i in loaded if i.name == module), None)
+        if taken is not None:
+            warnings.append(f"ZOO_PLUGIN_FILES names {path}, but a plugin named {module!r} is already loaded "
+                            f"({taken.distribution} {taken.version}); the file is left out: rename it, or uninstall the other.")
+            continue
+        info.status = "disabled" if module in disabled else info.status
+        found.append((info, None if module in disabled else (lambda path=path, module=module: _import_file(path, module))))
+    return found, warnings
 
 
 def _import_file(path: Path, module: str) -> object:
@@ -218,6 +227,12 @@ def _import_file(path: Path, module: str) -> object:
         if Path(getattr(existing, "__file__", "") or "").resolve() == source.resolve():
             return existing
         raise ImportError(f"a module named {module!r} is already imported (from {getattr(existing, '__file__', None) or 'built in'}); rename {path.name}")
+    try:
+        other = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        other = None
+    if other is not None and other.origin and Path(other.origin).resolve() != source.resolve():  # `import rich` would find the file
+        raise ImportError(f"a module named {module!r} is installed ({other.origin}), and the file would hide it; rename {path.name}")
     spec = importlib.util.spec_from_file_location(module, source, submodule_search_locations=[str(path)] if path.is_dir() else None)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path} cannot be imported as Python")
@@ -233,7 +248,7 @@ def _import_file(path: Path, module: str) -> object:
 
 def _selected_by(name: str, distribution: str, names: set[str]) -> bool:
     """An entry point is named by its entry-point name or its distribution's (any spelling)."""
-    return name in names or _normalize(distribution) in {_normalize(n) for n in names}
+    return name in names or normalize_distribution(distribution) in {normalize_distribution(n) for n in names}
 
 
 def _unmatched(env: Mapping[str, str], lists: dict[str, set[str]], infos: list[PluginInfo]) -> list[str]:
@@ -318,7 +333,7 @@ def _preset_clashes(registry: Registry, presets: Presets, infos: list[PluginInfo
 def _sorted_entry_points() -> list[EntryPoint]:
     """Built-ins first, then the rest by name, so listings and errors come out stable."""
     eps = entry_points(group=GROUP)
-    return sorted(eps, key=lambda ep: (not (ep.dist and _normalize(ep.dist.metadata["Name"]) == OWN_DISTRIBUTION), ep.name))
+    return sorted(eps, key=lambda ep: (not (ep.dist and normalize_distribution(ep.dist.metadata["Name"]) == OWN_DISTRIBUTION), ep.name))
 
 
 def _impls(manager: pluggy.PluginManager, plugin: object, hook_name: str) -> list[Callable[..., Any]]:
@@ -366,7 +381,7 @@ def _call(function: Callable[..., Any], hook_name: str, register: Callable[..., 
     except Exception as error:
         if strict:
             raise
-        info.fail(f"{hook_name} failed: {type(error).__name__}: {error}{raised_in(error.__traceback__, getattr(function, '__module__', None) or '')}")
+        info.fail(f"{hook_name} failed: {type(error).__name__}: {error}{raised_in(error, function)}")
         return
     if returned is not None:
         info.warnings.append(f"{hook_name} returned {type(returned).__name__}, which zoo ignores: a hook registers each of its "

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ZooError
+from .errors import ZooError, closest
 from .hookspecs import hookimpl
-from .plugins import Catalog, PluginInfo, load_catalog
+from .plugins import GROUP, Catalog, PluginInfo, load_catalog, normalize_distribution
 
 TINY = "zoo-check-tiny"  # the generated dataset: 64 + 32 images of 1×28×28, 10 classes
 PARTNERS = {"dataset": TINY, "model": "mlp", "loss": "cross-entropy", "optimizer": "sgd", "scheduler": "constant"}
@@ -102,8 +102,7 @@ def _load(plugin: str | object, env: dict[str, str]) -> tuple[Catalog, PluginInf
     env = {k: v for k, v in env.items() if k not in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_STRICT_PLUGINS")}
     if isinstance(plugin, str):
         catalog = load_catalog(env={**env, "ZOO_LOAD_PLUGINS": plugin}, extra_plugins=[(TINY, TinyData())])
-        found = [p for p in catalog.plugins if plugin in (p.name, p.distribution) or
-                 p.distribution.lower().replace("_", "-") == plugin.lower().replace("_", "-")]
+        found = [p for p in catalog.plugins if plugin == p.name or normalize_distribution(p.distribution) == normalize_distribution(plugin)]
         if not found:
             raise not_a_plugin(plugin, [name for p in catalog.plugins if p.name != TINY for name in (p.name, p.distribution)])
         return catalog, found[0]
@@ -119,11 +118,10 @@ def not_a_plugin(name: str, known: list[str]) -> ZooError:
     usual slip: a missing or misnamed [project.entry-points.zoo] table), else the nearest plugin name."""
     from importlib.metadata import PackageNotFoundError, distribution
 
-    from .errors import closest
-    from .plugins import GROUP
-
     try:
         dist = distribution(name)
+        if any(ep.group == GROUP for ep in dist.entry_points):
+            raise PackageNotFoundError(name)  # it is a plugin: the name alone was wrong
     except (PackageNotFoundError, ValueError):
         hint = closest(name, known)
         return ZooError(f"No installed plugin is called {name!r} (entry point or distribution)" + (f"; did you mean {hint}?" if hint else ";")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 import zoo
 from zoo.config import parse_set, resolve_run
@@ -110,7 +110,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("epochs=3") == (None, "epochs", 3)
     with pytest.raises(ZooError, match="SECTION.KEY=VALUE"):
         parse_set("nonsense")
-    with pytest.raises(ZooError, match=r"\[a\] is not a valid TOML list or table \(invalid value\); text inside one needs quotes"):
+    with pytest.raises(ZooError, match=r"\[a\] is not a valid TOML list or table \(invalid value\); check its brackets, and put text inside it in quotes"):
         parse_set("model.hidden=[a]")
 
 
@@ -168,10 +168,21 @@ class Lenient(BaseModel):
     dropout: float = 0.1
 
 
+class Aliased(BaseModel):
+    lr: float = Field(0.1, validation_alias=AliasChoices("learning_rate", "lr"))
+    momentum: float = Field(0.0, alias="beta")  # by its alias only: `momentum` itself would be ignored
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")  # a plugin that takes any key on purpose
+
+
 class LenientModels:
     @zoo.hookimpl
     def register_models(self, register):
         register("lenient", lambda params, shape, n: None, params=Lenient)
+        register("aliased", lambda params, shape, n: None, params=Aliased)
+        register("open", lambda params, shape, n: None, params=Open)
 
 
 def test_a_typo_is_an_error_even_where_the_params_class_would_ignore_it() -> None:
@@ -179,3 +190,16 @@ def test_a_typo_is_an_error_even_where_the_params_class_would_ignore_it() -> Non
     assert resolve_run(catalog, overrides={"model": "lenient"}, sets=["model.dropout=0.3"]).model.params.dropout == 0.3
     with pytest.raises(ZooError, match=r"model.dropuot: unknown key \(not a setting of this component; did you mean dropout\?\) \(got 0.5\)"):
         resolve_run(catalog, overrides={"model": "lenient"}, sets=["model.dropuot=0.5"])
+
+
+def test_unknown_keys_are_what_pydantic_would_ignore_aliases_and_all(tmp_path) -> None:
+    catalog = load_catalog(env={}, extra_plugins=[("lenient", LenientModels())])
+    model = resolve_run(catalog, overrides={"model": "aliased"}, sets=["model.learning_rate=0.5", "model.beta=0.9"]).model.params
+    assert (model.lr, model.momentum) == (0.5, 0.9)
+    with pytest.raises(ZooError, match=r"model.momentum: unknown key"):
+        resolve_run(catalog, overrides={"model": "aliased"}, sets=["model.momentum=0.9"])  # pydantic would drop it
+    assert resolve_run(catalog, overrides={"model": "open"}, sets=["model.anything=1"]).model.params.anything == 1
+    (tmp_path / "p.toml").write_text('[models.lenient-typo]\ncomponent = "lenient"\nparams = { dropuot = 0.5 }\n')
+    with pytest.raises(ZooError, match=r"model.dropuot: unknown key"):  # a preset's typo too
+        resolve_run(load_catalog(env={}, registry_files=[tmp_path / "p.toml"], extra_plugins=[("lenient", LenientModels())]),
+                    overrides={"model": "lenient-typo"})

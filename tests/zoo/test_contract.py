@@ -29,6 +29,8 @@ class BadPlugin:
     def register_models(self, register):
         register("fixed", lambda params, shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, params.outputs)), params=Logits)
         register("crashy", lambda params, shape, n: Crashy())
+        register("broken-forward", lambda params, shape, n: BrokenForward())
+        register("parameterless", lambda params, shape, n: Parameterless())
 
     @zoo.hookimpl
     def register_losses(self, register):
@@ -65,6 +67,24 @@ class Crashy(torch.nn.Module):
         if self.calls > 3:
             raise KeyError("no such layer")
         return self.linear(x.flatten(1))
+
+
+class BrokenForward(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(784, 10)
+
+    def forward(self, x):
+        raise RuntimeError("forward broke")
+
+
+class Parameterless(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = [torch.nn.Linear(784, 10)]  # a plain list: torch does not see the layer
+
+    def forward(self, x):
+        return self.layers[0](x.flatten(1))
 
 
 class Raising(zoo.Reporter):
@@ -216,3 +236,16 @@ def test_the_kit_says_why_a_name_is_no_plugin() -> None:
         check_plugin("builtin-model")
     with pytest.raises(ZooError, match=r"^click [\d.]+ is installed but declares no entry point in the group 'zoo'.*\[project.entry-points.zoo\]"):
         check_plugin("click")  # installed, but no plugin: the missing entry-point table is named
+
+
+def test_a_model_that_fails_on_the_first_batch_is_caught_before_training_with_its_line(catalog, tmp_path: Path) -> None:
+    line = BrokenForward.forward.__code__.co_firstlineno + 1
+    with pytest.raises(ZooError, match=r"The model 'broken-forward' .* failed on a batch of shape \(2, 1, 28, 28\), checked before the "
+                                       rf"first training step: RuntimeError: forward broke \(at .*test_contract\.py:{line}\)\. Fix the plugin"):
+        train(catalog, tmp_path, model="broken-forward")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_without_parameters_is_named_not_the_optimizer(catalog, tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match=r"The model 'parameterless' .* has no trainable parameters, so there is nothing to train"):
+        train(catalog, tmp_path, model="parameterless")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import zoo
 from zoo import hookspecs
@@ -209,11 +209,42 @@ class GoodDefaults(BaseModel):
     depth: int
 
 
+class OneOf(BaseModel):
+    a: int | None = None
+    b: int | None = None
+    width: int = None  # type: ignore[assignment]  # sloppy but common: None for "not set"
+    path: str = ""
+
+    @model_validator(mode="after")
+    def one_of(self) -> "OneOf":
+        if (self.a is None) == (self.b is None):
+            raise ValueError("give exactly one of a and b")
+        return self
+
+    @field_validator("path")
+    @classmethod
+    def not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("path is required")
+        return value
+
+
+class Kinded(BaseModel):
+    def __init_subclass__(cls, kind: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+
+
+class KindedParams(Kinded, kind="model"):
+    width: int = 4
+
+
 class RegistersBadDefaults:
     @zoo.hookimpl
     def register_models(self, register):
         register("bad-defaults", lambda params, shape, n: None, params=BadDefaults)
         register("good-defaults", lambda params, shape, n: None, params=GoodDefaults)
+        register("one-of", lambda params, shape, n: None, params=OneOf)  # the user's to satisfy, not a bad default
+        register("kinded", lambda params, shape, n: None, params=KindedParams)
 
 
 def test_params_defaults_that_their_own_fields_refuse_fail_the_plugin_at_load() -> None:
@@ -222,6 +253,7 @@ def test_params_defaults_that_their_own_fields_refuse_fail_the_plugin_at_load() 
     assert plugin.status == "failed" and "bad-defaults" in plugin.errors[0]
     assert "width: Input should be greater than 0 (default -3); dropout: Input should be a valid number" in plugin.errors[0]
     assert "depth" not in plugin.errors[0] and catalog.registry.has("model", "good-defaults")
+    assert len(plugin.errors) == 1 and catalog.registry.has("model", "one-of") and catalog.registry.has("model", "kinded")
 
 
 @pytest.mark.parametrize("value,strict", [("false", False), ("0", False), ("no", False), ("off", False), ("", False),
@@ -374,18 +406,23 @@ def test_a_plugin_file_is_tried_without_packaging_it(tiny_data: Path, tmp_path: 
     run = zoo.run(catalog=catalog, dataset="mnist", model="from-a-file", epochs=1, out=tmp_path / "run", reporters=[],
                   sets=[*tiny_sets(tiny_data), "model.width=8"])
     assert run.epochs and run.run_dir is not None
-    with pytest.raises(ZooError, match=f"a plugin file that is not loaded now; load it again: ZOO_PLUGIN_FILES={plugin}"):
+    with pytest.raises(ZooError, match=f"a plugin file that is not loaded now; add it to ZOO_PLUGIN_FILES \\({plugin}\\)"):
         zoo.load(tmp_path / "run", catalog=load_catalog(env={}))  # a later shell without it
 
 
 def test_a_broken_or_shadowing_plugin_file_fails_alone(tmp_path: Path) -> None:
     broken = tmp_path / "zoo_test_broken_file.py"
     broken.write_text("import zoo\n\nraise RuntimeError('half written')\n")
-    shadowing = tmp_path / "json.py"
-    shadowing.write_text("")
-    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": os.pathsep.join([str(broken), str(shadowing), str(tmp_path / "absent.py")])})
-    errors = {p.name: p.errors[0] for p in catalog.plugins if p.version == "(file)"}
-    assert errors["zoo_test_broken_file"] == f"import failed: RuntimeError: half written (at {broken}:3)"
+    files = [broken, tmp_path / "json.py", tmp_path / "wave.py", tmp_path / "builtin-models.py", tmp_path / "off.py"]
+    for file in files[1:]:
+        file.write_text("")
+    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": os.pathsep.join([*map(str, files), str(broken), str(tmp_path / "absent.py")]),
+                                "ZOO_DISABLE_PLUGINS": "off"})
+    errors = {p.name: p.errors[0] if p.errors else p.status for p in catalog.plugins if p.version == "(file)"}
+    assert errors["zoo_test_broken_file"] == f"import failed: RuntimeError: half written (at {broken}:3)"  # once, though named twice
     assert "a module named 'json' is already imported" in errors["json"] and "rename json.py" in errors["json"]
+    assert "a module named 'wave' is installed" in errors["wave"]  # importable, if not imported: the file would hide it
+    assert errors["off"] == "disabled" and "builtin-models" not in errors
+    assert any("a plugin named 'builtin-models' is already loaded (zoo " in warning for warning in catalog.warnings)
     assert "absent.py is not a Python file or a package folder" in errors["absent"]
     assert catalog.registry.get("model", "mlp")  # the rest of zoo works
