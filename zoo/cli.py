@@ -41,6 +41,9 @@ class ZooGroup(click.Group):
 
                 print_traceback(error)
             raise UserError(_from_rank(str(error)), error.exit_code) from None
+        except BrokenPipeError:  # `zoo ... | head` stopped reading: stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            raise SystemExit(141) from None
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
             where = f" {error.filename}" if error.filename else ""
             raise UserError(_from_rank(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed."), 2) from None
@@ -376,7 +379,8 @@ def models(store: Path | None, as_json: bool) -> None:
     rows = api.models(store=store)
     if as_json:
         click.echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
-                                "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None} for r in rows], indent=2))
+                                "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None,
+                                "changed_from_recipe": r.card.config.get("changed_from_recipe") if r.card else None} for r in rows], indent=2))
         return
     click.echo(tables.format_models(rows))
 

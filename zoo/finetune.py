@@ -33,7 +33,22 @@ def pinned(catalog: Catalog, resolved: ResolvedRun) -> ResolvedRun:
         return resolved
     source = open_source(config.init, catalog)
     _check_pin(config, source)
+    _check_inputs(resolved, source)
     return replace(resolved, config=config.model_copy(update={"init_sha256": source.sha256}))
+
+
+def _check_inputs(resolved: ResolvedRun, source: Source) -> None:
+    """Trained weights expect the pixels they were trained on: standardised ((x - mean) / std) or in [0, 1].
+    Feeding the other kind trains on, a few points worse, with nothing said: refuse it, saying what to set."""
+    standardises = getattr(resolved.dataset.params, "normalize", None)
+    trained = source.config.get("input_normalization")
+    if not isinstance(standardises, bool) or bool(trained) == standardises:
+        return
+    if trained:
+        raise ZooError(f"--init {source.label}: it was trained on standardised pixels ((x - {trained[0]:.4f}) / {trained[1]:.4f}), but this run "
+                       f"feeds them in [0, 1], so its first layer would see inputs on another scale. Add --set dataset.normalize=true.")
+    raise ZooError(f"--init {source.label}: it was trained on pixels in [0, 1], but this run standardises them (dataset.normalize = true, "
+                   f"e.g. from its recipe), so its first layer would see inputs on another scale. Add --set dataset.normalize=false.")
 
 
 def _check_pin(config: RunConfig, source: Source) -> None:

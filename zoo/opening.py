@@ -4,6 +4,7 @@ holds (also when torchrun restarts a job, or `zoo run --nproc` prepared the dire
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 from contextlib import ExitStack
@@ -19,6 +20,7 @@ from .contracts import EpochEnd
 from .errors import ZooError
 from .identity import config_hash
 from .metrics import JsonlReporter
+from .plugins import FILE_VERSION
 from .rundir import CONFIG, METRICS, STEPS, create_run_dir, job_run_dir, write_atomic, write_json
 from .state import TrainState, restore_rank
 
@@ -177,9 +179,62 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
         "input_normalization": list(t.data.normalization) if t.data.normalization else None,
         "versions": {
             "zoo": __version__,
+            "zoo_source": _source_revision(),
             "torch": torch.__version__,
             "python": platform.python_version(),
-            "plugins": {p.name: f"{p.distribution} {p.version}" for p in catalog.plugins if p.status == "loaded"},
+            **{name: _installed_version(name) for name in ("torchvision", "numpy", "pydantic")},
+            "plugins": {p.name: f"{p.distribution} {p.version}" + (f" sha256:{_file_digest(Path(p.distribution))}" if p.version == FILE_VERSION else "")
+                        for p in catalog.plugins if p.status == "loaded"},
         },
+        "machine": _machine(t),
     }
+
+
+def _machine(t: Trainer) -> dict[str, Any]:
+    """Where the run trained: the CPU and its threads (another thread count sums in another order, so its
+    numbers differ in the last digits), native bf16, the GPU, the OS; for reporting a result with it."""
+    from .precision import read_cpu
+
+    cpu = read_cpu()
+    return {"cpu": cpu.name, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "native_bf16": bool(cpu.bf16_features),
+            "gpu": torch.cuda.get_device_name(t.device) if t.device.type == "cuda" else None, "os": platform.platform()}
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _source_revision() -> str | None:
+    """The git commit zoo runs from, "+changes" when its files differ from it; None for an installed zoo."""
+    import subprocess
+
+    checkout = Path(__file__).parent.parent
+    if not (checkout / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 (16 hex digits) of a plugin file, or of a package folder's .py files in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()[:16]
 

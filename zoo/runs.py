@@ -177,7 +177,9 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-IGNORED = ("out", "versions.", "config_hash", "components.reporters", "changed_from_recipe", "started")
+IGNORED = ("out", "versions.", "config_hash", "reporters", "components.reporters", "changed_from_recipe", "started")
+
+
 class Missing(str):
     """Why a run has no value for a setting the other run has, as `--compare` shows it."""
 

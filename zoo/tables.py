@@ -194,8 +194,14 @@ def format_models(rows: list[Any]) -> str:
             table.append((row.stored.name, "damaged", "", "", "", "", "", origin))
             continue
         accuracy = f"{card.metrics.accuracy:.2%}" if card.metrics.accuracy is not None else "-"
-        table.append((card.name, card.model, card.dataset, card.recipe, accuracy, f"{card.parameters:,}", (f"{card.size / 1e6:.1f} MB" if card.size >= 1e6 else f"{card.size / 1e3:.0f} kB"), origin))
+        changed = card.config.get("changed_from_recipe")
+        recipe = card.recipe + ("*" if changed else "" if isinstance(changed, dict) else "?")
+        table.append((card.name, card.model, card.dataset, recipe, accuracy, f"{card.parameters:,}", (f"{card.size / 1e6:.1f} MB" if card.size >= 1e6 else f"{card.size / 1e3:.0f} kB"), origin))
     widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
     lines = ["  ".join(f"{cell:<{w}}" for cell, w in zip(line, widths)).rstrip() for line in table]
     problems = [f"! {row.problem}" for row in rows if row.problem]
-    return "\n".join(lines + problems)
+    recipes = [line[3] for line in table[1:]]
+    notes = ["* trained otherwise than its recipe: `zoo models --json` lists what changed"] if any(r.endswith("*") for r in recipes) else []
+    if any(r.endswith("?") for r in recipes):
+        notes.append("? saved by a zoo that did not compare runs with their recipe (its card.json has every setting it trained with)")
+    return "\n".join(lines + ([""] + notes if notes else []) + problems)

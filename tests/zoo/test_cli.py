@@ -137,3 +137,12 @@ def test_damaged_weights_are_a_clear_error(tiny_data: Path, tmp_path: Path) -> N
     weights.write_bytes(weights.read_bytes()[:1000])
     result = invoke("predict", str(run_dir), "--data-dir", str(tiny_data), "--no-verify")
     assert result.exit_code == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.output, result.output
+
+
+def test_a_reader_that_stops_reading_ends_zoo_quietly() -> None:
+    """`zoo list | head -1`: a broken pipe is the reader's choice, not an error to report (exit 141, as Unix tools)."""
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read()
+    assert process.wait() == 141 and errors == b""

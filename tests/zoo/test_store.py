@@ -46,6 +46,10 @@ def test_save_list_load_and_predict_by_name(finished: Path, store: Path, tiny_da
     assert card["metrics"]["accuracy"] == accuracy and card["model"] == "mlp-8" and card["parameters"] == 784 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10
     listed = invoke("models")
     assert listed.exit_code == 0 and any(line.split()[:2] == ["tiny", "mlp-8"] and f"{accuracy:.2%}" in line for line in listed.output.splitlines())
+    assert next(line for line in listed.output.splitlines() if line.startswith("tiny ")).split()[3] == "quickstart*"  # mlp-8 on mnist
+    assert "* trained otherwise than its recipe" in listed.output
+    as_json = next(m for m in json.loads(invoke("models", "--json").output) if m["name"] == "tiny")
+    assert as_json["changed_from_recipe"]["model"] == "mlp-8"
     by_name, by_run = zoo.predict("tiny", 3, data_dir=tiny_data, verify=False), zoo.predict(finished, 3, data_dir=tiny_data, verify=False)
     assert by_name == by_run
     loaded = zoo.load("tiny")

@@ -141,6 +141,13 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     config["components"]["scheduler"]["component"] = "step"
     (rebuilt / "config.json").write_text(json.dumps(config))
     assert "  scheduler (component)  A: constant  B: step" in invoke("runs", "--compare", str(a), str(rebuilt)).output
+    config["reporters"] = ["console"]  # a run watched otherwise (not --quiet) trained no differently
+    (rebuilt / "config.json").write_text(json.dumps(config))
+    assert "reporters" not in invoke("runs", "--compare", str(a), str(rebuilt)).output
+    config["machine"]["threads"] += 1  # trained with another thread count: numbers differ in their last digits, and this says why
+    (rebuilt / "config.json").write_text(json.dumps(config))
+    threads = config["machine"]["threads"]
+    assert re.search(rf"machine\.threads +A: {threads - 1}  B: {threads}\n", invoke("runs", "--compare", str(a), str(rebuilt)).output)
     metrics = rebuilt / "metrics.jsonl"  # a diverged run: NaN loss
     metrics.write_text(metrics.read_text().replace('"test_loss": ', '"test_loss": NaN, "was": ', 1))
     strict = json.loads(invoke("runs", "--compare", str(a), str(rebuilt), "--json").stdout, parse_constant=lambda word: pytest.fail(word))
@@ -165,7 +172,11 @@ def test_runs_are_dated_by_when_they_started_not_by_when_they_were_copied(finish
 
     from zoo.runs import summarize
 
-    started = datetime.fromisoformat(json.loads((finished_run / "config.json").read_text())["started"])
+    record = json.loads((finished_run / "config.json").read_text())
+    started = datetime.fromisoformat(record["started"])
+    machine = record["machine"]  # what a result is reported with
+    assert machine["threads"] == torch.get_num_threads() and machine["cores"] == os.cpu_count() and machine["cpu"] and machine["os"]
+    assert record["versions"]["numpy"] == np.__version__ and re.fullmatch(r"[0-9a-f]{40}(\+changes)?", record["versions"]["zoo_source"] or "0" * 40)
     assert started.tzinfo is not None and abs(datetime.now().astimezone() - started) < timedelta(hours=1)
     copy = tmp_path / "runs" / "copied"
     shutil.copytree(finished_run, copy)
