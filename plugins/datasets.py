@@ -165,6 +165,11 @@ def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
         root.mkdir(parents=True, exist_ok=True)
         fetcher.download()
     except (RuntimeError, OSError, ValueError) as error:
+        for folder in (root / spec.torchvision_class / "raw", root / spec.torchvision_class):  # leave no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (a file of an earlier download), or not there
+                break
         raise ZooError(f"{' '.join(str(error).split())}.") from None
     found = _find_files(root, spec)
     if not found:

@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-from .api import catalog, load, models, predict, resolve, run, save
+from .api import catalog, evaluate, load, models, predict, resolve, run, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from .errors import ZooError
 from .hookspecs import hookimpl
@@ -33,6 +33,7 @@ __all__ = [
     "added_setting",
     "catalog",
     "data_location",
+    "evaluate",
     "hookimpl",
     "load",
     "models",

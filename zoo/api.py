@@ -17,6 +17,7 @@ from .rundir import WEIGHTS, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
+    from .inference import Evaluation
     from .runner import RunResult
     from .leaderboard import Board
     from .store import Listed, Loaded, Stored
@@ -74,14 +75,18 @@ def run(
     catalog: Catalog | None = None,
     runs_root: str | Path = "runs",
     resume: str | Path | None = None,
+    quiet: bool = False,
     **settings: Any,
 ) -> RunResult:
     """Train as `zoo run` does, e.g. zoo.run(model="mlp-512", dataset="fashion-mnist", epochs=1).
+    quiet=True prints nothing (as --quiet: the recipe's console reporter is left out); reporters=[] runs with none.
 
     resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
     resume="auto" continues the newest run under runs_root whose settings equal these."""
     from .runner import run as run_training
 
+    if quiet:
+        settings["drop_reporters"] = [*settings.get("drop_reporters", ()), "console", "progress"]
     catalog, resolved, resume_dir = plan(recipe=recipe, sets=sets, registry_files=registry_files, catalog=catalog,
                                          runs_root=runs_root, resume=resume, **settings)
     return run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
@@ -231,18 +236,41 @@ def _with_reporters(catalog: Catalog, resolved: ResolvedRun, settings: dict[str,
 
 def predict(
     run_dir: str | Path,
-    index: int = 0,
+    index: int | str | Path = 0,
     *,
     data_dir: str | Path | None = None,
     verify: bool = True,
     registry_files: Iterable[str | Path] = (),
     catalog: Catalog | None = None,
 ) -> Prediction:
-    """The saved model's prediction for test sample `index`, with every class's probability."""
-    from .inference import predict_index
+    """The saved model's (a run directory or a stored name) prediction for test sample `index`, or for a
+    picture file when `index` is a path, with every class's probability: zoo.predict("my-model", "shoe.png")."""
+    from .inference import predict_files, predict_index
 
     catalog = catalog or load_catalog(registry_files=registry_files)
+    if isinstance(index, (str, Path)):
+        return predict_files(catalog, Path(run_dir), [Path(index)])[0][0]
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ZooError(f"zoo.predict: index is a test sample's number or a picture file's path, not {type(index).__name__}.")
     return predict_index(catalog, Path(run_dir), index, Path(data_dir) if data_dir is not None else None, verify)
+
+
+def evaluate(
+    run_dir: str | Path,
+    *,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    verify: bool = True,
+    precision: str | None = None,
+    registry_files: Iterable[str | Path] = (),
+    catalog: Catalog | None = None,
+) -> Evaluation:
+    """`zoo eval` without the printing: accuracy, average loss and confusion matrix of a saved model (a run
+    directory or a stored name) on its test split, in the run's own precision unless `precision` says otherwise."""
+    from .inference import evaluate as evaluate_run
+
+    catalog = catalog or load_catalog(registry_files=registry_files)
+    return evaluate_run(catalog, Path(run_dir), dataset, Path(data_dir) if data_dir is not None else None, verify, precision)
 
 
 def save(run_dir: str | Path, name: str, *, store: str | Path | None = None, shipped: bool = False) -> Stored:

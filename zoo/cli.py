@@ -138,9 +138,7 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         raise ZooError("--max-restarts restarts the processes of a --nproc job; add --nproc N (or use torchrun's own --max-restarts).")
     settings.update(_chosen(reporters, quiet), data_dir=data_dir, verify=False if no_verify else None, registry_files=registry_files)
     if dry_run:
-        _, resolved = api.resolve(recipe=recipe, **settings)
-        launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
-        click.echo(json.dumps({**resolved.to_json(), **launch}, indent=2))
+        _dry_run(recipe, resume, nproc, max_restarts, settings)
         return
     if nproc is not None:
         run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, **settings)
@@ -149,6 +147,14 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
     result = api.run(recipe=recipe, resume=resume, **settings)
     if current().main:
         click.echo(f"Run saved in {result.run_dir}", err=True)
+
+
+def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_restarts: int, settings: dict[str, Any]) -> None:
+    """Every check a real start makes (a resume that cannot continue, an --out in use), then the plan as JSON."""
+    _, resolved, resume_dir = api.plan(recipe=recipe, resume=resume, **settings)
+    launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
+    resumes = {"resumes": str(resume_dir)} if resume_dir is not None else {}
+    click.echo(json.dumps({**resolved.to_json(), **launch, **resumes}, indent=2))
 
 
 def _chosen(reporters: tuple[str, ...], quiet: bool) -> dict[str, list[str]]:
@@ -286,21 +292,24 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
 @click.option("--dataset", help="Evaluate on another dataset with the same classes (default: the run's).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="Compute in this precision (default: the run's own, as its log).")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to draw the confusion matrix (default: RUN_DIR/confusion.png; for a stored name, confusion-NAME.png here).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @registry_option
-def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_verify: bool, as_json: bool, registry_files: tuple[Path, ...]) -> None:
-    """Re-evaluate a run's saved weights: accuracy, average loss, per-class accuracy, confusion matrix
-    (printed, and drawn to RUN_DIR/confusion.png)."""
+def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_verify: bool, precision: str | None, out: Path | None,
+                 as_json: bool, registry_files: tuple[Path, ...]) -> None:
+    """Re-evaluate a run's saved weights (or a stored model's): accuracy, average loss, per-class accuracy,
+    confusion matrix (printed, and drawn to a PNG: see --out)."""
     from .inference import evaluate
     from .plots import write_confusion
 
-    result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify)
-    drawn = run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png")  # a stored model's folder stays as saved
+    result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify, precision=precision)
+    drawn = out or (run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
     picture = write_confusion(result.confusion, result.classes, drawn)
     if as_json:
         click.echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))
         return
-    click.echo(f"Dataset {result.dataset}: accuracy {result.accuracy:.2%}, average loss {result.loss:.6f}")
+    click.echo(f"Dataset {result.dataset}: accuracy {result.accuracy:.2%}, average loss {result.loss:.6f} ({result.precision})")
     width = max(len(c) for c in result.classes)
     click.echo(f"\n  {'class':<{width}}  accuracy  correct/total")
     for name, correct, total in result.per_class():

@@ -156,14 +156,17 @@ class Evaluation:
     loss: float
     classes: list[str]
     confusion: list[list[int]]  # rows: actual class; columns: predicted class
+    precision: str = "fp32"  # the run's, so that its log's test loss is reproduced (bf16 rounds otherwise)
 
     def per_class(self) -> list[tuple[str, int, int]]:
         """(class, correct, total) for each class."""
         return [(name, row[i], sum(row)) for i, (name, row) in enumerate(zip(self.classes, self.confusion))]
 
 
-def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_dir: Path | None = None, verify: bool = True) -> Evaluation:
-    """Accuracy, average loss and the confusion matrix of the saved model on a test split."""
+def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_dir: Path | None = None, verify: bool = True,
+             precision: str | None = None) -> Evaluation:
+    """Accuracy, average loss and the confusion matrix of the saved model on a test split, in `precision`
+    (default: the one the run trained and tested in, as config.json records it)."""
     import torch
 
     from .build import build_loss
@@ -176,9 +179,11 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
     confusion = torch.zeros(n, n, dtype=torch.long)
     total_loss = 0.0
     device = next(iter(model.parameters()), torch.empty(0)).device
-    with torch.inference_mode():
+    recorded = config.get("resolved_precision")
+    precision = precision or (recorded.get("precision") if isinstance(recorded, dict) and recorded.get("precision") in ("fp32", "bf16") else "fp32")
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         for X, y in Batches(data.test, 1000, device):
-            logits = model(X)
+            logits = model(X).float()
             total_loss += loss_fn(logits, y).item() * len(X)
             confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n).reshape(n, n).cpu()
     size = int(confusion.sum())
@@ -188,5 +193,6 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
         loss=total_loss / size,
         classes=list(data.classes),
         confusion=confusion.tolist(),
+        precision=precision,
     )
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .errors import unknown_name
+from .errors import ZooError, unknown_name
 from .identity import location_fields
 from .listing import quoted_results
 from .plugins import Catalog, shipped_registry
@@ -47,6 +47,12 @@ def describe(catalog: Catalog, name: str, registry_files: Iterable[str | Path] =
     if name in catalog.presets.recipes:
         found.append(_recipe_entry(catalog, name, registry_files))
     if not found:
+        from .store import find
+
+        stored = find(name, catalog)
+        if stored is not None:
+            raise ZooError(f"{name!r} is a trained model ({stored.where()}), not a component, preset or recipe: `zoo models` lists it "
+                           f"with its score, `zoo eval {name}` evaluates it, and its card.json holds every setting it trained with.")
         known = [n for kind in KINDS for n in catalog.registry.names(kind) + [display(p) for p in catalog.presets.names(kind)]]
         raise unknown_name("name", name, known + list(catalog.presets.recipes))  # a component, preset or recipe
     return found

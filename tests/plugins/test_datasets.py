@@ -131,6 +131,7 @@ def test_a_failed_download_is_part_of_the_paragraph(no_system_copy: Path, monkey
         build_mnist(IDXParams(mirror="http://127.0.0.1:9/", verify=False))
     message = str(error.value)
     assert "Cannot find the mnist dataset" in message and "127.0.0.1:9" in message and "\n" not in message
+    assert not (datasets.cache_dir() / "MNIST").exists()  # no empty folders left behind to puzzle over
 
 
 def test_files_that_are_not_the_real_dataset_are_refused_unless_told(tiny_data: Path, no_system_copy: Path) -> None:

@@ -225,6 +225,10 @@ def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small
     run = unfinished_copy(small_checkpoint, tmp_path / "run")
     refused = zoo_here("run", "--resume", str(run), "--epochs", "5", "--set", "optimizer.lr=0.5")
     assert refused.exit_code == 2 and "these cannot change now: epochs, optimizer.lr=0.5" in refused.stderr
+    dry = zoo_here("run", "--resume", str(run), "--epochs", "5", "--dry-run")  # a dry run checks as the real one does
+    assert dry.exit_code == 2 and "these cannot change now: epochs" in dry.stderr
+    planned = zoo_here("run", "--resume", str(run), "--dry-run")
+    assert planned.exit_code == 0 and json.loads(planned.stdout)["resumes"] == str(run)
     moved = tmp_path / "moved-data"
     shutil.copytree(tiny_data, moved)
     resumed = zoo_here("run", "--resume", str(run), "--data-dir", str(moved), "--no-verify", "--quiet")

@@ -84,3 +84,17 @@ def test_an_image_file_is_standardised_as_the_training_data_was(tiny_data: Path,
     by_index = zoo.predict(run.run_dir, 0, data_dir=tiny_data, verify=False)
     assert from_file.probabilities == pytest.approx(by_index.probabilities, abs=1e-5)
     assert invoke("predict", str(run.run_dir), str(path)).exit_code == 0
+
+
+def test_the_python_api_predicts_a_picture_and_evaluates_as_the_cli_does(finished_run: Path, picture: Path, tiny_data: Path,
+                                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from_api = zoo.predict(finished_run, picture)
+    assert from_api.predicted in from_api.probabilities and f"{picture}: {from_api.predicted}" in invoke("predict", str(finished_run), str(picture)).output
+    with pytest.raises(zoo.ZooError, match="a test sample's number or a picture file's path, not float"):
+        zoo.predict(finished_run, 1.5)  # type: ignore[arg-type]
+    evaluation = zoo.evaluate(finished_run, data_dir=tiny_data, verify=False)
+    cli_json = json.loads(invoke("eval", str(finished_run), "--data-dir", str(tiny_data), "--no-verify", "--json").output)
+    assert (evaluation.accuracy, evaluation.loss, evaluation.confusion) == (cli_json["accuracy"], cli_json["loss"], cli_json["confusion"])
+    capsys.readouterr()
+    zoo.run(dataset="mnist", epochs=1, out=tmp_path / "quiet", quiet=True, sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    assert capsys.readouterr().out == ""  # quiet=True: no log (the recipe's console reporter is left out)

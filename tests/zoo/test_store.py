@@ -48,6 +48,8 @@ def test_save_list_load_and_predict_by_name(finished: Path, store: Path, tiny_da
     assert listed.exit_code == 0 and any(line.split()[:2] == ["tiny", "mlp-8"] and f"{accuracy:.2%}" in line for line in listed.output.splitlines())
     assert next(line for line in listed.output.splitlines() if line.startswith("tiny ")).split()[3] == "quickstart*"  # mlp-8 on mnist
     assert "* trained otherwise than its recipe" in listed.output
+    shown = invoke("show", "tiny")  # not a component: say what it is and where to look
+    assert shown.exit_code == 2 and "'tiny' is a trained model (" in shown.output and "`zoo eval tiny` evaluates it" in shown.output
     as_json = next(m for m in json.loads(invoke("models", "--json").output) if m["name"] == "tiny")
     assert as_json["changed_from_recipe"]["model"] == "mlp-8"
     by_name, by_run = zoo.predict("tiny", 3, data_dir=tiny_data, verify=False), zoo.predict(finished, 3, data_dir=tiny_data, verify=False)

@@ -104,6 +104,20 @@ def test_eval_reports_accuracy_per_class_and_the_confusion_matrix(finished_run: 
     assert_picture(finished_run / "confusion.png", (800, 800))
     text = invoke("eval", str(finished_run), "--data-dir", str(tiny_data), "--no-verify").output
     assert f"accuracy {last['test_accuracy']:.2%}" in text and "Confusion matrix (rows: actual, columns: predicted)" in text
+    assert f"average loss {last['test_loss']:.6f} (fp32)" in text
+
+
+def test_eval_computes_in_the_runs_precision_and_draws_where_asked(tiny_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "bf16"
+    zoo.run(dataset="mnist", epochs=1, out=run, reporters=[], precision="bf16",
+            sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false", "optimizer.lr=0.1"])
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    args = ["eval", str(run), "--data-dir", str(tiny_data), "--no-verify", "--json", "--out", str(tmp_path / "c.png")]
+    as_run, in_fp32 = (json.loads(invoke(*args, *more).output) for more in ([], ["--precision", "fp32"]))
+    assert as_run["precision"] == "bf16" and as_run["loss"] == pytest.approx(last["test_loss"], abs=1e-5)  # the log's number
+    assert in_fp32["precision"] == "fp32" and in_fp32["loss"] != as_run["loss"]
+    assert_picture(tmp_path / "c.png", (800, 800))
+    assert not (run / "confusion.png").exists()
 
 
 def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
