@@ -53,7 +53,9 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
         for p in catalog.plugins if p.status == "conflicting"
     ]
     return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed,
-            "conflicting_plugins": conflicting, "warnings": list(catalog.warnings)}
+            "conflicting_plugins": conflicting,
+            "warnings": list(catalog.warnings) + [f"plugin {p.name} ({p.distribution} {p.version}): {w}" for p in catalog.plugins
+                                                  if p.status == "loaded" for w in p.warnings]}
 
 
 def _component_entries(catalog: Catalog, kind: str) -> list[dict[str, Any]]:

@@ -195,6 +195,10 @@ def test_a_hook_that_returns_instead_of_registering_is_told_so() -> None:
     assert warning.startswith("register_models returned dict, which zoo ignores: a hook registers each of its things by calling register(")
     with pytest.raises(ZooError, match=r"Unknown model 'mine'.* Note: returns \(register_models returned dict, which zoo ignores"):
         catalog.resolve("model", "mine")  # where the user meets it
+    from zoo.listing import list_entries
+    from zoo.tables import format_list
+
+    assert "! plugin returns ((in-process) -): register_models returned dict" in format_list(list_entries(catalog, "model", None))  # and in zoo list
 
 
 class BadDefaults(BaseModel):
