@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,18 +136,20 @@ def plan(
     if resume is not None and str(resume) != "auto":
         return catalog, resumed_run(catalog, Path(resume), list(sets), settings), Path(resume)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
-    if resume is None:
+    found = find_resumable(catalog, resolved, Path(runs_root)) if resume is not None else None
+    if found is None:
+        if resume is not None and current().main:  # one command that starts a job and restarts it (a preemptible queue): start
+            print(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one.", file=sys.stderr)
         if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.opening)
             check_new_run_dir(resolved.config.out)
         return catalog, resolved, None
-    found = find_resumable(catalog, resolved, Path(runs_root))
     recorded = resolved_from_record(catalog, read_config(found), reporters_optional=True)  # this command's reporters watch it
     watched = replace(recorded, reporters=resolved.reporters, config=recorded.config.model_copy(update={"reporters": resolved.config.reporters}))
     return catalog, _with_location(watched, settings, []), found
 
 
-def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path) -> Path:
-    """--resume auto: the newest unfinished run under runs_root with these settings and a checkpoint."""
+def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path) -> Path | None:
+    """--resume auto: the newest unfinished run under runs_root with these settings and a checkpoint (None: none)."""
     from . import checkpoint
     from .identity import config_hash
 
@@ -159,7 +162,7 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path) -> 
         if (record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists()
                 and checkpoint.newest(config_file.parent)[0] is not None):
             return config_file.parent
-    raise ZooError(f"--resume auto: no unfinished run under {runs_root}/ has these settings; start it without --resume.")
+    return None
 
 
 def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict[str, Any]) -> ResolvedRun:

@@ -215,8 +215,9 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
     assert "Resuming from checkpoint step-000000010" in resumed.output
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2 and sum((run / "model.safetensors").exists() for run in runs) == 2
-    nothing = CliRunner().invoke(cli, [*common, "--seed", "99", "--resume", "auto"])
-    assert nothing.exit_code == 2 and "no unfinished run under runs/ has these settings" in nothing.output
+    started = CliRunner().invoke(cli, [*common, "--seed", "99", "--resume", "auto"])  # none to resume: one command starts and restarts a job
+    assert started.exit_code == 0 and "no unfinished run under runs/ has these settings; starting a new one" in started.output
+    assert len(list((tmp_path / "runs").iterdir())) == 3
 
 
 def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:

@@ -236,7 +236,6 @@ def test_what_would_fail_in_every_process_fails_once_before_any_starts(tmp_path:
         ("--out", str(tmp_path / "used")): "already exists and is not an empty directory",
         ("--resume", str(finished)): "already finished",
         ("--resume", str(unstarted)): "has no usable checkpoint to resume from",
-        ("--resume", "auto"): "no unfinished run under runs/ has these settings",
     }
     if torch.cuda.device_count() < 2:  # with 2 GPUs, --device cuda is fine
         cases["--device", "cuda"] = "needs 2 GPUs" if torch.cuda.is_available() else "this machine's torch has no cuda device"
