@@ -165,7 +165,7 @@ def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
         root.mkdir(parents=True, exist_ok=True)
         fetcher.download()
     except (RuntimeError, OSError, ValueError) as error:
-        for folder in (root / spec.torchvision_class / "raw", root / spec.torchvision_class):  # leave no empty folders behind
+        for folder in (root / spec.torchvision_class / "raw", root / spec.torchvision_class, root):  # leave no empty folders behind
             try:
                 folder.rmdir()
             except OSError:  # not empty (a file of an earlier download), or not there

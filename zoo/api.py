@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+import operator
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +81,7 @@ def run(
     **settings: Any,
 ) -> RunResult:
     """Train as `zoo run` does, e.g. zoo.run(model="mlp-512", dataset="fashion-mnist", epochs=1).
-    quiet=True prints nothing (as --quiet: the recipe's console reporter is left out); reporters=[] runs with none.
+    quiet=True leaves out the Quickstart log and the progress bar (as --quiet); reporters=[] runs with no reporter at all.
 
     resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
     resume="auto" continues the newest run under runs_root whose settings equal these."""
@@ -252,10 +253,16 @@ def predict(
 
     catalog = catalog or load_catalog(registry_files=registry_files)
     if isinstance(index, (str, Path)):
+        if str(index).isdigit() and not Path(index).exists():
+            raise ZooError(f"zoo.predict: {str(index)!r} is no picture file; for test sample {index}, give the number: zoo.predict(run, {index}).")
         return predict_files(catalog, Path(run_dir), [Path(index)])[0][0]
-    if isinstance(index, bool) or not isinstance(index, int):
+    try:
+        number = operator.index(index) if not isinstance(index, bool) else None  # numpy and torch integers too
+    except TypeError:
+        number = None
+    if number is None:
         raise ZooError(f"zoo.predict: index is a test sample's number or a picture file's path, not {type(index).__name__}.")
-    return predict_index(catalog, Path(run_dir), index, Path(data_dir) if data_dir is not None else None, verify)
+    return predict_index(catalog, Path(run_dir), number, Path(data_dir) if data_dir is not None else None, verify)
 
 
 def evaluate(
@@ -272,6 +279,8 @@ def evaluate(
     directory or a stored name) on its test split, in the run's own precision unless `precision` says otherwise."""
     from .inference import evaluate as evaluate_run
 
+    if precision not in (None, "fp32", "bf16"):
+        raise ZooError(f"zoo.evaluate: precision is 'fp32', 'bf16' or None (the run's own), not {precision!r}.")
     catalog = catalog or load_catalog(registry_files=registry_files)
     return evaluate_run(catalog, Path(run_dir), dataset, Path(data_dir) if data_dir is not None else None, verify, precision)
 

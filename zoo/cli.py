@@ -152,6 +152,12 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
 def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_restarts: int, settings: dict[str, Any]) -> None:
     """Every check a real start makes (a resume that cannot continue, an --out in use), then the plan as JSON."""
     _, resolved, resume_dir = api.plan(recipe=recipe, resume=resume, **settings)
+    if nproc is not None:
+        from .device import check_devices
+        from .world import check_shards
+
+        check_shards(resolved.config.batch_size, nproc)
+        check_devices(resolved.config.device, nproc)
     launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
     resumes = {"resumes": str(resume_dir)} if resume_dir is not None else {}
     click.echo(json.dumps({**resolved.to_json(), **launch, **resumes}, indent=2))
@@ -301,10 +307,12 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     """Re-evaluate a run's saved weights (or a stored model's): accuracy, average loss, per-class accuracy,
     confusion matrix (printed, and drawn to a PNG: see --out)."""
     from .inference import evaluate
-    from .plots import write_confusion
+    from .plots import picture_path, write_confusion
 
+    drawn = picture_path(out, "--out") if out else (run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
+    if not drawn.parent.is_dir():
+        raise ZooError(f"--out {drawn}: the folder {drawn.parent} does not exist.")
     result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify, precision=precision)
-    drawn = out or (run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
     picture = write_confusion(result.confusion, result.classes, drawn)
     if as_json:
         click.echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))

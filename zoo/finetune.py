@@ -38,17 +38,20 @@ def pinned(catalog: Catalog, resolved: ResolvedRun) -> ResolvedRun:
 
 
 def _check_inputs(resolved: ResolvedRun, source: Source) -> None:
-    """Trained weights expect the pixels they were trained on: standardised ((x - mean) / std) or in [0, 1].
-    Feeding the other kind trains on, a few points worse, with nothing said: refuse it, saying what to set."""
+    """Trained weights expect the pixels they were trained on: standardised (dataset.normalize) or not. Feeding the
+    other kind trains on, a few points worse, with nothing said: refuse it, saying what to set. Compared like with
+    like: the source's own dataset.normalize (its recorded mean and std for a run that lacks it)."""
     standardises = getattr(resolved.dataset.params, "normalize", None)
-    trained = source.config.get("input_normalization")
-    if not isinstance(standardises, bool) or bool(trained) == standardises:
+    dataset = (source.config.get("components") or {}).get("dataset") or {}
+    recorded = (dataset.get("params") or {}).get("normalize") if isinstance(dataset, dict) else None
+    trained = recorded if isinstance(recorded, bool) else bool(source.config.get("input_normalization"))
+    if not isinstance(standardises, bool) or trained == standardises:
         return
     if trained:
-        raise ZooError(f"--init {source.label}: it was trained on standardised pixels ((x - {trained[0]:.4f}) / {trained[1]:.4f}), but this run "
-                       f"feeds them in [0, 1], so its first layer would see inputs on another scale. Add --set dataset.normalize=true.")
-    raise ZooError(f"--init {source.label}: it was trained on pixels in [0, 1], but this run standardises them (dataset.normalize = true, "
-                   f"e.g. from its recipe), so its first layer would see inputs on another scale. Add --set dataset.normalize=false.")
+        raise ZooError(f"--init {source.label}: it was trained on standardised pixels (dataset.normalize = true), but this run feeds "
+                       f"them unstandardised, so its first layer would see inputs on another scale. Add --set dataset.normalize=true.")
+    raise ZooError(f"--init {source.label}: it was trained on unstandardised pixels (dataset.normalize = false), but this run "
+                   f"standardises them (e.g. from its recipe), so its first layer would see inputs on another scale. Add --set dataset.normalize=false.")
 
 
 def _check_pin(config: RunConfig, source: Source) -> None:

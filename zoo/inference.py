@@ -180,7 +180,8 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
     total_loss = 0.0
     device = next(iter(model.parameters()), torch.empty(0)).device
     recorded = config.get("resolved_precision")
-    precision = precision or (recorded.get("precision") if isinstance(recorded, dict) and recorded.get("precision") in ("fp32", "bf16") else "fp32")
+    recorded = recorded.get("precision") if isinstance(recorded, dict) else config.get("precision")  # runs from before auto: their setting
+    precision = precision or (recorded if recorded in ("fp32", "bf16") else "fp32")
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         for X, y in Batches(data.test, 1000, device):
             logits = model(X).float()

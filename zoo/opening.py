@@ -210,20 +210,26 @@ def _installed_version(name: str) -> str | None:
 
 
 def _source_revision() -> str | None:
-    """The git commit zoo runs from, "+changes" when its files differ from it; None for an installed zoo."""
+    """The git commit zoo runs from, "+changes" when its tracked files differ from it ("+?" when that cannot be
+    told); None for an installed zoo. Read-only: --no-optional-locks leaves the index (and a concurrent commit) alone."""
     import subprocess
 
     checkout = Path(__file__).parent.parent
     if not (checkout / ".git").exists():
         return None
+    git = ["git", "--no-optional-locks", "-C", str(checkout)]
     try:
-        head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    if head.returncode != 0:
+        return None
+    try:
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        state = "+changes" if dirty.stdout.strip() else "" if dirty.returncode == 0 else "+?"
+    except (OSError, subprocess.SubprocessError):
+        state = "+?"
+    return head.stdout.strip() + state
 
 
 def _file_digest(path: Path) -> str:

@@ -203,7 +203,7 @@ def _file_plugins(env: Mapping[str, str], loaded: list[PluginInfo], disabled: se
     disabled by ZOO_DISABLE_PLUGINS), and warnings for a name already loaded (e.g. the same plugin, installed since)."""
     found: list[tuple[PluginInfo, Callable[[], object] | None]] = []
     warnings = []
-    for path in dict.fromkeys(Path(os.path.normpath(Path(p).expanduser().absolute())) for p in env.get("ZOO_PLUGIN_FILES", "").split(os.pathsep) if p):
+    for path in dict.fromkeys(_plugin_path(p) for p in env.get("ZOO_PLUGIN_FILES", "").split(os.pathsep) if p):
         module = path.name if path.is_dir() else path.stem
         info = PluginInfo(module, str(path), FILE_VERSION, builtin=False)
         taken = next((i for i in loaded if i.name == module), None)
@@ -214,6 +214,12 @@ def _file_plugins(env: Mapping[str, str], loaded: list[PluginInfo], disabled: se
         info.status = "disabled" if module in disabled else info.status
         found.append((info, None if module in disabled else (lambda path=path, module=module: _import_file(path, module))))
     return found, warnings
+
+
+def _plugin_path(text: str) -> Path:
+    """The file as the shell finds it (its folder's links and .. resolved), under its own name (a linked file keeps it)."""
+    path = Path(text).expanduser().absolute()
+    return path.parent.resolve() / path.name
 
 
 def _import_file(path: Path, module: str) -> object:

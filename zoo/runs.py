@@ -204,7 +204,8 @@ def compare(a: Path, b: Path) -> Comparison:
 
     defaults = _flatten(RunConfig().model_dump(mode="json"))  # a run setting added later had its default before
     flat_a, flat_b = ({**defaults, **_flatten(read_config(run))} for run in (a, b))
-    keys = [key for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED)]
+    keys = [key for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED)
+            and not (key.startswith("machine.") and not (key in flat_a and key in flat_b))]  # a run from before zoo recorded its machine
     named = sorted((name, key) for key in keys if (name := _setting_name(key, keys)))
     differences = [(name, _value_in(flat_a, flat_b, key), _value_in(flat_b, flat_a, key)) for name, key in named]
     (metrics_a, problem_a), (metrics_b, problem_b) = read_metrics(a / METRICS), read_metrics(b / METRICS)

@@ -203,5 +203,5 @@ def format_models(rows: list[Any]) -> str:
     recipes = [line[3] for line in table[1:]]
     notes = ["* trained otherwise than its recipe: `zoo models --json` lists what changed"] if any(r.endswith("*") for r in recipes) else []
     if any(r.endswith("?") for r in recipes):
-        notes.append("? saved by a zoo that did not compare runs with their recipe (its card.json has every setting it trained with)")
+        notes.append("? not known to match its recipe (saved by an older zoo, or its recipe did not resolve when it trained); its card.json has every setting")
     return "\n".join(lines + ([""] + notes if notes else []) + problems)

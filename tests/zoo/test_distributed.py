@@ -246,6 +246,9 @@ def test_what_would_fail_in_every_process_fails_once_before_any_starts(tmp_path:
     assert result.exit_code == 2 and "add --nproc N" in result.output
     dry = json.loads(CliRunner().invoke(cli, ["run", "--nproc", "2", "--dry-run"]).output)
     assert dry["launch"] == {"processes": 2, "max_restarts": 0}
+    if "--device" in {args[0] for args in cases}:  # a dry run refuses what the start would
+        refused = CliRunner().invoke(cli, ["run", "--nproc", "2", "--device", "cuda", "--dry-run"])
+        assert refused.exit_code == 2 and cases["--device", "cuda"] in refused.output
 
 
 def split_of(n: int, augment: bool) -> TensorSplit:

@@ -92,6 +92,9 @@ def test_the_python_api_predicts_a_picture_and_evaluates_as_the_cli_does(finishe
     assert from_api.predicted in from_api.probabilities and f"{picture}: {from_api.predicted}" in invoke("predict", str(finished_run), str(picture)).output
     with pytest.raises(zoo.ZooError, match="a test sample's number or a picture file's path, not float"):
         zoo.predict(finished_run, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(zoo.ZooError, match=r"'3' is no picture file; for test sample 3, give the number"):
+        zoo.predict(finished_run, "3")
+    assert zoo.predict(finished_run, np.int64(3), data_dir=tiny_data, verify=False) == zoo.predict(finished_run, 3, data_dir=tiny_data, verify=False)
     evaluation = zoo.evaluate(finished_run, data_dir=tiny_data, verify=False)
     cli_json = json.loads(invoke("eval", str(finished_run), "--data-dir", str(tiny_data), "--no-verify", "--json").output)
     assert (evaluation.accuracy, evaluation.loss, evaluation.confusion) == (cli_json["accuracy"], cli_json["loss"], cli_json["confusion"])

@@ -104,10 +104,10 @@ def test_init_new_head_without_init_is_refused(tiny_data: Path) -> None:
 def test_a_source_trained_on_other_pixels_is_refused_with_the_setting_to_use(source: Path, tiny_data: Path, tmp_path: Path) -> None:
     standardised = tmp_path / "standardised"
     zoo.run(model="mlp-8", dataset="mnist", epochs=1, sets=[*tiny_sets(tiny_data), "dataset.normalize=true"], out=standardised, reporters=[])
-    with pytest.raises(zoo.ZooError, match=r"trained on standardised pixels \(\(x - [\d.]+\) / [\d.]+\), but this run feeds them in \[0, 1\].*"
+    with pytest.raises(zoo.ZooError, match=r"trained on standardised pixels \(dataset.normalize = true\), but this run feeds them unstandardised.*"
                                            r"Add --set dataset\.normalize=true\.$"):
         zoo.resolve(**settings(tiny_data, init=str(standardised)))
-    with pytest.raises(zoo.ZooError, match=r"trained on pixels in \[0, 1\], but this run standardises them .* Add --set dataset\.normalize=false\.$"):
+    with pytest.raises(zoo.ZooError, match=r"trained on unstandardised pixels \(dataset.normalize = false\), but this run standardises them .* Add --set dataset\.normalize=false\.$"):
         zoo.resolve(**{**settings(tiny_data, init=str(source)), "sets": [*tiny_sets(tiny_data), "dataset.normalize=true"]})
     same = settings(tiny_data, init=str(standardised))
     assert zoo.resolve(**{**same, "sets": [*same["sets"], "dataset.normalize=true"]})[1].config.init == str(standardised)

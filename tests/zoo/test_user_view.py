@@ -118,6 +118,13 @@ def test_eval_computes_in_the_runs_precision_and_draws_where_asked(tiny_data: Pa
     assert in_fp32["precision"] == "fp32" and in_fp32["loss"] != as_run["loss"]
     assert_picture(tmp_path / "c.png", (800, 800))
     assert not (run / "confusion.png").exists()
+    bare = json.loads(invoke("eval", str(run), "--data-dir", str(tiny_data), "--no-verify", "--json", "--out", str(tmp_path / "d")).output)
+    assert bare["confusion_png"] == str(tmp_path / "d.png") and (tmp_path / "d.png").is_file()  # the file it wrote, as it says
+    for wrong, message in (("c.txt", "zoo cannot draw a .txt file"), ("no/such/c.png", "does not exist")):
+        refused = invoke("eval", str(run), "--data-dir", str(tiny_data), "--no-verify", "--out", str(tmp_path / wrong))
+        assert refused.exit_code == 2 and message in refused.output
+    with pytest.raises(zoo.ZooError, match="precision is 'fp32', 'bf16' or None"):
+        zoo.evaluate(run, precision="BF16")
 
 
 def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
@@ -174,6 +181,7 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     shutil.copytree(a, older)
     config = json.loads((older / "config.json").read_text())
     del config["components"]["optimizer"]["params"]["fused"]
+    del config["machine"]  # nor is its machine a difference
     for key in ("mixup", "cuda_graphs", "init", "checkpoint_every"):  # run settings added later: their defaults
         del config[key]
     (older / "config.json").write_text(json.dumps(config))
