@@ -206,7 +206,7 @@ def _file_plugins(env: Mapping[str, str], loaded: list[PluginInfo], disabled: se
     for path in dict.fromkeys(_plugin_path(p) for p in env.get("ZOO_PLUGIN_FILES", "").split(os.pathsep) if p):
         module = path.name if path.is_dir() else path.stem
         info = PluginInfo(module, str(path), FILE_VERSION, builtin=False)
-        taken = next((i for i in loaded if i.name == module), None)
+        taken = next((i for i in loaded if i.name == module and i.status == "loaded"), None)  # a disabled or broken one leaves the name free
         if taken is not None:
             warnings.append(f"ZOO_PLUGIN_FILES names {path}, but a plugin named {module!r} is already loaded "
                             f"({taken.distribution} {taken.version}); the file is left out: rename it, or uninstall the other.")
