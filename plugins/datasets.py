@@ -81,7 +81,7 @@ class IDXParams(BaseModel):
     """Augment training batches: move each image by up to this many pixels."""
     normalize: bool = False
     """Standardise both splits with the training split's pixel mean and std (one number each) instead
-    of scaling to [0, 1]; a model trained so expects such inputs (zoo predict IMAGE does not do this)."""
+    of scaling to [0, 1]; the run records both, and zoo predict IMAGE and zoo export apply them."""
     verify: bool = data_location("verify", True)
     """Check each file against the real dataset's checksum (--no-verify turns it off)."""
 

@@ -51,6 +51,32 @@ class ZooGroup(click.Group):
             raise UserError(_from_rank("Interrupted (Ctrl-C); the run stopped."), 130) from None
 
 
+class RunCommand(click.Command):
+    """`zoo run`, whose usual slips get their fix named: a component's setting given as a flag (--lr 0.1), and --set
+    values the shell split (--set optimizer.lr 0.1, an unquoted [1024, 256])."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes `args`
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as error:
+            key = error.option_name.lstrip("-").replace("-", "_")
+            key = {"learning_rate": "lr", "width": "hidden", "widths": "hidden"}.get(key, key)
+            from .config import settings_named
+
+            found = settings_named(api.catalog(), key)
+            if found:
+                error.possibilities = None
+                error.message = (f"No such option: {error.option_name}. {key!r} is a setting of the {found[0][0]} ({found[0][1]}): "
+                                 f"give it with --set {found[0][0]}.{key}=VALUE (`zoo show {found[0][1]}` lists its settings).")
+            raise
+        except click.UsageError as error:
+            if "unexpected extra argument" in error.message and "--set" in given:
+                error.message += (". --set takes one word, SECTION.KEY=VALUE, with no space around '=' (--set optimizer.lr=0.1); "
+                                  "quote a value that has spaces: --set 'model.hidden=[1024, 256]'")
+            raise
+
+
 def _from_rank(message: str) -> str:
     """In a job of several processes, which one speaks (they may all meet the same problem)."""
     from .world import current
@@ -89,7 +115,7 @@ def cli(show_traceback: bool) -> None:
     """
 
 
-@cli.command()
+@cli.command(cls=RunCommand)
 @click.option("--recipe", help="A recipe from the registry (default: quickstart).")
 @click.option("--model", help="Model name or preset, e.g. mlp-512.")
 @click.option("--dataset", help="Dataset name, e.g. fashion-mnist.")
@@ -309,6 +335,9 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     from .inference import evaluate
     from .plots import picture_path, write_confusion
 
+    from .store import located
+
+    run_dir = located(run_dir)
     drawn = picture_path(out, "--out") if out else (run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
     if not drawn.parent.is_dir():
         raise ZooError(f"--out {drawn}: the folder {drawn.parent} does not exist.")

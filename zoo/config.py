@@ -3,6 +3,7 @@ by the pydantic model its plugin registered."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from typing import Any
@@ -73,8 +74,17 @@ def parse_set(assignment: str) -> tuple[str | None, str, Any]:
         if shown.startswith("[") or (shown.startswith("{") and shown.endswith("}")):  # meant as a list or table ({run}.jsonl is text)
             raise ZooError(f"--set {assignment}: {shown} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
                            f"check its brackets, and put text inside it in quotes, e.g. [\"a\", \"b\"] or {{ name = \"a\" }}.") from None
-        value = text.strip()
+        value = _python_written(shown)
     return (section if dot else None), name, value
+
+
+def _python_written(text: str) -> Any:
+    """A value as Python writes it where TOML would refuse it (True, .01, 1.): what the user meant; else the text."""
+    if text in ("True", "False"):
+        return text == "True"
+    if re.fullmatch(r"[+-]?(\d+\.|\.\d+)(e[+-]?\d+)?", text, re.IGNORECASE):
+        return float(text)
+    return text
 
 
 def resolve_run(
@@ -137,6 +147,10 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     chosen = catalog.presets.recipe(recipe_name)
     from_recipe = chosen.model_dump(exclude={"help", "params"}, exclude_none=True)
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in overrides.items():  # zoo.run(lr=0.1): a component's setting given as a run's
+        if key not in RunConfig.model_fields and (found := settings_named(catalog, key)):
+            raise ZooError(f"{key}={value!r} is a setting of the {found[0][0]} ({found[0][1]}), not of the run: give it as "
+                           f"sets=[\"{found[0][0]}.{key}={value!r}\"] (on the command line: --set {found[0][0]}.{key}={value!r}).")
     params: dict[str, dict[str, Any]] = {}
     for section, values in chosen.params.items():
         if not (section in overrides and overrides[section] != from_recipe.get(section)):
@@ -167,6 +181,14 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
         return RunConfig.model_validate({**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params})
     except ValidationError as error:
         raise ZooError(f"Invalid run settings: {describe_validation_error('', error, RunConfig.model_fields, 'a run')}.") from None
+
+
+def settings_named(catalog: Catalog, key: str) -> list[tuple[str, str]]:
+    """(section, component) of every loaded component with a setting called `key` (lr: optimizer, sgd), the
+    run's usual choice first, for a hint where a component's setting was given as a run's (--lr, lr=)."""
+    found = [(kind, component.name) for kind in SECTIONS for component in catalog.registry if component.kind == kind and key in component.params.model_fields]
+    defaults = {RunConfig.model_fields[section].default for section in SECTIONS}
+    return sorted(found, key=lambda found: found[1] not in defaults)
 
 
 def _fields_of(catalog: Catalog, kind: str, name: str) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
             hint = closest(str(item["loc"][0]), known) if top else None
             message = f"unknown key (not a setting of {what if top else 'this component'}" + (f"; did you mean {hint}?)" if hint else ")")
         if "input" in item and item["type"] != "missing":
-            message += f" (got {item['input']!r})"
+            message += f" (got {item['input']!r}" + (f"; a list is written in brackets, e.g. [{item['input']}]" if item["type"] == "list_type" and
+                                                     isinstance(item["input"], (int, float, str)) else "") + ")"
         parts.append(f"{location}: {message}")
     return "; ".join(parts)
 

@@ -199,7 +199,29 @@ def safetensors_header(path: Path) -> dict[str, Any]:
         raise not_safetensors from None
     if not isinstance(header, dict) or not all(isinstance(v, dict) and "shape" in v for k, v in header.items() if k != "__metadata__"):
         raise not_safetensors
+    ends = [v.get("data_offsets", [0, 0])[-1] for k, v in header.items() if k != "__metadata__"]
+    expected = 8 + length + max((e for e in ends if isinstance(e, int)), default=0)
+    if path.stat().st_size < expected:
+        raise ZooError(f"{path} is cut short ({path.stat().st_size:,} bytes where its header describes {expected:,}: a full disk or an "
+                       f"interrupted copy?). Nothing was loaded; copy the file again, or train the run again.")
     return header
+
+
+def _check_finite(weights: Path) -> None:
+    """A model whose weights hold NaN or infinity (a diverged run) is not worth a name: refuse to store it."""
+    try:
+        import numpy as np
+        from safetensors.numpy import load_file
+    except ImportError:  # pragma: no cover (both come with zoo)
+        return
+    try:
+        tensors = load_file(str(weights))
+    except Exception:  # a dtype numpy lacks (bfloat16): predict and --init check those when they load them
+        return
+    bad = [key for key, array in tensors.items() if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all()]
+    if bad:
+        raise ZooError(f"{weights} holds NaN or infinite values (in {', '.join(sorted(bad)[:3])}{' …' if len(bad) > 3 else ''}): the run diverged. "
+                       f"Nothing was stored; train it again with a lower learning rate.")
 
 
 def parameter_count(header: dict[str, Any]) -> int:
@@ -226,11 +248,17 @@ def open_stored(stored: Stored) -> Source:
     return Source(stored.name, card.config, stored.weights, actual, card)
 
 
+def located(run: Path) -> Path:
+    """A run as `zoo runs` names it: a bare name that is no folder here is looked up under runs/."""
+    listed = Path("runs") / run
+    return listed if not run.exists() and not run.is_absolute() and (listed / CONFIG).is_file() else run
+
+
 def open_source(reference: str | Path, catalog: Catalog | None = None, root: Path | None = None) -> Source:
     """A stored model's name or a finished run directory; a name that is both is an error naming both."""
     text = str(reference)
     stored = find(text, catalog, root) if NAME.fullmatch(text) else None
-    path = Path(reference)
+    path = located(Path(reference)) if stored is None else Path(reference)
     if stored is not None and path.exists():
         raise ZooError(f"{text!r} is both a trained model (in {stored.where()}) and a run directory here ({path.resolve()}); "
                        f"rename one of them, or give the run directory by another path (e.g. its absolute path).")
@@ -264,6 +292,7 @@ def make_card(run_dir: Path, name: str) -> Card:
     if not weights.is_file():
         raise ZooError(f"{run_dir} has no {WEIGHTS}: the run has not finished. `zoo run --resume {run_dir}` finishes it; then save it.")
     header = safetensors_header(weights)
+    _check_finite(weights)
     components = config["components"]
     init = config.get("init")
     return Card(
@@ -279,12 +308,13 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
     """Store run_dir's weights and card as `name` (into `root`, default the user's store). The folder
     appears whole or not at all: it is written beside its final place, then renamed."""
     if not NAME.fullmatch(name):
-        raise ZooError(f"{name!r} cannot name a trained model: use letters, digits, '.', '_' and '-' (at most 100), starting with a letter or digit.")
+        raise ZooError(f"{name!r} cannot name a trained model: use ASCII letters and digits, '.', '_' and '-' (at most 100), starting with a letter or digit.")
     root = root or store_root()
     existing = find(name, catalog, root)
     if existing is not None:
         raise ZooError(f"A trained model called {name!r} already exists in {existing.where()}; choose another name (nothing is overwritten).")
-    card = make_card(Path(run_dir), name)
+    run_dir = located(Path(run_dir))
+    card = make_card(run_dir, name)
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:

@@ -68,6 +68,7 @@ def test_plugins_json() -> None:
         (["run", "--data-dir", "/nonexistent/dir"], "does not exist"),
         (["predict", "/nonexistent/run"], "is not a run directory"),
         (["list", "models", "x", "--registry", "/nonexistent.toml"], "does not exist"),
+        (["run", "--set", "model.hidden=1024"], "(got 1024; a list is written in brackets, e.g. [1024])"),
     ],
 )
 def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -> None:
@@ -75,6 +76,21 @@ def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--lr", "0.1"], "No such option: --lr. 'lr' is a setting of the optimizer (sgd): give it with --set optimizer.lr=VALUE"),
+        (["run", "--width", "64"], "'hidden' is a setting of the model (mlp): give it with --set model.hidden=VALUE"),
+        (["run", "--set", "optimizer.lr", "0.1"], "Got unexpected extra argument (0.1). --set takes one word, SECTION.KEY=VALUE"),
+    ],
+)
+def test_a_usage_slip_names_the_fix(args: list[str], expected: str) -> None:
+    """Click's usage errors (its Usage: header, then the Error: line) with the fix for the usual slips."""
+    result = invoke(*args)
+    last = result.output.splitlines()[-1]
+    assert result.exit_code == 2 and last.startswith("Error: ") and expected in last
 
 
 def test_dry_run_prints_the_resolved_config() -> None:
@@ -136,7 +152,8 @@ def test_damaged_weights_are_a_clear_error(tiny_data: Path, tmp_path: Path) -> N
     weights = run_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     result = invoke("predict", str(run_dir), "--data-dir", str(tiny_data), "--no-verify")
-    assert result.exit_code == 2 and "is not a valid weights file" in result.stderr and "Traceback" not in result.output, result.output
+    assert result.exit_code == 2 and "model.safetensors is cut short (1,000 bytes where its header describes" in result.stderr, result.output
+    assert "Traceback" not in result.output
 
 
 def test_a_reader_that_stops_reading_ends_zoo_quietly() -> None:

@@ -108,6 +108,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("optimizer.lr=1e-2") == ("optimizer", "lr", 0.01)
     assert parse_set("dataset.data_dir=/tmp/x") == ("dataset", "data_dir", "/tmp/x")
     assert parse_set("epochs=3") == (None, "epochs", 3)
+    assert parse_set("optimizer.lr=.01")[2] == 0.01 and parse_set("optimizer.nesterov=True")[2] is True  # as Python writes them
     with pytest.raises(ZooError, match="SECTION.KEY=VALUE"):
         parse_set("nonsense")
     with pytest.raises(ZooError, match=r"\[a\] is not a valid TOML list or table \(invalid value\); check its brackets, and put text inside it in quotes"):
@@ -203,3 +204,8 @@ def test_unknown_keys_are_what_pydantic_would_ignore_aliases_and_all(tmp_path) -
     with pytest.raises(ZooError, match=r"model.dropuot: unknown key"):  # a preset's typo too
         resolve_run(load_catalog(env={}, registry_files=[tmp_path / "p.toml"], extra_plugins=[("lenient", LenientModels())]),
                     overrides={"model": "lenient-typo"})
+
+
+def test_a_components_setting_given_as_a_runs_names_its_section(catalog: Catalog) -> None:
+    with pytest.raises(ZooError, match=r"lr=0.1 is a setting of the optimizer \(sgd\), not of the run: give it as sets=\[\"optimizer.lr=0.1\"\]"):
+        resolve_run(catalog, overrides={"lr": 0.1})

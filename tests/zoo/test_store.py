@@ -156,3 +156,36 @@ def test_the_shipped_model_scores_what_its_card_says_on_the_real_fashion_mnist()
     assert result.exit_code == 0, result.output
     accuracy = json.loads(result.output[result.output.index("{"):])["accuracy"]
     assert accuracy >= 0.88 and abs(accuracy - card.metrics.accuracy) < 0.005  # the run tested in bf16 autocast, eval in fp32
+
+
+def test_a_run_named_as_zoo_runs_lists_it_is_found_under_runs(finished: Path, store: Path, tiny_data: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(finished, tmp_path / "runs" / "20261129-101010-mlp-8-mnist")
+    monkeypatch.chdir(tmp_path)
+    name = "20261129-101010-mlp-8-mnist"  # as the RUN column prints it
+    assert invoke("predict", name, "--index", "3", "--data-dir", str(tiny_data), "--no-verify").output.startswith("Predicted:")
+    evaluated = invoke("eval", name, "--data-dir", str(tiny_data), "--no-verify")
+    assert evaluated.exit_code == 0 and (tmp_path / "runs" / name / "confusion.png").is_file()
+    assert invoke("save", name, "by-name").exit_code == 0 and json.loads((store / "by-name" / CARD).read_text())["source"] == f"runs/{name}"
+
+
+def test_cut_short_or_diverged_weights_are_named_and_not_stored(finished: Path, store: Path, tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    cut = shutil.copytree(finished, tmp_path / "cut")
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[: len(data) - 100])
+    refused = invoke("predict", str(cut), "--index", "0", "--data-dir", str(tiny_data), "--no-verify")
+    assert refused.exit_code == 2 and "is cut short (" in refused.output and "copy the file again" in refused.output
+    diverged = shutil.copytree(finished, tmp_path / "diverged")
+    tensors = load_file(diverged / "model.safetensors")
+    first = sorted(tensors)[0]
+    tensors[first][0] = float("nan")
+    save_file(tensors, diverged / "model.safetensors")
+    saved = invoke("save", str(diverged), "diverged")
+    assert saved.exit_code == 2 and f"holds NaN or infinite values (in {first})" in saved.output and not (store / "diverged").exists()
