@@ -137,10 +137,12 @@ def plan(
     if resume is not None and str(resume) != "auto":
         return catalog, resumed_run(catalog, Path(resume), list(sets), settings), Path(resume)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
-    found = find_resumable(catalog, resolved, Path(runs_root)) if resume is not None else None
-    if found is None:
-        if resume is not None and current().main:  # one command that starts a job and restarts it (a preemptible queue): start
+    found = find_resumable(catalog, resolved, Path(runs_root)) if not current().restart else None
+    if found is None or resume is None:
+        if current().main and resume is not None:  # one command that starts a job and restarts it (a preemptible queue): start
             print(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one.", file=sys.stderr)
+        elif current().main and found is not None:  # the same command again after a Ctrl-C starts over: say that it need not
+            print(f"Note: {found} is an unfinished run with these settings; this starts a new one (add --resume auto to continue that one).", file=sys.stderr)
         if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.opening)
             check_new_run_dir(resolved.config.out)
         return catalog, resolved, None
@@ -175,7 +177,7 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
     recorded = resolved_from_record(catalog, read_config(run_dir), reporters_optional=bool(settings.get("reporters")))
     if (run_dir / WEIGHTS).exists():
         raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
-    newest_or_error(run_dir)
+    newest_or_error(run_dir, report=False)  # checked here; the resume itself says what it skipped
     location_keys = set(location_fields(recorded.dataset.params))
     changed = [key for key, value in settings.items()
                if value is not None and key not in (*REPORTER_SETTINGS, *LOCATION_SETTINGS) and _differs(recorded, key, value)]

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -212,12 +213,15 @@ def newest(run_dir: Path) -> tuple[Path | None, list[str]]:
     return None, skipped
 
 
-def newest_or_error(run_dir: Path) -> Path:
-    """The checkpoint a resume of `run_dir` starts from; an error that says why when there is none."""
+def newest_or_error(run_dir: Path, report: bool = True) -> Path:
+    """The checkpoint a resume of `run_dir` starts from; an error that says why when there is none, and (report)
+    a note on stderr for newer ones that had to be skipped."""
     found, skipped = newest(run_dir)
     if found is None:
         reasons = f" ({'; '.join(skipped)})" if skipped else ""
         raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")
+    if skipped and report:  # a resume from further back than the user expects: say why
+        print(f"Skipped newer checkpoint(s) of {run_dir}, which cannot be used: {'; '.join(skipped)}.", file=sys.stderr)
     return found
 
 

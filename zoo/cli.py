@@ -135,7 +135,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<time>-<model>-<dataset>).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first (also ZOO_DATA_DIR).")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="A component setting, e.g. --set model.hidden=[1024,256] (TOML values; repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="A component setting, e.g. --set optimizer.lr=0.01 or --set 'model.hidden=[1024,256]' (TOML values; repeatable).")
 @click.option("--checkpoint-every", type=int, help="Also checkpoint every N steps (always at each epoch end).")
 @click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep (default 2).")
 @click.option("--deterministic/--no-deterministic", default=None, help="torch.use_deterministic_algorithms (see docs/reliability.md).")

@@ -110,7 +110,7 @@ def resolve_run(
     if unknown:
         named = catalog.presets.recipes[config.recipe]
         where = "--set names" if unknown & from_sets else f"Recipe {config.recipe!r} (in {named.source}) has params for"
-        hints = [f"{section} -> {hint}" for section in sorted(unknown) if (hint := closest(section, [*SECTIONS, *config.reporters]))]
+        hints = [hint for section in sorted(unknown) if (hint := closest(section, [*SECTIONS, *config.reporters]))]
         raise ZooError(
             f"{where} unknown section(s) {', '.join(sorted(unknown))}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
             + f"; the sections are {', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."

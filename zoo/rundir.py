@@ -49,7 +49,8 @@ def create_run_dir(out: Path | None, model: str, dataset: str, root: Path = Path
         except FileExistsError:
             continue
         except OSError as error:
-            raise ZooError(f"Cannot create the run directory {path}: {error.strerror or error}.") from None
+            raise ZooError(f"Cannot create the run directory {path}: {error.strerror or error}. Run zoo from a folder you can write "
+                           f"to, or give one with --out DIR.") from None
     raise ZooError(f"Too many runs named {base} in {root}.")
 
 

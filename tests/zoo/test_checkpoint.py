@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import time
@@ -89,13 +90,15 @@ def test_checkpoints_are_complete_and_only_the_newest_are_kept(small_checkpoint:
         assert set(os.listdir(small_checkpoint / "checkpoints" / name)) == {*checkpoint.FILES, checkpoint.MANIFEST}
 
 
-def test_a_checkpoint_without_manifest_or_with_a_bad_file_is_skipped(small_checkpoint: Path, tmp_path: Path) -> None:
+def test_a_checkpoint_without_manifest_or_with_a_bad_file_is_skipped(small_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     run = unfinished_copy(small_checkpoint, tmp_path / "run")  # as if the run had died before finishing
     newest = run / "checkpoints" / "step-000000020"
     (newest / "manifest.json").unlink()
     found, skipped = checkpoint.newest(run)
     assert found == run / "checkpoints" / "step-000000016" and "no manifest" in skipped[0]
+    checkpoint.newest_or_error(run)
+    assert f"Skipped newer checkpoint(s) of {run}, which cannot be used: step-000000020: it has no manifest" in capsys.readouterr().err
     with open(found / "model.safetensors", "r+b") as file:
         file.seek(200)
         file.write(b"\xff")
@@ -210,6 +213,8 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
     other = CliRunner().invoke(cli, [*common, "--seed", "7"])  # same data, another seed: not a candidate
     killed = run_zoo(*common, "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=demo_env)
     assert other.exit_code == 0 and killed.returncode == -signal.SIGKILL
+    again = CliRunner().invoke(cli, [*common, "--dry-run"])  # the same command again would start over: it says so
+    assert re.search(r"Note: runs/\S+ is an unfinished run with these settings; this starts a new one \(add --resume auto", again.output)
     resumed = CliRunner().invoke(cli, [*common, "--resume", "auto"])
     assert resumed.exit_code == 0, resumed.output
     assert "Resuming from checkpoint step-000000010" in resumed.output

@@ -126,7 +126,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["model.colour=1"]), r"model.colour: unknown key \(not a setting of this component\)"),
         (dict(sets=["model.hiden=[10]"]), r"model.hiden: unknown key \(not a setting of this component; did you mean hidden\?\)"),
         (dict(sets=["epoch=3"]), r"'epoch' is not a run setting; did you mean epochs\? Run settings are recipe, "),
-        (dict(sets=["optimzer.lr=1"]), r"--set names unknown section\(s\) optimzer \(did you mean optimzer -> optimizer\?\)"),
+        (dict(sets=["optimzer.lr=1"]), r"--set names unknown section\(s\) optimzer \(did you mean optimizer\?\)"),
         (dict(sets=["hidden=3"]), r"'hidden' is not a run setting but a setting of a component: give its section, --set model.hidden=3\.$"),
         (dict(sets=["dropout=0.25"]), r"--set model.dropout=0.25\.$"),  # as typed, the component found among the run's own
         (dict(sets=["colour=3"]), r"'colour' is not a run setting. A component's setting needs its section, e.g. --set model.colour="),
