@@ -15,7 +15,7 @@ from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, res
 from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
-from .rundir import WEIGHTS, read_config
+from .rundir import DIVERGED, WEIGHTS, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -162,7 +162,7 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path) -> 
             record = read_config(config_file.parent)
         except ZooError:
             continue
-        if (record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists()
+        if (record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists() and not (config_file.parent / DIVERGED).exists()
                 and checkpoint.newest(config_file.parent)[0] is not None):
             return config_file.parent
     return None

@@ -22,6 +22,7 @@ METRICS = "metrics.jsonl"
 STEPS = "steps.jsonl"
 CURVES = "curves.png"
 WEIGHTS = "model.safetensors"
+DIVERGED = "diverged.json"  # written when the loss became NaN or infinite: `zoo runs` says so instead of "unfinished"
 
 
 def check_new_run_dir(out: Path | None) -> None:

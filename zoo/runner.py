@@ -34,7 +34,7 @@ from .graphs import choose_step
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
-from .rundir import CURVES, METRICS, STEPS, WEIGHTS, save_weights, write_failure
+from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, save_weights, write_failure, write_json
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
 from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, ctrl_c
@@ -249,7 +249,13 @@ def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
     try:
         fit(t, state, stop)
     except NonFiniteLoss as error:
-        raise _non_finite(error, state, t) from None
+        error = _non_finite(error, state, t)
+        if t.world.main and error.unconfirmed_from is None:  # `zoo runs` lists it as diverged
+            try:
+                write_json(t.run_dir / DIVERGED, {"epoch": state.epoch, "step": state.batch + 1, "loss": str(error.value), "message": str(error)})
+            except OSError:
+                pass  # the error itself says it all; the listing then says "unfinished"
+        raise error from None
     except OSError as error:
         where = error.filename or t.run_dir
         raise ZooError(f"Cannot write {where}: {error.strerror or error}. The run stopped at epoch {state.epoch}, step {state.batch}; "

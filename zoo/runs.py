@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from .errors import ZooError, describe_validation_error
-from .rundir import CONFIG, METRICS, WEIGHTS, read_config, read_small_file
+from .rundir import CONFIG, DIVERGED, METRICS, WEIGHTS, read_config, read_small_file
 
 #: metrics.jsonl holds one short line per epoch; a file this large is not one.
 METRICS_LIMIT = 64 * 2**20
@@ -47,6 +47,8 @@ class RunSummary:
     finished: bool
     problem: str | None = None
     """Why the run directory is damaged (None when it is not); the other fields hold what could be read."""
+    diverged: bool = False
+    """The loss became NaN or infinite and the run stopped (diverged.json)."""
     changed_from_recipe: dict[str, Any] | None = None
     """{setting: value} where the run trains otherwise than its recipe ({}: nowhere); None: unknown (a run from
     before zoo recorded it, or its recipe could not be resolved when it started)."""
@@ -115,6 +117,7 @@ def summarize(run_dir: Path) -> RunSummary:
         train_seconds=sum(e["seconds"] for e in epochs),
         created=_created(run_dir, config),
         finished=(run_dir / WEIGHTS).is_file(),
+        diverged=(run_dir / DIVERGED).is_file(),
         problem=problem,
         changed_from_recipe=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
     )

@@ -167,7 +167,7 @@ def format_runs(summaries: list[Any]) -> str:
     header = ("RUN", "MODEL", "DATASET", "RECIPE", "SEED", "EPOCHS", "BEST", "TRAIN s", "WHEN")
     rows = [
         (s.path.name, s.model, s.dataset, s.recipe + ("*" if s.changed_from_recipe else ""), "?" if s.seed is None else str(s.seed),
-         f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (unfinished)"),
+         f"{s.epochs_done}/{s.epochs_planned}" + (" (damaged)" if s.problem else "" if s.finished else " (diverged)" if s.diverged else " (unfinished)"),
          f"{s.best_accuracy:.2%}" if s.best_accuracy is not None else "-", f"{s.train_seconds:.1f}", s.created.strftime("%Y-%m-%d %H:%M"))
         for s in summaries
     ]

@@ -183,6 +183,8 @@ def test_non_finite_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint(ti
     assert found is not None and f"The last good checkpoint is {found}" in result.stderr.replace("\n", " ")
     for tensor in load_file(found / "model.safetensors").values():
         assert torch.isfinite(tensor).all()
+    listed = zoo_here("runs", "--root", str(tmp_path)).stdout.splitlines()[1]
+    assert "(diverged)" in listed and "unfinished" not in listed  # not a run to resume: the listing says what happened
 
 
 @pytest.mark.slow
