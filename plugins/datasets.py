@@ -140,7 +140,7 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
             download_error = str(error)
     raise ZooError(
         f"Cannot find the {spec.name} dataset. Looked for {', '.join(FILES.values())} (plain or .gz) in: "
-        f"{'; '.join(looked)}; then tried to download it: {download_error.rstrip('.')} (no network here?). "
+        f"{'; '.join(looked)}; then tried to download it: {download_error.rstrip('.')}{' (no network here?)' if params.download else ''}. "
         f"To fix: put the four files in one of those folders, or pass --data-dir DIR"
         + (", or on Debian install them with `apt-get install dataset-fashion-mnist`" if spec is FASHION_MNIST else "")
         + ", or download from a mirror you can reach with --set dataset.mirror=URL."

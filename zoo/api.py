@@ -137,7 +137,10 @@ def plan(
     if resume is not None and str(resume) != "auto":
         return catalog, resumed_run(catalog, Path(resume), list(sets), settings), Path(resume)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
-    found = find_resumable(catalog, resolved, Path(runs_root)) if not current().restart else None
+    if resume is not None:
+        found = find_resumable(catalog, resolved, Path(runs_root))
+    else:  # a plain start: only a note, so only a glance (no checkpoint is verified, torch is not imported)
+        found = None if current().restart else find_resumable(catalog, resolved, Path(runs_root), verify=False)
     if found is None or resume is None:
         if current().main and resume is not None:  # one command that starts a job and restarts it (a preemptible queue): start
             print(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one.", file=sys.stderr)
@@ -151,20 +154,27 @@ def plan(
     return catalog, _with_location(watched, settings, []), found
 
 
-def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path) -> Path | None:
-    """--resume auto: the newest unfinished run under runs_root with these settings and a checkpoint (None: none)."""
-    from . import checkpoint
+def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path, verify: bool = True) -> Path | None:
+    """--resume auto: the newest unfinished run under runs_root with these settings and a checkpoint (None: none);
+    verify=False only looks for a checkpoint folder, without reading its files (for a note)."""
     from .identity import config_hash
 
     wanted = config_hash(resolved)
-    for config_file in sorted(runs_root.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    unfinished = [d for d in runs_root.glob("*") if not (d / WEIGHTS).exists() and not (d / DIVERGED).exists() and (d / "config.json").is_file()]
+    for run_dir in sorted(unfinished, key=lambda d: (d / "config.json").stat().st_mtime, reverse=True):
         try:
-            record = read_config(config_file.parent)
+            record = read_config(run_dir)
         except ZooError:
             continue
-        if (record.get("config_hash") == wanted and not (config_file.parent / WEIGHTS).exists() and not (config_file.parent / DIVERGED).exists()
-                and checkpoint.newest(config_file.parent)[0] is not None):
-            return config_file.parent
+        if record.get("config_hash") != wanted:
+            continue
+        if not verify and any((run_dir / "checkpoints").glob("step-*")):
+            return run_dir
+        if verify:
+            from . import checkpoint
+
+            if checkpoint.newest(run_dir)[0] is not None:
+                return run_dir
     return None
 
 

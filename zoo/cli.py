@@ -60,18 +60,25 @@ class RunCommand(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as error:
+            spelt = error.option_name.replace("_", "-")
+            if any(spelt in option.opts for option in self.params if isinstance(option, click.Option)):
+                error.possibilities, error.message = None, f"No such option: {error.option_name}. Did you mean {spelt}?"
+                raise
             key = error.option_name.lstrip("-").replace("-", "_")
             key = {"learning_rate": "lr", "width": "hidden", "widths": "hidden"}.get(key, key)
             from .config import settings_named
 
             found = settings_named(api.catalog(), key)
+            chosen = {given[i - 1].lstrip("-"): name for i, name in enumerate(given) if i and given[i - 1] in ("--optimizer", "--model", "--loss", "--dataset", "--scheduler")}
+            found = sorted(found, key=lambda f: chosen.get(f[0]) != f[1])  # the component this command chose, if it has the setting
             if found:
                 error.possibilities = None
                 error.message = (f"No such option: {error.option_name}. {key!r} is a setting of the {found[0][0]} ({found[0][1]}): "
                                  f"give it with --set {found[0][0]}.{key}=VALUE (`zoo show {found[0][1]}` lists its settings).")
             raise
         except click.UsageError as error:
-            if "unexpected extra argument" in error.message and "--set" in given:
+            extra = error.message.partition("(")[2].rstrip(")").split(" ")[0] if "unexpected extra argument" in error.message else ""
+            if extra in given and given.index(extra) >= 2 and given[given.index(extra) - 2] == "--set":  # --set KEY VALUE, or a split value
                 error.message += (". --set takes one word, SECTION.KEY=VALUE, with no space around '=' (--set optimizer.lr=0.1); "
                                   "quote a value that has spaces: --set 'model.hidden=[1024, 256]'")
             raise
@@ -337,8 +344,8 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
 
     from .store import located
 
-    run_dir = located(run_dir)
-    drawn = picture_path(out, "--out") if out else (run_dir / "confusion.png" if run_dir.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
+    folder = located(run_dir)  # where a run named as `zoo runs` prints it is, for its picture (the source itself is open_source's)
+    drawn = picture_path(out, "--out") if out else (folder / "confusion.png" if folder.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
     if not drawn.parent.is_dir():
         raise ZooError(f"--out {drawn}: the folder {drawn.parent} does not exist.")
     result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify, precision=precision)

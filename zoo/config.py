@@ -3,7 +3,7 @@ by the pydantic model its plugin registered."""
 
 from __future__ import annotations
 
-import re
+import shlex
 import tomllib
 from dataclasses import dataclass, replace
 from typing import Any
@@ -74,17 +74,8 @@ def parse_set(assignment: str) -> tuple[str | None, str, Any]:
         if shown.startswith("[") or (shown.startswith("{") and shown.endswith("}")):  # meant as a list or table ({run}.jsonl is text)
             raise ZooError(f"--set {assignment}: {shown} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
                            f"check its brackets, and put text inside it in quotes, e.g. [\"a\", \"b\"] or {{ name = \"a\" }}.") from None
-        value = _python_written(shown)
+        value = shown  # text, as TOML would not read it (a string setting takes it as it is)
     return (section if dot else None), name, value
-
-
-def _python_written(text: str) -> Any:
-    """A value as Python writes it where TOML would refuse it (True, .01, 1.): what the user meant; else the text."""
-    if text in ("True", "False"):
-        return text == "True"
-    if re.fullmatch(r"[+-]?(\d+\.|\.\d+)(e[+-]?\d+)?", text, re.IGNORECASE):
-        return float(text)
-    return text
 
 
 def resolve_run(
@@ -150,7 +141,7 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     for key, value in overrides.items():  # zoo.run(lr=0.1): a component's setting given as a run's
         if key not in RunConfig.model_fields and (found := settings_named(catalog, key)):
             raise ZooError(f"{key}={value!r} is a setting of the {found[0][0]} ({found[0][1]}), not of the run: give it as "
-                           f"sets=[\"{found[0][0]}.{key}={value!r}\"] (on the command line: --set {found[0][0]}.{key}={value!r}).")
+                           f"sets=[\"{found[0][0]}.{key}={value!r}\"] (on the command line: --set {shlex.quote(f'{found[0][0]}.{key}={value!r}')}).")
     params: dict[str, dict[str, Any]] = {}
     for section, values in chosen.params.items():
         if not (section in overrides and overrides[section] != from_recipe.get(section)):

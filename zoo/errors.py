@@ -70,6 +70,8 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
             top = len(item["loc"]) == 1  # a key of the model itself (`known`), not of something nested in it
             hint = closest(str(item["loc"][0]), known) if top else None
             message = f"unknown key (not a setting of {what if top else 'this component'}" + (f"; did you mean {hint}?)" if hint else ")")
+        if isinstance(item.get("input"), str) and item["type"].split("_")[0] in ("float", "int", "bool"):  # .01 or True, as Python writes them
+            message += "; values are TOML: numbers as 0.01 or 1e-3, switches as true or false"
         if "input" in item and item["type"] != "missing":
             message += f" (got {item['input']!r}" + (f"; a list is written in brackets, e.g. [{item['input']}]" if item["type"] == "list_type" and
                                                      isinstance(item["input"], (int, float, str)) else "") + ")"

@@ -199,8 +199,10 @@ def safetensors_header(path: Path) -> dict[str, Any]:
         raise not_safetensors from None
     if not isinstance(header, dict) or not all(isinstance(v, dict) and "shape" in v for k, v in header.items() if k != "__metadata__"):
         raise not_safetensors
-    ends = [v.get("data_offsets", [0, 0])[-1] for k, v in header.items() if k != "__metadata__"]
-    expected = 8 + length + max((e for e in ends if isinstance(e, int)), default=0)
+    offsets = [v.get("data_offsets") for k, v in header.items() if k != "__metadata__"]
+    if not all(isinstance(o, list) and len(o) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in o) for o in offsets):
+        raise not_safetensors
+    expected = 8 + length + max((o[1] for o in offsets), default=0)
     if path.stat().st_size < expected:
         raise ZooError(f"{path} is cut short ({path.stat().st_size:,} bytes where its header describes {expected:,}: a full disk or an "
                        f"interrupted copy?). Nothing was loaded; copy the file again, or train the run again.")
@@ -208,20 +210,23 @@ def safetensors_header(path: Path) -> dict[str, Any]:
 
 
 def _check_finite(weights: Path) -> None:
-    """A model whose weights hold NaN or infinity (a diverged run) is not worth a name: refuse to store it."""
-    try:
-        import numpy as np
-        from safetensors.numpy import load_file
-    except ImportError:  # pragma: no cover (both come with zoo)
-        return
-    try:
-        tensors = load_file(str(weights))
-    except Exception:  # a dtype numpy lacks (bfloat16): predict and --init check those when they load them
-        return
-    bad = [key for key, array in tensors.items() if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all()]
+    """A model whose weights hold NaN or infinity (a diverged run) is not worth a name: refuse to store it. Read a
+    tensor at a time; one numpy cannot hold (bfloat16) is checked when predict or --init loads it."""
+    import numpy as np
+    from safetensors import safe_open
+
+    bad = []
+    with safe_open(str(weights), framework="numpy") as file:
+        for key in file.keys():
+            try:
+                array = file.get_tensor(key)
+            except (TypeError, ValueError):  # a dtype numpy lacks
+                continue
+            if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+                bad.append(key)
     if bad:
-        raise ZooError(f"{weights} holds NaN or infinite values (in {', '.join(sorted(bad)[:3])}{' …' if len(bad) > 3 else ''}): the run diverged. "
-                       f"Nothing was stored; train it again with a lower learning rate.")
+        raise ZooError(f"{weights} holds NaN or infinite values (in {', '.join(sorted(bad)[:3])}{' …' if len(bad) > 3 else ''}): a diverged run? "
+                       f"Nothing was stored; train it again, e.g. with a lower learning rate.")
 
 
 def parameter_count(header: dict[str, Any]) -> int:
@@ -258,7 +263,7 @@ def open_source(reference: str | Path, catalog: Catalog | None = None, root: Pat
     """A stored model's name or a finished run directory; a name that is both is an error naming both."""
     text = str(reference)
     stored = find(text, catalog, root) if NAME.fullmatch(text) else None
-    path = located(Path(reference)) if stored is None else Path(reference)
+    path = located(Path(reference))
     if stored is not None and path.exists():
         raise ZooError(f"{text!r} is both a trained model (in {stored.where()}) and a run directory here ({path.resolve()}); "
                        f"rename one of them, or give the run directory by another path (e.g. its absolute path).")

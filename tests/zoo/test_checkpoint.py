@@ -217,6 +217,9 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
     assert other.exit_code == 0 and killed.returncode == -signal.SIGKILL
     again = CliRunner().invoke(cli, [*common, "--dry-run"])  # the same command again would start over: it says so
     assert re.search(r"Note: runs/\S+ is an unfinished run with these settings; this starts a new one \(add --resume auto", again.output)
+    restarted = CliRunner().invoke(cli, [*common, "--dry-run", "--resume", "auto"],  # a torchrun restart resumes too
+                                   env={"RANK": "0", "WORLD_SIZE": "1", "TORCHELASTIC_RESTART_COUNT": "1", "TORCHELASTIC_RUN_ID": "none"})
+    assert restarted.exit_code == 0 and '"resumes": "runs/' in restarted.output, restarted.output
     resumed = CliRunner().invoke(cli, [*common, "--resume", "auto"])
     assert resumed.exit_code == 0, resumed.output
     assert "Resuming from checkpoint step-000000010" in resumed.output

@@ -84,6 +84,8 @@ def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -
         (["run", "--lr", "0.1"], "No such option: --lr. 'lr' is a setting of the optimizer (sgd): give it with --set optimizer.lr=VALUE"),
         (["run", "--width", "64"], "'hidden' is a setting of the model (mlp): give it with --set model.hidden=VALUE"),
         (["run", "--set", "optimizer.lr", "0.1"], "Got unexpected extra argument (0.1). --set takes one word, SECTION.KEY=VALUE"),
+        (["run", "--set", "model.hidden=[1024,", "256]"], "Got unexpected extra argument (256]). --set takes one word"),
+        (["run", "--data_dir", "/x"], "No such option: --data_dir. Did you mean --data-dir?"),  # a real option first
     ],
 )
 def test_a_usage_slip_names_the_fix(args: list[str], expected: str) -> None:
@@ -163,3 +165,19 @@ def test_a_reader_that_stops_reading_ends_zoo_quietly() -> None:
     process.stdout.close()
     errors = process.stderr.read()
     assert process.wait() == 141 and errors == b""
+
+
+def test_a_stray_argument_not_after_set_gets_no_set_hint() -> None:
+    result = invoke("run", "--set", "optimizer.lr=0.1", "--epochs", "1", "2")
+    assert result.exit_code == 2 and "--set takes one word" not in result.output
+
+
+def test_plain_dry_run_and_unknown_flags_do_not_import_torch(tmp_path: Path) -> None:
+    code = ("import sys\nfrom zoo.cli import cli\n"
+            "for args in (['run', '--dry-run'], ['run', '--lr', '1']):\n"
+            "    try: cli(args, standalone_mode=False)\n"
+            "    except BaseException: pass\n"
+            "assert 'torch' not in sys.modules")
+    (tmp_path / "runs" / "unfinished").mkdir(parents=True)  # a runs/ folder to glance at
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr

@@ -108,7 +108,7 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
     assert parse_set("optimizer.lr=1e-2") == ("optimizer", "lr", 0.01)
     assert parse_set("dataset.data_dir=/tmp/x") == ("dataset", "data_dir", "/tmp/x")
     assert parse_set("epochs=3") == (None, "epochs", 3)
-    assert parse_set("optimizer.lr=.01")[2] == 0.01 and parse_set("optimizer.nesterov=True")[2] is True  # as Python writes them
+    assert parse_set("dataset.mirror=True")[2] == "True"  # not TOML: text, which a string setting takes as it is
     with pytest.raises(ZooError, match="SECTION.KEY=VALUE"):
         parse_set("nonsense")
     with pytest.raises(ZooError, match=r"\[a\] is not a valid TOML list or table \(invalid value\); check its brackets, and put text inside it in quotes"):
@@ -125,6 +125,8 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["optimizer.lr=nan"]), r"optimizer.lr: Input should be a finite number"),
         (dict(sets=["model.colour=1"]), r"model.colour: unknown key \(not a setting of this component\)"),
         (dict(sets=["model.hiden=[10]"]), r"model.hiden: unknown key \(not a setting of this component; did you mean hidden\?\)"),
+        (dict(sets=["optimizer.lr=.01"]), r"optimizer.lr: Input should be a valid number.*; values are TOML: numbers as 0.01 or 1e-3, switches as true or false"),
+        (dict(sets=["optimizer.nesterov=True"]), r"optimizer.nesterov: .*; values are TOML: numbers as 0.01 or 1e-3, switches as true or false"),
         (dict(sets=["epoch=3"]), r"'epoch' is not a run setting; did you mean epochs\? Run settings are recipe, "),
         (dict(sets=["optimzer.lr=1"]), r"--set names unknown section\(s\) optimzer \(did you mean optimizer\?\)"),
         (dict(sets=["hidden=3"]), r"'hidden' is not a run setting but a setting of a component: give its section, --set model.hidden=3\.$"),

@@ -170,6 +170,10 @@ def test_a_run_named_as_zoo_runs_lists_it_is_found_under_runs(finished: Path, st
     evaluated = invoke("eval", name, "--data-dir", str(tiny_data), "--no-verify")
     assert evaluated.exit_code == 0 and (tmp_path / "runs" / name / "confusion.png").is_file()
     assert invoke("save", name, "by-name").exit_code == 0 and json.loads((store / "by-name" / CARD).read_text())["source"] == f"runs/{name}"
+    shutil.copytree(tmp_path / "runs" / name, tmp_path / "runs" / "by-name")  # a run named like a stored model: neither is guessed
+    for command in (["predict", "by-name"], ["eval", "by-name"]):
+        both = invoke(*command, "--data-dir", str(tiny_data), "--no-verify")
+        assert both.exit_code == 2 and "is both a trained model" in both.output
 
 
 def test_cut_short_or_diverged_weights_are_named_and_not_stored(finished: Path, store: Path, tiny_data: Path, tmp_path: Path) -> None:
