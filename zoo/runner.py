@@ -224,11 +224,15 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
         prediction = predict(t.model, image, t.data.classes, int(label), t.config.predict_index)
         t.events.emit("on_prediction", prediction)
     if t.world.main:  # after the result is out: matplotlib is the slowest import of a run
-        from .plots import write_curves
-
         for reporter in run_files:
             reporter.close()  # complete metrics.jsonl and steps.jsonl before drawing them
-        write_curves(t.run_dir, t.run_dir / CURVES)
+        try:
+            from .plots import write_curves
+
+            write_curves(t.run_dir, t.run_dir / CURVES)
+        except KeyboardInterrupt:  # the run is done: say so, rather than "the run stopped"
+            raise Interrupted(f"Interrupted (Ctrl-C) while drawing {CURVES}; the run itself is complete: {t.run_dir} holds its weights "
+                              f"and metrics (`zoo runs --compare` or `zoo eval` use them).") from None
     return RunResult(t.run_dir, state.epochs, prediction, t.model)
 
 

@@ -36,3 +36,21 @@ def test_ctrl_c_asks_once_then_stops_at_once() -> None:
     assert signal.getsignal(signal.SIGINT) is before  # as it was
     with ctrl_c(enabled=False) as stop:  # a job of several processes: torchrun stops them
         assert signal.getsignal(signal.SIGINT) is before and not stop.is_set()
+
+
+def test_ctrl_c_while_the_curves_are_drawn_says_the_run_is_complete(tiny_data, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import zoo
+    import zoo.plots
+    from zoo.stops import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo.plots, "write_curves", interrupted)
+    with pytest.raises(Interrupted, match=r"while drawing curves.png; the run itself is complete") as raised:
+        zoo.run(dataset="mnist", model="mlp-8", epochs=1, out=tmp_path / "run", reporters=[],
+                sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    assert raised.value.exit_code == 130 and (tmp_path / "run" / "model.safetensors").is_file()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
