@@ -78,7 +78,8 @@ class RunCommand(click.Command):
             raise
         except click.UsageError as error:
             extra = error.message.partition("(")[2].rstrip(")").split(" ")[0] if "unexpected extra argument" in error.message else ""
-            if extra in given and given.index(extra) >= 2 and given[given.index(extra) - 2] == "--set":  # --set KEY VALUE, or a split value
+            at = len(given) - 1 - given[::-1].index(extra) if extra in given else -1  # the stray word: the last of its spelling
+            if at >= 2 and given[at - 2] == "--set":  # --set KEY VALUE, or a split value
                 error.message += (". --set takes one word, SECTION.KEY=VALUE, with no space around '=' (--set optimizer.lr=0.1); "
                                   "quote a value that has spaces: --set 'model.hidden=[1024, 256]'")
             raise
@@ -344,7 +345,10 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
 
     from .store import located
 
-    folder = located(run_dir)  # where a run named as `zoo runs` prints it is, for its picture (the source itself is open_source's)
+    from .store import NAME, find
+
+    stored = find(str(run_dir)) if NAME.fullmatch(str(run_dir)) else None  # a stored name wins over runs/NAME, as in open_source
+    folder = run_dir if stored is not None else located(run_dir)  # where its picture goes
     drawn = picture_path(out, "--out") if out else (folder / "confusion.png" if folder.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
     if not drawn.parent.is_dir():
         raise ZooError(f"--out {drawn}: the folder {drawn.parent} does not exist.")

@@ -3,6 +3,7 @@ by the pydantic model its plugin registered."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import tomllib
 from dataclasses import dataclass, replace
@@ -140,8 +141,9 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     overrides = {k: v for k, v in overrides.items() if v is not None}
     for key, value in overrides.items():  # zoo.run(lr=0.1): a component's setting given as a run's
         if key not in RunConfig.model_fields and (found := settings_named(catalog, key)):
+            written = json.dumps(value) if value is not None else "VALUE"  # TOML as --set reads it: true, "text", [1, 2]
             raise ZooError(f"{key}={value!r} is a setting of the {found[0][0]} ({found[0][1]}), not of the run: give it as "
-                           f"sets=[\"{found[0][0]}.{key}={value!r}\"] (on the command line: --set {shlex.quote(f'{found[0][0]}.{key}={value!r}')}).")
+                           f"sets=[{json.dumps(f'{found[0][0]}.{key}={written}')}] (on the command line: --set {shlex.quote(f'{found[0][0]}.{key}={written}')}).")
     params: dict[str, dict[str, Any]] = {}
     for section, values in chosen.params.items():
         if not (section in overrides and overrides[section] != from_recipe.get(section)):

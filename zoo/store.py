@@ -216,11 +216,15 @@ def _check_finite(weights: Path) -> None:
     from safetensors import safe_open
 
     bad = []
-    with safe_open(str(weights), framework="numpy") as file:
+    try:
+        file = safe_open(str(weights), framework="numpy")
+    except Exception as error:  # SafetensorError: a header safetensors itself refuses (an unknown dtype, overlapping data)
+        raise ZooError(f"{weights} is not a valid safetensors file ({' '.join(str(error).split())}); nothing was stored.") from None
+    with file:
         for key in file.keys():
             try:
                 array = file.get_tensor(key)
-            except (TypeError, ValueError):  # a dtype numpy lacks
+            except Exception:  # a dtype numpy lacks (bfloat16, float8), or a tensor cut short: checked where it is loaded
                 continue
             if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
                 bad.append(key)
@@ -263,7 +267,7 @@ def open_source(reference: str | Path, catalog: Catalog | None = None, root: Pat
     """A stored model's name or a finished run directory; a name that is both is an error naming both."""
     text = str(reference)
     stored = find(text, catalog, root) if NAME.fullmatch(text) else None
-    path = located(Path(reference))
+    path = Path(reference) if stored is not None else located(Path(reference))  # a stored name wins over runs/NAME
     if stored is not None and path.exists():
         raise ZooError(f"{text!r} is both a trained model (in {stored.where()}) and a run directory here ({path.resolve()}); "
                        f"rename one of them, or give the run directory by another path (e.g. its absolute path).")

@@ -85,6 +85,7 @@ def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -
         (["run", "--width", "64"], "'hidden' is a setting of the model (mlp): give it with --set model.hidden=VALUE"),
         (["run", "--set", "optimizer.lr", "0.1"], "Got unexpected extra argument (0.1). --set takes one word, SECTION.KEY=VALUE"),
         (["run", "--set", "model.hidden=[1024,", "256]"], "Got unexpected extra argument (256]). --set takes one word"),
+        (["run", "--epochs", "2", "--set", "optimizer.lr", "2"], "Got unexpected extra argument (2). --set takes one word"),
         (["run", "--data_dir", "/x"], "No such option: --data_dir. Did you mean --data-dir?"),  # a real option first
     ],
 )

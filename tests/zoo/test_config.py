@@ -211,3 +211,8 @@ def test_unknown_keys_are_what_pydantic_would_ignore_aliases_and_all(tmp_path) -
 def test_a_components_setting_given_as_a_runs_names_its_section(catalog: Catalog) -> None:
     with pytest.raises(ZooError, match=r"lr=0.1 is a setting of the optimizer \(sgd\), not of the run: give it as sets=\[\"optimizer.lr=0.1\"\]"):
         resolve_run(catalog, overrides={"lr": 0.1})
+
+
+def test_the_hint_for_a_components_setting_writes_its_value_as_toml(catalog: Catalog) -> None:
+    with pytest.raises(ZooError, match=r'sets=\["optimizer.nesterov=true"\] \(on the command line: --set optimizer.nesterov=true\)'):
+        resolve_run(catalog, overrides={"nesterov": True})

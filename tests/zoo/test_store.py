@@ -170,10 +170,11 @@ def test_a_run_named_as_zoo_runs_lists_it_is_found_under_runs(finished: Path, st
     evaluated = invoke("eval", name, "--data-dir", str(tiny_data), "--no-verify")
     assert evaluated.exit_code == 0 and (tmp_path / "runs" / name / "confusion.png").is_file()
     assert invoke("save", name, "by-name").exit_code == 0 and json.loads((store / "by-name" / CARD).read_text())["source"] == f"runs/{name}"
-    shutil.copytree(tmp_path / "runs" / name, tmp_path / "runs" / "by-name")  # a run named like a stored model: neither is guessed
-    for command in (["predict", "by-name"], ["eval", "by-name"]):
-        both = invoke(*command, "--data-dir", str(tiny_data), "--no-verify")
-        assert both.exit_code == 2 and "is both a trained model" in both.output
+    shutil.copytree(tmp_path / "runs" / name, tmp_path / "runs" / "by-name")  # listed under the name it was saved as: the stored model
+    (tmp_path / "runs" / "by-name" / "confusion.png").unlink()  # drawn by the eval above
+    for command in (["predict", "by-name", "--index", "3"], ["eval", "by-name"]):
+        assert invoke(*command, "--data-dir", str(tiny_data), "--no-verify").exit_code == 0
+    assert (tmp_path / "confusion-by-name.png").is_file() and not (tmp_path / "runs" / "by-name" / "confusion.png").exists()
 
 
 def test_cut_short_or_diverged_weights_are_named_and_not_stored(finished: Path, store: Path, tiny_data: Path, tmp_path: Path) -> None:
@@ -193,3 +194,20 @@ def test_cut_short_or_diverged_weights_are_named_and_not_stored(finished: Path, 
     save_file(tensors, diverged / "model.safetensors")
     saved = invoke("save", str(diverged), "diverged")
     assert saved.exit_code == 2 and f"holds NaN or infinite values (in {first})" in saved.output and not (store / "diverged").exists()
+
+
+def test_a_weights_file_safetensors_refuses_is_not_stored(finished: Path, store: Path, tmp_path: Path) -> None:
+    import shutil
+    import struct
+
+    bad = shutil.copytree(finished, tmp_path / "bad")
+    data = (bad / "model.safetensors").read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    key = next(k for k in header if k != "__metadata__")
+    header[key]["dtype"] = "Q7"  # no such dtype
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= length  # "Q7" is shorter than the dtype it replaces; safetensors pads a header with spaces
+    (bad / "model.safetensors").write_bytes(data[:8] + text.ljust(length) + data[8 + length:])
+    refused = invoke("save", str(bad), "bad")
+    assert refused.exit_code == 2 and "is not a valid safetensors file" in refused.output and not (store / "bad").exists()
