@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
 import operator
 import sys
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, res
 from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
-from .rundir import DIVERGED, WEIGHTS, read_config
+from .rundir import CHECKPOINTS, DIVERGED, WEIGHTS, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -98,14 +98,20 @@ def run_processes(nproc: int, *, recipe: str | None = None, resume: str | Path |
                   runs_root: str | Path = "runs", **settings: Any) -> Path:
     """zoo.run in `nproc` processes training one model together (data-parallel; see docs/scaling.md).
     Everything that can fail in every process is checked here, once, before any starts."""
-    from .device import check_devices
     from .launcher import launch
-    from .world import check_shards
 
     _, resolved, resume_dir = plan(recipe=recipe, resume=resume, runs_root=runs_root, **settings)
+    check_processes(resolved, nproc)
+    return launch(nproc, resolved, resume_dir=resume_dir, max_restarts=max_restarts, runs_root=Path(runs_root))
+
+
+def check_processes(resolved: ResolvedRun, nproc: int) -> None:
+    """What would fail in every one of `nproc` processes: a batch that does not split, devices that are not there."""
+    from .device import check_devices
+    from .world import check_shards
+
     check_shards(resolved.config.batch_size, nproc)
     check_devices(resolved.config.device, nproc)
-    return launch(nproc, resolved, resume_dir=resume_dir, max_restarts=max_restarts, runs_root=Path(runs_root))
 
 
 def run_launched(run_dir: str | Path) -> RunResult:
@@ -166,16 +172,18 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path, ver
             record = read_config(run_dir)
         except ZooError:
             continue
-        if record.get("config_hash") != wanted:
-            continue
-        if not verify and any((run_dir / "checkpoints").glob("step-*")):
+        if record.get("config_hash") == wanted and _has_checkpoint(run_dir, verify):
             return run_dir
-        if verify:
-            from . import checkpoint
-
-            if checkpoint.newest(run_dir)[0] is not None:
-                return run_dir
     return None
+
+
+def _has_checkpoint(run_dir: Path, verify: bool) -> bool:
+    """A usable checkpoint (its files checked: imports torch), or (verify=False) at least one written."""
+    if not verify:
+        return any((run_dir / CHECKPOINTS).glob("step-*"))
+    from . import checkpoint
+
+    return checkpoint.newest(run_dir)[0] is not None
 
 
 def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict[str, Any]) -> ResolvedRun:

@@ -22,9 +22,8 @@ from typing import Any
 import torch
 
 from .errors import ZooError
-from .rundir import read_small_file, write_failure
+from .rundir import CHECKPOINTS, read_small_file, write_failure
 
-CHECKPOINTS = "checkpoints"
 MANIFEST = "manifest.json"
 FORMAT = 2  # 2: random states per rank, separate shuffle and augmentation generators
 FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json")

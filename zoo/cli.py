@@ -187,11 +187,7 @@ def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_rest
     """Every check a real start makes (a resume that cannot continue, an --out in use), then the plan as JSON."""
     _, resolved, resume_dir = api.plan(recipe=recipe, resume=resume, **settings)
     if nproc is not None:
-        from .device import check_devices
-        from .world import check_shards
-
-        check_shards(resolved.config.batch_size, nproc)
-        check_devices(resolved.config.device, nproc)
+        api.check_processes(resolved, nproc)
     launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
     resumes = {"resumes": str(resume_dir)} if resume_dir is not None else {}
     click.echo(json.dumps({**resolved.to_json(), **launch, **resumes}, indent=2))
@@ -343,13 +339,10 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     from .inference import evaluate
     from .plots import picture_path, write_confusion
 
-    from .store import located
+    from .store import which
 
-    from .store import NAME, find
-
-    stored = find(str(run_dir)) if NAME.fullmatch(str(run_dir)) else None  # a stored name wins over runs/NAME, as in open_source
-    folder = run_dir if stored is not None else located(run_dir)  # where its picture goes
-    drawn = picture_path(out, "--out") if out else (folder / "confusion.png" if folder.is_dir() else Path(f"confusion-{run_dir.name}.png"))  # a stored model's folder stays as saved
+    _, folder = which(run_dir)  # a run's folder gets its picture; a stored model's folder stays as saved
+    drawn = picture_path(out, "--out") if out else (folder / "confusion.png" if folder.is_dir() else Path(f"confusion-{run_dir.name}.png"))
     if not drawn.parent.is_dir():
         raise ZooError(f"--out {drawn}: the folder {drawn.parent} does not exist.")
     result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify, precision=precision)

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import ZooError, closest, describe_validation_error
-from .registry import forbidding_extras
 from .identity import changes_from_recipe, location_params
 from .plugins import FILE_VERSION, Catalog, Resolved
+from .registry import forbidding_extras
 from .settings import RunConfig
 
 SECTIONS = ("dataset", "model", "loss", "optimizer", "scheduler")

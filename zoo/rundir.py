@@ -22,6 +22,7 @@ METRICS = "metrics.jsonl"
 STEPS = "steps.jsonl"
 CURVES = "curves.png"
 WEIGHTS = "model.safetensors"
+CHECKPOINTS = "checkpoints"  # a run's checkpoint folders (zoo.checkpoint)
 DIVERGED = "diverged.json"  # written when the loss became NaN or infinite: `zoo runs` says so instead of "unfinished"
 
 

@@ -263,11 +263,18 @@ def located(run: Path) -> Path:
     return listed if not run.exists() and not run.is_absolute() and (listed / CONFIG).is_file() else run
 
 
+def which(reference: str | Path, catalog: Catalog | None = None, root: Path | None = None) -> tuple[Stored | None, Path]:
+    """The stored model `reference` names (None: none), and the path it means as a run: a stored name wins over
+    runs/NAME; else a bare name that is no folder here is the run `zoo runs` lists under it."""
+    text = str(reference)
+    stored = find(text, catalog, root) if NAME.fullmatch(text) else None
+    return stored, Path(reference) if stored is not None else located(Path(reference))
+
+
 def open_source(reference: str | Path, catalog: Catalog | None = None, root: Path | None = None) -> Source:
     """A stored model's name or a finished run directory; a name that is both is an error naming both."""
     text = str(reference)
-    stored = find(text, catalog, root) if NAME.fullmatch(text) else None
-    path = Path(reference) if stored is not None else located(Path(reference))  # a stored name wins over runs/NAME
+    stored, path = which(reference, catalog, root)
     if stored is not None and path.exists():
         raise ZooError(f"{text!r} is both a trained model (in {stored.where()}) and a run directory here ({path.resolve()}); "
                        f"rename one of them, or give the run directory by another path (e.g. its absolute path).")
