@@ -430,3 +430,11 @@ def test_a_broken_or_shadowing_plugin_file_fails_alone(tmp_path: Path) -> None:
     assert any("a plugin named 'builtin-models' is already loaded (zoo " in warning for warning in catalog.warnings)
     assert "absent.py is not a Python file or a package folder" in errors["absent"]
     assert catalog.registry.get("model", "mlp")  # the rest of zoo works
+
+
+def test_a_plugin_file_is_recorded_by_the_path_the_shell_finds(tmp_path: Path) -> None:
+    plugin = tmp_path / "zoo_test_dotted_path.py"
+    plugin.write_text(PLUGIN_FILE.replace("from-a-file", "from-a-dotted-path"))
+    (tmp_path / "sub").mkdir()
+    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": str(tmp_path / "sub" / ".." / plugin.name)})
+    assert next(p for p in catalog.plugins if p.name == "zoo_test_dotted_path").distribution == str(plugin.parent.resolve() / plugin.name)

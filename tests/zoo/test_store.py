@@ -211,3 +211,10 @@ def test_a_weights_file_safetensors_refuses_is_not_stored(finished: Path, store:
     (bad / "model.safetensors").write_bytes(data[:8] + text.ljust(length) + data[8 + length:])
     refused = invoke("save", str(bad), "bad")
     assert refused.exit_code == 2 and "is not a valid safetensors file" in refused.output and not (store / "bad").exists()
+
+
+def test_a_model_not_known_to_match_its_recipe_is_marked(store: Path) -> None:
+    """The shipped model was trained by an earlier `tuned` recipe, before runs recorded their changes: "?" and why."""
+    listed = invoke("models").output
+    assert next(line for line in listed.splitlines() if line.startswith(SHIPPED + " ")).split()[3] == "tuned?"
+    assert "? not known to match its recipe" in listed
