@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, gcpause
 from .build import build_dataset, build_loss, build_mixup, build_model, build_optimizer, build_reporter, build_scheduler
 from .collectives import device_index, gather, global_mean, joined, lost_peer, main_first, wrap
 from .config import ResolvedRun
@@ -164,6 +164,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     try:
         with joined(world, device), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
             trainer = build(resolved, world, device, events, resuming=resume_dir is not None)
+            gcpause.resume()  # torch and the run's objects are made: collect from here on, without them
             state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)
             result = _fit_and_finish(trainer, state, resumed)
         failing = False
