@@ -8,6 +8,7 @@ error that names the file rather than a crash or a silently wrong tensor.
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +49,21 @@ def read_idx(path: Path, dims: int) -> torch.Tensor:
         raise _bad(path, f"its header announces shape {shape} ({expected} bytes) but the file has {len(data)} bytes: {state}")
     if count == 0:  # frombuffer refuses an empty buffer; the caller judges an empty split
         return torch.empty(shape, dtype=torch.uint8)
-    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8, offset=header).reshape(shape)  # one copy of 47 MB, not two
+
+
+def write_idx(path: Path, array: torch.Tensor) -> None:
+    """`array` (unsigned bytes) as an uncompressed IDX file, whole or not at all: written beside
+    `path` under another name, then renamed."""
+    header = bytes([0, 0, UBYTE, array.dim()]) + b"".join(size.to_bytes(4, "big") for size in array.shape)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as file:
+            file.write(header)
+            file.write(array.contiguous().numpy())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _read_bytes(path: Path) -> bytes:

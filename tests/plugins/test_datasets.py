@@ -228,3 +228,56 @@ def test_an_uncompressed_mnist_file_is_checked_against_its_archive_not_its_size(
     (folder / stem).write_bytes(labels + b"x")  # another size, so not the file verified before
     with pytest.raises(ZooError, match="differs from what t10k-labels-idx1-ubyte.gz beside it decompresses to"):
         verify_file(spec, stem, folder / stem)
+
+
+def _tiny_real(directory: Path) -> datasets.Spec:
+    """A tiny dataset in `directory` (gzipped), and a FashionMNIST-like spec whose published checksums are its own."""
+    import dataclasses
+    import gzip
+
+    make_idx_dataset(directory, n_train=12, n_test=8)
+    known = {}
+    for stem in datasets.FILES.values():
+        data = gzip.decompress((directory / f"{stem}.gz").read_bytes())
+        known[stem] = datasets.Known(len(data), hashlib.sha256(data).hexdigest())
+    return dataclasses.replace(FASHION_MNIST, known=known)
+
+
+def test_the_system_copy_is_kept_decompressed_in_the_cache_and_read_from_there(no_system_copy: Path) -> None:
+    spec = _tiny_real(no_system_copy / "fashion-mnist")
+    first = datasets.load(spec, IDXParams(download=False))
+    kept = datasets.cache_dir() / "fashion-mnist"
+    assert sorted(path.name for path in kept.iterdir()) == sorted(datasets.FILES.values())  # uncompressed, nothing partial
+    files = locate(spec, IDXParams(download=False))
+    assert {path.parent for path in files.values()} == {kept}
+    again = datasets.load(spec, IDXParams(download=False))  # verified by checksum, as any file
+    assert torch.equal(again.train.images, first.train.images) and torch.equal(again.test.labels, first.test.labels)
+    (kept / "t10k-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01\0\0\0\x01\x07")  # a damaged copy is caught as any file
+    with pytest.raises(ZooError, match="is not the real fashion-mnist file t10k-labels-idx1-ubyte"):
+        datasets.load(spec, IDXParams(download=False))
+
+
+def test_nothing_is_kept_unverified_from_elsewhere_or_for_mnist(no_system_copy: Path, tmp_path: Path) -> None:
+    spec = _tiny_real(no_system_copy / "fashion-mnist")
+    datasets.load(spec, IDXParams(download=False, verify=False))
+    datasets.load(spec, IDXParams(data_dir=no_system_copy / "fashion-mnist", download=False))
+    make_idx_dataset(no_system_copy / "mnist", n_train=12, n_test=8)
+    datasets.load(MNIST, IDXParams(download=False, verify=False))
+    assert not datasets.cache_dir().exists() or not any(datasets.cache_dir().glob("*mnist*"))
+
+
+def test_a_cache_that_cannot_be_written_keeps_no_part_of_the_copy(no_system_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo_plugins import idx
+
+    spec = _tiny_real(no_system_copy / "fashion-mnist")
+    real_write, calls = idx.write_idx, []
+
+    def full_disk_on_the_third(path: Path, array: torch.Tensor) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_write(path, array)
+
+    monkeypatch.setattr(idx, "write_idx", full_disk_on_the_third)
+    assert len(datasets.load(spec, IDXParams(download=False)).train) == 12  # the run goes on
+    assert list((datasets.cache_dir() / "fashion-mnist").iterdir()) == []

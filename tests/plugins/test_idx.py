@@ -73,3 +73,12 @@ def test_fuzzed_idx_files_fail_cleanly(tmp_path: Path) -> None:
             assert str(target) in str(error)
             outcomes["error"] += 1
     assert outcomes["error"] > 400 and outcomes["read"] > 50, outcomes
+
+
+def test_write_idx_writes_what_read_idx_reads(tmp_path: Path) -> None:
+    from zoo_plugins.idx import write_idx
+
+    array = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "images", array)
+    assert torch.equal(read_idx(tmp_path / "images", dims=3), array)
+    assert [path.name for path in tmp_path.iterdir()] == ["images"]
