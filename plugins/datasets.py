@@ -224,7 +224,15 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
     if from_system and params.verify:
         keep_decompressed(spec, read)
     normalization = (float(mean), float(std)) if params.normalize else None
-    return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28), normalization=normalization)
+    return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28), normalization=normalization,
+                         files={FILES[key]: _provenance(spec, FILES[key], path, params.verify) for key, path in files.items()})
+
+
+def _provenance(spec: Spec, stem: str, path: Path, verified: bool) -> dict[str, object]:
+    """What config.json says of a data file: its path and, when it was verified, the published checksum it matched."""
+    known = spec.known[stem]
+    matched = ({"sha256": known.sha256} if known.sha256 else {"archive_md5": known.gz_md5}) if verified else {}
+    return {"path": str(path.resolve()), "verified": verified, **matched}
 
 
 def keep_decompressed(spec: Spec, read: dict[str, torch.Tensor]) -> None:

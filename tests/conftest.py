@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,16 @@ def shared_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This run's temporary folder, the same for every pytest-xdist worker (each has its own below it)."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fixtures wider than a test (a module's real-data run) start before clean_environment: they get this
+    session's own cache, never the user's (a run from the system copy writes 55 MB there)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("session-cache")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -47,3 +47,11 @@ def test_one_quickstart_epoch_lands_where_the_quickstart_does(quickstart_epoch: 
     assert re.fullmatch(r'Predicted: "[^"]+", Actual: "Ankle boot"', prediction)  # test image 0 is an ankle boot
     metrics = json.loads((run_dir / "metrics.jsonl").read_text())
     assert round(metrics["test_accuracy"] * 100, 1) == accuracy
+
+
+def test_the_run_records_which_copy_of_the_data_it_read(quickstart_epoch: tuple[Path, str]) -> None:
+    from zoo_plugins.datasets import FASHION_MNIST
+
+    files = json.loads((quickstart_epoch[0] / "config.json").read_text())["data_files"]
+    assert files == {stem: {"path": str(FASHION_MNIST_SYSTEM / f"{stem}.gz"), "verified": True, "sha256": known.sha256}
+                     for stem, known in FASHION_MNIST.known.items()}

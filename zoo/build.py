@@ -46,7 +46,20 @@ def build_dataset(part: Part) -> DatasetSplits:
                        f"the shape of one image as a tuple of positive ints, e.g. (1, 28, 28).")
     if not splits.classes or len(splits.test) == 0 or len(splits.train) == 0:
         raise ZooError(f"Dataset {part.resolved.name!r} ({part.resolved.component.owner}) is empty or has no classes.")
+    if splits.files is not None and not _json_object(splits.files):
+        raise ZooError(f"Dataset {part.resolved.name!r} ({part.resolved.component.owner}) gives files={splits.files!r:.200}; config.json records it, "
+                       f"so it must be a dict of JSON values (text, numbers, true/false, lists, dicts), e.g. {{\"train.csv\": {{\"path\": \"/data/train.csv\"}}}}.")
     return splits
+
+
+def _json_object(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return isinstance(value, dict)
 
 
 def build_model(part: Part, input_shape: tuple[int, ...], num_classes: int) -> Any:

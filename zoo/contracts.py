@@ -22,6 +22,10 @@ class DatasetSplits:
     normalization: tuple[float, float] | None = None
     """(mean, std) the images were standardised with, if they were: a run records it, and a
     prediction from an image file (pixels in [0, 1]) applies it as the training did."""
+    files: dict[str, dict[str, Any]] | None = None
+    """The files the splits were read from, by name, each with what is known of it (its path, whether it was
+    checked against a published checksum, and that checksum): config.json records it as "data_files", so a result
+    says which copy of the data it came from."""
 
 
 @dataclass

@@ -177,6 +177,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
         "classes": list(t.data.classes),
         "input_shape": list(t.data.input_shape),
         "input_normalization": list(t.data.normalization) if t.data.normalization else None,
+        "data_files": t.data.files,
         "versions": {
             "zoo": __version__,
             "zoo_source": _source_revision(),

@@ -183,6 +183,18 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 IGNORED = ("out", "versions.", "config_hash", "reporters", "components.reporters", "changed_from_recipe", "started")
 
 
+RECORDED_LATER = ("machine.", "data_files.")
+
+
+def _same_published_file(key: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """A data file's path differs, but both runs read the real file (the same published checksum): e.g. the system
+    copy, then the cache's uncompressed copy of it. Not a difference in what was trained on."""
+    if not (key.startswith("data_files.") and key.endswith(".path")):
+        return False
+    file = key.removesuffix(".path")
+    return any(a.get(f"{file}.{sum_}") is not None and a.get(f"{file}.{sum_}") == b.get(f"{file}.{sum_}") for sum_ in ("sha256", "archive_md5"))
+
+
 class Missing(str):
     """Why a run has no value for a setting the other run has, as `--compare` shows it."""
 
@@ -208,7 +220,8 @@ def compare(a: Path, b: Path) -> Comparison:
     defaults = _flatten(RunConfig().model_dump(mode="json"))  # a run setting added later had its default before
     flat_a, flat_b = ({**defaults, **_flatten(read_config(run))} for run in (a, b))
     keys = [key for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key, NOT_RECORDED) != flat_b.get(key, NOT_RECORDED) and not key.startswith(IGNORED)
-            and not (key.startswith("machine.") and not (key in flat_a and key in flat_b))]  # a run from before zoo recorded its machine
+            and not (key.startswith(RECORDED_LATER) and not (key in flat_a and key in flat_b))  # a run from before zoo recorded them
+            and not _same_published_file(key, flat_a, flat_b)]
     named = sorted((name, key) for key in keys if (name := _setting_name(key, keys)))
     differences = [(name, _value_in(flat_a, flat_b, key), _value_in(flat_b, flat_a, key)) for name, key in named]
     (metrics_a, problem_a), (metrics_b, problem_b) = read_metrics(a / METRICS), read_metrics(b / METRICS)

@@ -41,6 +41,7 @@ class BadPlugin:
     @zoo.hookimpl
     def register_datasets(self, register):
         register("listed", listed_splits)  # not held in memory: batches come from a DataLoader
+        register("path-files", path_files)
 
     @zoo.hookimpl
     def register_reporters(self, register):
@@ -52,6 +53,14 @@ def listed_splits(params):
 
     tiny = tiny_splits(params)
     return zoo.DatasetSplits(list(tiny.train), list(tiny.test), tiny.classes, tiny.input_shape)
+
+
+def path_files(params):
+    from zoo.testing import tiny_splits
+
+    tiny = tiny_splits(params)
+    tiny.files = {"train.csv": {"path": Path("/data/train.csv")}}  # a Path: config.json cannot hold it
+    return tiny
 
 
 class Crashy(torch.nn.Module):
@@ -117,6 +126,14 @@ def test_a_model_with_the_wrong_number_of_logits_is_named(catalog, tmp_path: Pat
     message = str(caught.value)
     assert f"The model 'fixed' (plugin 'bad'" in message and f"to logits of shape (2, {outputs})" in message
     assert "must have shape (2, 10)" in message and "num_classes argument" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_files_that_config_json_cannot_hold_are_named(catalog, tmp_path: Path) -> None:
+    with pytest.raises(ZooError) as caught:
+        train(catalog, tmp_path, dataset="path-files")
+    message = str(caught.value)
+    assert "Dataset 'path-files' (plugin 'bad'" in message and "PosixPath('/data/train.csv')" in message and "dict of JSON values" in message
     assert not (tmp_path / "run").exists()
 
 

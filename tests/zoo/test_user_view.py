@@ -184,9 +184,28 @@ def test_runs_lists_and_compares(tiny_data: Path, tmp_path: Path) -> None:
     del config["machine"]  # nor is its machine a difference
     for key in ("mixup", "cuda_graphs", "init", "checkpoint_every"):  # run settings added later: their defaults
         del config[key]
+    del config["data_files"]  # nor the data files it read
     (older / "config.json").write_text(json.dumps(config))
     lines = invoke("runs", "--compare", str(a), str(older)).output.split("\n\n")[1].splitlines()
     assert lines == ["Settings that differ:", "  optimizer.fused  A: false  B: (not recorded)"]  # named as --set names it
+
+
+def test_compare_shows_other_data_files_but_not_another_copy_of_the_real_one(finished_run: Path, tiny_data: Path, tmp_path: Path) -> None:
+    record = json.loads((finished_run / "config.json").read_text())
+    assert record["data_files"]["t10k-labels-idx1-ubyte"] == {"path": str((tiny_data / "t10k-labels-idx1-ubyte.gz").resolve()), "verified": False}
+
+    def copy(name: str, path: str, **checked: object) -> Path:
+        other = shutil.copytree(finished_run, tmp_path / name)
+        edited = {**record, "data_files": {**record["data_files"], "t10k-labels-idx1-ubyte": {"path": path, **checked}}}
+        (other / "config.json").write_text(json.dumps(edited))
+        return other
+
+    real = {"verified": True, "sha256": "0402a9"}
+    system, cached = copy("system", "/usr/share/t10k-labels-idx1-ubyte.gz", **real), copy("cached", "/cache/t10k-labels-idx1-ubyte", **real)
+    assert "Settings that differ" not in invoke("runs", "--compare", str(system), str(cached)).output  # the same published file
+    elsewhere = copy("elsewhere", "/cache/t10k-labels-idx1-ubyte", verified=False)  # unverified: the path is all there is
+    differences = {d["setting"] for d in json.loads(invoke("runs", "--compare", str(system), str(elsewhere), "--json").output)["differences"]}
+    assert differences == {"data_files.t10k-labels-idx1-ubyte.path", "data_files.t10k-labels-idx1-ubyte.verified"}
 
 
 def test_runs_are_dated_by_when_they_started_not_by_when_they_were_copied(finished_run: Path, tmp_path: Path) -> None:
