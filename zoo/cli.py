@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -32,6 +32,12 @@ class UserError(click.ClickException):
 
 
 class ZooGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except BrokenPipeError:  # `zoo --help | head`: the help is printed while parsing, before invoke
+            _stop_quietly_on_broken_pipe()
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -41,14 +47,19 @@ class ZooGroup(click.Group):
 
                 print_traceback(error)
             raise UserError(_from_rank(str(error)), error.exit_code) from None
-        except BrokenPipeError:  # `zoo ... | head` stopped reading: stop quietly, as Unix tools do
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-            raise SystemExit(141) from None
+        except BrokenPipeError:
+            _stop_quietly_on_broken_pipe()
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
             where = f" {error.filename}" if error.filename else ""
             raise UserError(_from_rank(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed."), 2) from None
         except KeyboardInterrupt:
             raise UserError(_from_rank("Interrupted (Ctrl-C); the run stopped."), 130) from None
+
+
+def _stop_quietly_on_broken_pipe() -> NoReturn:
+    """`zoo ... | head` stopped reading: stop quietly, with the status a shell gives SIGPIPE, as Unix tools do."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+    raise SystemExit(141) from None
 
 
 class RunCommand(click.Command):

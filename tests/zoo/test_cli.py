@@ -159,9 +159,11 @@ def test_damaged_weights_are_a_clear_error(tiny_data: Path, tmp_path: Path) -> N
     assert "Traceback" not in result.output
 
 
-def test_a_reader_that_stops_reading_ends_zoo_quietly() -> None:
-    """`zoo list | head -1`: a broken pipe is the reader's choice, not an error to report (exit 141, as Unix tools)."""
-    process = subprocess.Popen([sys.executable, "-m", "zoo", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@pytest.mark.parametrize("args", [["list"], ["--help"], ["run", "--help"]])
+def test_a_reader_that_stops_reading_ends_zoo_quietly(args: list[str]) -> None:
+    """`zoo list | head -1`: a broken pipe is the reader's choice, not an error to report (exit 141, as Unix tools);
+    also for the help, which is printed before any command runs."""
+    process = subprocess.Popen([sys.executable, "-m", "zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()
     errors = process.stderr.read()
