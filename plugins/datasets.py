@@ -135,6 +135,11 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
             f"directly inside, in {spec.torchvision_class}/raw/ or in {spec.name}/). Put them there, or leave out "
             f"--data-dir / ZOO_DATA_DIR to use the cache, the system copy or a download."
         )
+    from . import kept
+
+    found = _find_files(kept.folder(spec), spec)  # zoo's uncompressed copy of the system's (zoo_plugins.kept)
+    if found:
+        return found
     for directory in (cache_dir(), SYSTEM_DIR / spec.name):
         found = _find_files(directory, spec)
         if found:
@@ -188,12 +193,19 @@ def _download(spec: Spec, params: IDXParams) -> dict[str, Path]:
 def load(spec: Spec, params: IDXParams) -> DatasetSplits:
     from zoo.data import TensorSplit, compose, random_hflip, random_shift
 
+    from . import kept
     from .idx import read_idx
 
     files = locate(spec, params)
     if params.verify:
-        for key, path in files.items():
-            verify_file(spec, FILES[key], path)
+        try:
+            _verify(spec, files)
+        except ZooError:
+            if not kept.holds(spec, files):
+                raise
+            kept.drop(spec)  # zoo's own copy, damaged: the system copy it came from is still there
+            files = locate(spec, params)
+            _verify(spec, files)
     splits, read = [], {}
     for split in ("train", "test"):
         images = read[f"{split}_images"] = read_idx(files[f"{split}_images"], dims=3)
@@ -222,10 +234,15 @@ def load(spec: Spec, params: IDXParams) -> DatasetSplits:
         splits.append(TensorSplit(images, labels.long(), compose(*augments) if split == "train" else None))
     from_system = _explicit_dir(params) is None and all(path.suffix == ".gz" and path.parent == SYSTEM_DIR / spec.name for path in files.values())
     if from_system and params.verify:
-        keep_decompressed(spec, read)
+        kept.keep(spec, read)
     normalization = (float(mean), float(std)) if params.normalize else None
     return DatasetSplits(train=splits[0], test=splits[1], classes=list(spec.classes), input_shape=(1, 28, 28), normalization=normalization,
                          files={FILES[key]: _provenance(spec, FILES[key], path, params.verify) for key, path in files.items()})
+
+
+def _verify(spec: Spec, files: dict[str, Path]) -> None:
+    for key, path in files.items():
+        verify_file(spec, FILES[key], path)
 
 
 def _provenance(spec: Spec, stem: str, path: Path, verified: bool) -> dict[str, object]:
@@ -233,27 +250,6 @@ def _provenance(spec: Spec, stem: str, path: Path, verified: bool) -> dict[str, 
     known = spec.known[stem]
     matched = ({"sha256": known.sha256} if known.sha256 else {"archive_md5": known.gz_md5}) if verified else {}
     return {"path": str(path.resolve()), "verified": verified, **matched}
-
-
-def keep_decompressed(spec: Spec, read: dict[str, torch.Tensor]) -> None:
-    """Decompressing the system copy costs every run about 0.2 s (a tenth of a short run's fixed cost), so the verified
-    files go into the user cache uncompressed (55 MB for FashionMNIST), which `locate` tries first: the next run reads
-    them as they are and verifies them once more by checksum. Only where every file's own checksum is published (not
-    MNIST's: only its archives'); a cache that cannot be written costs only the time (nothing half-written stays)."""
-    from .idx import write_idx
-
-    if not all(known.sha256 for known in spec.known.values()):
-        return
-    folder = cache_dir() / spec.name
-    written = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for key, stem in FILES.items():
-            write_idx(folder / stem, read[key])
-            written.append(folder / stem)
-    except OSError:
-        for path in written:  # three files of four would never be used
-            path.unlink(missing_ok=True)
 
 
 def verify_file(spec: Spec, stem: str, path: Path) -> None:

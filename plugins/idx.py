@@ -55,12 +55,18 @@ def read_idx(path: Path, dims: int) -> torch.Tensor:
 def write_idx(path: Path, array: torch.Tensor) -> None:
     """`array` (unsigned bytes) as an uncompressed IDX file, whole or not at all: written beside
     `path` under another name, then renamed."""
+    import torch
+
+    if array.dtype != torch.uint8:
+        raise ValueError(f"write_idx writes unsigned bytes, not {array.dtype}")
     header = bytes([0, 0, UBYTE, array.dim()]) + b"".join(size.to_bytes(4, "big") for size in array.shape)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         with open(partial, "wb") as file:
             file.write(header)
             file.write(array.contiguous().numpy())
+            file.flush()
+            os.fsync(file.fileno())  # on disk before it has the name: a crash leaves the old file or the whole new one
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

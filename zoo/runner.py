@@ -171,6 +171,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         return result
     finally:
         events.close(failing)
+        gcpause.run_over()
 
 
 def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events, resuming: bool = False) -> Trainer:

@@ -230,44 +230,54 @@ def test_an_uncompressed_mnist_file_is_checked_against_its_archive_not_its_size(
         verify_file(spec, stem, folder / stem)
 
 
-def _tiny_real(directory: Path) -> datasets.Spec:
-    """A tiny dataset in `directory` (gzipped), and a FashionMNIST-like spec whose published checksums are its own."""
+def _tiny_real(directory: Path, archives_only: bool = False) -> datasets.Spec:
+    """A tiny dataset in `directory` (gzipped), and a FashionMNIST-like spec whose published checksums are its own
+    (`archives_only`: MNIST-like, only the archives' md5s published)."""
     import dataclasses
     import gzip
 
     make_idx_dataset(directory, n_train=12, n_test=8)
     known = {}
     for stem in datasets.FILES.values():
-        data = gzip.decompress((directory / f"{stem}.gz").read_bytes())
-        known[stem] = datasets.Known(len(data), hashlib.sha256(data).hexdigest())
-    return dataclasses.replace(FASHION_MNIST, known=known)
+        packed = (directory / f"{stem}.gz").read_bytes()
+        data = gzip.decompress(packed)
+        known[stem] = (datasets.Known(len(data), gz_md5=hashlib.md5(packed).hexdigest()) if archives_only
+                       else datasets.Known(len(data), hashlib.sha256(data).hexdigest()))
+    return dataclasses.replace(MNIST if archives_only else FASHION_MNIST, known=known)
 
 
 def test_the_system_copy_is_kept_decompressed_in_the_cache_and_read_from_there(no_system_copy: Path) -> None:
+    from zoo_plugins import kept
+
     spec = _tiny_real(no_system_copy / "fashion-mnist")
     first = datasets.load(spec, IDXParams(download=False))
-    kept = datasets.cache_dir() / "fashion-mnist"
-    assert sorted(path.name for path in kept.iterdir()) == sorted(datasets.FILES.values())  # uncompressed, nothing partial
-    files = locate(spec, IDXParams(download=False))
-    assert {path.parent for path in files.values()} == {kept}
+    copy = datasets.cache_dir() / "decompressed" / "fashion-mnist"
+    assert kept.folder(spec) == copy
+    assert sorted(path.name for path in copy.iterdir()) == sorted(datasets.FILES.values())  # uncompressed, nothing partial
+    assert {path.parent for path in locate(spec, IDXParams(download=False)).values()} == {copy}
     again = datasets.load(spec, IDXParams(download=False))  # verified by checksum, as any file
     assert torch.equal(again.train.images, first.train.images) and torch.equal(again.test.labels, first.test.labels)
-    (kept / "t10k-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01\0\0\0\x01\x07")  # a damaged copy is caught as any file
-    with pytest.raises(ZooError, match="is not the real fashion-mnist file t10k-labels-idx1-ubyte"):
-        datasets.load(spec, IDXParams(download=False))
+    assert {entry["path"] for entry in again.files.values()} == {str(copy / stem) for stem in datasets.FILES.values()}
+    (copy / "t10k-labels-idx1-ubyte").write_bytes(b"")  # damaged (a crash while it was written): the system copy takes over
+    damaged = datasets.load(spec, IDXParams(download=False))
+    assert torch.equal(damaged.test.labels, first.test.labels)
+    assert damaged.files["t10k-labels-idx1-ubyte"]["path"] == str((no_system_copy / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").resolve())
+    assert (copy / "t10k-labels-idx1-ubyte").stat().st_size > 0  # and is kept again
 
 
 def test_nothing_is_kept_unverified_from_elsewhere_or_for_mnist(no_system_copy: Path, tmp_path: Path) -> None:
     spec = _tiny_real(no_system_copy / "fashion-mnist")
     datasets.load(spec, IDXParams(download=False, verify=False))
-    datasets.load(spec, IDXParams(data_dir=no_system_copy / "fashion-mnist", download=False))
-    make_idx_dataset(no_system_copy / "mnist", n_train=12, n_test=8)
-    datasets.load(MNIST, IDXParams(download=False, verify=False))
-    assert not datasets.cache_dir().exists() or not any(datasets.cache_dir().glob("*mnist*"))
+    mine = shutil.copytree(no_system_copy / "fashion-mnist", tmp_path / "mine")
+    datasets.load(spec, IDXParams(data_dir=mine, download=False))
+    mnist = _tiny_real(no_system_copy / "mnist", archives_only=True)
+    for _ in range(2):  # a kept MNIST copy would fail the second run: only the archives' checksums are published
+        assert len(datasets.load(mnist, IDXParams(download=False)).train) == 12
+    assert not (datasets.cache_dir() / "decompressed").exists()
 
 
 def test_a_cache_that_cannot_be_written_keeps_no_part_of_the_copy(no_system_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zoo_plugins import idx
+    from zoo_plugins import idx, kept
 
     spec = _tiny_real(no_system_copy / "fashion-mnist")
     real_write, calls = idx.write_idx, []
@@ -280,4 +290,24 @@ def test_a_cache_that_cannot_be_written_keeps_no_part_of_the_copy(no_system_copy
 
     monkeypatch.setattr(idx, "write_idx", full_disk_on_the_third)
     assert len(datasets.load(spec, IDXParams(download=False)).train) == 12  # the run goes on
-    assert list((datasets.cache_dir() / "fashion-mnist").iterdir()) == []
+    assert len(calls) == 3 and list(kept.folder(spec).iterdir()) == []  # the two written are gone
+    monkeypatch.setattr(idx, "write_idx", real_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    datasets.load(spec, IDXParams(download=False))  # a nearly full disk: not worth 0.2 s a run
+    assert list(kept.folder(spec).iterdir()) == []
+
+
+def test_a_partial_file_left_by_a_killed_process_is_removed(no_system_copy: Path) -> None:
+    import os
+
+    from zoo_plugins import kept
+
+    spec = _tiny_real(no_system_copy / "fashion-mnist")
+    folder = kept.folder(spec)
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".train-images-idx3-ubyte.4242.partial", folder / ".train-images-idx3-ubyte.4343.partial"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")  # another process writing now
+    os.utime(stale, (0, 0))
+    datasets.load(spec, IDXParams(download=False))
+    assert not stale.exists() and fresh.exists()

@@ -82,3 +82,22 @@ def test_write_idx_writes_what_read_idx_reads(tmp_path: Path) -> None:
     write_idx(tmp_path / "images", array)
     assert torch.equal(read_idx(tmp_path / "images", dims=3), array)
     assert [path.name for path in tmp_path.iterdir()] == ["images"]
+
+
+def test_write_idx_that_fails_keeps_the_old_file_and_no_partial_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from zoo_plugins.idx import write_idx
+
+    write_idx(tmp_path / "labels", torch.tensor([1, 2, 3], dtype=torch.uint8))
+
+    def disk_error(descriptor: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", disk_error)
+    with pytest.raises(OSError):
+        write_idx(tmp_path / "labels", torch.tensor([4, 5], dtype=torch.uint8))
+    assert [path.name for path in tmp_path.iterdir()] == ["labels"]
+    assert read_idx(tmp_path / "labels", dims=1).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="unsigned bytes"):
+        write_idx(tmp_path / "floats", torch.zeros(2))
