@@ -116,7 +116,24 @@ def _resume(t: Trainer) -> tuple[TrainState, str | None]:
         state.epoch, state.batch = state.epoch + 1, 0
     if world.main:
         _rewrite_logs(run_dir, state.epochs, state.global_step)
+        _note_resume(t, resumed)
     return state, resumed
+
+
+def _note_resume(t: Trainer, resumed: str) -> None:
+    """config.json's machine and versions are those the run started with; a resume, perhaps elsewhere (another CPU,
+    GPU or thread count, whose numbers differ in their last digits), adds when, where and with what it continued.
+    A config.json that cannot take the note costs only the note."""
+    path = t.run_dir / CONFIG
+    note = {"at": datetime.now().astimezone().isoformat(timespec="milliseconds"), "from": resumed, "machine": _machine(t),
+            "versions": {"zoo": __version__, "zoo_source": _source_revision(), "torch": torch.__version__}}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        earlier = record.get("resumed")
+        record["resumed"] = [*(earlier if isinstance(earlier, list) else []), note]
+        write_json(path, record)
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        pass
 
 
 def _keep_precision(t: Trainer) -> None:

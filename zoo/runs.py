@@ -180,7 +180,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-IGNORED = ("out", "versions.", "config_hash", "reporters", "components.reporters", "changed_from_recipe", "started")
+IGNORED = ("out", "versions.", "config_hash", "reporters", "components.reporters", "changed_from_recipe", "started", "resumed")
 
 
 RECORDED_LATER = ("machine.", "data_files.")

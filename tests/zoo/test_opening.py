@@ -116,3 +116,25 @@ def test_temporary_files_of_a_killed_write_are_removed_when_the_run_is_opened(ti
         (run / name).write_bytes(b"half")
     zoo.run(resume=run)
     assert not list(run.glob(".*.tmp"))
+
+
+def test_a_resume_notes_where_and_with_what_it_continued(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from zoo import runs
+
+    first = zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "whole", reporters=[], sets=tiny_sets(tiny_data))
+    run = killed_copy(first.run_dir, tmp_path / "killed")
+    started = json.loads((run / "config.json").read_text())
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)  # continued elsewhere: another thread count
+    zoo.run(resume=run, reporters=[])
+    record = json.loads((run / "config.json").read_text())
+    assert record["machine"] == started["machine"]  # where it started stays
+    (note,) = record["resumed"]
+    assert note["from"] == "step-000000010 (epoch 1, step 10)" and note["machine"]["threads"] == 7
+    assert note["versions"]["torch"] == torch.__version__ and note["at"] > started["started"]
+    assert runs.compare(first.run_dir, run).differences == []  # not a setting
+    (run / "config.json").write_text(json.dumps({**record, "resumed": "damaged"}))
+    killed_copy(run, tmp_path / "again")
+    zoo.run(resume=tmp_path / "again", reporters=[])  # a damaged note is replaced, not extended
+    assert [n["from"] for n in json.loads((tmp_path / "again" / "config.json").read_text())["resumed"]] == ["step-000000010 (epoch 1, step 10)"]
