@@ -186,9 +186,23 @@ def build_console(params: NoParams) -> ConsoleReporter:
     return ConsoleReporter()
 
 
+class JsonlFile(JsonlReporter):
+    """The `jsonl` reporter: never into the run's own files (a folder that --out creates has no config.json yet)."""
+
+    def on_run_start(self, event: RunStart) -> None:
+        from zoo.rundir import OWN_FILES
+
+        if self.path is not None and self.path.resolve() in {(event.run_dir / name).resolve() for name in OWN_FILES}:
+            raise ZooError(f"jsonl.path {self.path} is this run's own {self.path.name}, which zoo writes itself; choose another path.")
+
+
 def build_jsonl(params: JsonlParams) -> JsonlReporter:
-    """One JSON object per epoch, to standard output or to `path`."""
-    return JsonlReporter(params.path)
+    """One JSON object per epoch, to standard output or to `path` (appended to)."""
+    from zoo.rundir import check_output_file
+
+    if params.path is not None:
+        check_output_file(params.path, "jsonl.path")
+    return JsonlFile(params.path)
 
 
 @zoo.hookimpl

@@ -141,7 +141,7 @@ def plan(
 
     catalog = catalog or load_catalog(registry_files=registry_files)
     if resume is not None and str(resume) != "auto":
-        return catalog, resumed_run(catalog, Path(resume), list(sets), settings), Path(resume)
+        return catalog, resumed_run(catalog, Path(resume), list(sets), settings, recipe), Path(resume)
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
     if resume is not None:
         found = find_resumable(catalog, resolved, Path(runs_root))
@@ -186,7 +186,7 @@ def _has_checkpoint(run_dir: Path, verify: bool) -> bool:
     return checkpoint.newest(run_dir)[0] is not None
 
 
-def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict[str, Any]) -> ResolvedRun:
+def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict[str, Any], recipe: str | None = None) -> ResolvedRun:
     """The run `run_dir` records, as it was started (its reporters with their settings, no registry
     file needed), with what a resume may change: the reporters and where the data is. Settings equal
     to the recorded ones may be repeated (e.g. the original command with --resume added)."""
@@ -203,6 +203,8 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
         section, key, value = parse_set(assignment)
         if not (section == "dataset" and key in location_keys) and _set_differs(recorded, section, key, value):
             changed.append(assignment)
+    if recipe is not None and recipe != recorded.config.recipe:
+        changed.append(f"--recipe {recipe} (it was started from {recorded.config.recipe})")
     if changed:
         raise ZooError(
             f"--resume continues {run_dir} with the settings it was started with; these cannot change now: "
@@ -348,9 +350,13 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
         catalog.resolve("dataset", dataset)
     for recipe in dict.fromkeys(recipes):
         catalog.presets.recipe(recipe)
+    from .runlock import hold
+
     folder = Path(out)
-    rows = board.run_grid(cells, folder, catalog, settings, run, progress or (lambda index, total, cell, row: None))
-    lines = board.table(rows)
-    written = board.write_outputs(folder, lines)
+    folder.mkdir(parents=True, exist_ok=True)
+    with hold(folder, leaderboard=True):  # two leaderboards in one folder would train each cell twice
+        rows = board.run_grid(cells, folder, catalog, settings, run, progress or (lambda index, total, cell, row: None))
+        lines = board.table(rows)
+        written = board.write_outputs(folder, lines)
     recorded = board.record(lines, catalog) if record else []
     return board.Board(rows, lines, written, recorded)

@@ -17,6 +17,7 @@ from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, plugin_entries
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+MAX_GRID = 100  # images in one `zoo predict --grid`
 
 
 class UserError(click.ClickException):
@@ -25,7 +26,7 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        if self.exit_code == 130:  # Ctrl-C is the user's choice, not an error
+        if self.exit_code in (129, 130, 143):  # Ctrl-C (or SIGHUP, SIGTERM) is the user's choice, not an error
             click.echo(self.message, err=True)
         else:
             super().show(file)
@@ -215,8 +216,8 @@ def _chosen(reporters: tuple[str, ...], quiet: bool) -> dict[str, list[str]]:
 
 
 def _interactive() -> bool:
-    """A person is watching: standard output is a terminal and this is not CI."""
-    return sys.stdout.isatty() and not os.environ.get("CI")
+    """A person is watching: standard output is a terminal (not closed: `zoo ... >&-`) and this is not CI."""
+    return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("CI")
 
 
 @cli.command("list")
@@ -308,6 +309,9 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
             extra.append(int(image.name))
         else:
             files.append(image)
+    if grid is not None and len(files) + max(len(extra), 1) > MAX_GRID:
+        raise ZooError(f"--grid draws at most {MAX_GRID} images (beyond that the tiles are too small to read, and the picture takes minutes and "
+                       f"gigabytes); this asks for {len(files) + len(extra)}. Draw them in several grids, or leave out --grid.")
     catalog = api.catalog(registry_files)
     shown, pictures = [], []
     if files:
@@ -519,7 +523,31 @@ def install(packages: tuple[str, ...]) -> None:
 @click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
 def uninstall(packages: tuple[str, ...]) -> None:
     """pip uninstall PACKAGES from zoo's own environment, then show the plugins."""
+    needed = [name for name in packages if not name.startswith("-") and _canonical(name) in _needed_by_zoo()]
+    if needed:
+        raise ZooError(f"zoo uninstall removes plugins; {', '.join(needed)} {'is' if len(needed) == 1 else 'are'} zoo itself or what it needs to "
+                       f"run, and removing {'it' if len(needed) == 1 else 'them'} would break zoo. Nothing was uninstalled; use pip itself "
+                       f"if that is what you want.")
     _pip("uninstall", "--yes", *packages)
+
+
+def _canonical(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _needed_by_zoo() -> set[str]:
+    """zoo, pip, and what zoo requires (not its extras), as pip names them."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        required = requires("zoo") or []
+    except PackageNotFoundError:
+        required = []
+    names = {match.group(0) for line in required if "extra ==" not in line and (match := re.match(r"[A-Za-z0-9._-]+", line))}
+    return {_canonical(name) for name in names | {"zoo", "pip"}}
 
 
 def _pip(*args: str) -> None:

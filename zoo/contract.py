@@ -49,6 +49,7 @@ def check_one_batch(t: Trainer) -> None:
             with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.bf16):
                 logits = _guarded(t.resolved.model, lambda: t.model(X), f"on a batch of shape {tuple(X.shape)}")
                 check_logits(t.resolved, logits, len(X), len(t.data.classes), tuple(X.shape[1:]))
+                check_finite_logits(t.resolved, X, logits)
                 loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, y), f"on logits of shape {tuple(logits.shape)}")
                 check_loss(t.resolved, loss)
                 if getattr(t.train_batches.transform, "mixes_labels", False):  # mixed labels are class probabilities
@@ -93,6 +94,17 @@ def check_logits(resolved: ResolvedRun, logits: Any, batch: int, classes: int, i
         f"The {_who(resolved.model)} maps a batch of {batch} images of shape {input_shape} to logits of shape {shown}, "
         f"but they must have shape ({batch}, {classes}), one logit per class; {hint}."
     )
+
+
+def check_finite_logits(resolved: ResolvedRun, X: torch.Tensor, logits: torch.Tensor) -> None:
+    """Logits that are not numbers before any training step: the data's fault or the model's, not the loss's."""
+    if bool(torch.isfinite(logits).all()):
+        return
+    if not bool(torch.isfinite(X).all()):
+        raise ZooError(f"The first batch of the {_who(resolved.dataset)} holds values that are not numbers (NaN or infinite), so the model's "
+                       f"logits are not either; fix the data, or the dataset plugin that reads it.")
+    raise ZooError(f"The {_who(resolved.model)} gives logits that are not finite numbers (NaN or infinite) for the first batch, before any "
+                   f"training step, from finite images: check its initial weights and its forward (a division by zero, the log of 0).")
 
 
 def check_loss(resolved: ResolvedRun, loss: Any) -> None:

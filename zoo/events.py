@@ -50,8 +50,7 @@ class Events:
             raise ZooError(f"{what} failed in {method}: {reason}.") from error
         self.reporters = [(n, r) for n, r in self.reporters if r is not reporter]
         self.dropped.append(f"{what} failed in {method} ({reason})")
-        print(f"! {what} failed in {method}: {reason}. Training goes on without it; ZOO_STRICT_PLUGINS=1 makes this fatal.",
-              file=sys.stderr)
+        _say(f"! {what} failed in {method}: {reason}. Training goes on without it; ZOO_STRICT_PLUGINS=1 makes this fatal.")
         close = getattr(reporter, "close", None)
         try:
             if close is not None:
@@ -72,8 +71,17 @@ class Events:
                 problems.append(f"reporter {name!r} failed to close: {type(error).__name__}: {error}")
         self.reporters = []
         if self.dropped and not failing:
-            print(f"The run finished, but without {len(self.dropped)} reporter(s) that failed: {'; '.join(self.dropped)}.", file=sys.stderr)
+            _say(f"The run finished, but without {len(self.dropped)} reporter(s) that failed: {'; '.join(self.dropped)}.")
         if problems and failing:
-            print(f"Also: {'; '.join(problems)}.", file=sys.stderr)
+            _say(f"Also: {'; '.join(problems)}.")
         elif problems:
             raise ZooError(f"The run finished, but {'; '.join(problems)}.")
+
+
+def _say(message: str) -> None:
+    """A note on standard error, which may be the pipe whose reader left (`zoo run ... 2>&1 | head`, the failure that
+    dropped the console reporter): a note that cannot be shown must not stop the training it is about."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass

@@ -38,7 +38,9 @@ def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *
     import torch
 
     from .inference import load_data, load_run
+    from .rundir import check_output_file
 
+    check_output_file(out, "--out")
     config, model = load_run(catalog, Path(reference))
     data = load_data(catalog, config, data_dir, verify)
     count = min(samples, len(data.test))

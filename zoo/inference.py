@@ -49,7 +49,15 @@ def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, v
     data = build_dataset(part)
     if len(data.classes) != len(config.get("classes", ())):
         raise ZooError(f"Dataset {part.resolved.name!r} has {len(data.classes)} classes but the model was trained on {len(config['classes'])}.")
+    if [str(c) for c in data.classes] != [str(c) for c in config.get("classes", ())]:  # scored against labels that mean other things
+        raise ZooError(f"Dataset {part.resolved.name!r} has other classes ({_first(data.classes)}) than the model was trained on "
+                       f"({_first(config['classes'])}): its predictions would be scored against labels that mean other things. "
+                       f"Evaluate it on a dataset with the same classes, in the same order.")
     return data
+
+
+def _first(classes: list[Any], shown: int = 4) -> str:
+    return ", ".join(map(str, classes[:shown])) + (", ..." if len(classes) > shown else "")
 
 
 def predict_indices(catalog: Catalog, run_dir: Path, indices: list[int], data_dir: Path | None = None, verify: bool = True) -> tuple[list[Prediction], list[Any]]:
@@ -128,6 +136,9 @@ def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[in
                 )
             image.seek(0)  # an animated GIF or WebP: its first frame, always
             image.draft(mode, target)  # a JPEG decodes at a reduced scale when that is still larger than the target
+            if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey: Pillow's convert would clip it at 255, not scale it
+                wide = np.asarray(image, dtype=np.float64)
+                image = Image.fromarray(np.round(wide * 255 / (65535 if image.mode.startswith("I;16") or wide.max() > 255 else 255)).astype(np.uint8))
             return np.array(image.convert(mode), dtype=np.uint8)
     except ZooError:
         raise

@@ -135,7 +135,8 @@ def _precision(run_dir: Path) -> str:
 
 def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[str, Any], train: Callable[..., Any],
              progress: Callable[[int, int, Cell, dict[str, Any] | None], None] = lambda i, n, c, r: None) -> list[dict[str, Any]]:
-    """Every cell: those already done are read back, the others trained; a failure is recorded, not raised."""
+    """Every cell: those already done are read back, the others trained; a failure is recorded, not raised.
+    The caller holds `folder` (zoo.runlock.hold(folder, leaderboard=True)) until its table is written."""
     rows = []
     (folder / CELLS).mkdir(parents=True, exist_ok=True)
     for index, cell in enumerate(cells):

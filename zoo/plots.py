@@ -21,13 +21,16 @@ def picture_path(path: Path, option: str) -> Path:
 
     from .errors import ZooError
 
+    from .rundir import check_output_file
+
     if path.is_dir():
         raise ZooError(f"{option} {path} is a directory; give a file name, e.g. {option} {path / 'picture.png'}.")
     if not path.suffix:
-        return path.with_name(path.name + ".png")
+        path = path.with_name(path.name + ".png")
     formats = FigureCanvasAgg.get_supported_filetypes()
     if path.suffix[1:].lower() not in formats:
         raise ZooError(f"{option} {path}: zoo cannot draw a {path.suffix} file; end the name with one of {', '.join('.' + f for f in sorted(formats))}.")
+    check_output_file(path, option)
     return path
 
 

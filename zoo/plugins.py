@@ -155,7 +155,7 @@ def load_catalog(
         try:
             plugin = load()
             manager.register(plugin, name=info.name)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # sys.exit() in a plugin ends that plugin, not zoo
             if strict:
                 raise
             info.fail(f"import failed: {type(error).__name__}: {error}{raised_in(error, module)}")
@@ -384,7 +384,7 @@ def _call(function: Callable[..., Any], hook_name: str, register: Callable[..., 
     A hook that returns its components instead of registering them is told so (they would vanish in silence)."""
     try:
         returned = function(register=register)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         if strict:
             raise
         info.fail(f"{hook_name} failed: {type(error).__name__}: {error}{raised_in(error, function)}")

@@ -85,6 +85,25 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, lambda temporary: Path(temporary).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 
 
+#: What zoo reads back from a run or a stored model (whose card is card.json): no file a user names for output may be one.
+OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, DIVERGED, "card.json")
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """A file the user names for zoo to write (--out of export, --grid, jsonl.path): a new file or a regular one to
+    replace, never a folder, a device or a FIFO (/dev/null would become a file; a FIFO hangs), nor a file zoo reads
+    back from a run or a stored model (its config.json, logs or weights, anything in its checkpoints)."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, a FIFO or a socket)"
+        raise ZooError(f"{option} {path} is {kind}; give the path of a new file, or of a regular file to replace.")
+    resolved = path.resolve()
+    folder = resolved.parent
+    owner = next((f for f in (folder, folder.parent.parent) if f.name != CHECKPOINTS and ((f / CONFIG).is_file() or (f / "card.json").is_file())), None)
+    if owner is not None and (resolved.name in OWN_FILES or owner != folder):
+        raise ZooError(f"{option} {path} is one of the files zoo keeps in {owner} (a run or a stored model), which writing it would damage; "
+                       f"choose another path.")
+
+
 #: config.json is a few kilobytes; anything far larger is not one (a link to /dev/zero, say).
 CONFIG_LIMIT = 16 * 2**20
 #: No setting zoo writes nests this deep; a deeper file is crafted, and would exhaust the stack later.
@@ -200,13 +219,27 @@ def write_failure(error: BaseException) -> str | None:
     return None
 
 
+def unfinished(run_dir: Path) -> str:
+    """Why a run has no weights yet, and what to do, for the commands that need them."""
+    if (run_dir / DIVERGED).is_file():
+        return (f"the run diverged (its loss stopped being a number; {DIVERGED} says where), so it has no weights to use: start a new "
+                f"run, e.g. with a lower learning rate.")
+    try:
+        resumable = any(entry.is_dir() for entry in (run_dir / CHECKPOINTS).iterdir())
+    except OSError:
+        resumable = False
+    if resumable:
+        return f"the run has not finished. `zoo run --resume {run_dir}` continues it."
+    return "the run stopped before its first checkpoint, so there is nothing to resume: start it again."
+
+
 def load_weights(model: Any, path: Path) -> None:
     """Load safetensors weights (no pickle); a damaged or foreign file is a clear error."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     if not path.exists():
-        raise ZooError(f"{path} does not exist: the run has not finished. `zoo run --resume {path.parent}` continues it.")
+        raise ZooError(f"{path} does not exist: {unfinished(path.parent)}")
     if not path.is_file():
         raise ZooError(f"{path} is not a regular file (a FIFO, a device or a folder); replace it with the run's real weights file.")
     try:

@@ -50,12 +50,12 @@ class Holder:
 
 
 @contextmanager
-def hold(run_dir: Path) -> Iterator[Holder]:
-    """Own `run_dir` for the duration of the block, or raise ZooError naming the live process that does.
-    Released on any exit from the block, and by the kernel if this process dies."""
+def hold(run_dir: Path, leaderboard: bool = False) -> Iterator[Holder]:
+    """Own `run_dir` (or a leaderboard's folder) for the duration of the block, or raise ZooError naming the live
+    process that does. Released on any exit from the block, and by the kernel if this process dies."""
     descriptor = _open(run_dir, create=True)
     try:
-        _lock(descriptor, run_dir)
+        _lock(descriptor, run_dir, leaderboard)
         me = Holder(os.getpid(), socket.gethostname(), datetime.now().isoformat(timespec="seconds"), shlex.join(sys.argv))
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, (json.dumps(asdict(me)) + "\n").encode(), 0)
@@ -68,7 +68,7 @@ def hold(run_dir: Path) -> Iterator[Holder]:
         os.close(descriptor)
 
 
-def _lock(descriptor: int, run_dir: Path) -> None:
+def _lock(descriptor: int, run_dir: Path, leaderboard: bool = False) -> None:
     """Take the lock, waiting out `holder()` probes (which hold it shared for microseconds), not owners."""
     deadline = time.monotonic() + PROBE_GRACE
     while True:
@@ -78,7 +78,7 @@ def _lock(descriptor: int, run_dir: Path) -> None:
         except BlockingIOError:
             owner = _read(descriptor)
             if owner is not None or time.monotonic() > deadline:
-                raise _in_use(run_dir, owner) from None
+                raise _in_use(run_dir, owner, leaderboard) from None
             time.sleep(0.02)
 
 
@@ -122,8 +122,11 @@ def _read(descriptor: int) -> Holder | None:
         return None
 
 
-def _in_use(run_dir: Path, holder: Holder | None) -> ZooError:
+def _in_use(run_dir: Path, holder: Holder | None, leaderboard: bool = False) -> ZooError:
     who = holder.describe() if holder else "another process (it has not yet written who it is)"
+    if leaderboard:
+        return ZooError(f"The leaderboard folder {run_dir} is in use by {who}. Two leaderboards in one folder would train each cell twice "
+                        f"and overwrite each other's table: wait for that one to finish, or stop it (run again, it goes on where it stopped).")
     return ZooError(
         f"The run directory {run_dir} is in use by {who}. Two processes on one run would overwrite each other's "
         f"checkpoints and metrics: wait for that one to finish, or stop it (a stopped run can be resumed)."

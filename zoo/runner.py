@@ -8,7 +8,6 @@ nothing behind; a resumed run continues in its own directory from its newest val
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -37,7 +36,7 @@ from .precision import Precision, resolve_precision
 from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, save_weights, write_failure, write_json
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
-from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, ctrl_c
+from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, StopRequest, ctrl_c
 from .train import fit, predict, step
 from .world import World, check_shards, current
 
@@ -87,7 +86,7 @@ class Trainer:
     def bf16(self) -> bool:
         return self.precision.name == "bf16"
 
-    def after_step(self, state: TrainState, loss: torch.Tensor, size: int, stop: threading.Event) -> None:
+    def after_step(self, state: TrainState, loss: torch.Tensor, size: int, stop: StopRequest) -> None:
         """Report the step, log its loss every log_every steps, checkpoint when due, stop on Ctrl-C;
         only these read from the device (sync), so the steps between them never wait for the host."""
         batch, steps = state.batch - 1, len(self.train_batches)
@@ -105,8 +104,8 @@ class Trainer:
             self.checkpoint(state)
         if stop.is_set():
             where = self.checkpoint(state)
-            raise Interrupted(f"Interrupted (Ctrl-C) after step {state.batch} of epoch {state.epoch}. A checkpoint is in {where}; "
-                              f"continue with `zoo run --resume {self.run_dir}`.")
+            raise stop.interrupted(f"after step {state.batch} of epoch {state.epoch}. A checkpoint is in {where}; "
+                                   f"continue with `zoo run --resume {self.run_dir}`.")
 
     def mark_healthy(self, state: TrainState) -> None:
         self.healthy = Healthy.take(self, state, kept=self.healthy)
@@ -121,7 +120,7 @@ class Trainer:
             rewind(self, state, state.global_step)
         return values[-1]
 
-    def end_epoch(self, state: TrainState, test_loss: float, accuracy: float, seconds: float, stop: threading.Event) -> None:
+    def end_epoch(self, state: TrainState, test_loss: float, accuracy: float, seconds: float, stop: StopRequest) -> None:
         """The epoch's result over every rank; its checkpoint first, so no reporter can cost it."""
         test_loss, accuracy = global_mean(self.world, [test_loss, accuracy], self.test_batches.local_samples, self.device)
         mean_train_loss = self.epoch_loss_sum(state) / max(len(self.train_batches), 1)
@@ -130,7 +129,7 @@ class Trainer:
         where = self.checkpoint(state)
         self.events.emit("on_epoch_end", end)
         if stop.is_set():
-            raise Interrupted(f"Interrupted (Ctrl-C) after epoch {state.epoch}. A checkpoint is in {where}; continue with `zoo run --resume {self.run_dir}`.")
+            raise stop.interrupted(f"after epoch {state.epoch}. A checkpoint is in {where}; continue with `zoo run --resume {self.run_dir}`.")
 
     def epoch_loss_sum(self, state: TrainState) -> float:
         """The epoch's training loss so far, summed over steps (each step's loss averaged over the ranks)."""
@@ -249,7 +248,7 @@ def _save_weights(t: Trainer) -> None:
                        f"space (or fix the folder) and run `zoo run --resume {t.run_dir}`, which writes the weights.") from None
 
 
-def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
+def _fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
     """fit(), with its failures in words: a non-finite loss names the step and the last good checkpoint;
     a log file that cannot be written names it and how to continue."""
     try:
@@ -262,6 +261,8 @@ def _fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
             except OSError:
                 pass  # the error itself says it all; the listing then says "unfinished"
         raise error from None
+    except BrokenPipeError:
+        raise  # the output's reader left (not the run's files): zoo.cli stops quietly
     except OSError as error:
         where = error.filename or t.run_dir
         raise ZooError(f"Cannot write {where}: {error.strerror or error}. The run stopped at epoch {state.epoch}, step {state.batch}; "

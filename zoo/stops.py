@@ -1,5 +1,5 @@
 """What can end or pause a training between two steps, each a small piece the loop asks:
-a checkpoint every N steps, Ctrl-C, and a loss that is no longer a number (watched on the device
+a checkpoint every N steps, Ctrl-C (and SIGTERM, SIGHUP), and a loss that is no longer a number (watched on the device
 by Health, so that no step waits for the host; zoo.rewind puts the weights back)."""
 
 from __future__ import annotations
@@ -18,6 +18,27 @@ from .errors import ZooError
 
 class Interrupted(ZooError):
     exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StopRequest(threading.Event):
+    """Set by a signal that asks the run to stop: Ctrl-C (SIGINT), or SIGTERM and SIGHUP, which a job queue sends
+    before it kills, and a closed terminal sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signal = signal.SIGINT
+
+    @property
+    def reason(self) -> str:
+        return "Ctrl-C" if self.signal == signal.SIGINT else self.signal.name
+
+    def interrupted(self, message: str) -> Interrupted:
+        """`message` after "Interrupted (REASON) ", exiting as a shell reports that signal (128 + its number)."""
+        return Interrupted(f"Interrupted ({self.reason}) {message}", 128 + int(self.signal))
 
 
 class NonFiniteLoss(ZooError):
@@ -65,23 +86,28 @@ class CheckpointEvery:
         return bool(self.steps) and global_step % self.steps == 0 and batch < steps_per_epoch  # type: ignore[operator]
 
 
+STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextmanager
-def ctrl_c(enabled: bool = True) -> Iterator[threading.Event]:
-    """Ctrl-C sets a flag that the loop checks between steps, so it stops at a clean step;
-    a second Ctrl-C stops at once (KeyboardInterrupt), e.g. during a long test pass.
+def ctrl_c(enabled: bool = True) -> Iterator[StopRequest]:
+    """Ctrl-C (or SIGTERM, SIGHUP) sets a flag that the loop checks between steps, so it stops at a clean step
+    with a checkpoint; a second one stops at once (KeyboardInterrupt), e.g. during a long test pass.
     Not in a job of several ranks: there torchrun stops every rank together."""
-    requested = threading.Event()
+    requested = StopRequest()
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield requested
         return
 
-    def handle(*_: Any) -> None:
+    def handle(signum: int, _: Any) -> None:
         if requested.is_set():
             raise KeyboardInterrupt
+        requested.signal = signal.Signals(signum)
         requested.set()
 
-    previous = signal.signal(signal.SIGINT, handle)
+    previous = {number: signal.signal(number, handle) for number in STOPPING}
     try:
         yield requested
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)

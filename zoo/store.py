@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from .errors import ZooError, describe_validation_error
-from .rundir import CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, write_json
+from .rundir import CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, unfinished, write_json
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -306,7 +306,7 @@ def make_card(run_dir: Path, name: str) -> Card:
     config = read_config(run_dir)
     weights = run_dir / WEIGHTS
     if not weights.is_file():
-        raise ZooError(f"{run_dir} has no {WEIGHTS}: the run has not finished. `zoo run --resume {run_dir}` finishes it; then save it.")
+        raise ZooError(f"{run_dir} has no {WEIGHTS} to save: {unfinished(run_dir)}")
     header = safetensors_header(weights)
     _check_finite(weights)
     components = config["components"]

@@ -21,15 +21,14 @@ from .data import Batches
 from .state import TrainState
 
 if TYPE_CHECKING:
-    import threading
-
     from .runner import Trainer
+    from .stops import StopRequest
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Check = Callable[[torch.Tensor, int], None]
 
 
-def fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
+def fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
     """Every epoch from where `state` is (epoch 1, or a resumed checkpoint) to the last."""
     for epoch in range(state.epoch, t.config.epochs + 1):
         if state.epoch < epoch or state.batch == 0:  # a new epoch
@@ -43,7 +42,7 @@ def fit(t: Trainer, state: TrainState, stop: threading.Event) -> None:
         t.end_epoch(state, test_loss, accuracy, time.perf_counter() - started, stop)
 
 
-def train(t: Trainer, state: TrainState, stop: threading.Event) -> None:
+def train(t: Trainer, state: TrainState, stop: StopRequest) -> None:
     """One epoch of training steps, from state.batch on (the Quickstart's train()). No step waits
     for the host: the loss is read every log_every steps (Trainer.after_step) and at the end."""
     t.trained.train()

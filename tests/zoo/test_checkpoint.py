@@ -188,7 +188,9 @@ def test_non_finite_loss_stops_at_the_step_and_keeps_the_last_good_checkpoint(ti
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sent", "code", "said"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_ctrl_c_or_sigterm_stops_at_a_step_checkpoints_and_exits_as_the_signal(tiny_data: Path, tmp_path: Path, sent: int, code: int, said: str) -> None:
+    """Ctrl-C, and SIGTERM as a job queue sends it before it kills: a checkpoint at the step, the way to resume."""
     run_dir = tmp_path / "run"
     process = subprocess.Popen([str(ZOO), "run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1000",
                                 "--log-every", "1", "--out", str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -197,10 +199,10 @@ def test_ctrl_c_stops_at_a_step_checkpoints_and_exits_130(tiny_data: Path, tmp_p
         if line.startswith("loss: "):
             break
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr and "--resume" in stderr
+    assert process.returncode == code, stderr
+    assert f"Interrupted ({said}) after " in stderr and "Traceback" not in stderr and "--resume" in stderr and "Error" not in stderr
     found, _ = checkpoint.newest(run_dir)
     assert found is not None
 

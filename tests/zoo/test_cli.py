@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,13 @@ def test_a_reader_that_stops_reading_ends_zoo_quietly(args: list[str]) -> None:
     assert process.wait() == 141 and errors == b""
 
 
+@pytest.mark.parametrize("args", [["list"], ["run", "--dry-run"]])
+def test_a_closed_standard_output_is_no_traceback(args: list[str]) -> None:
+    """`zoo list >&-`: nothing to show it on, and nothing to complain about."""
+    done = subprocess.run([sys.executable, "-m", "zoo", *args], stdout=None, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_stray_argument_not_after_set_gets_no_set_hint() -> None:
     result = invoke("run", "--set", "optimizer.lr=0.1", "--epochs", "1", "2")
     assert result.exit_code == 2 and "--set takes one word" not in result.output
@@ -184,3 +192,12 @@ def test_plain_dry_run_and_unknown_flags_do_not_import_torch(tmp_path: Path) -> 
     (tmp_path / "runs" / "unfinished").mkdir(parents=True)  # a runs/ folder to glance at
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("package", ["zoo", "Torch", "pluggy"])
+def test_uninstall_refuses_zoo_and_what_it_needs(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo.cli
+
+    monkeypatch.setattr(zoo.cli, "_pip", lambda *args: pytest.fail(f"pip ran: {args}"))
+    result = invoke("uninstall", "--no-cache-dir", package, "zoo-convnets")
+    assert result.exit_code == 2 and f"{package} is zoo itself or what it needs to run" in result.output and "Nothing was uninstalled" in result.output

@@ -31,6 +31,7 @@ class BadPlugin:
         register("crashy", lambda params, shape, n: Crashy())
         register("broken-forward", lambda params, shape, n: BrokenForward())
         register("parameterless", lambda params, shape, n: Parameterless())
+        register("nan-weights", lambda params, shape, n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, n)).apply(_poison))
 
     @zoo.hookimpl
     def register_losses(self, register):
@@ -61,6 +62,11 @@ def path_files(params):
     tiny = tiny_splits(params)
     tiny.files = {"train.csv": {"path": Path("/data/train.csv")}}  # a Path: config.json cannot hold it
     return tiny
+
+
+def _poison(module: torch.nn.Module) -> None:
+    if isinstance(module, torch.nn.Linear):
+        torch.nn.init.constant_(module.weight, float("nan"))
 
 
 class Crashy(torch.nn.Module):
@@ -134,6 +140,14 @@ def test_data_files_that_config_json_cannot_hold_are_named(catalog, tmp_path: Pa
         train(catalog, tmp_path, dataset="path-files")
     message = str(caught.value)
     assert "Dataset 'path-files' (plugin 'bad'" in message and "PosixPath('/data/train.csv')" in message and "dict of JSON values" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_logits_that_are_not_numbers_blame_the_model_not_the_loss(catalog, tmp_path: Path) -> None:
+    with pytest.raises(ZooError) as caught:
+        train(catalog, tmp_path, model="nan-weights")
+    message = str(caught.value)
+    assert "The model 'nan-weights' (plugin 'bad'" in message and "logits that are not finite numbers" in message and "loss" not in message.split(":")[0]
     assert not (tmp_path / "run").exists()
 
 

@@ -91,3 +91,12 @@ def test_a_model_on_standardised_pixels_carries_its_mean_and_std(tiny_data: Path
     assert result.exit_code == 0, result.output
     metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     assert json.loads(metadata["zoo.input_normalization"]) == json.loads((run.run_dir / "config.json").read_text())["input_normalization"]
+
+
+@pytest.mark.parametrize("target", ["config.json", "model.safetensors", "/dev/null"])
+def test_out_never_replaces_a_runs_own_file_or_a_device(finished: Path, target: str) -> None:
+    out = Path(target) if target.startswith("/") else finished / target
+    before = out.read_bytes() if out.is_file() else None
+    result = CliRunner().invoke(cli, ["export", str(finished), "--out", str(out)])
+    assert result.exit_code == 2 and f"--out {out} is" in result.output and "Exported" not in result.output
+    assert (out.read_bytes() if out.is_file() else None) == before and (target != "/dev/null" or out.is_char_device())

@@ -175,3 +175,14 @@ def test_predict_on_an_animated_gif_is_predict_on_its_first_frame(finished_run: 
     lines = result.output.splitlines()
     assert len(lines) == 11 and lines[0] == f"{gif}: {expected[0].split(': ', 1)[1]}"
     assert [line.split()[0] for line in lines[1:]] == [line.split()[0] for line in expected[1:]]  # same ranking
+
+
+def test_a_16_bit_grey_picture_is_scaled_not_clipped(tmp_path: Path) -> None:
+    """Pillow's convert("L") clips 16-bit grey at 255: a dark picture (1000 of 65535) came out white."""
+    dark = np.full((28, 28), 1000, dtype=np.uint16)
+    dark[10:18, 10:18] = 60000
+    path = tmp_path / "dark16.png"
+    Image.fromarray(dark).save(path)
+    assert Image.open(path).mode.startswith("I")
+    pixels = image_to_input(path, (1, 28, 28))
+    assert float(pixels[0, 0, 0]) == pytest.approx(4 / 255, abs=1 / 255) and float(pixels[0, 14, 14]) == pytest.approx(233 / 255, abs=1 / 255)

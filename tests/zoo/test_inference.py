@@ -56,14 +56,24 @@ def test_a_grid_without_extension_is_written_where_zoo_says(finished_run: Path, 
     assert (tmp_path / "grid.svg").read_text().lstrip().startswith("<?xml")
 
 
-@pytest.mark.parametrize(("name", "expected"), [("g.xyz", "zoo cannot draw a .xyz file; end the name with one of "), ("folder", "is a directory; give a file name")])
+@pytest.mark.parametrize(("name", "expected"), [("g.xyz", "zoo cannot draw a .xyz file; end the name with one of "), ("folder", "is a directory; give a file name"),
+                                              ("fifo.png", "is not a regular file (a device, a FIFO or a socket)")])
 def test_a_grid_zoo_cannot_write_is_refused_before_predicting(name: str, expected: str, finished_run: Path, picture: Path, tmp_path: Path) -> None:
+    import os
+
     (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo.png")
     result = invoke("predict", str(finished_run), str(picture), "--grid", str(tmp_path / name))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.startswith(f"Error: --grid {tmp_path / name}") and expected in result.output
     assert result.output.count("\n") == 1  # nothing predicted before the refusal
     assert list(tmp_path.glob("folder*")) == [tmp_path / "folder"] and not list((tmp_path / "folder").iterdir())
+
+
+def test_a_grid_of_more_images_than_can_be_read_is_refused_before_predicting(finished_run: Path, tmp_path: Path) -> None:
+    result = invoke("predict", str(finished_run), "--index", *map(str, range(101)), "--grid", str(tmp_path / "big.png"))
+    assert result.exit_code == 2 and "--grid draws at most 100 images" in result.output and "asks for 101" in result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "big.png").exists()
 
 
 def test_an_image_file_is_standardised_as_the_training_data_was(tiny_data: Path, tmp_path: Path) -> None:

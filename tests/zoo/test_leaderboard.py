@@ -48,6 +48,12 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
     again = CliRunner().invoke(cli, [a for a in args if a != "mlp-8,mlp-0"] if False else [*args[:2], "mlp-8", *args[3:]])
     assert again.exit_code == 0 and again.output.count("already done") == 2
     assert len(list((tmp_path / "lb" / "runs").iterdir())) == 2  # nothing trained again
+    from zoo.runlock import hold
+
+    with hold(tmp_path / "lb", leaderboard=True):  # another leaderboard at work in the folder
+        busy = CliRunner().invoke(cli, [*args[:2], "mlp-16", *args[3:]])
+    assert busy.exit_code == 2 and f"The leaderboard folder {tmp_path / 'lb'} is in use by process" in busy.output
+    assert len(list((tmp_path / "lb" / "runs").iterdir())) == 2 and not list((tmp_path / "lb" / "cells").glob("mlp-16*"))
 
 
 def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:

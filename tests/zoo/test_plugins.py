@@ -438,3 +438,14 @@ def test_a_plugin_file_is_recorded_by_the_path_the_shell_finds(tmp_path: Path) -
     (tmp_path / "sub").mkdir()
     catalog = load_catalog(env={"ZOO_PLUGIN_FILES": str(tmp_path / "sub" / ".." / plugin.name)})
     assert next(p for p in catalog.plugins if p.name == "zoo_test_dotted_path").distribution == str(plugin.parent.resolve() / plugin.name)
+
+
+def test_a_plugin_that_exits_while_loading_or_registering_fails_alone(tmp_path: Path) -> None:
+    at_import, in_hook = tmp_path / "zoo_test_exits_at_import.py", tmp_path / "zoo_test_exits_in_hook.py"
+    at_import.write_text("import sys\nsys.exit(3)\n")
+    in_hook.write_text("import sys\nimport zoo\n\n\n@zoo.hookimpl\ndef register_models(register):\n    sys.exit('no models today')\n")
+    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": os.pathsep.join(map(str, (at_import, in_hook)))})
+    status = {p.name: (p.status, " ".join(p.errors)) for p in catalog.plugins if p.name.startswith("zoo_test_exits")}
+    assert status["zoo_test_exits_at_import"][0] == "failed" and "SystemExit: 3" in status["zoo_test_exits_at_import"][1]
+    assert status["zoo_test_exits_in_hook"][0] == "failed" and "SystemExit: no models today" in status["zoo_test_exits_in_hook"][1]
+    assert catalog.resolve("model", "mlp-512")  # the rest of zoo is there

@@ -38,6 +38,17 @@ def test_ctrl_c_asks_once_then_stops_at_once() -> None:
         assert signal.getsignal(signal.SIGINT) is before and not stop.is_set()
 
 
+@pytest.mark.parametrize(("sent", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_ask_as_ctrl_c_does_and_say_which(sent: int, code: int) -> None:
+    before = signal.getsignal(sent)
+    with ctrl_c() as stop:
+        os.kill(os.getpid(), sent)
+        assert stop.is_set() and stop.reason == signal.Signals(sent).name
+        interrupted = stop.interrupted("after step 3 of epoch 1.")
+        assert str(interrupted) == f"Interrupted ({signal.Signals(sent).name}) after step 3 of epoch 1." and interrupted.exit_code == code
+    assert signal.getsignal(sent) is before
+
+
 def test_ctrl_c_while_the_curves_are_drawn_says_the_run_is_complete(tiny_data, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
