@@ -201,3 +201,14 @@ def test_uninstall_refuses_zoo_and_what_it_needs(package: str, monkeypatch: pyte
     monkeypatch.setattr(zoo.cli, "_pip", lambda *args: pytest.fail(f"pip ran: {args}"))
     result = invoke("uninstall", "--no-cache-dir", package, "zoo-convnets")
     assert result.exit_code == 2 and f"{package} is zoo itself or what it needs to run" in result.output and "Nothing was uninstalled" in result.output
+
+
+def test_a_run_whose_reader_left_trains_to_the_end(tiny_data: Path, tmp_path: Path) -> None:
+    """`zoo run ... 2>&1 | head -3`: the printout stops, the training does not (a run is not a `zoo list`)."""
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "run", "--model", "mlp-8", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify",
+                                "--epochs", "2", "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=120) == 141
+    assert (tmp_path / "run" / "model.safetensors").is_file() and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
