@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import zoo
 from zoo.contracts import DatasetSplits
-from zoo.errors import ZooError
+from zoo.errors import DataUnavailable, ZooError
 from zoo.identity import data_location
 
 if TYPE_CHECKING:
@@ -91,9 +91,10 @@ class IDXParams(BaseModel):
 
 
 def cache_dir() -> Path:
-    """~/.cache/zoo, or $XDG_CACHE_HOME/zoo."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "zoo"
+    """~/.cache/zoo, or $XDG_CACHE_HOME/zoo (when absolute: the XDG spec says to ignore a relative one, which
+    would put a cache in whatever folder zoo runs from)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "zoo"
 
 
 def _find_files(directory: Path, spec: Spec) -> dict[str, Path] | None:
@@ -151,7 +152,7 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
             return _download(spec, params)
         except ZooError as error:
             download_error = str(error)
-    raise ZooError(
+    raise DataUnavailable(
         f"Cannot find the {spec.name} dataset. Looked for {', '.join(FILES.values())} (plain or .gz) in: "
         f"{'; '.join(looked)}; then tried to download it: {download_error.rstrip('.')}{' (no network here?)' if params.download else ''}. "
         f"To fix: put the four files in one of those folders, or pass --data-dir DIR"

@@ -14,12 +14,13 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 from .api import catalog, evaluate, load, models, predict, resolve, run, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
-from .errors import ZooError
+from .errors import DataUnavailable, ZooError
 from .hookspecs import hookimpl
 from .identity import added_setting, data_location
 from .registry import NoParams
 
 __all__ = [
+    "DataUnavailable",
     "DatasetSplits",
     "EpochEnd",
     "NoParams",

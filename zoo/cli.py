@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,14 +21,29 @@ DEVICES = ["auto", "cpu", "cuda", "mps"]
 MAX_GRID = 100  # images in one `zoo predict --grid`
 
 
+#: Control characters but tab and newline: text from files (registry help, model cards, run folder names) may hold them.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters written out (\\x1b), so that a crafted registry file, model card or folder
+    name shown by zoo cannot move the cursor, rewrite the screen or retitle the terminal."""
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def echo(message: Any = "", err: bool = False) -> None:
+    """click.echo, printable."""
+    click.echo(printable(message) if isinstance(message, str) else message, err=err)
+
+
 class UserError(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
+        super().__init__(printable(message))
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         if self.exit_code in (129, 130, 143):  # Ctrl-C (or SIGHUP, SIGTERM) is the user's choice, not an error
-            click.echo(self.message, err=True)
+            echo(self.message, err=True)
         else:
             super().show(file)
 
@@ -188,11 +204,11 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         return
     if nproc is not None:
         run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, **settings)
-        click.echo(f"Run saved in {run_dir}", err=True)
+        echo(f"Run saved in {run_dir}", err=True)
         return
     result = api.run(recipe=recipe, resume=resume, **settings)
     if current().main:
-        click.echo(f"Run saved in {result.run_dir}", err=True)
+        echo(f"Run saved in {result.run_dir}", err=True)
 
 
 def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_restarts: int, settings: dict[str, Any]) -> None:
@@ -202,7 +218,7 @@ def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_rest
         api.check_processes(resolved, nproc)
     launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
     resumes = {"resumes": str(resume_dir)} if resume_dir is not None else {}
-    click.echo(json.dumps({**resolved.to_json(), **launch, **resumes}, indent=2))
+    echo(json.dumps({**resolved.to_json(), **launch, **resumes}, indent=2))
 
 
 def _chosen(reporters: tuple[str, ...], quiet: bool) -> dict[str, list[str]]:
@@ -238,11 +254,11 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
         kind, pattern = None, kind
     entries = list_entries(api.catalog(registry_files), normalized, pattern)
     if as_json:
-        click.echo(json.dumps(entries, indent=2))
+        echo(json.dumps(entries, indent=2))
     elif _interactive():
         tables.print_rich_list(entries)
     else:
-        click.echo(tables.format_list(entries))
+        echo(tables.format_list(entries))
 
 
 @cli.command()
@@ -256,18 +272,18 @@ def plugins(as_json: bool, check: str | None) -> None:
         from .testing import check_plugin
 
         report = check_plugin(check)
-        click.echo(report.text())
+        echo(report.text())
         if not report.ok:
             raise ZooError(f"Plugin {check!r} does not keep zoo's plugin contract: {report.failures()} (above; see docs/plugins.md).")
         return
     catalog = api.catalog()
     entries = plugin_entries(catalog)
     if as_json:
-        click.echo(json.dumps(entries, indent=2))
+        echo(json.dumps(entries, indent=2))
         return
-    click.echo(tables.format_plugins(entries))
+    echo(tables.format_plugins(entries))
     for warning in catalog.warnings:
-        click.echo(f"! {warning}", err=True)
+        echo(f"! {warning}", err=True)
 
 
 @cli.command()
@@ -281,7 +297,7 @@ def show(name: str, as_json: bool, registry_files: tuple[Path, ...]) -> None:
     from .show import describe, format_description
 
     described = describe(api.catalog(registry_files), name, registry_files)
-    click.echo(json.dumps(described, indent=2, default=str) if as_json else format_description(described))
+    echo(json.dumps(described, indent=2, default=str) if as_json else format_description(described))
 
 
 @cli.command()
@@ -320,8 +336,8 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
         predictions, tensors = predict_files(catalog, run_dir, files, max_pixels)
         for path, prediction in zip(files, predictions):
             ranked = sorted(prediction.probabilities.items(), key=lambda item: -item[1])[:top_k]
-            click.echo(f"{path}: {prediction.predicted}")
-            click.echo("\n".join(f"  {name:<{max(len(n) for n, _ in ranked)}}  {p:7.2%}" for name, p in ranked))
+            echo(f"{path}: {prediction.predicted}")
+            echo("\n".join(f"  {name:<{max(len(n) for n, _ in ranked)}}  {p:7.2%}" for name, p in ranked))
         shown += predictions
         pictures += tensors
     if extra or not files:
@@ -329,13 +345,13 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
 
         predictions, tensors = predict_indices(catalog, run_dir, extra or [0], data_dir, verify=not no_verify)
         for prediction in predictions:
-            click.echo("\n".join(prediction.lines()))
+            echo("\n".join(prediction.lines()))
         shown += predictions
         pictures += tensors
     if grid is not None:
         from .plots import write_prediction_grid
 
-        click.echo(f"Grid written to {write_prediction_grid(pictures, shown, grid)}", err=True)
+        echo(f"Grid written to {write_prediction_grid(pictures, shown, grid)}", err=True)
 
 
 @cli.command("eval")
@@ -363,19 +379,19 @@ def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_v
     result = evaluate(api.catalog(registry_files), run_dir, dataset, data_dir, verify=not no_verify, precision=precision)
     picture = write_confusion(result.confusion, result.classes, drawn)
     if as_json:
-        click.echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))
+        echo(json.dumps({**result.__dict__, "per_class": result.per_class(), "confusion_png": str(picture)}, indent=2))
         return
-    click.echo(f"Dataset {result.dataset}: accuracy {result.accuracy:.2%}, average loss {result.loss:.6f} ({result.precision})")
+    echo(f"Dataset {result.dataset}: accuracy {result.accuracy:.2%}, average loss {result.loss:.6f} ({result.precision})")
     width = max(len(c) for c in result.classes)
-    click.echo(f"\n  {'class':<{width}}  accuracy  correct/total")
+    echo(f"\n  {'class':<{width}}  accuracy  correct/total")
     for name, correct, total in result.per_class():
-        click.echo(f"  {name:<{width}}  {correct / max(total, 1):8.2%}  {correct:>7}/{total}")
+        echo(f"  {name:<{width}}  {correct / max(total, 1):8.2%}  {correct:>7}/{total}")
     cell = max(6, width)
-    click.echo("\nConfusion matrix (rows: actual, columns: predicted)")
-    click.echo(" " * (width + 2) + " ".join(f"{c:>{cell}}" for c in result.classes))
+    echo("\nConfusion matrix (rows: actual, columns: predicted)")
+    echo(" " * (width + 2) + " ".join(f"{c:>{cell}}" for c in result.classes))
     for name, row in zip(result.classes, result.confusion):
-        click.echo(f"  {name:<{width}}" + " ".join(f"{v:>{cell}}" for v in row))
-    click.echo(f"\nDrawn to {picture}", err=True)
+        echo(f"  {name:<{width}}" + " ".join(f"{v:>{cell}}" for v in row))
+    echo(f"\nDrawn to {picture}", err=True)
 
 
 @cli.command()
@@ -401,24 +417,24 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
         compare = tuple(browser.locate(run, root) for run in compare)  # type: ignore[assignment]
         comparison = browser.compare(*compare)
         if as_json:
-            click.echo(json.dumps(browser.comparison_json(*compare, comparison), indent=2, allow_nan=False))
+            echo(json.dumps(browser.comparison_json(*compare, comparison), indent=2, allow_nan=False))
         else:
-            click.echo(tables.format_comparison(*(str(path) for path in compare), comparison))
+            echo(tables.format_comparison(*(str(path) for path in compare), comparison))
         for problem in comparison.problems:
-            click.echo(f"! damaged: {problem}; only the epochs before it are shown.", err=True)
+            echo(f"! damaged: {problem}; only the epochs before it are shown.", err=True)
         if plot is not None:
             from .plots import write_comparison
 
-            click.echo(f"Curves drawn to {write_comparison(list(compare), plot)}", err=True)
+            echo(f"Curves drawn to {write_comparison(list(compare), plot)}", err=True)
         return
     summaries = browser.list_runs(root)
     if as_json:
-        click.echo(browser.dumps(summaries))
+        echo(browser.dumps(summaries))
         return
     if not summaries:
-        click.echo(f"No runs under {root}/ yet: `zoo run` writes one.")
+        echo(f"No runs under {root}/ yet: `zoo run` writes one.")
         return
-    click.echo(tables.format_runs(summaries))
+    echo(tables.format_runs(summaries))
 
 
 store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else ~/.local/share/zoo/models).")
@@ -433,7 +449,7 @@ def save(run_dir: Path, name: str, store: Path | None, shipped: bool) -> None:
     """Store a finished run's weights and card as a trained model called NAME: then `zoo predict NAME`,
     `zoo eval NAME`, `zoo run --init NAME` and zoo.load(NAME) use it."""
     saved = api.save(run_dir, name, store=store, shipped=shipped)
-    click.echo(f"Saved {name} in {saved.folder}")
+    echo(f"Saved {name} in {saved.folder}")
 
 
 @cli.command()
@@ -443,11 +459,11 @@ def models(store: Path | None, as_json: bool) -> None:
     """The trained models (your store, zoo's shipped ones, plugins'), with their scores."""
     rows = api.models(store=store)
     if as_json:
-        click.echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
+        echo(json.dumps([{"name": r.stored.name, "origin": r.stored.origin, "folder": str(r.stored.folder), "problem": r.problem,
                                 "card": r.card.model_dump(mode="json", exclude={"config"}) if r.card else None,
                                 "changed_from_recipe": r.card.config.get("changed_from_recipe") if r.card else None} for r in rows], indent=2))
         return
-    click.echo(tables.format_models(rows))
+    echo(tables.format_models(rows))
 
 
 @cli.command()
@@ -470,15 +486,15 @@ def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: t
     continues; a failing cell is recorded and the others go on (exit 1 at the end)."""
     def progress(index: int, total: int, cell: Any, row: dict[str, Any] | None) -> None:
         state = "already done" if row is None else f"{row['accuracy']:.2%} in {row['seconds']:.1f} s" if row["status"] == "ok" else f"FAILED: {row['error']}"
-        click.echo(f"[{index + 1}/{total}] {cell}: {state}", err=True)
+        echo(f"[{index + 1}/{total}] {cell}: {state}", err=True)
 
     split = [name.strip() for text in datasets for name in text.split(",") if name.strip()]
     board = api.leaderboard(patterns, split, recipes, seeds, out=out, record=record, progress=progress, registry_files=registry_files,
                             epochs=epochs, sets=sets, device=device, data_dir=data_dir, verify=False if no_verify else None)
-    click.echo(tables_text(board.lines))
-    click.echo(f"Written: {', '.join(str(p) for p in board.written)}", err=True)
+    echo(tables_text(board.lines))
+    echo(f"Written: {', '.join(str(p) for p in board.written)}", err=True)
     for recorded in board.recorded:
-        click.echo(f"Recorded in registry.toml: {recorded}", err=True)
+        echo(f"Recorded in registry.toml: {recorded}", err=True)
     if board.failed:
         error = ZooError(f"{len(board.failed)} of {len(board.rows)} cells failed (recorded in {out}/cells/; run the command again to retry them); "
                          f"the first: {board.failed[0]['model']} on {board.failed[0]['dataset']}: {board.failed[0]['error']}")
@@ -508,8 +524,8 @@ def export(model: str, format_: str, out: Path, tolerance: float, samples: int, 
 
     done = export_model(api.catalog(registry_files), model, format_, out, tolerance=tolerance, samples=samples,  # type: ignore[arg-type]
                         data_dir=data_dir, verify=not no_verify)
-    click.echo(f"Exported {model} to {done.path} ({done.format}, dynamic batch, {len(done.classes)} classes in its metadata)")
-    click.echo(f"Checked on {done.samples} test images: largest difference from zoo's outputs {done.max_difference:.3g} (tolerance {tolerance:g})")
+    echo(f"Exported {model} to {done.path} ({done.format}, dynamic batch, {len(done.classes)} classes in its metadata)")
+    echo(f"Checked on {done.samples} test images: largest difference from zoo's outputs {done.max_difference:.3g} (tolerance {tolerance:g})")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -557,7 +573,7 @@ def _pip(*args: str) -> None:
     if done.returncode != 0:
         raise ZooError(f"pip {args[0]} failed (exit status {done.returncode}); its message is above.")
     shown = subprocess.run([sys.executable, "-m", "zoo.cli", "plugins"], capture_output=True, text=True)
-    click.echo(shown.stdout.rstrip())
+    echo(shown.stdout.rstrip())
 
 
 def main() -> None:

@@ -16,6 +16,11 @@ class ZooError(Exception):
     exit_code = 2
 
 
+class DataUnavailable(ZooError):
+    """A dataset's files are not on this machine and cannot be fetched: the machine's state, not a fault of the
+    plugin (`zoo plugins --check` skips such a dataset instead of failing it). Dataset plugins raise it for that."""
+
+
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name nearest to `name`, for a 'did you mean' hint; case is ignored (TUNED finds tuned)."""
     by_lower = {each.lower(): each for each in known}

@@ -159,7 +159,7 @@ class Presets:
 
         path = Path(path)
         try:
-            data = tomllib.loads(read_small_file(path, REGISTRY_LIMIT).decode("utf-8"))
+            data = tomllib.loads(read_small_file(path, REGISTRY_LIMIT).decode("utf-8-sig"))  # a byte-order mark, as some editors write, is no error
         except FileNotFoundError:
             raise ZooError(f"Registry file {path} does not exist.") from None
         except (OSError, UnicodeDecodeError) as error:

@@ -129,7 +129,8 @@ def store_root(env: dict[str, str] | None = None) -> Path:
     env = dict(os.environ) if env is None else env
     if env.get(STORE_ENV):
         return Path(env[STORE_ENV])
-    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "zoo" / "models"
+    base = env.get("XDG_DATA_HOME", "")  # only an absolute one counts (the XDG spec)
+    return (Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share") / "zoo" / "models"
 
 
 def shipped_root() -> Path:

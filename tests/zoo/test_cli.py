@@ -212,3 +212,12 @@ def test_a_run_whose_reader_left_trains_to_the_end(tiny_data: Path, tmp_path: Pa
     process.stdout.close()
     assert process.wait(timeout=120) == 141
     assert (tmp_path / "run" / "model.safetensors").is_file() and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_control_characters_from_files_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A registry file (or a model card, a run folder's name) could otherwise retitle or rewrite the terminal."""
+    registry = tmp_path / "evil.toml"
+    registry.write_text('[models.mlp-evil]\ncomponent = "mlp"\nhelp = "nice\\u001b]0;pwned\\u0007\\r model"\nparams = { hidden = [8] }\n')
+    for args in (["list", "models", "--registry", str(registry)], ["show", "mlp-evil", "--registry", str(registry)]):
+        output = invoke(*args).output
+        assert "mlp-evil" in output and "\x1b" not in output and "\r" not in output and "\\x1b]0;pwned\\x07\\x0d model" in output

@@ -43,6 +43,7 @@ class BadPlugin:
     def register_datasets(self, register):
         register("listed", listed_splits)  # not held in memory: batches come from a DataLoader
         register("path-files", path_files)
+        register("elsewhere", data_elsewhere)
 
     @zoo.hookimpl
     def register_reporters(self, register):
@@ -54,6 +55,10 @@ def listed_splits(params):
 
     tiny = tiny_splits(params)
     return zoo.DatasetSplits(list(tiny.train), list(tiny.test), tiny.classes, tiny.input_shape)
+
+
+def data_elsewhere(params):
+    raise zoo.DataUnavailable("Cannot find the elsewhere files in /nowhere.")
 
 
 def path_files(params):
@@ -260,6 +265,10 @@ def test_the_kit_reports_each_broken_component(tmp_path: Path) -> None:
     assert not by_name["model:crashy"].ok and "KeyError" in by_name["model:crashy"].detail
     assert not by_name["reporter:raising"].ok and "disk quota" in by_name["reporter:raising"].detail
     assert by_name["model:fixed"].ok  # 10 outputs by default: fine
+    absent = by_name["dataset:elsewhere"]  # data missing from this machine is not the plugin's fault
+    assert absent.ok and absent.skipped and "not checked, its data is not on this machine: Cannot find the elsewhere files" in absent.detail
+    assert not by_name["dataset:path-files"].ok
+    assert "  skip  dataset:elsewhere:" in report.text() and report.text().endswith(" 1 skipped: the data is not on this machine.")
 
 
 def test_the_kit_says_why_a_name_is_no_plugin() -> None:

@@ -237,3 +237,11 @@ def test_of_two_results_measured_the_same_day_the_precision_auto_gives_here_is_q
     for bf16, expected in ((True, "bf16"), (False, "fp32")):
         quoted = quoted_results({"fashion-mnist/tuned": both}, [Machine("AMD EPYC", "cpu", 2, bf16)], {})["results"]
         assert quoted["fashion-mnist/tuned"]["precision"] == expected
+
+
+def test_a_byte_order_mark_is_no_error(tmp_path: Path) -> None:
+    """Some editors (Notepad) begin a UTF-8 file with a byte-order mark."""
+    path = tmp_path / "mine.toml"
+    path.write_bytes("\ufeff[models.mlp-64]\ncomponent = \"mlp\"\nparams = { hidden = [64, 64] }\n".encode())
+    catalog = load_catalog(registry_files=[path])
+    assert catalog.resolve("model", "mlp-64").params == {"hidden": [64, 64]}

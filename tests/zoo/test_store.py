@@ -218,3 +218,15 @@ def test_a_model_not_known_to_match_its_recipe_is_marked(store: Path) -> None:
     listed = invoke("models").output
     assert next(line for line in listed.splitlines() if line.startswith(SHIPPED + " ")).split()[3] == "tuned?"
     assert "? not known to match its recipe" in listed
+
+
+def test_a_relative_xdg_folder_is_ignored_as_the_spec_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """XDG_DATA_HOME=data (relative) would put the store wherever zoo runs from."""
+    from zoo.store import store_root
+    from zoo_plugins.datasets import cache_dir
+
+    home = Path.home()
+    assert store_root({"XDG_DATA_HOME": "data"}) == home / ".local" / "share" / "zoo" / "models"
+    assert store_root({"XDG_DATA_HOME": "/srv/data"}) == Path("/srv/data/zoo/models")
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    assert cache_dir() == home / ".cache" / "zoo"
