@@ -81,6 +81,11 @@ def expand_models(catalog: Catalog, patterns: Iterable[str]) -> list[str]:
 
 
 def grid(models: list[str], datasets: list[str], recipes: list[str], seeds: int) -> list[Cell]:
+    """Every cell; an empty grid (`--datasets ''`, `--seeds 0`) is an error, not an empty table."""
+    empty = [name for name, given in (("models", models), ("datasets", datasets), ("recipes", recipes)) if not given]
+    if empty or seeds < 1:
+        raise ZooError(f"The leaderboard's grid is empty: it needs at least one of each of models, datasets and recipes, and one seed "
+                       f"({', '.join(empty) + ': none given' if empty else f'--seeds {seeds}'}).")
     return [Cell(m, d, r, s) for r in recipes for d in datasets for m in models for s in range(seeds)]
 
 

@@ -87,7 +87,7 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     figure.suptitle(run_dir.name)
     figure.tight_layout()
     path = path or run_dir / "curves.png"
-    figure.savefig(path)
+    _save(figure, path)
     plt.close(figure)
     return path
 
@@ -120,7 +120,7 @@ def write_comparison(runs: list[Path], path: Path) -> Path:
         axes.legend(fontsize=7)
         _whole_epochs(axes)
     figure.tight_layout()
-    figure.savefig(path)
+    _save(figure, path)
     plt.close(figure)
     return path
 
@@ -146,7 +146,7 @@ def write_prediction_grid(images: list[torch.Tensor], predictions: list[Predicti
         axes[1][column].invert_yaxis()
         axes[1][column].set_xlim(0, 1)
     figure.tight_layout()
-    figure.savefig(path)
+    _save(figure, path)
     plt.close(figure)
     return path
 
@@ -166,6 +166,14 @@ def write_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> 
             axes.text(j, i, str(value), ha="center", va="center", fontsize=7, color="white" if value > peak / 2 else "black")
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path)
+    _save(figure, path)
     plt.close(figure)
     return path
+
+
+def _save(figure: Any, path: Path) -> None:
+    """The picture whole or not at all (written beside `path`, then renamed): a Ctrl-C or a full disk midway
+    leaves the earlier picture, never half of one."""
+    from .rundir import write_atomic
+
+    write_atomic(path, lambda temporary: figure.savefig(temporary, format=path.suffix[1:].lower() or "png"))

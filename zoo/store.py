@@ -332,7 +332,10 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
         raise ZooError(f"A trained model called {name!r} already exists in {existing.where()}; choose another name (nothing is overwritten).")
     run_dir = located(Path(run_dir))
     card = make_card(run_dir, name)
+    if root.exists() and not root.is_dir():
+        raise ZooError(f"The model store {root} is a file, not a folder (ZOO_MODELS names the store's folder); nothing was stored.")
     root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(root)
     partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         shutil.copyfile(Path(run_dir) / WEIGHTS, partial / WEIGHTS)
@@ -340,11 +343,32 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
             raise ZooError(f"{Path(run_dir) / WEIGHTS} changed while it was being copied; nothing was stored. Try again.")
         write_json(partial / CARD, card.model_dump(mode="json"))
         os.chmod(partial, 0o755)
-        os.rename(partial, root / name)
+        try:
+            os.rename(partial, root / name)
+        except OSError as error:
+            if not (root / name).exists():
+                raise
+            raise ZooError(f"A trained model called {name!r} was stored in {root} by another process just now; this one was not "
+                           f"(nothing is overwritten): choose another name.") from error
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return Stored(name, root / name, "store" if root == store_root() else "zoo")
+
+
+STALE_PARTIAL_SECONDS = 3600  # a save takes seconds: a hidden folder this old is left by a killed one
+
+
+def _remove_stale_partials(root: Path) -> None:
+    """The hidden folders of saves that were killed midway (a save in progress is younger)."""
+    import time
+
+    for partial in root.glob(".*.*"):
+        try:
+            if partial.is_dir() and time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                shutil.rmtree(partial, ignore_errors=True)
+        except OSError:
+            continue
 
 
 @dataclass(frozen=True)

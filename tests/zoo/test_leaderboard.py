@@ -56,6 +56,16 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
     assert len(list((tmp_path / "lb" / "runs").iterdir())) == 2 and not list((tmp_path / "lb" / "cells").glob("mlp-16*"))
 
 
+def test_an_empty_grid_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-8", "--datasets", "", "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 2 and "The leaderboard's grid is empty" in result.output and "datasets: none given" in result.output
+    assert not (tmp_path / "lb").exists()
+    from zoo import api
+
+    with pytest.raises(zoo.ZooError, match="--seeds 0"):
+        api.leaderboard(["mlp-8"], seeds=0, out=tmp_path / "lb")
+
+
 def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     registry = tmp_path / "registry.toml"
     shutil.copyfile(ROOT / "registry.toml", registry)

@@ -230,3 +230,32 @@ def test_a_relative_xdg_folder_is_ignored_as_the_spec_says(monkeypatch: pytest.M
     assert store_root({"XDG_DATA_HOME": "/srv/data"}) == Path("/srv/data/zoo/models")
     monkeypatch.setenv("XDG_CACHE_HOME", "cache")
     assert cache_dir() == home / ".cache" / "zoo"
+
+
+def test_a_save_racing_another_a_killed_one_and_a_store_that_is_a_file(finished: Path, store: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    stale, fresh = store / ".old.abc123", store / ".busy.def456"  # a save killed an hour ago; one in progress now
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    rename = os.rename
+
+    def beaten(source: str, target: str) -> None:  # another `zoo save NAME` finishes first
+        Path(target).mkdir()
+        (Path(target) / "model.safetensors").write_bytes(b"theirs")
+        rename(source, target)
+
+    monkeypatch.setattr(os, "rename", beaten)
+    result = invoke("save", str(finished), "raced")
+    assert result.exit_code == 2 and "was stored in" in result.output and "by another process just now" in result.output
+    assert (store / "raced" / "model.safetensors").read_bytes() == b"theirs"  # theirs stays
+    assert sorted(p.name for p in store.iterdir() if p.name.startswith(".")) == [".busy.def456"]  # no partial of ours, the stale one gone
+    monkeypatch.setattr(os, "rename", rename)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("ZOO_MODELS", str(afile))
+    result = invoke("save", str(finished), "other")
+    assert result.exit_code == 2 and f"The model store {afile} is a file, not a folder" in result.output
