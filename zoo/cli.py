@@ -42,10 +42,13 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        if self.exit_code in (129, 130, 143):  # Ctrl-C (or SIGHUP, SIGTERM) is the user's choice, not an error
-            echo(self.message, err=True)
-        else:
-            super().show(file)
+        try:
+            if self.exit_code in (129, 130, 143):  # Ctrl-C (or SIGHUP, SIGTERM) is the user's choice, not an error
+                echo(self.message, err=True)
+            else:
+                super().show(file)
+        except OSError:  # the terminal is gone (SIGHUP) or nobody reads: the exit status still says it
+            pass
 
 
 class ZooGroup(click.Group):
@@ -325,9 +328,10 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
             extra.append(int(image.name))
         else:
             files.append(image)
-    if grid is not None and len(files) + max(len(extra), 1) > MAX_GRID:
+    drawn = len(files) + (len(extra) or (0 if files else 1))  # no image and no --index: test image 0
+    if grid is not None and drawn > MAX_GRID:
         raise ZooError(f"--grid draws at most {MAX_GRID} images (beyond that the tiles are too small to read, and the picture takes minutes and "
-                       f"gigabytes); this asks for {len(files) + len(extra)}. Draw them in several grids, or leave out --grid.")
+                       f"gigabytes); this asks for {drawn}. Draw them in several grids, or leave out --grid.")
     catalog = api.catalog(registry_files)
     shown, pictures = [], []
     if files:
@@ -539,7 +543,7 @@ def install(packages: tuple[str, ...]) -> None:
 @click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
 def uninstall(packages: tuple[str, ...]) -> None:
     """pip uninstall PACKAGES from zoo's own environment, then show the plugins."""
-    needed = [name for name in packages if not name.startswith("-") and _canonical(name) in _needed_by_zoo()]
+    needed = [name for name in packages if not name.startswith("-") and _canonical(re.split(r"[=<>!~;\[ ]", name, maxsplit=1)[0]) in _needed_by_zoo()]
     if needed:
         raise ZooError(f"zoo uninstall removes plugins; {', '.join(needed)} {'is' if len(needed) == 1 else 'are'} zoo itself or what it needs to "
                        f"run, and removing {'it' if len(needed) == 1 else 'them'} would break zoo. Nothing was uninstalled; use pip itself "
@@ -548,22 +552,26 @@ def uninstall(packages: tuple[str, ...]) -> None:
 
 
 def _canonical(name: str) -> str:
-    import re
-
+    """A distribution name as pip compares them (PEP 503): Pydantic_Core is pydantic-core."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _needed_by_zoo() -> set[str]:
-    """zoo, pip, and what zoo requires (not its extras), as pip names them."""
-    import re
+    """zoo, pip, and what zoo needs to run, directly or through what it needs (torch needs sympy), without extras."""
     from importlib.metadata import PackageNotFoundError, requires
 
-    try:
-        required = requires("zoo") or []
-    except PackageNotFoundError:
-        required = []
-    names = {match.group(0) for line in required if "extra ==" not in line and (match := re.match(r"[A-Za-z0-9._-]+", line))}
-    return {_canonical(name) for name in names | {"zoo", "pip"}}
+    needed, waiting = {"pip"}, ["zoo"]
+    while waiting:
+        name = _canonical(waiting.pop())
+        if name in needed:
+            continue
+        needed.add(name)
+        try:
+            required = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        waiting += [found.group(0) for line in required if "extra ==" not in line and (found := re.match(r"[A-Za-z0-9._-]+", line))]
+    return needed
 
 
 def _pip(*args: str) -> None:

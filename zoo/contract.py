@@ -49,8 +49,8 @@ def check_one_batch(t: Trainer) -> None:
             with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=t.bf16):
                 logits = _guarded(t.resolved.model, lambda: t.model(X), f"on a batch of shape {tuple(X.shape)}")
                 check_logits(t.resolved, logits, len(X), len(t.data.classes), tuple(X.shape[1:]))
-                check_finite_logits(t.resolved, X, logits)
                 loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, y), f"on logits of shape {tuple(logits.shape)}")
+                check_finite_logits(t.resolved, X, logits, loss)
                 check_loss(t.resolved, loss)
                 if getattr(t.train_batches.transform, "mixes_labels", False):  # mixed labels are class probabilities
                     soft = torch.nn.functional.one_hot(y.long(), len(t.data.classes)).float()
@@ -96,9 +96,10 @@ def check_logits(resolved: ResolvedRun, logits: Any, batch: int, classes: int, i
     )
 
 
-def check_finite_logits(resolved: ResolvedRun, X: torch.Tensor, logits: torch.Tensor) -> None:
-    """Logits that are not numbers before any training step: the data's fault or the model's, not the loss's."""
-    if bool(torch.isfinite(logits).all()):
+def check_finite_logits(resolved: ResolvedRun, X: torch.Tensor, logits: torch.Tensor, loss: Any) -> None:
+    """A loss that is not a number on the first batch, from logits that are not either: the data's fault or the
+    model's, not the loss's. (Logits of -inf with a finite loss, a model masking classes, are fine.)"""
+    if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss).all()) or bool(torch.isfinite(logits).all()):
         return
     if not bool(torch.isfinite(X).all()):
         raise ZooError(f"The first batch of the {_who(resolved.dataset)} holds values that are not numbers (NaN or infinite), so the model's "

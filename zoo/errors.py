@@ -16,6 +16,16 @@ class ZooError(Exception):
     exit_code = 2
 
 
+class Interrupted(ZooError):
+    """Ctrl-C, SIGTERM or SIGHUP stopped the work (zoo.stops); exits as a shell reports the signal (130, 143, 129)."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class DataUnavailable(ZooError):
     """A dataset's files are not on this machine and cannot be fetched: the machine's state, not a fault of the
     plugin (`zoo plugins --check` skips such a dataset instead of failing it). Dataset plugins raise it for that."""

@@ -49,15 +49,14 @@ def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, v
     data = build_dataset(part)
     if len(data.classes) != len(config.get("classes", ())):
         raise ZooError(f"Dataset {part.resolved.name!r} has {len(data.classes)} classes but the model was trained on {len(config['classes'])}.")
-    if [str(c) for c in data.classes] != [str(c) for c in config.get("classes", ())]:  # scored against labels that mean other things
-        raise ZooError(f"Dataset {part.resolved.name!r} has other classes ({_first(data.classes)}) than the model was trained on "
-                       f"({_first(config['classes'])}): its predictions would be scored against labels that mean other things. "
-                       f"Evaluate it on a dataset with the same classes, in the same order.")
+    differing = [i for i, (theirs, ours) in enumerate(zip(data.classes, config["classes"])) if str(theirs) != str(ours)]
+    if dataset is not None and differing:  # another dataset (eval --dataset) whose labels mean other things
+        i = differing[0]
+        raise ZooError(f"Dataset {part.resolved.name!r} has other classes than the model was trained on: its class {i} is "
+                       f"{data.classes[i]!r}, the model's {config['classes'][i]!r} ({len(differing)} of {len(data.classes)} "
+                       f"differ), so its predictions would be scored against labels that mean other things. Evaluate it on a dataset "
+                       f"with the same classes, in the same order.")
     return data
-
-
-def _first(classes: list[Any], shown: int = 4) -> str:
-    return ", ".join(map(str, classes[:shown])) + (", ..." if len(classes) > shown else "")
 
 
 def predict_indices(catalog: Catalog, run_dir: Path, indices: list[int], data_dir: Path | None = None, verify: bool = True) -> tuple[list[Prediction], list[Any]]:
@@ -138,7 +137,8 @@ def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[in
             image.draft(mode, target)  # a JPEG decodes at a reduced scale when that is still larger than the target
             if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey: Pillow's convert would clip it at 255, not scale it
                 wide = np.asarray(image, dtype=np.float64)
-                image = Image.fromarray(np.round(wide * 255 / (65535 if image.mode.startswith("I;16") or wide.max() > 255 else 255)).astype(np.uint8))
+                full_scale = 65535 if image.mode.startswith("I;16") or wide.max() > 255 else 255
+                image = Image.fromarray(np.round(wide * 255 / full_scale).astype(np.uint8))
             return np.array(image.convert(mode), dtype=np.uint8)
     except ZooError:
         raise

@@ -85,7 +85,7 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
         raise failed from None
     except SignalException as error:
         name = signal.Signals(error.sigval).name
-        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}") from None
+        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval)) from None
 
 
 def _how_to_continue(run_dir: Path, nproc: int) -> str:

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ZooError
+from .errors import Interrupted, ZooError
 from .presets import PLACEHOLDER
 from .rundir import WEIGHTS, read_small_file, write_atomic, write_json
 
@@ -153,7 +153,7 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
             continue
         try:
             row = run_cell(cell, folder, catalog, settings, train)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):  # Ctrl-C, SIGTERM: the person (or the queue) stops the whole grid
             raise
         except Exception as error:  # a failing cell must not stop the others
             row = {"status": "failed", **cell.__dict__, "error": " ".join(str(error).split()) or type(error).__name__}

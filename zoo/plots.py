@@ -20,7 +20,6 @@ def picture_path(path: Path, option: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from .errors import ZooError
-
     from .rundir import check_output_file
 
     if path.is_dir():

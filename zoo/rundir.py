@@ -85,8 +85,9 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, lambda temporary: Path(temporary).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 
 
-#: What zoo reads back from a run or a stored model (whose card is card.json): no file a user names for output may be one.
-OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, DIVERGED, "card.json")
+#: What zoo reads back from a run or a stored model (whose card is card.json), and a run's lock (zoo.runlock): no file a
+#: user names for output may be one.
+OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, DIVERGED, "card.json", ".lock")
 
 
 def check_output_file(path: Path, option: str) -> None:
@@ -98,10 +99,18 @@ def check_output_file(path: Path, option: str) -> None:
         raise ZooError(f"{option} {path} is {kind}; give the path of a new file, or of a regular file to replace.")
     resolved = path.resolve()
     folder = resolved.parent
-    owner = next((f for f in (folder, folder.parent.parent) if f.name != CHECKPOINTS and ((f / CONFIG).is_file() or (f / "card.json").is_file())), None)
-    if owner is not None and (resolved.name in OWN_FILES or owner != folder):
+    if _holds_a_run(folder):  # RUN/config.json and the like; a new file beside them is fine
+        owner = folder if resolved.name in OWN_FILES else None
+    else:  # RUN/checkpoints/STEP/anything
+        owner = folder.parent.parent if folder.parent.name == CHECKPOINTS and _holds_a_run(folder.parent.parent) else None
+    if owner is not None:
         raise ZooError(f"{option} {path} is one of the files zoo keeps in {owner} (a run or a stored model), which writing it would damage; "
                        f"choose another path.")
+
+
+def _holds_a_run(folder: Path) -> bool:
+    """A run's folder (config.json) or a stored model's (card.json)."""
+    return (folder / CONFIG).is_file() or (folder / "card.json").is_file()
 
 
 #: config.json is a few kilobytes; anything far larger is not one (a link to /dev/zero, say).
@@ -221,6 +230,11 @@ def write_failure(error: BaseException) -> str | None:
 
 def unfinished(run_dir: Path) -> str:
     """Why a run has no weights yet, and what to do, for the commands that need them."""
+    from .runlock import holder
+
+    training = holder(run_dir)
+    if training is not None:
+        return f"the run is still training ({training.describe()}); wait for it to finish."
     if (run_dir / DIVERGED).is_file():
         return (f"the run diverged (its loss stopped being a number; {DIVERGED} says where), so it has no weights to use: start a new "
                 f"run, e.g. with a lower learning rate.")

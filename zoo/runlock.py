@@ -105,12 +105,12 @@ def _open(run_dir: Path, create: bool) -> int:
         return os.open(run_dir / LOCK, flags, 0o644)
     except FileNotFoundError:
         if create:
-            raise ZooError(f"Cannot lock the run directory {run_dir}: it does not exist.") from None
+            raise ZooError(f"Cannot lock {run_dir}: it does not exist.") from None
         raise
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise ZooError(f"{run_dir / LOCK} is a symbolic link; zoo's lock file must be a plain file. Delete it.") from None
-        raise ZooError(f"Cannot lock the run directory {run_dir} ({run_dir / LOCK}): {error.strerror or error}.") from None
+        raise ZooError(f"Cannot lock {run_dir} ({run_dir / LOCK}): {error.strerror or error}.") from None
 
 
 def _read(descriptor: int) -> Holder | None:

@@ -13,15 +13,7 @@ from typing import Any
 
 import torch
 
-from .errors import ZooError
-
-
-class Interrupted(ZooError):
-    exit_code = 130
-
-    def __init__(self, message: str, exit_code: int = 130) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+from .errors import Interrupted, ZooError
 
 
 class StopRequest(threading.Event):
@@ -100,12 +92,14 @@ def ctrl_c(enabled: bool = True) -> Iterator[StopRequest]:
         return
 
     def handle(signum: int, _: Any) -> None:
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.signal = signal.Signals(signum)
-        requested.set()
+        if not requested.is_set():
+            requested.signal = signal.Signals(signum)
+            requested.set()
+        elif signum == signal.SIGINT:  # Ctrl-C again: the person means now. A terminal's or a queue's second signal
+            raise KeyboardInterrupt   # (bash's SIGHUP after the kernel's, systemd's TERM and HUP) only repeats the first.
 
-    previous = {number: signal.signal(number, handle) for number in STOPPING}
+    # A signal set to be ignored stays ignored: `nohup zoo run` survives the terminal it was started from.
+    previous = {number: signal.signal(number, handle) for number in STOPPING if signal.getsignal(number) is not signal.SIG_IGN}
     try:
         yield requested
     finally:

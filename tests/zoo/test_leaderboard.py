@@ -79,3 +79,19 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     result = presets.presets["model"]["mlp-256"].value.results["fashion-mnist/quickstart"][-1]
     assert result.accuracy == pytest.approx(0.81) and result.accuracies == [0.8, 0.82] and result.machine == "Test CPU"
     assert result.recipe == presets.fingerprints()["quickstart"]  # so a changed recipe's result is not quoted for it
+
+
+def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
+    """A queue's SIGTERM (Interrupted, as Ctrl-C) ends the leaderboard; it is not a failed cell to go on from."""
+    from zoo.errors import Interrupted
+    from zoo.leaderboard import grid, run_grid
+
+    trained = []
+
+    def stopped(**settings):
+        trained.append(settings)
+        raise Interrupted("Interrupted (SIGTERM) after step 1 of epoch 1.", 143)
+
+    with pytest.raises(Interrupted):
+        run_grid(grid(["mlp-8", "mlp-16"], ["mnist"], ["quickstart"], 1), tmp_path / "lb", load_catalog(), {}, stopped)
+    assert len(trained) == 1 and not list((tmp_path / "lb" / "cells").iterdir())

@@ -23,20 +23,24 @@ def test_a_new_or_regular_file_outside_runs_is_fine(tmp_path: Path) -> None:
     run.mkdir()
     (run / "config.json").write_text("{}")
     check_output_file(run / "model.onnx", "--out")  # beside a run's files, not one of them
+    (run / "exports" / "v1").mkdir(parents=True)
+    check_output_file(run / "exports" / "v1" / "model.onnx", "--out")  # two folders below a run: not a checkpoint
 
 
-@pytest.mark.parametrize("target", ["fifo", "folder", "/dev/null"])
+@pytest.mark.parametrize("target", ["fifo", "folder", "device"])
 def test_devices_fifos_and_folders_are_refused(tmp_path: Path, target: str) -> None:
-    path = Path(target) if target.startswith("/") else tmp_path / target
+    path = tmp_path / target
     if target == "fifo":
         os.mkfifo(path)
     elif target == "folder":
         path.mkdir()
+    else:  # /dev/null, through a link: a regression would replace the link, never the device
+        path.symlink_to("/dev/null")
     with pytest.raises(ZooError, match=r"--out .* is (a folder|not a regular file \(a device, a FIFO or a socket\)); give the path of a new file"):
         check_output_file(path, "--out")
 
 
-@pytest.mark.parametrize("name", ["config.json", "metrics.jsonl", "model.safetensors", "checkpoints/step-000000010/model.safetensors"])
+@pytest.mark.parametrize("name", ["config.json", "metrics.jsonl", "model.safetensors", ".lock", "checkpoints/step-000000010/model.safetensors"])
 def test_a_runs_own_files_are_refused(tmp_path: Path, name: str) -> None:
     run = tmp_path / "run"
     (run / "checkpoints" / "step-000000010").mkdir(parents=True)
@@ -66,3 +70,7 @@ def test_a_run_without_weights_is_told_apart(tmp_path: Path) -> None:
     assert f"`zoo run --resume {run}` continues it" in unfinished(run)
     (run / "diverged.json").write_text("{}")
     assert "diverged" in unfinished(run) and "--resume" not in unfinished(run)
+    from zoo.runlock import hold
+
+    with hold(run):
+        assert unfinished(run).startswith(f"the run is still training (process {os.getpid()} on ")

@@ -65,3 +65,20 @@ def test_ctrl_c_while_the_curves_are_drawn_says_the_run_is_complete(tiny_data, t
                 sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
     assert raised.value.exit_code == 130 and (tmp_path / "run" / "model.safetensors").is_file()
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_an_ignored_signal_stays_ignored_and_only_a_second_ctrl_c_stops_at_once() -> None:
+    """`nohup zoo run` must survive its terminal; a terminal's or a queue's second signal only repeats the first."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with ctrl_c() as stop:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert not stop.is_set()
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # a second TERM: still a clean stop at the next step
+            assert stop.is_set() and stop.reason == "SIGTERM"
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGHUP, before)
