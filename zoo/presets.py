@@ -200,6 +200,9 @@ class Presets:
                 f"[{where}] is defined in both {table[name].source} and {source}; "
                 f"rename one of them (a preset is never silently replaced)."
             )
+        if not name.strip() or name != name.strip() or not name.isprintable() or len(name) > 100:
+            raise ZooError(f"Registry file {source}: [{where}] cannot be a name: names are 1 to 100 printable characters, not beginning "
+                           f"or ending with a space, as they are typed after --model, --recipe and the like.")
         if len(PLACEHOLDER.findall(name)) > 1:
             raise ZooError(f"Registry file {source}: [{where}] may hold at most one placeholder.")
         try:

@@ -33,6 +33,8 @@ LIMITS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "multiple_of": "multiple
 def describe(catalog: Catalog, name: str, registry_files: Iterable[str | Path] = ()) -> list[dict[str, Any]]:
     """Every kind's component, preset or recipe called `name` (usually one). `registry_files`: those given
     with --registry, which running a recipe of theirs needs again."""
+    from .config import resolve_part
+
     found = []
     for kind in KINDS:
         if catalog.registry.has(kind, name):
@@ -40,7 +42,7 @@ def describe(catalog: Catalog, name: str, registry_files: Iterable[str | Path] =
             components = [component] if component else [catalog.registry.get(kind, f"{o.plugin}:{name}") for o in catalog.registry.conflicts[(kind, name)]]
             found += [_entry(catalog, c, None, {}) for c in components]
         elif (preset := catalog.presets.find(kind, name)) is not None and catalog.registry.has(kind, preset[1].component):
-            component = catalog.resolve(kind, name).component
+            component = resolve_part(catalog, kind, kind, name, {}).resolved.component  # mlp-0 is refused here, as by `zoo run`
             entry = _entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help)
             source = catalog.presets.presets[kind][preset[0]].source
             found.append({**entry, "name": name, "preset_source": None if source == str(shipped_registry()) else source})

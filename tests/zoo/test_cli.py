@@ -221,3 +221,10 @@ def test_control_characters_from_files_are_shown_not_obeyed(tmp_path: Path) -> N
     for args in (["list", "models", "--registry", str(registry)], ["show", "mlp-evil", "--registry", str(registry)]):
         output = invoke(*args).output
         assert "mlp-evil" in output and "\x1b" not in output and "\r" not in output and "\\x1b]0;pwned\\x07\\x0d model" in output
+
+
+def test_show_refuses_a_preset_that_run_would_refuse() -> None:
+    """mlp-0 matches mlp-<width>, but a layer of width 0 cannot be built: `zoo show` said it could (hidden = [0, 0])."""
+    result = invoke("show", "mlp-0")
+    assert result.exit_code == 2 and "Invalid model settings for 'mlp-0'" in result.output and "greater than 0" in result.output
+    assert invoke("show", "mlp-64").exit_code == 0

@@ -245,3 +245,11 @@ def test_a_byte_order_mark_is_no_error(tmp_path: Path) -> None:
     path.write_bytes("\ufeff[models.mlp-64]\ncomponent = \"mlp\"\nparams = { hidden = [64, 64] }\n".encode())
     catalog = load_catalog(registry_files=[path])
     assert catalog.resolve("model", "mlp-64").params == {"hidden": [64, 64]}
+
+
+@pytest.mark.parametrize("name", ['""', '" padded "', '"tab\\tname"', '"' + "x" * 101 + '"'])
+def test_a_name_nobody_can_type_is_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(f'[models.{name}]\ncomponent = "mlp"\n')
+    with pytest.raises(ZooError, match=r"cannot be a name: names are 1 to 100 printable characters, not beginning or ending with a space"):
+        Presets().load_file(path)
