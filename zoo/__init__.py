@@ -14,7 +14,7 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 from .api import catalog, evaluate, load, models, predict, resolve, run, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
-from .errors import DataUnavailable, ZooError
+from .errors import DataUnavailable, Interrupted, ZooError
 from .hookspecs import hookimpl
 from .identity import added_setting, data_location
 from .registry import NoParams
@@ -23,6 +23,7 @@ __all__ = [
     "DataUnavailable",
     "DatasetSplits",
     "EpochEnd",
+    "Interrupted",
     "NoParams",
     "Prediction",
     "Reporter",

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__, api, gcpause, tables
-from .errors import ZooError
+from .errors import Interrupted, ZooError
 from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, plugin_entries
 
@@ -61,6 +61,8 @@ class ZooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Interrupted as error:  # Ctrl-C, SIGTERM: where it stopped and how to continue
+            raise UserError(_from_rank(str(error)), error.exit_code) from None
         except ZooError as error:
             if ctx.params.get("show_traceback"):  # zoo --traceback: the plugin's own error, in full
                 from .contract import print_traceback

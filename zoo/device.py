@@ -46,6 +46,21 @@ def seed_everything(seed: int) -> None:
 
 
 @contextmanager
+def own_random_state() -> Iterator[None]:
+    """A run seeds Python's, NumPy's and torch's generators (seed_everything); this puts the caller's states back
+    afterwards, so that a notebook's own seeded experiment goes on as if no run had happened in between."""
+    import numpy as np
+
+    states = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
+        try:
+            yield
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+
+
+@contextmanager
 def deterministic_mode(enabled: bool, device: torch.device) -> Iterator[None]:
     """torch.use_deterministic_algorithms for the length of a run, then as it was before (a run must
     not change the next one in the same process). On CUDA it also sets CUBLAS_WORKSPACE_CONFIG,

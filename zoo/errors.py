@@ -16,10 +16,10 @@ class ZooError(Exception):
     exit_code = 2
 
 
-class Interrupted(ZooError):
-    """Ctrl-C, SIGTERM or SIGHUP stopped the work (zoo.stops); exits as a shell reports the signal (130, 143, 129)."""
-
-    exit_code = 130
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped the work (zoo.stops), with a checkpoint and how to continue in its message; the
+    CLI exits as a shell reports the signal (130, 143, 129). A KeyboardInterrupt, not a ZooError: a notebook's loop that
+    skips failing settings (`except zoo.ZooError`) must still stop when the person presses Stop."""
 
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)

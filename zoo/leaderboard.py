@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Interrupted, ZooError
+from .errors import ZooError
 from .presets import PLACEHOLDER
 from .rundir import WEIGHTS, read_small_file, write_atomic, write_json
 
@@ -153,7 +153,7 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
             continue
         try:
             row = run_cell(cell, folder, catalog, settings, train)
-        except (KeyboardInterrupt, Interrupted):  # Ctrl-C, SIGTERM: the person (or the queue) stops the whole grid
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM (zoo.errors.Interrupted): the person (or the queue) stops the whole grid
             raise
         except Exception as error:  # a failing cell must not stop the others
             row = {"status": "failed", **cell.__dict__, "error": " ".join(str(error).split()) or type(error).__name__}
@@ -230,10 +230,10 @@ def write_outputs(folder: Path, lines: list[dict[str, Any]]) -> list[Path]:
 
 
 def _draw(lines: list[dict[str, Any]], key: str, label: str, path: Path) -> Path:
-    from .plots import _pyplot
+    from .plots import figure
 
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 5), dpi=100)
+    drawing = figure((7, 5))
+    axes = drawing.subplots()
     for line in lines:
         axes.errorbar(line[key], line["accuracy"] * 100, yerr=line["spread"] * 100, fmt="o", capsize=3)
         axes.annotate(f"{line['model']} ({line['dataset']}, {line['recipe']})", (line[key], line["accuracy"] * 100),
@@ -242,9 +242,8 @@ def _draw(lines: list[dict[str, Any]], key: str, label: str, path: Path) -> Path
     if key == "parameters" and lines:
         axes.set_xscale("log")
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    write_atomic(path, lambda temporary: figure.savefig(temporary, format="png"))
-    plt.close(figure)
+    drawing.tight_layout()
+    write_atomic(path, lambda temporary: drawing.savefig(temporary, format="png"))
     return path
 
 

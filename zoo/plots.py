@@ -33,13 +33,12 @@ def picture_path(path: Path, option: str) -> Path:
     return path
 
 
-def _pyplot():
-    import matplotlib
+def figure(size: tuple[float, float]) -> Any:
+    """A matplotlib Figure drawn without pyplot: nothing global changes (a notebook keeps its backend, and
+    `%matplotlib inline` its figures), and nothing needs closing."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=size, dpi=100)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -67,10 +66,10 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     from .rundir import METRICS, STEPS
     from .runs import read_metrics
 
-    plt = _pyplot()
     steps = [s for s in read_jsonl(run_dir / STEPS) if _numbers(s, ("epoch", "seen", "loss")) and _numbers(s, ("total",)) and s["total"] > 0]
     epochs, _ = read_metrics(run_dir / METRICS)
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    drawing = figure((10, 4))
+    loss_axes, accuracy_axes = drawing.subplots(1, 2)
     if steps:
         per_epoch = max(s["total"] for s in steps)
         loss_axes.plot([s["epoch"] - 1 + s["seen"] / per_epoch for s in steps], [s["loss"] for s in steps], label="training loss (logged steps)", lw=1)
@@ -83,11 +82,10 @@ def write_curves(run_dir: Path, path: Path | None = None) -> Path:
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         _whole_epochs(axes)
-    figure.suptitle(run_dir.name)
-    figure.tight_layout()
+    drawing.suptitle(run_dir.name)
+    drawing.tight_layout()
     path = path or run_dir / "curves.png"
-    _save(figure, path)
-    plt.close(figure)
+    _save(drawing, path)
     return path
 
 
@@ -105,8 +103,8 @@ def write_comparison(runs: list[Path], path: Path) -> Path:
     from .rundir import METRICS
     from .runs import read_metrics
 
-    plt = _pyplot()
-    figure, (accuracy_axes, loss_axes) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    drawing = figure((10, 4))
+    accuracy_axes, loss_axes = drawing.subplots(1, 2)
     for label, run_dir in zip("ABCDEFGH", runs):
         epochs, _ = read_metrics(run_dir / METRICS)  # a damaged file: the epochs before the damage
         x = [e["epoch"] for e in epochs]
@@ -118,17 +116,16 @@ def write_comparison(runs: list[Path], path: Path) -> Path:
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
         _whole_epochs(axes)
-    figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
+    drawing.tight_layout()
+    _save(drawing, path)
     return path
 
 
 def write_prediction_grid(images: list[torch.Tensor], predictions: list[Prediction], path: Path) -> Path:
     """Each image with its predicted and actual label (green if right, red if wrong) and a probability bar chart."""
-    plt = _pyplot()
     count = len(images)
-    figure, axes = plt.subplots(2, count, figsize=(2.6 * count, 5.2), dpi=100, squeeze=False)
+    drawing = figure((2.6 * count, 5.2))
+    axes = drawing.subplots(2, count, squeeze=False)
     for column, (image, prediction) in enumerate(zip(images, predictions)):
         picture = image.detach().cpu().float()
         picture = picture[0] if picture.shape[0] == 1 else picture.permute(1, 2, 0)
@@ -144,17 +141,16 @@ def write_prediction_grid(images: list[torch.Tensor], predictions: list[Predicti
         axes[1][column].set_yticks(range(len(names)), names, fontsize=7)
         axes[1][column].invert_yaxis()
         axes[1][column].set_xlim(0, 1)
-    figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
+    drawing.tight_layout()
+    _save(drawing, path)
     return path
 
 
 def write_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
     """The confusion matrix: rows are the actual class, columns the predicted one."""
-    plt = _pyplot()
     size = max(5.0, 0.6 * len(classes) + 2)
-    figure, axes = plt.subplots(figsize=(size, size), dpi=100)
+    drawing = figure((size, size))
+    axes = drawing.subplots()
     image = axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     axes.set_yticks(range(len(classes)), classes)
@@ -163,16 +159,15 @@ def write_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> 
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
             axes.text(j, i, str(value), ha="center", va="center", fontsize=7, color="white" if value > peak / 2 else "black")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    _save(figure, path)
-    plt.close(figure)
+    drawing.colorbar(image, ax=axes, fraction=0.046)
+    drawing.tight_layout()
+    _save(drawing, path)
     return path
 
 
-def _save(figure: Any, path: Path) -> None:
+def _save(drawing: Any, path: Path) -> None:
     """The picture whole or not at all (written beside `path`, then renamed): a Ctrl-C or a full disk midway
     leaves the earlier picture, never half of one."""
     from .rundir import write_atomic
 
-    write_atomic(path, lambda temporary: figure.savefig(temporary, format=path.suffix[1:].lower() or "png"))
+    write_atomic(path, lambda temporary: drawing.savefig(temporary, format=path.suffix[1:].lower() or "png"))

@@ -25,7 +25,7 @@ from .config import ResolvedRun
 from .contract import check_one_batch, training_failure
 from .contracts import DatasetSplits, EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
-from .device import deterministic_mode, seed_everything, select_device
+from .device import deterministic_mode, own_random_state, seed_everything, select_device
 from .errors import ZooError
 from .events import Events
 from .finetune import start_from
@@ -101,9 +101,11 @@ class Trainer:
             seen = (batch + 1) * self.train_batches.batch_size_at(batch)  # as the Quickstart counts
             self.events.emit("on_step", Step(state.epoch, batch, value, seen, self.train_batches.num_samples, state.global_step))
         if saving:
-            self.checkpoint(state)
+            with stop.saving_checkpoint(self.run_dir):
+                self.checkpoint(state)
         if stop.is_set():
-            where = self.checkpoint(state)
+            with stop.saving_checkpoint(self.run_dir):
+                where = self.checkpoint(state)
             raise stop.interrupted(f"after step {state.batch} of epoch {state.epoch}. A checkpoint is in {where}; "
                                    f"continue with `zoo run --resume {self.run_dir}`.")
 
@@ -126,7 +128,8 @@ class Trainer:
         mean_train_loss = self.epoch_loss_sum(state) / max(len(self.train_batches), 1)
         end = EpochEnd(state.epoch, mean_train_loss, test_loss, accuracy, seconds)
         state.epoch_done(end)
-        where = self.checkpoint(state)
+        with stop.saving_checkpoint(self.run_dir):
+            where = self.checkpoint(state)
         self.events.emit("on_epoch_end", end)
         if stop.is_set():
             raise stop.interrupted(f"after epoch {state.epoch}. A checkpoint is in {where}; continue with `zoo run --resume {self.run_dir}`.")
@@ -161,7 +164,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
     device = select_device(resolved.config.device, device_index(world))
     events, failing = Events(), True
     try:
-        with joined(world, device), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
+        with joined(world, device), own_random_state(), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
             trainer = build(resolved, world, device, events, resuming=resume_dir is not None)
             gcpause.resume()  # torch and the run's objects are made: collect from here on, without them
             state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +24,20 @@ class StopRequest(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.signal = signal.SIGINT
+        self.saving = False  # a checkpoint is being written: a second Ctrl-C waits for it (else the run might have none)
+        self.now = False  # a second Ctrl-C came while saving: stop as soon as the checkpoint is written
+
+    @contextmanager
+    def saving_checkpoint(self, run_dir: Path) -> Iterator[None]:
+        """A checkpoint write that a second Ctrl-C does not cut short; it stops the run right after instead."""
+        self.saving = True
+        try:
+            yield
+        finally:
+            self.saving = False
+        if self.now:
+            raise Interrupted(f"Interrupted (Ctrl-C, twice) while a checkpoint was written, which was finished first; continue with "
+                              f"`zoo run --resume {run_dir}`.")
 
     @property
     def reason(self) -> str:
@@ -95,6 +110,8 @@ def ctrl_c(enabled: bool = True) -> Iterator[StopRequest]:
         if not requested.is_set():
             requested.signal = signal.Signals(signum)
             requested.set()
+        elif signum == signal.SIGINT and requested.saving:  # Ctrl-C again, during a checkpoint: right after it
+            requested.now = True
         elif signum == signal.SIGINT:  # Ctrl-C again: the person means now. A terminal's or a queue's second signal
             raise KeyboardInterrupt   # (bash's SIGHUP after the kernel's, systemd's TERM and HUP) only repeats the first.
 

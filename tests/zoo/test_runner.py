@@ -184,3 +184,20 @@ def test_a_resumed_run_keeps_the_precision_it_started_in(tiny_data: Path, tmp_pa
     monkeypatch.setattr(runner, "_fit_and_finish", lambda t, state, resumed: seen.append(t.precision.name) or real(t, state, resumed))
     zoo.run(resume=first.run_dir)
     assert seen == ["bf16"]
+
+
+def test_a_run_leaves_the_callers_random_state_as_it_was(tiny_data: Path, tmp_path: Path) -> None:
+    """A notebook seeds its own experiment; a zoo.run in between must not reset Python's, NumPy's or torch's generators."""
+    import random
+
+    import numpy as np
+
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    expected = (random.random(), float(np.random.rand()), torch.rand(3))
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    tiny_run(tiny_data, tmp_path / "run", epochs=1, reporters=[])
+    assert (random.random(), float(np.random.rand())) == expected[:2] and torch.equal(torch.rand(3), expected[2])

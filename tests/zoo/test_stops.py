@@ -82,3 +82,45 @@ def test_an_ignored_signal_stays_ignored_and_only_a_second_ctrl_c_stops_at_once(
                 os.kill(os.getpid(), signal.SIGINT)
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_a_second_ctrl_c_while_a_checkpoint_is_written_waits_for_it(tmp_path) -> None:
+    """Pressing Stop twice quickly lost the run: the second Ctrl-C cut the first checkpoint short."""
+    from zoo.errors import Interrupted
+
+    written = []
+    with ctrl_c() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(Interrupted, match=r"Interrupted \(Ctrl-C, twice\) while a checkpoint was written, which was finished first"):
+            with stop.saving_checkpoint(tmp_path):
+                os.kill(os.getpid(), signal.SIGINT)  # arrives mid-write
+                written.append("checkpoint")  # the write goes on
+        assert written == ["checkpoint"]
+
+
+def test_the_stop_ends_a_notebook_loop_that_skips_failing_settings(tiny_data, tmp_path) -> None:
+    """`except zoo.ZooError` around each run skips bad settings; Ctrl-C (the notebook's Stop) must still end the loop."""
+    import zoo
+    from helpers import tiny_sets
+    from zoo.plugins import load_catalog
+
+    class Stopper(zoo.Reporter):
+        def on_epoch_start(self, epoch):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    class Plugin:
+        @zoo.hookimpl
+        def register_reporters(self, register):
+            register("stopper", lambda params: Stopper())
+
+    catalog = load_catalog(extra_plugins=[("stopper", Plugin())])
+    tried = []
+    with pytest.raises(zoo.Interrupted, match=r"Interrupted \(Ctrl-C\) after step 1 of epoch 1\. A checkpoint is in"):
+        for lr in (0.01, 0.1):
+            tried.append(lr)
+            try:
+                zoo.run(catalog=catalog, dataset="mnist", model="mlp-8", epochs=1, reporters=["stopper"], out=tmp_path / str(lr),
+                        sets=[*tiny_sets(tiny_data), f"optimizer.lr={lr}"])
+            except zoo.ZooError:
+                continue
+    assert tried == [0.01]
