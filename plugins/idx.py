@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 UBYTE = 0x08
 
 
-def read_idx(path: Path, dims: int) -> torch.Tensor:
+def read_idx(path: Path | str, dims: int) -> torch.Tensor:
     """The array stored in `path`, which must be unsigned bytes with `dims` dimensions."""
     import torch
 
+    path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4:
         raise _bad(path, f"it is {len(data)} bytes long, shorter than an IDX header")

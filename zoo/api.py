@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import operator
 import sys
 from collections.abc import Iterable
@@ -35,6 +37,21 @@ def catalog(registry_files: Iterable[str | Path] = ()) -> Catalog:
     return load_catalog(registry_files=registry_files)
 
 
+def run_path(run: Any) -> Path:
+    """A run as the API takes it: its directory, a stored model's name, or what zoo.run returned (its run_dir)."""
+    return Path(run.run_dir) if isinstance(getattr(run, "run_dir", None), (str, Path)) else Path(run)
+
+
+def set_list(sets: Iterable[str] | str | dict[str, Any]) -> list[str]:
+    """sets= as the API takes it: a list of "SECTION.KEY=VALUE" (as --set), one such string, or a dict
+    {"optimizer.lr": 0.1} (its values written as TOML, which --set reads)."""
+    if isinstance(sets, str):
+        return [sets]
+    if isinstance(sets, dict):
+        return [f"{key}={json.dumps(value)}" for key, value in sets.items()]
+    return list(sets)
+
+
 def resolve(
     *,
     recipe: str | None = None,
@@ -45,6 +62,7 @@ def resolve(
 ) -> tuple[Catalog, ResolvedRun]:
     """Validate a run's settings without running it. data_dir=/verify= set where the dataset's files are."""
     catalog = catalog or load_catalog(registry_files=registry_files)
+    sets = set_list(sets)
     add, drop = settings.pop("add_reporters", ()), settings.pop("drop_reporters", ())
     location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
     from .finetune import pinned
@@ -140,8 +158,10 @@ def plan(
     from .world import current
 
     catalog = catalog or load_catalog(registry_files=registry_files)
+    sets = set_list(sets)
     if resume is not None and str(resume) != "auto":
-        return catalog, resumed_run(catalog, Path(resume), list(sets), settings, recipe), Path(resume)
+        resume = run_path(resume)
+        return catalog, resumed_run(catalog, resume, sets, settings, recipe), resume
     _, resolved = resolve(recipe=recipe, sets=sets, catalog=catalog, **settings)
     if resume is not None:
         found = find_resumable(catalog, resolved, Path(runs_root))
@@ -277,14 +297,14 @@ def predict(
     if isinstance(index, (str, Path)):
         if str(index).isdigit() and not Path(index).exists():
             raise ZooError(f"zoo.predict: {str(index)!r} is no picture file; for test sample {index}, give the number: zoo.predict(run, {index}).")
-        return predict_files(catalog, Path(run_dir), [Path(index)])[0][0]
+        return predict_files(catalog, run_path(run_dir), [Path(index)])[0][0]
     try:
         number = operator.index(index) if not isinstance(index, bool) else None  # numpy and torch integers too
     except TypeError:
         number = None
     if number is None:
         raise ZooError(f"zoo.predict: index is a test sample's number or a picture file's path, not {type(index).__name__}.")
-    return predict_index(catalog, Path(run_dir), number, Path(data_dir) if data_dir is not None else None, verify)
+    return predict_index(catalog, run_path(run_dir), number, Path(data_dir) if data_dir is not None else None, verify)
 
 
 def evaluate(
@@ -304,7 +324,7 @@ def evaluate(
     if precision not in (None, "fp32", "bf16"):
         raise ZooError(f"zoo.evaluate: precision is 'fp32', 'bf16' or None (the run's own), not {precision!r}.")
     catalog = catalog or load_catalog(registry_files=registry_files)
-    return evaluate_run(catalog, Path(run_dir), dataset, Path(data_dir) if data_dir is not None else None, verify, precision)
+    return evaluate_run(catalog, run_path(run_dir), dataset, Path(data_dir) if data_dir is not None else None, verify, precision)
 
 
 def save(run_dir: str | Path, name: str, *, store: str | Path | None = None, shipped: bool = False) -> Stored:
@@ -314,7 +334,7 @@ def save(run_dir: str | Path, name: str, *, store: str | Path | None = None, shi
     from .store import shipped_root, store_root
 
     root = shipped_root() if shipped else Path(store) if store is not None else store_root()
-    return save_model(Path(run_dir), name, root, load_catalog())
+    return save_model(run_path(run_dir), name, root, load_catalog())
 
 
 def models(*, store: str | Path | None = None, catalog: Catalog | None = None) -> list[Listed]:
@@ -331,8 +351,9 @@ def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
     from .store import Loaded, open_source
 
     catalog = catalog or load_catalog()
+    name_or_run = run_path(name_or_run)
     source = open_source(name_or_run, catalog)
-    config, model = load_run(catalog, Path(name_or_run))
+    config, model = load_run(catalog, name_or_run)
     return Loaded(model, list(config["classes"]), config, source.label, source.sha256, source.card)
 
 

@@ -132,6 +132,16 @@ def with_changes(catalog: Catalog, run: ResolvedRun) -> ResolvedRun:
     return replace(run, changed={**swapped, **changes_from_recipe(recipe, run)})
 
 
+def _given_params(given: Any) -> dict[str, dict[str, Any]]:
+    """params= of the Python API: component settings by section, as config.json records them."""
+    if given is None:
+        return {}
+    if not (isinstance(given, dict) and all(isinstance(section, str) and isinstance(values, dict) for section, values in given.items())):
+        raise ZooError(f"params={given!r:.80}: give component settings by section, e.g. params={{'optimizer': {{'lr': 0.1}}}} "
+                       f"(or sets=['optimizer.lr=0.1'], as --set).")
+    return given
+
+
 def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any], sets: list[str]) -> RunConfig:
     """The run settings: defaults < recipe < --set < options; a component swapped on the command
     line drops the recipe's params for it."""
@@ -139,6 +149,7 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     chosen = catalog.presets.recipe(recipe_name)
     from_recipe = chosen.model_dump(exclude={"help", "params"}, exclude_none=True)
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    given = _given_params(overrides.pop("params", None))  # zoo.run(params={"optimizer": {"lr": 0.1}}): over --set
     for key, value in overrides.items():  # zoo.run(lr=0.1): a component's setting given as a run's
         if key not in RunConfig.model_fields and (found := settings_named(catalog, key)):
             written = json.dumps(value) if value is not None else "VALUE"  # TOML as --set reads it: true, "text", [1, 2]
@@ -157,6 +168,8 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
             written[key] = assignment.partition("=")[2].strip()
         else:
             params.setdefault(section, {})[key] = value
+    for section, values in given.items():
+        params.setdefault(section, {}).update(values)
     for key, value in top_level.items():
         if key not in RunConfig.model_fields or key == "params":
             components = {section: overrides.get(section) or from_recipe.get(section) or RunConfig.model_fields[section].default for section in SECTIONS}

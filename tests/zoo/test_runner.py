@@ -201,3 +201,19 @@ def test_a_run_leaves_the_callers_random_state_as_it_was(tiny_data: Path, tmp_pa
     torch.manual_seed(123)
     tiny_run(tiny_data, tmp_path / "run", epochs=1, reporters=[])
     assert (random.random(), float(np.random.rand())) == expected[:2] and torch.equal(torch.rand(3), expected[2])
+
+
+def test_the_api_takes_params_sets_as_a_string_or_dict_and_its_own_results(tiny_data: Path, tmp_path: Path) -> None:
+    """What a notebook writes: params= was silently ignored, sets="..." was read letter by letter, and a RunResult
+    had to be turned into its run_dir by hand."""
+    _, resolved = zoo.resolve(model="mlp-8", params={"optimizer": {"lr": 0.1}}, sets="optimizer.momentum=0.5")
+    assert (resolved.optimizer.params.lr, resolved.optimizer.params.momentum) == (0.1, 0.5)
+    _, resolved = zoo.resolve(model="mlp-8", sets={"optimizer.lr": 0.3, "model.hidden": [4, 4]})
+    assert resolved.optimizer.params.lr == 0.3 and resolved.model.params.hidden == [4, 4]
+    with pytest.raises(ZooError, match=r"params=\{'optimizer': 0.1\}: give component settings by section"):
+        zoo.resolve(model="mlp-8", params={"optimizer": 0.1})
+    result = tiny_run(tiny_data, tmp_path / "run", epochs=1, reporters=[])
+    assert zoo.evaluate(result, data_dir=tiny_data, verify=False).accuracy == pytest.approx(result.epochs[-1].test_accuracy)
+    assert zoo.predict(result, 0, data_dir=tiny_data, verify=False).actual is not None
+    assert zoo.load(result).classes == list("0123456789")
+    assert zoo.save(result, "from-result", store=tmp_path / "store").folder == tmp_path / "store" / "from-result"
