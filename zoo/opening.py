@@ -20,7 +20,7 @@ from .contracts import EpochEnd
 from .errors import ZooError
 from .identity import config_hash
 from .metrics import JsonlReporter
-from .plugins import FILE_VERSION
+from .plugins import FILE_VERSION, file_digest
 from .rundir import CONFIG, METRICS, STEPS, create_run_dir, job_run_dir, write_atomic, write_json
 from .state import TrainState, restore_rank
 
@@ -201,7 +201,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
             "torch": torch.__version__,
             "python": platform.python_version(),
             **{name: _installed_version(name) for name in ("torchvision", "numpy", "pydantic")},
-            "plugins": {p.name: f"{p.distribution} {p.version}" + (f" sha256:{_file_digest(Path(p.distribution))}" if p.version == FILE_VERSION else "")
+            "plugins": {p.name: f"{p.distribution} {p.version}" + (f" sha256:{p.digest or file_digest(Path(p.distribution))}" if p.version == FILE_VERSION else "")
                         for p in catalog.plugins if p.status == "loaded"},
         },
         "machine": _machine(t),
@@ -248,17 +248,3 @@ def _source_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         state = "+?"
     return head.stdout.strip() + state
-
-
-def _file_digest(path: Path) -> str:
-    """SHA-256 (16 hex digits) of a plugin file, or of a package folder's .py files in order."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-        try:
-            digest.update(file.read_bytes())
-        except OSError:
-            continue
-    return digest.hexdigest()[:16]
-

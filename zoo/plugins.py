@@ -41,6 +41,7 @@ class PluginInfo:
     components: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    digest: str | None = None  # a ZOO_PLUGIN_FILES plugin's: SHA-256 (16 hex digits) of the code imported, as config.json records it
 
     @property
     def owner(self) -> Owner:
@@ -212,7 +213,7 @@ def _file_plugins(env: Mapping[str, str], loaded: list[PluginInfo], disabled: se
                             f"({taken.distribution} {taken.version}); the file is left out: rename it, or uninstall the other.")
             continue
         info.status = "disabled" if module in disabled else info.status
-        found.append((info, None if module in disabled else (lambda path=path, module=module: _import_file(path, module))))
+        found.append((info, None if module in disabled else (lambda info=info, path=path, module=module: _import_noting(info, path, module))))
     return found, warnings
 
 
@@ -222,17 +223,42 @@ def _plugin_path(text: str) -> Path:
     return path.parent.resolve() / path.name
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 (16 hex digits) of a plugin file, or of a package folder's .py files in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()[:16]
+
+
+def _import_noting(info: PluginInfo, path: Path, module: str) -> object:
+    loaded = _import_file(path, module)
+    info.digest = getattr(loaded, "__zoo_digest__", None)
+    return loaded
+
+
 def _import_file(path: Path, module: str) -> object:
     """A plugin as a file (my_models.py) or a package folder, imported under its own name, so that a plugin can be
-    tried before it has a pyproject.toml; it must not shadow a module already imported (json.py, zoo.py)."""
+    tried before it has a pyproject.toml; it must not shadow a module already imported (json.py, zoo.py). A file
+    edited since this process imported it (a notebook) is imported again, as it now is: a run must train, and record,
+    the code in the file."""
     source = path / "__init__.py" if path.is_dir() else path
     if not source.is_file():
         raise ImportError(f"{path} is not a Python file or a package folder (with __init__.py)")
+    digest = file_digest(path)
     existing = sys.modules.get(module)
     if existing is not None:
-        if Path(getattr(existing, "__file__", "") or "").resolve() == source.resolve():
+        if Path(getattr(existing, "__file__", "") or "").resolve() != source.resolve():
+            raise ImportError(f"a module named {module!r} is already imported (from {getattr(existing, '__file__', None) or 'built in'}); rename {path.name}")
+        if getattr(existing, "__zoo_digest__", digest) == digest:
             return existing
-        raise ImportError(f"a module named {module!r} is already imported (from {getattr(existing, '__file__', None) or 'built in'}); rename {path.name}")
+        for name in [name for name in sys.modules if name == module or name.startswith(module + ".")]:  # its submodules too
+            del sys.modules[name]
     try:
         other = importlib.util.find_spec(module)
     except (ImportError, ValueError):
@@ -243,6 +269,7 @@ def _import_file(path: Path, module: str) -> object:
     if spec is None or spec.loader is None:
         raise ImportError(f"{path} cannot be imported as Python")
     loaded = importlib.util.module_from_spec(spec)
+    loaded.__zoo_digest__ = digest  # type: ignore[attr-defined]
     sys.modules[module] = loaded
     try:
         spec.loader.exec_module(loaded)

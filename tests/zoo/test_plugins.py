@@ -449,3 +449,27 @@ def test_a_plugin_that_exits_while_loading_or_registering_fails_alone(tmp_path: 
     assert status["zoo_test_exits_at_import"][0] == "failed" and "SystemExit: 3" in status["zoo_test_exits_at_import"][1]
     assert status["zoo_test_exits_in_hook"][0] == "failed" and "SystemExit: no models today" in status["zoo_test_exits_in_hook"][1]
     assert catalog.resolve("model", "mlp-512")  # the rest of zoo is there
+
+
+def test_a_plugin_file_edited_in_a_session_is_imported_again_and_recorded_as_it_ran(tiny_data: Path, tmp_path: Path) -> None:
+    """A notebook: run, edit the plugin file, run again. The second run used the old code yet recorded the new file's hash."""
+    import json
+
+    from helpers import tiny_sets
+
+    import torch
+
+    from zoo.plugins import file_digest
+
+    plugin = tmp_path / "zoo_test_edited_plugin.py"
+    plugin.write_text(PLUGIN_FILE)
+    env = {"ZOO_PLUGIN_FILES": str(plugin)}
+    first = zoo.run(catalog=load_catalog(env=env), dataset="mnist", model="from-a-file", epochs=1, out=tmp_path / "a", reporters=[],
+                    sets=[*tiny_sets(tiny_data), "model.width=8"])
+    assert isinstance(first.model[2], torch.nn.ReLU)
+    plugin.write_text(PLUGIN_FILE.replace("nn.ReLU()", "nn.Tanh()"))
+    second = zoo.run(catalog=load_catalog(env=env), dataset="mnist", model="from-a-file", epochs=1, out=tmp_path / "b", reporters=[],
+                     sets=[*tiny_sets(tiny_data), "model.width=8"])
+    assert isinstance(second.model[2], torch.nn.Tanh)  # the code now in the file
+    recorded = json.loads((tmp_path / "b" / "config.json").read_text())["versions"]["plugins"]["zoo_test_edited_plugin"]
+    assert recorded.endswith(f"sha256:{file_digest(plugin)}")
