@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import operator
 import sys
 from collections.abc import Iterable
@@ -13,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, resolved_from_record, with_changes
+from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, resolved_from_record, set_list, with_changes
 from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
@@ -40,16 +38,6 @@ def catalog(registry_files: Iterable[str | Path] = ()) -> Catalog:
 def run_path(run: Any) -> Path:
     """A run as the API takes it: its directory, a stored model's name, or what zoo.run returned (its run_dir)."""
     return Path(run.run_dir) if isinstance(getattr(run, "run_dir", None), (str, Path)) else Path(run)
-
-
-def set_list(sets: Iterable[str] | str | dict[str, Any]) -> list[str]:
-    """sets= as the API takes it: a list of "SECTION.KEY=VALUE" (as --set), one such string, or a dict
-    {"optimizer.lr": 0.1} (its values written as TOML, which --set reads)."""
-    if isinstance(sets, str):
-        return [sets]
-    if isinstance(sets, dict):
-        return [f"{key}={json.dumps(value)}" for key, value in sets.items()]
-    return list(sets)
 
 
 def resolve(
@@ -218,7 +206,10 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
     newest_or_error(run_dir, report=False)  # checked here; the resume itself says what it skipped
     location_keys = set(location_fields(recorded.dataset.params))
     changed = [key for key, value in settings.items()
-               if value is not None and key not in (*REPORTER_SETTINGS, *LOCATION_SETTINGS) and _differs(recorded, key, value)]
+               if value is not None and key not in (*REPORTER_SETTINGS, *LOCATION_SETTINGS, "params") and _differs(recorded, key, value)]
+    given = settings.get("params") or {}
+    changed += [f"{section}.{key}={value!r}" for section, values in (given.items() if isinstance(given, dict) else [("params", {"": given})])
+                for key, value in (values.items() if isinstance(values, dict) else [("", values)]) if _set_differs(recorded, section, key, value)]
     for assignment in sets:
         section, key, value = parse_set(assignment)
         if not (section == "dataset" and key in location_keys) and _set_differs(recorded, section, key, value):

@@ -132,6 +132,16 @@ def with_changes(catalog: Catalog, run: ResolvedRun) -> ResolvedRun:
     return replace(run, changed={**swapped, **changes_from_recipe(recipe, run)})
 
 
+def set_list(sets: Iterable[str] | str | dict[str, Any]) -> list[str]:
+    """sets= as the API takes it: a list of "SECTION.KEY=VALUE" (as --set), one such string, or a dict
+    {"optimizer.lr": 0.1} (its values written as TOML, which --set reads)."""
+    if isinstance(sets, str):
+        return [sets]
+    if isinstance(sets, dict):  # text as --set takes it; other values written as TOML (numbers, true, lists)
+        return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in sets.items()]
+    return list(sets)
+
+
 def _given_params(given: Any) -> dict[str, dict[str, Any]]:
     """params= of the Python API: component settings by section, as config.json records them."""
     if given is None:

@@ -165,7 +165,10 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
 
 def _what(settings: dict[str, Any]) -> dict[str, Any]:
     """The overrides that change what a cell trains (--epochs, --set, --device): a cell done with others is trained again."""
-    return {"epochs": settings.get("epochs"), "sets": list(settings.get("sets") or ()), "device": settings.get("device")}
+    from .config import set_list
+
+    what = {"epochs": settings.get("epochs"), "sets": set_list(settings.get("sets") or ()), "device": settings.get("device")}
+    return {**what, "params": settings["params"]} if settings.get("params") else what  # cells recorded before params= stay valid
 
 
 def _read_cell(path: Path) -> dict[str, Any] | None:

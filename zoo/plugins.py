@@ -257,8 +257,7 @@ def _import_file(path: Path, module: str) -> object:
             raise ImportError(f"a module named {module!r} is already imported (from {getattr(existing, '__file__', None) or 'built in'}); rename {path.name}")
         if getattr(existing, "__zoo_digest__", digest) == digest:
             return existing
-        for name in [name for name in sys.modules if name == module or name.startswith(module + ".")]:  # its submodules too
-            del sys.modules[name]
+        _forget(module)
     try:
         other = importlib.util.find_spec(module)
     except (ImportError, ValueError):
@@ -274,9 +273,15 @@ def _import_file(path: Path, module: str) -> object:
     try:
         spec.loader.exec_module(loaded)
     except BaseException:
-        sys.modules.pop(module, None)
+        _forget(module)  # with the submodules it imported before failing: the next import starts clean
         raise
     return loaded
+
+
+def _forget(module: str) -> None:
+    """`module` and its submodules out of sys.modules, so that importing it again runs the files as they are now."""
+    for name in [name for name in sys.modules if name == module or name.startswith(module + ".")]:
+        del sys.modules[name]
 
 
 def _selected_by(name: str, distribution: str, names: set[str]) -> bool:

@@ -95,3 +95,12 @@ def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
     with pytest.raises(Interrupted):
         run_grid(grid(["mlp-8", "mlp-16"], ["mnist"], ["quickstart"], 1), tmp_path / "lb", load_catalog(), {}, stopped)
     assert len(trained) == 1 and not list((tmp_path / "lb" / "cells").iterdir())
+
+
+def test_a_cell_done_with_other_settings_is_trained_again_however_they_are_given() -> None:
+    from zoo.leaderboard import _what
+
+    assert _what({"sets": {"optimizer.lr": 0.1}}) != _what({"sets": {"optimizer.lr": 0.5}})
+    assert _what({"sets": "optimizer.lr=0.1"}) == _what({"sets": ["optimizer.lr=0.1"]})
+    assert _what({"params": {"optimizer": {"lr": 0.1}}}) != _what({"params": {"optimizer": {"lr": 0.5}}})
+    assert _what({"sets": ["optimizer.lr=0.1"]}) == {"epochs": None, "sets": ["optimizer.lr=0.1"], "device": None}  # as cells recorded it

@@ -473,3 +473,18 @@ def test_a_plugin_file_edited_in_a_session_is_imported_again_and_recorded_as_it_
     assert isinstance(second.model[2], torch.nn.Tanh)  # the code now in the file
     recorded = json.loads((tmp_path / "b" / "config.json").read_text())["versions"]["plugins"]["zoo_test_edited_plugin"]
     assert recorded.endswith(f"sha256:{file_digest(plugin)}")
+
+
+def test_a_package_plugin_that_fails_to_import_leaves_none_of_its_modules_behind(tmp_path: Path) -> None:
+    """Else a later import would mix the new files with submodules kept from the failed one."""
+    import sys
+
+    package = tmp_path / "zoo_test_broken_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import a, b\n")
+    (package / "a.py").write_text("A = 1\n")
+    (package / "b.py").write_text("raise RuntimeError('b is broken')\n")
+    catalog = load_catalog(env={"ZOO_PLUGIN_FILES": str(package)})
+    info = next(p for p in catalog.plugins if p.name == "zoo_test_broken_package")
+    assert info.status == "failed" and "b is broken" in " ".join(info.errors)
+    assert not [name for name in sys.modules if name.startswith("zoo_test_broken_package")]

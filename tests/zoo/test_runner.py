@@ -217,3 +217,18 @@ def test_the_api_takes_params_sets_as_a_string_or_dict_and_its_own_results(tiny_
     assert zoo.predict(result, 0, data_dir=tiny_data, verify=False).actual is not None
     assert zoo.load(result).classes == list("0123456789")
     assert zoo.save(result, "from-result", store=tmp_path / "store").folder == tmp_path / "store" / "from-result"
+
+
+def test_params_on_resume_are_checked_key_by_key_and_dict_sets_take_text_as_set_does(tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    first = tiny_run(tiny_data, tmp_path / "whole", epochs=2, reporters=[], params={"optimizer": {"momentum": 0.5}})
+    run = shutil.copytree(first.run_dir, tmp_path / "killed")
+    (run / "model.safetensors").unlink()
+    shutil.rmtree(sorted((run / "checkpoints").iterdir())[-1])
+    with pytest.raises(ZooError, match=r"these cannot change now: optimizer.momentum=0.9"):
+        zoo.run(resume=run, params={"optimizer": {"momentum": 0.9}})
+    result = zoo.run(resume=run, reporters=[], params={"optimizer": {"momentum": 0.5}})  # the same again: fine
+    assert [e.epoch for e in result.epochs] == [1, 2]
+    _, resolved = zoo.resolve(model="mlp-8", sets={"optimizer.lr": "0.1", "dataset.mirror": "http://host/x/"})  # text, as --set takes it
+    assert resolved.optimizer.params.lr == 0.1 and resolved.dataset.params.mirror == "http://host/x/"
