@@ -37,7 +37,11 @@ def catalog(registry_files: Iterable[str | Path] = ()) -> Catalog:
 
 def run_path(run: Any) -> Path:
     """A run as the API takes it: its directory, a stored model's name, or what zoo.run returned (its run_dir)."""
-    return Path(run.run_dir) if isinstance(getattr(run, "run_dir", None), (str, Path)) else Path(run)
+    if isinstance(getattr(run, "run_dir", None), (str, Path)):
+        return Path(run.run_dir)
+    if not isinstance(run, (str, Path)):
+        raise ZooError(f"A run is given by its directory, a stored model's name, or what zoo.run returned; not {type(run).__name__}.")
+    return Path(run)
 
 
 def resolve(

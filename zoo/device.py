@@ -51,13 +51,15 @@ def own_random_state() -> Iterator[None]:
     afterwards, so that a notebook's own seeded experiment goes on as if no run had happened in between."""
     import numpy as np
 
-    states = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
+    states, cuda_ready, seed = (random.getstate(), np.random.get_state()), torch.cuda.is_initialized(), torch.initial_seed()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda_ready else []):
         try:
             yield
         finally:
             random.setstate(states[0])
             np.random.set_state(states[1])
+            if not cuda_ready:  # CUDA started during the run, from the run's seed: as the caller's would have, from theirs
+                torch.cuda.manual_seed_all(seed)
 
 
 @contextmanager

@@ -217,6 +217,8 @@ def test_the_api_takes_params_sets_as_a_string_or_dict_and_its_own_results(tiny_
     assert zoo.predict(result, 0, data_dir=tiny_data, verify=False).actual is not None
     assert zoo.load(result).classes == list("0123456789")
     assert zoo.save(result, "from-result", store=tmp_path / "store").folder == tmp_path / "store" / "from-result"
+    with pytest.raises(ZooError, match="A run is given by its directory, a stored model's name, or what zoo.run returned; not int"):
+        zoo.evaluate(3)
 
 
 def test_params_on_resume_are_checked_key_by_key_and_dict_sets_take_text_as_set_does(tiny_data: Path, tmp_path: Path) -> None:
