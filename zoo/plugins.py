@@ -258,6 +258,7 @@ def _import_file(path: Path, module: str) -> object:
         if getattr(existing, "__zoo_digest__", digest) == digest:
             return existing
         _forget(module)
+        _drop_bytecode(path)  # an edit within the same second, of the same size, would pass the .pyc's check
     try:
         other = importlib.util.find_spec(module)
     except (ImportError, ValueError):
@@ -276,6 +277,13 @@ def _import_file(path: Path, module: str) -> object:
         _forget(module)  # with the submodules it imported before failing: the next import starts clean
         raise
     return loaded
+
+
+def _drop_bytecode(path: Path) -> None:
+    """The cached bytecode of a plugin file (or package): Python trusts a .pyc whose source has the same size and
+    modification second, so an edit made quickly would otherwise import the code from before it."""
+    for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+        Path(importlib.util.cache_from_source(str(source))).unlink(missing_ok=True)
 
 
 def _forget(module: str) -> None:

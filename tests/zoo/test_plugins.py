@@ -451,9 +451,13 @@ def test_a_plugin_that_exits_while_loading_or_registering_fails_alone(tmp_path: 
     assert catalog.resolve("model", "mlp-512")  # the rest of zoo is there
 
 
-def test_a_plugin_file_edited_in_a_session_is_imported_again_and_recorded_as_it_ran(tiny_data: Path, tmp_path: Path) -> None:
-    """A notebook: run, edit the plugin file, run again. The second run used the old code yet recorded the new file's hash."""
+def test_a_plugin_file_edited_in_a_session_is_imported_again_and_recorded_as_it_ran(tiny_data: Path, tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook: run, edit the plugin file, run again. The second run used the old code yet recorded the new file's hash.
+    The edit keeps the size and the modification time, which Python's bytecode cache alone would not notice."""
     import json
+    import os
+    import sys
 
     from helpers import tiny_sets
 
@@ -464,10 +468,13 @@ def test_a_plugin_file_edited_in_a_session_is_imported_again_and_recorded_as_it_
     plugin = tmp_path / "zoo_test_edited_plugin.py"
     plugin.write_text(PLUGIN_FILE)
     env = {"ZOO_PLUGIN_FILES": str(plugin)}
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as a notebook: the first import leaves a .pyc
     first = zoo.run(catalog=load_catalog(env=env), dataset="mnist", model="from-a-file", epochs=1, out=tmp_path / "a", reporters=[],
                     sets=[*tiny_sets(tiny_data), "model.width=8"])
     assert isinstance(first.model[2], torch.nn.ReLU)
-    plugin.write_text(PLUGIN_FILE.replace("nn.ReLU()", "nn.Tanh()"))
+    before = plugin.stat()
+    plugin.write_text(PLUGIN_FILE.replace("nn.ReLU()", "nn.Tanh()"))  # as many bytes
+    os.utime(plugin, ns=(before.st_atime_ns, before.st_mtime_ns))
     second = zoo.run(catalog=load_catalog(env=env), dataset="mnist", model="from-a-file", epochs=1, out=tmp_path / "b", reporters=[],
                      sets=[*tiny_sets(tiny_data), "model.width=8"])
     assert isinstance(second.model[2], torch.nn.Tanh)  # the code now in the file
