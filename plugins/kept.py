@@ -10,9 +10,10 @@ full disk."""
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from zoo.rundir import remove_stale
 
 from .datasets import FILES, Spec, cache_dir
 
@@ -41,7 +42,7 @@ def keep(spec: Spec, read: dict[str, torch.Tensor]) -> None:
     target, written = folder(spec), []
     try:
         target.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(target)
+        remove_stale(target.glob(".*.partial"), STALE_SECONDS)
         if shutil.disk_usage(target).free < sum(array.numel() for array in read.values()) + SPARE_BYTES:
             return
         for key, stem in FILES.items():
@@ -56,12 +57,3 @@ def keep(spec: Spec, read: dict[str, torch.Tensor]) -> None:
 
 def drop(spec: Spec) -> None:
     shutil.rmtree(folder(spec), ignore_errors=True)
-
-
-def _remove_stale_partials(target: Path) -> None:
-    for partial in target.glob(".*.partial"):
-        try:
-            if time.time() - partial.stat().st_mtime > STALE_SECONDS:
-                partial.unlink()
-        except OSError:
-            continue

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import Part, ResolvedRun, parse_set, resolve_part, resolve_run, resolved_from_record, set_list, with_changes
+from .config import Part, ResolvedRun, params_by_section, parse_set, resolve_part, resolve_run, resolved_from_record, set_list, with_changes
 from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
-from .rundir import CHECKPOINTS, DIVERGED, WEIGHTS, read_config
+from .rundir import DIVERGED, WEIGHTS, has_checkpoint_folder, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -192,7 +192,7 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path, ver
 def _has_checkpoint(run_dir: Path, verify: bool) -> bool:
     """A usable checkpoint (its files checked: imports torch), or (verify=False) at least one written."""
     if not verify:
-        return any((run_dir / CHECKPOINTS).glob("step-*"))
+        return has_checkpoint_folder(run_dir)
     from . import checkpoint
 
     return checkpoint.newest(run_dir)[0] is not None
@@ -211,9 +211,9 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
     location_keys = set(location_fields(recorded.dataset.params))
     changed = [key for key, value in settings.items()
                if value is not None and key not in (*REPORTER_SETTINGS, *LOCATION_SETTINGS, "params") and _differs(recorded, key, value)]
-    given = settings.get("params") or {}
-    changed += [f"{section}.{key}={value!r}" for section, values in (given.items() if isinstance(given, dict) else [("params", {"": given})])
-                for key, value in (values.items() if isinstance(values, dict) else [("", values)]) if _set_differs(recorded, section, key, value)]
+    given = params_by_section(settings.get("params"))
+    changed += [f"{section}.{key}={value!r}" for section, values in given.items() for key, value in values.items()
+                if _set_differs(recorded, section, key, value)]
     for assignment in sets:
         section, key, value = parse_set(assignment)
         if not (section == "dataset" and key in location_keys) and _set_differs(recorded, section, key, value):

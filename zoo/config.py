@@ -142,7 +142,7 @@ def set_list(sets: Iterable[str] | str | dict[str, Any]) -> list[str]:
     return list(sets)
 
 
-def _given_params(given: Any) -> dict[str, dict[str, Any]]:
+def params_by_section(given: Any) -> dict[str, dict[str, Any]]:
     """params= of the Python API: component settings by section, as config.json records them."""
     if given is None:
         return {}
@@ -159,7 +159,7 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     chosen = catalog.presets.recipe(recipe_name)
     from_recipe = chosen.model_dump(exclude={"help", "params"}, exclude_none=True)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    given = _given_params(overrides.pop("params", None))  # zoo.run(params={"optimizer": {"lr": 0.1}}): over --set
+    given = params_by_section(overrides.pop("params", None))  # zoo.run(params={"optimizer": {"lr": 0.1}}): over --set
     for key, value in overrides.items():  # zoo.run(lr=0.1): a component's setting given as a run's
         if key not in RunConfig.model_fields and (found := settings_named(catalog, key)):
             written = json.dumps(value) if value is not None else "VALUE"  # TOML as --set reads it: true, "text", [1, 2]

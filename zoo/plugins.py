@@ -228,12 +228,17 @@ def file_digest(path: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+    for file in _sources(path):
         try:
             digest.update(file.read_bytes())
         except OSError:
             continue
     return digest.hexdigest()[:16]
+
+
+def _sources(path: Path) -> list[Path]:
+    """A plugin file, or a package folder's .py files in order."""
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path]
 
 
 def _import_noting(info: PluginInfo, path: Path, module: str) -> object:
@@ -282,7 +287,7 @@ def _import_file(path: Path, module: str) -> object:
 def _drop_bytecode(path: Path) -> None:
     """The cached bytecode of a plugin file (or package): Python trusts a .pyc whose source has the same size and
     modification second, so an edit made quickly would otherwise import the code from before it."""
-    for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+    for source in _sources(path):
         Path(importlib.util.cache_from_source(str(source))).unlink(missing_ok=True)
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from .errors import ZooError, describe_validation_error
+from .runlock import LOCK
 from .settings import RunConfig
 
 CONFIG = "config.json"
@@ -24,6 +27,7 @@ CURVES = "curves.png"
 WEIGHTS = "model.safetensors"
 CHECKPOINTS = "checkpoints"  # a run's checkpoint folders (zoo.checkpoint)
 DIVERGED = "diverged.json"  # written when the loss became NaN or infinite: `zoo runs` says so instead of "unfinished"
+CARD = "card.json"  # a stored model's card (zoo.store)
 
 
 def check_new_run_dir(out: Path | None) -> None:
@@ -87,7 +91,7 @@ def write_json(path: Path, data: Any) -> None:
 
 #: What zoo reads back from a run or a stored model (whose card is card.json), and a run's lock (zoo.runlock): no file a
 #: user names for output may be one.
-OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, DIVERGED, "card.json", ".lock")
+OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, DIVERGED, CARD, LOCK)
 
 
 def check_output_file(path: Path, option: str) -> None:
@@ -110,7 +114,32 @@ def check_output_file(path: Path, option: str) -> None:
 
 def _holds_a_run(folder: Path) -> bool:
     """A run's folder (config.json) or a stored model's (card.json)."""
-    return (folder / CONFIG).is_file() or (folder / "card.json").is_file()
+    return (folder / CONFIG).is_file() or (folder / CARD).is_file()
+
+
+def remove_stale(leftovers: Iterable[Path], seconds: float) -> None:
+    """Files or folders that a killed process left half-written (`.NAME.partial`, a save's hidden folder), once older
+    than `seconds`: one still being written is younger."""
+    import time
+
+    for leftover in leftovers:
+        try:
+            if time.time() - leftover.stat().st_mtime <= seconds:
+                continue
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink()
+        except OSError:
+            continue
+
+
+def has_checkpoint_folder(run_dir: Path) -> bool:
+    """Whether a run wrote a checkpoint (its files not checked: zoo.checkpoint does that, with torch)."""
+    try:
+        return any(entry.is_dir() for entry in (run_dir / CHECKPOINTS).iterdir())
+    except OSError:
+        return False
 
 
 #: config.json is a few kilobytes; anything far larger is not one (a link to /dev/zero, say).
@@ -238,11 +267,7 @@ def unfinished(run_dir: Path) -> str:
     if (run_dir / DIVERGED).is_file():
         return (f"the run diverged (its loss stopped being a number; {DIVERGED} says where), so it has no weights to use: start a new "
                 f"run, e.g. with a lower learning rate.")
-    try:
-        resumable = any(entry.is_dir() for entry in (run_dir / CHECKPOINTS).iterdir())
-    except OSError:
-        resumable = False
-    if resumable:
+    if has_checkpoint_folder(run_dir):
         return f"the run has not finished. `zoo run --resume {run_dir}` continues it."
     return "the run stopped before its first checkpoint, so there is nothing to resume: start it again."
 

@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from .errors import ZooError, describe_validation_error
-from .rundir import CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, unfinished, write_json
+from .rundir import CARD, CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, remove_stale, unfinished, write_json
 
 if TYPE_CHECKING:
     from .plugins import Catalog
 
-CARD = "card.json"
 STORE_ENV = "ZOO_MODELS"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 #: A card is a few kilobytes; a safetensors header far larger than this is not one zoo wrote.
 CARD_LIMIT = 16 * 2**20
+STALE_PARTIAL_SECONDS = 3600  # a save takes seconds: a hidden folder this old is left by a killed one
 HEADER_LIMIT = 16 * 2**20
 
 
@@ -335,7 +335,7 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
     if root.exists() and not root.is_dir():
         raise ZooError(f"The model store {root} is a file, not a folder (ZOO_MODELS names the store's folder); nothing was stored.")
     root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(root)
+    remove_stale((p for p in root.glob(".*.*") if p.is_dir()), STALE_PARTIAL_SECONDS)  # hidden folders of saves killed midway
     partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         shutil.copyfile(Path(run_dir) / WEIGHTS, partial / WEIGHTS)
@@ -354,21 +354,6 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return Stored(name, root / name, "store" if root == store_root() else "zoo")
-
-
-STALE_PARTIAL_SECONDS = 3600  # a save takes seconds: a hidden folder this old is left by a killed one
-
-
-def _remove_stale_partials(root: Path) -> None:
-    """The hidden folders of saves that were killed midway (a save in progress is younger)."""
-    import time
-
-    for partial in root.glob(".*.*"):
-        try:
-            if partial.is_dir() and time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
-                shutil.rmtree(partial, ignore_errors=True)
-        except OSError:
-            continue
 
 
 @dataclass(frozen=True)
