@@ -6,6 +6,7 @@ import operator
 import sys
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -366,6 +367,7 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
         catalog.resolve("dataset", dataset)
     for recipe in dict.fromkeys(recipes):
         catalog.presets.recipe(recipe)
+    board.check_settings(cells, settings, partial(resolve, catalog=catalog))
     from .runlock import hold
 
     folder = Path(out)

@@ -15,7 +15,7 @@ import click
 from . import __version__, api, gcpause, tables
 from .errors import Interrupted, ZooError
 from .inference import MAX_PIXELS
-from .listing import list_entries, normalize_kind, plugin_entries
+from .listing import list_entries, normalize_kind, nothing_matches, plugin_entries
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 MAX_GRID = 100  # images in one `zoo predict --grid`
@@ -257,10 +257,16 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
         if pattern is not None:
             raise ZooError(f"Unknown kind {kind!r}; the kinds are datasets, models, losses, optimizers, schedulers, reporters, recipes.")
         kind, pattern = None, kind
-    entries = list_entries(api.catalog(registry_files), normalized, pattern)
+    catalog = api.catalog(registry_files)
+    entries = list_entries(catalog, normalized, pattern)
+    found = any(entries[part] for part in ("components", "presets", "recipes"))
     if as_json:
         echo(json.dumps(entries, indent=2))
-    elif _interactive():
+    if pattern and not found:
+        raise nothing_matches(catalog, normalized, pattern)
+    if as_json:
+        return
+    if _interactive():
         tables.print_rich_list(entries)
     else:
         echo(tables.format_list(entries))

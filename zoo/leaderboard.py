@@ -89,6 +89,22 @@ def grid(models: list[str], datasets: list[str], recipes: list[str], seeds: int)
     return [Cell(m, d, r, s) for r in recipes for d in datasets for m in models for s in range(seeds)]
 
 
+def check_settings(cells: list[Cell], settings: dict[str, Any], resolve: Callable[..., Any]) -> None:
+    """Settings shared by every cell (--set, --epochs, --device) that a cell's model, dataset and recipe
+    accept alone but not with them fail the command before anything trains, rather than every cell.
+    A cell that fails without them too is left to fail on its own, recorded as failed."""
+    for model, dataset, recipe in dict.fromkeys((cell.model, cell.dataset, cell.recipe) for cell in cells):
+        try:
+            resolve(recipe=recipe, model=model, dataset=dataset, **settings)
+        except ZooError as error:
+            try:
+                resolve(recipe=recipe, model=model, dataset=dataset)
+            except ZooError:
+                continue
+            raise ZooError(f"{str(error).rstrip('.')}. (The leaderboard's settings, given to every cell: {model} on {dataset} with "
+                           f"recipe {recipe} cannot take them; nothing was trained.)") from None
+
+
 def run_cell(cell: Cell, folder: Path, catalog: Catalog, settings: dict[str, Any], train: Callable[..., Any]) -> dict[str, Any]:
     """Train one cell with `train` (zoo.api.run), resuming its interrupted run if there is one, and return its row."""
     import torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from .errors import ZooError, closest
 from .plugins import Catalog
 from .precision import Machine, local_machines
 from .presets import SECTIONS, Result, display, select_results
@@ -92,6 +93,20 @@ def quoted_results(results: dict[str, list[Result]], here: list[Machine], finger
         newest = max(chosen, key=lambda r: (r.measured, r.precision == precision_here))
         quoted[key] = every[key][next(i for i, r in enumerate(measured) if r is newest)]
     return {"results": quoted, "all_results": every}
+
+
+def nothing_matches(catalog: Catalog, kind: str | None, pattern: str) -> ZooError:
+    """`zoo list foo` matched nothing: an error (exit 1, as grep's) with the nearest name or kind, not an empty list."""
+    everything = list_entries(catalog, kind)
+    names = [entry["name"] for part in ("components", "presets", "recipes") for entry in everything[part]]
+    kinds = [] if kind else [*SECTIONS, "recipes"]
+    hint = closest(pattern, names + kinds)
+    suggestion = f" Did you mean `zoo list {hint}`?" if hint in kinds else f" Did you mean {hint}?" if hint else ""
+    scope = f"No {kind}" if kind else "Nothing (no component, preset or recipe)"
+    error = ZooError(f"{scope} matches {pattern!r}.{suggestion} `zoo list` shows everything"
+                     + ("." if kind else f"; the kinds are {', '.join([*SECTIONS, 'recipes'])}."))
+    error.exit_code = 1
+    return error
 
 
 def plugin_entries(catalog: Catalog) -> list[dict[str, Any]]:

@@ -46,6 +46,16 @@ def test_list_filters_by_kind_and_wildcard() -> None:
     assert [line.split()[0] for line in invoke("list", "mnist").output.splitlines() if line.startswith("  ")] == ["fashion-mnist", "mnist"]
 
 
+def test_list_of_nothing_is_an_error_with_the_nearest_name_or_kind() -> None:
+    """A typo must not look like an empty zoo: exit 1 (grep's 'no match'), one line, the name meant."""
+    for args, said in [(["list", "mlp-5112"], "Did you mean mlp-512?"), (["list", "modles"], "Did you mean `zoo list models`?"),
+                       (["list", "recipes", "tunde"], "No recipe matches 'tunde'. Did you mean tuned?"), (["list", "models", "xyz"], "No model matches 'xyz'.")]:
+        result = invoke(*args)
+        assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, (args, result.output)
+    as_json = CliRunner().invoke(cli, ["list", "--json", "zzz"])
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["components"] == [] and "Nothing" in as_json.stderr
+
+
 def test_list_json_schema() -> None:
     data = json.loads(invoke("list", "--json").output)
     assert set(data) == {"components", "presets", "recipes", "failed_plugins", "conflicting_plugins", "warnings"}

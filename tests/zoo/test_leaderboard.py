@@ -104,3 +104,17 @@ def test_a_cell_done_with_other_settings_is_trained_again_however_they_are_given
     assert _what({"sets": "optimizer.lr=0.1"}) == _what({"sets": ["optimizer.lr=0.1"]})
     assert _what({"params": {"optimizer": {"lr": 0.1}}}) != _what({"params": {"optimizer": {"lr": 0.5}}})
     assert _what({"sets": ["optimizer.lr=0.1"]}) == {"epochs": None, "sets": ["optimizer.lr=0.1"], "device": None}  # as cells recorded it
+
+
+def test_settings_no_cell_can_take_fail_the_command_before_anything_trains(tiny_data: Path, tmp_path: Path) -> None:
+    """A bad shared --set is the command's error (exit 2), not a failed cell after a failed cell."""
+    args = ["leaderboard", "--models", "mlp-8,mlp-16", "--datasets", "mnist", "--epochs", "1", "--data-dir", str(tiny_data),
+            "--no-verify", "--set", "optimizer.lr=-1", "--out", str(tmp_path / "lb")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "lr" in result.output and "nothing was trained" in result.output, result.output
+    assert "mlp-8 on mnist with recipe quickstart" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "lb" / "runs").exists() and not list((tmp_path / "lb").glob("cells/*"))
+    from zoo import api
+
+    with pytest.raises(zoo.ZooError, match="nothing was trained"):
+        api.leaderboard(["mlp-8"], ["mnist"], sets={"optimizer.lr": -1}, epochs=1, out=tmp_path / "lb", data_dir=tiny_data, verify=False)
