@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .errors import ZooError
+from .names import natural_key
 from .rundir import CHECKPOINTS, read_small_file, write_failure
 
 MANIFEST = "manifest.json"
@@ -146,7 +147,7 @@ def save(run_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimi
             + f". Free some space (or fix the folder) and continue with `zoo run --resume {run_dir}`."
         ) from None
     shutil.rmtree(replaced, ignore_errors=True)
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
+    for old in sorted((p for p in root.glob("step-*") if p.is_dir()), key=lambda p: natural_key(p.name))[:-keep]:  # step-1000000000 is newer than step-999999999
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -198,7 +199,7 @@ def candidates(run_dir: Path) -> list[Path]:
     found = {p.name: p for p in root.glob("step-*") if p.is_dir()}
     for aside in root.glob(".replaced-step-*"):
         found.setdefault(aside.name.removeprefix(".replaced-"), aside)
-    return [found[name] for name in sorted(found, reverse=True)]
+    return [found[name] for name in sorted(found, key=natural_key, reverse=True)]
 
 
 def newest(run_dir: Path) -> tuple[Path | None, list[str]]:

@@ -343,6 +343,15 @@ def test_a_kill_at_any_file_system_step_of_a_save_leaves_a_checkpoint_to_resume(
     assert calls["kill_at"] > 8  # every step of the save was tried
 
 
+def test_past_a_billion_steps_the_newest_checkpoint_is_still_the_highest_step(tmp_path: Path) -> None:
+    """step-1000000000 sorts after step-999999999 by number, not as text (the name has nine digits of padding)."""
+    objects = _fresh_training_objects()
+    for step in (999_999_999, 1_000_000_000, 1_000_000_001):
+        _save(tmp_path, step, 2, objects)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-1000000000", "step-1000000001"]
+    assert checkpoint.newest(tmp_path)[0].name == "step-1000000001"
+
+
 def test_a_step_is_checkpointed_once_when_checkpoint_every_divides_the_epoch(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     saved: list[int] = []
     real_save = checkpoint.save

@@ -234,3 +234,17 @@ def test_params_on_resume_are_checked_key_by_key_and_dict_sets_take_text_as_set_
     assert [e.epoch for e in result.epochs] == [1, 2]
     _, resolved = zoo.resolve(model="mlp-8", sets={"optimizer.lr": "0.1", "dataset.mirror": "http://host/x/"})  # text, as --set takes it
     assert resolved.optimizer.params.lr == 0.1 and resolved.dataset.params.mirror == "http://host/x/"
+
+
+def test_a_broken_pipe_in_plugin_code_is_the_readers_leaving_not_a_file_zoo_cannot_write(tiny_data: Path, tmp_path: Path,
+                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that prints while `zoo run | head` has stopped reading raises BrokenPipeError, an OSError: it must reach the
+    CLI as itself (a quiet exit 141), not as 'Cannot write RUN_DIR: Broken pipe ... free some space'."""
+    import zoo.runner
+
+    def printing_to_a_closed_pipe(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(zoo.runner, "fit", printing_to_a_closed_pipe)
+    with pytest.raises(BrokenPipeError):
+        tiny_run(tiny_data, tmp_path / "run", epochs=1)
