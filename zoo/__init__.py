@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-from .api import catalog, evaluate, load, models, predict, resolve, run, save
+from .api import catalog, compare, evaluate, list_runs, load, models, predict, resolve, run, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from .errors import DataUnavailable, Interrupted, ZooError
 from .hookspecs import hookimpl
@@ -34,9 +34,11 @@ __all__ = [
     "__version__",
     "added_setting",
     "catalog",
+    "compare",
     "data_location",
     "evaluate",
     "hookimpl",
+    "list_runs",
     "load",
     "models",
     "predict",

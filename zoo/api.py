@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .contracts import Prediction
     from .inference import Evaluation
     from .runner import RunResult
+    from .runs import Comparison, RunSummary
     from .leaderboard import Board
     from .store import Listed, Loaded, Stored
 
@@ -278,7 +279,7 @@ def _with_reporters(catalog: Catalog, resolved: ResolvedRun, settings: dict[str,
 
 def predict(
     run_dir: str | Path,
-    index: int | str | Path = 0,
+    index: Any = 0,
     *,
     data_dir: str | Path | None = None,
     verify: bool = True,
@@ -286,10 +287,13 @@ def predict(
     catalog: Catalog | None = None,
 ) -> Prediction:
     """The saved model's (a run directory or a stored name) prediction for test sample `index`, or for a
-    picture file when `index` is a path, with every class's probability: zoo.predict("my-model", "shoe.png")."""
-    from .inference import predict_files, predict_index
+    picture (a file's path, a PIL image, a uint8 numpy array), with every class's probability:
+    zoo.predict("my-model", "shoe.png"), zoo.predict("my-model", PIL.Image.open(...))."""
+    from .inference import is_picture, predict_files, predict_index
 
     catalog = catalog or load_catalog(registry_files=registry_files)
+    if is_picture(index) and not isinstance(index, getattr(sys.modules.get("numpy"), "integer", ())):
+        return predict_files(catalog, run_path(run_dir), [index])[0][0]
     if isinstance(index, (str, Path)):
         if str(index).isdigit() and not Path(index).exists():
             raise ZooError(f"zoo.predict: {str(index)!r} is no picture file; for test sample {index}, give the number: zoo.predict(run, {index}).")
@@ -299,7 +303,8 @@ def predict(
     except TypeError:
         number = None
     if number is None:
-        raise ZooError(f"zoo.predict: index is a test sample's number or a picture file's path, not {type(index).__name__}.")
+        raise ZooError(f"zoo.predict: index is a test sample's number, a picture file's path, a PIL image or a numpy array of "
+                       f"pixels; not {type(index).__name__}.")
     return predict_index(catalog, run_path(run_dir), number, Path(data_dir) if data_dir is not None else None, verify)
 
 
@@ -351,6 +356,26 @@ def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
     source = open_source(name_or_run, catalog)
     config, model = load_run(catalog, name_or_run)
     return Loaded(model, list(config["classes"]), config, source.label, source.sha256, source.card)
+
+
+def list_runs(root: str | Path = "runs") -> list[RunSummary]:
+    """The run directories under `root`, oldest first, as `zoo runs` lists them (a damaged one says why in
+    .problem). No torch. A root other than the default that does not exist is an error, not an empty list."""
+    from .runs import list_runs as listing
+
+    if str(root) != "runs" and not Path(root).exists():
+        raise ZooError(f"root={str(root)!r} does not exist; give the folder that holds the run directories (zoo.run writes them under runs/).")
+    return listing(Path(root))
+
+
+def compare(a: Any, b: Any, *, root: str | Path = "runs") -> Comparison:
+    """`zoo runs --compare A B`: the settings that differ (.differences) and both runs' metrics per epoch
+    (.curves). A and B are run directories, names under `root`, or what zoo.run returned."""
+    from .runs import compare as comparison
+    from .runs import locate
+
+    first, second = (locate(run_path(run), Path(root)) for run in (a, b))
+    return comparison(first, second)
 
 
 def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist",), recipes: Iterable[str] = ("quickstart",), seeds: int = 1, *,

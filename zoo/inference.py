@@ -89,16 +89,21 @@ FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 READABLE = "give a PNG or JPEG file (GIF, WebP and BMP work too; of an animated GIF or WebP, the first frame is used)"
 
 
-def image_to_input(path: Path, input_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS) -> Any:
-    """A picture file as the dataset's input: its first frame, grayscale (or RGB), resized, scaled to
-    [0, 1], and inverted when its background is light (FashionMNIST and MNIST draw light things on black).
-    Its size is read from the header and checked before any pixel is decoded."""
+def image_to_input(picture: Any, input_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS) -> Any:
+    """A picture (a file's path, a PIL image, or a uint8 array of rows × columns [× channels]) as the dataset's
+    input: its first frame, grayscale (or RGB), resized, scaled to [0, 1], and inverted when its background is
+    light (FashionMNIST and MNIST draw light things on black). A file's size is read from its header and checked
+    before any pixel is decoded."""
     import torch
     from torchvision.transforms.v2.functional import resize
 
     channels, height, width = input_shape
-    picture = _decode_first_frame(path, "L" if channels == 1 else "RGB", max_pixels, (width, height))
-    image = torch.from_numpy(picture).reshape(picture.shape[0], picture.shape[1], -1).permute(2, 0, 1)
+    mode = "L" if channels == 1 else "RGB"
+    if isinstance(picture, (str, Path)):
+        pixels = _decode_first_frame(Path(picture), mode, max_pixels, (width, height))
+    else:
+        pixels = _pixels(_in_memory(picture), mode)
+    image = torch.from_numpy(pixels).reshape(pixels.shape[0], pixels.shape[1], -1).permute(2, 0, 1)
     image = resize(image, [height, width], antialias=True).float().div(255)
     border = torch.cat([image[:, 0, :].flatten(), image[:, -1, :].flatten(), image[:, :, 0].flatten(), image[:, :, -1].flatten()])
     if border.mean() > 0.5:
@@ -106,11 +111,42 @@ def image_to_input(path: Path, input_shape: tuple[int, ...], max_pixels: int = M
     return image
 
 
+def is_picture(value: Any) -> bool:
+    """A PIL image or a numpy array: what zoo.predict takes as a picture besides a file's path (no import needed to tell)."""
+    return type(value).__module__.split(".")[0] in ("PIL", "numpy")
+
+
+def _in_memory(picture: Any) -> Any:
+    """A PIL image as it is; a numpy array of uint8 pixels (rows × columns, with 1, 3 or 4 channels) as a PIL image."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(picture, Image.Image):  # as it is: of an animated image, the frame it is at
+        return picture
+    if isinstance(picture, np.ndarray) and picture.dtype == np.uint8 and (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (1, 3, 4))) \
+            and min(picture.shape[:2]) > 0:
+        return Image.fromarray(picture[:, :, 0] if picture.ndim == 3 and picture.shape[2] == 1 else picture)
+    shape = getattr(picture, "shape", None)
+    raise ZooError(f"A picture in memory is a PIL image or a numpy array of uint8 pixels, rows × columns (× 1, 3 or 4 channels); "
+                   f"not {type(picture).__name__}{f' of dtype {picture.dtype} and shape {tuple(shape)}' if shape is not None else ''}.")
+
+
+def _pixels(image: Any, mode: str) -> Any:
+    """A decoded PIL image as a uint8 array in `mode`; 16-bit grey is scaled, not clipped at 255 as Pillow's convert would."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode == "I":
+        wide = np.asarray(image, dtype=np.float64)
+        full_scale = 65535 if image.mode.startswith("I;16") or wide.max() > 255 else 255
+        image = Image.fromarray(np.round(wide * 255 / full_scale).astype(np.uint8))
+    return np.array(image.convert(mode), dtype=np.uint8)
+
+
 def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[int, int]) -> Any:
     """The first frame of `path` as a uint8 array in `mode`, after checking the size its header claims."""
     import io
 
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -135,11 +171,7 @@ def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[in
                 )
             image.seek(0)  # an animated GIF or WebP: its first frame, always
             image.draft(mode, target)  # a JPEG decodes at a reduced scale when that is still larger than the target
-            if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey: Pillow's convert would clip it at 255, not scale it
-                wide = np.asarray(image, dtype=np.float64)
-                full_scale = 65535 if image.mode.startswith("I;16") or wide.max() > 255 else 255
-                image = Image.fromarray(np.round(wide * 255 / full_scale).astype(np.uint8))
-            return np.array(image.convert(mode), dtype=np.uint8)
+            return _pixels(image, mode)
     except ZooError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
@@ -148,7 +180,8 @@ def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[in
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def predict_files(catalog: Catalog, run_dir: Path, paths: list[Path], max_pixels: int = MAX_PIXELS) -> tuple[list[Prediction], list[Any]]:
+def predict_files(catalog: Catalog, run_dir: Path, paths: list[Any], max_pixels: int = MAX_PIXELS) -> tuple[list[Prediction], list[Any]]:
+    """Predictions for pictures (files, or PIL images and arrays: see image_to_input), and the inputs made of them."""
     from .train import predict
 
     config, model = load_run(catalog, run_dir)

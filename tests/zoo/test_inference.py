@@ -4,10 +4,12 @@ directory, no extension or an extension matplotlib cannot write."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -96,11 +98,25 @@ def test_an_image_file_is_standardised_as_the_training_data_was(tiny_data: Path,
     assert invoke("predict", str(run.run_dir), str(path)).exit_code == 0
 
 
+def test_a_picture_in_memory_is_predicted_as_its_file_is(finished_run: Path, picture: Path) -> None:
+    """A notebook holds a PIL image or a numpy array, not a file: the same prediction, and a clear error for other things."""
+    from_file = zoo.predict(finished_run, picture)
+    with Image.open(picture) as image:
+        image.load()
+        grey = np.array(image.convert("L"))
+        for given in (image, grey, grey[:, :, None], np.array(image.convert("RGB")), np.array(image.convert("RGBA"))):
+            assert zoo.predict(finished_run, given).probabilities == pytest.approx(from_file.probabilities, abs=1e-4), type(given)
+    for wrong, said in [(grey.astype(np.float32), "dtype float32"), (grey[None, :, :, None].repeat(2, 0), "shape (2,"),
+                        (grey[:0], "shape (0,"), (torch.zeros(1, 28, 28), "not Tensor"), (np.int64(0) * 1.5, "not float64")]:
+        with pytest.raises(zoo.ZooError, match=re.escape(said)):
+            zoo.predict(finished_run, wrong)
+
+
 def test_the_python_api_predicts_a_picture_and_evaluates_as_the_cli_does(finished_run: Path, picture: Path, tiny_data: Path,
                                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from_api = zoo.predict(finished_run, picture)
     assert from_api.predicted in from_api.probabilities and f"{picture}: {from_api.predicted}" in invoke("predict", str(finished_run), str(picture)).output
-    with pytest.raises(zoo.ZooError, match="a test sample's number or a picture file's path, not float"):
+    with pytest.raises(zoo.ZooError, match="a test sample's number, a picture file's path, a PIL image or a numpy array of pixels; not float"):
         zoo.predict(finished_run, 1.5)  # type: ignore[arg-type]
     with pytest.raises(zoo.ZooError, match=r"'3' is no picture file; for test sample 3, give the number"):
         zoo.predict(finished_run, "3")

@@ -248,3 +248,17 @@ def test_a_broken_pipe_in_plugin_code_is_the_readers_leaving_not_a_file_zoo_cann
     monkeypatch.setattr(zoo.runner, "fit", printing_to_a_closed_pipe)
     with pytest.raises(BrokenPipeError):
         tiny_run(tiny_data, tmp_path / "run", epochs=1)
+
+
+def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Path, tmp_path: Path) -> None:
+    first = tiny_run(tiny_data, tmp_path / "runs" / "a", epochs=1)
+    tiny_run(tiny_data, tmp_path / "runs" / "b", epochs=2)
+    listed = zoo.list_runs(tmp_path / "runs")
+    assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True)]
+    comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
+    assert ("epochs", 1, 2) in comparison.differences and [epoch for epoch, _, _ in comparison.curves] == [1, 2]
+    assert comparison.curves[1][1] is None and comparison.curves[0][1]["test_accuracy"] == first.epochs[0].test_accuracy
+    with pytest.raises(ZooError, match="does not exist"):
+        zoo.list_runs(tmp_path / "rnus")
+    with pytest.raises(ZooError):
+        zoo.compare("a", "missing", root=tmp_path / "runs")
