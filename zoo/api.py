@@ -32,9 +32,17 @@ REPORTER_SETTINGS = ("reporters", "add_reporters", "drop_reporters")
 LOCATION_SETTINGS = ("data_dir", "verify")
 
 
-def catalog(registry_files: Iterable[str | Path] = ()) -> Catalog:
-    """Load the plugins and registry files (ZOO_* environment variables apply)."""
-    return load_catalog(registry_files=registry_files)
+def catalog(registry_files: Iterable[str | Path] = (), *, extra_plugins: Iterable[Any] = ()) -> Catalog:
+    """Load the plugins and registry files (ZOO_* environment variables apply), with `extra_plugins` from this
+    process (a module or object of @zoo.hookimpl functions, or a (name, plugin) pair): pass the catalog on as
+    zoo.run(catalog=...), to try a plugin from a notebook or a test before it is a package."""
+    named = [plugin if isinstance(plugin, tuple) else (_plugin_name(plugin), plugin) for plugin in extra_plugins]
+    return load_catalog(registry_files=registry_files, extra_plugins=named)
+
+
+def _plugin_name(plugin: Any) -> str:
+    name = getattr(plugin, "__name__", None) or type(plugin).__name__
+    return str(name).split(".")[-1]
 
 
 def run_path(run: Any) -> Path:

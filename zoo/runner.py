@@ -50,6 +50,13 @@ class RunResult:
     prediction: Prediction
     model: torch.nn.Module  # trained, in eval mode, on its device
 
+    def __repr__(self) -> str:
+        """One line for a notebook's echo, not every epoch's record and every layer."""
+        last = f", last test accuracy {self.epochs[-1].test_accuracy:.2%}" if self.epochs else ""
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return (f"RunResult(run_dir={str(self.run_dir)!r}, epochs=<{len(self.epochs)}{last}>, prediction=<{self.prediction.predicted!r}>, "
+                f"model=<{type(self.model).__name__}, {parameters:,} parameters>)")
+
 
 @dataclass
 class Trainer:

@@ -123,6 +123,11 @@ class Loaded:
     sha256: str
     card: Card | None = None
 
+    def __repr__(self) -> str:
+        parameters = sum(p.numel() for p in self.model.parameters())
+        return (f"Loaded({self.label!r}, model=<{type(self.model).__name__}, {parameters:,} parameters>, classes={self.classes!r}, "
+                f"sha256={self.sha256[:12]!r}...)")
+
 
 def store_root(env: dict[str, str] | None = None) -> Path:
     """The user's model store: ZOO_MODELS, else the XDG data folder."""

@@ -253,6 +253,8 @@ def test_a_broken_pipe_in_plugin_code_is_the_readers_leaving_not_a_file_zoo_cann
 def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Path, tmp_path: Path) -> None:
     first = tiny_run(tiny_data, tmp_path / "runs" / "a", epochs=1)
     tiny_run(tiny_data, tmp_path / "runs" / "b", epochs=2)
+    assert repr(first) == (f"RunResult(run_dir={str(first.run_dir)!r}, epochs=<1, last test accuracy {first.epochs[0].test_accuracy:.2%}>, "
+                           f"prediction=<{first.prediction.predicted!r}>, model=<NeuralNetwork, 6,442 parameters>)")  # a notebook's echo: one line
     listed = zoo.list_runs(tmp_path / "runs")
     assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True)]
     comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
@@ -262,3 +264,20 @@ def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Pa
         zoo.list_runs(tmp_path / "rnus")
     with pytest.raises(ZooError):
         zoo.compare("a", "missing", root=tmp_path / "runs")
+
+
+class NotebookModels:
+    """A plugin defined in a notebook cell: no package, no entry point, no file."""
+
+    @zoo.hookimpl
+    def register_models(self, register):
+        register("linear", lambda params, shape, classes: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, classes)), help="one layer")
+
+
+def test_a_plugin_object_from_this_process_trains_through_zoo_catalog(tiny_data: Path, tmp_path: Path) -> None:
+    catalog = zoo.catalog(extra_plugins=[NotebookModels()])
+    assert any(p.name == "NotebookModels" and p.status == "loaded" for p in catalog.plugins)
+    result = tiny_run(tiny_data, tmp_path / "run", model="linear", epochs=1, catalog=catalog)
+    assert sum(p.numel() for p in result.model.parameters()) == 7850
+    with pytest.raises(ZooError, match="linear"):
+        tiny_run(tiny_data, tmp_path / "other", model="linear", epochs=1)  # not registered without it

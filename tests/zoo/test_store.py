@@ -56,6 +56,7 @@ def test_save_list_load_and_predict_by_name(finished: Path, store: Path, tiny_da
     assert by_name == by_run
     loaded = zoo.load("tiny")
     assert loaded.classes == card["classes"] and loaded.sha256 == card["sha256"] and not loaded.model.training
+    assert repr(loaded).startswith("Loaded('tiny") and "6,442 parameters" in repr(loaded) and len(repr(loaded)) < 400  # not the config
     shown = invoke("predict", "tiny", "--index", "3", "--data-dir", str(tiny_data), "--no-verify")
     assert shown.exit_code == 0 and shown.output.startswith("Predicted:")
     evaluated = invoke("eval", "tiny", "--data-dir", str(tiny_data), "--no-verify")
