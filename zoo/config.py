@@ -229,7 +229,17 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
             f"{describe_validation_error(section, error, model.model_fields)}."
         ) from None
+    if section == "model" and resolved.preset is not None and _changes_preset(model, resolved.params, validated):
+        resolved = replace(resolved, name=resolved.component.name)  # mlp-1024 with hidden=[64, 64] is an mlp, not mlp-1024
     return Part(section, resolved, validated)
+
+
+def _changes_preset(model: type[BaseModel], preset: dict[str, Any], validated: BaseModel) -> bool:
+    """Whether the settings given change one the preset itself fixes (mlp-1024's hidden), so that its name no longer says what
+    the network is; a setting the preset leaves open (dropout) does not."""
+    own = model.model_validate(preset).model_dump()
+    given = validated.model_dump()
+    return any(own[key] != given[key] for key in preset if key in own)
 
 
 def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:

@@ -107,7 +107,7 @@ def summarize(run_dir: Path) -> RunSummary:
     problem = problem or metrics_problem
     return RunSummary(
         path=run_dir,
-        model=str(config.get("model", "?")),
+        model=str(_trained_model(config)),
         dataset=str(config.get("dataset", "?")),
         recipe=str(config.get("recipe", "?")),
         seed=seed if isinstance(seed := config.get("seed"), int) and not isinstance(seed, bool) else None,
@@ -121,6 +121,12 @@ def summarize(run_dir: Path) -> RunSummary:
         problem=problem,
         changed_from_recipe=changed if isinstance(changed := config.get("changed_from_recipe"), dict) else None,
     )
+
+
+def _trained_model(config: dict[str, Any]) -> Any:
+    """The name of the network trained: the component's where a --set changed what the preset fixes (zoo.config)."""
+    component = config.get("components", {}).get("model") if isinstance(config.get("components"), dict) else None
+    return component.get("name", "?") if isinstance(component, dict) else config.get("model", "?")
 
 
 def locate(run: Path, root: Path) -> Path:

@@ -30,6 +30,9 @@ def test_command_line_overrides_the_recipe(catalog: Catalog) -> None:
     assert run.config.epochs == 2
     assert run.model.params.model_dump() == {"hidden": [1024, 256], "dropout": 0.0}
     assert run.optimizer.params.lr == 1e-3 and run.optimizer.params.momentum == 0.9
+    assert (run.model.resolved.name, run.model.resolved.preset) == ("mlp", "mlp-1024")  # no longer the network mlp-1024 names
+    kept = resolve_run(catalog, overrides={"model": "mlp-1024"}, sets=["model.dropout=0.1", "model.hidden=[1024, 1024]"])
+    assert kept.model.resolved.name == "mlp-1024"  # a setting the preset leaves open, or its own value again
 
 
 def test_a_run_records_what_it_changes_from_its_recipe(catalog: Catalog) -> None:

@@ -79,6 +79,8 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     result = presets.presets["model"]["mlp-256"].value.results["fashion-mnist/quickstart"][-1]
     assert result.accuracy == pytest.approx(0.81) and result.accuracies == [0.8, 0.82] and result.machine == "Test CPU"
     assert result.recipe == presets.fingerprints()["quickstart"]  # so a changed recipe's result is not quoted for it
+    changed = [{**row, "trained": "mlp"} for row in rows]  # a shared --set model.hidden=... trained another network
+    assert record(table(changed), load_catalog(), registry) == []
 
 
 def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:

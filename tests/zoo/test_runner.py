@@ -255,8 +255,10 @@ def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Pa
     tiny_run(tiny_data, tmp_path / "runs" / "b", epochs=2)
     assert repr(first) == (f"RunResult(run_dir={str(first.run_dir)!r}, epochs=<1, last test accuracy {first.epochs[0].test_accuracy:.2%}>, "
                            f"prediction=<{first.prediction.predicted!r}>, model=<NeuralNetwork, 6,442 parameters>)")  # a notebook's echo: one line
+    tiny_run(tiny_data, tmp_path / "runs" / "c", epochs=1, sets=["model.hidden=[4, 4]"])
     listed = zoo.list_runs(tmp_path / "runs")
-    assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True)]
+    assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True), ("c", 1, True)]
+    assert [r.model for r in listed] == ["mlp-8", "mlp-8", "mlp"]  # c is no mlp-8: its hidden widths were changed
     comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
     assert ("epochs", 1, 2) in comparison.differences and [epoch for epoch, _, _ in comparison.curves] == [1, 2]
     assert comparison.curves[1][1] is None and comparison.curves[0][1]["test_accuracy"] == first.epochs[0].test_accuracy
