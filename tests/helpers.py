@@ -96,7 +96,7 @@ def resign(checkpoint_dir: Path) -> None:
     from zoo import checkpoint
 
     manifest = json.loads((checkpoint_dir / "manifest.json").read_text())
-    manifest["files"] = {name: checkpoint._sha256(checkpoint_dir / name) for name in checkpoint.FILES}
+    manifest["files"] = {name: checkpoint.sha256_of(checkpoint_dir / name) for name in checkpoint.FILES}
     (checkpoint_dir / "manifest.json").write_text(json.dumps(manifest))
 
 

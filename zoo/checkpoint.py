@@ -10,7 +10,6 @@ newer one is in place, and one being replaced under the same name is kept aside 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,20 +22,12 @@ import torch
 
 from .errors import ZooError
 from .names import natural_key
-from .rundir import CHECKPOINTS, read_small_file, write_failure
+from .rundir import CHECKPOINTS, read_small_file, sha256_of, write_failure
 
 MANIFEST = "manifest.json"
 FORMAT = 2  # 2: random states per rank, separate shuffle and augmentation generators
 FILES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json")
 MAX_JSON = 64 << 20  # state.json and manifest.json are small; a larger one is not ours
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -126,7 +117,7 @@ def save(run_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimi
         (building / "state.json").write_text(json.dumps(full))
         for name in FILES:
             _fsync(building / name)
-        manifest = {"format": FORMAT, "files": {name: _sha256(building / name) for name in FILES}}
+        manifest = {"format": FORMAT, "files": {name: sha256_of(building / name) for name in FILES}}
         (building / MANIFEST).write_text(json.dumps(manifest))
         _fsync(building / MANIFEST)
         if final.exists():  # a step checkpointed again (its epoch end after a resume): the old one waits aside
@@ -184,7 +175,7 @@ def verify(path: Path) -> str | None:
         return "its manifest is damaged"
     for name, digest in files.items():
         try:
-            if _sha256(path / name) != digest:
+            if sha256_of(path / name) != digest:
                 return f"{name} does not match its SHA-256 in the manifest"
         except OSError:
             return f"{name} is missing or unreadable"

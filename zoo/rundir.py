@@ -3,6 +3,7 @@ name in the same folder, synced, then renamed, so no reader ever sees half a fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -91,7 +92,7 @@ def write_json(path: Path, data: Any) -> None:
 
 #: What zoo reads back from a run or a stored model (whose card is card.json), and a run's lock (zoo.runlock): no file a
 #: user names for output may be one.
-OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, DIVERGED, CARD, LOCK)
+OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, WEIGHTS + ".sha256", DIVERGED, CARD, LOCK)
 
 
 def check_output_file(path: Path, option: str) -> None:
@@ -236,9 +237,41 @@ def nesting_depth(value: Any) -> int:
 
 
 def save_weights(model: Any, path: Path) -> None:
+    """The weights, then their SHA-256 beside them (`sha256sum -c` reads it), so that a file changed or damaged
+    later is found when the run is used (verified_sha256), as a stored model's card finds it."""
     from safetensors.torch import save_model
 
     write_atomic(path, lambda temporary: save_model(model, temporary))
+    line = f"{sha256_of(path)}  {path.name}\n"
+    write_atomic(_digest_file(path), lambda temporary: Path(temporary).write_text(line, encoding="utf-8"))
+
+
+def verified_sha256(path: Path) -> str:
+    """The SHA-256 of a run's weights, checked against the one the run wrote beside them (a run from before zoo
+    wrote one is not checked): weights changed since are an error, not a model quietly other than the run's."""
+    digest, recorded = sha256_of(path), _digest_file(path)
+    try:
+        written = read_small_file(recorded, 4096).decode("ascii").split()
+    except FileNotFoundError:
+        return digest
+    except (OSError, UnicodeDecodeError):
+        written = []
+    if not written or written[0].lower() != digest:
+        raise ZooError(f"{path} does not match the SHA-256 its run wrote beside it ({recorded.name}): it was changed or damaged since "
+                       f"the run finished, so nothing was loaded. If you replaced the weights on purpose, delete {recorded}.")
+    return digest
+
+
+def _digest_file(weights: Path) -> Path:
+    return weights.with_name(weights.name + ".sha256")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_failure(error: BaseException) -> str | None:

@@ -8,7 +8,6 @@ Reading a card or listing the store never imports torch; loading checks the SHA-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from .errors import ZooError, describe_validation_error
-from .rundir import CARD, CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, remove_stale, unfinished, write_json
+from .rundir import CARD, CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, remove_stale, sha256_of, unfinished, verified_sha256, write_json
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -181,14 +180,6 @@ def read_card(stored: Stored) -> Card:
     return card
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file, read without torch; anything else (a pickle, say) is an error."""
     not_safetensors = ZooError(f"{path} is not a valid safetensors file (damaged or cut short, or a pickle or another format renamed?); zoo never unpickles. Nothing was loaded.")
@@ -293,7 +284,7 @@ def open_source(reference: str | Path, catalog: Catalog | None = None, root: Pat
     weights = path / WEIGHTS
     if weights.is_file():
         safetensors_header(weights)
-    return Source(str(path), config, weights, sha256_of(weights) if weights.is_file() else "")
+    return Source(str(path), config, weights, verified_sha256(weights) if weights.is_file() else "")
 
 
 def last_metrics(run_dir: Path) -> Metrics:
@@ -319,7 +310,7 @@ def make_card(run_dir: Path, name: str) -> Card:
     init = config.get("init")
     return Card(
         name=name, model=components["model"]["name"], dataset=components["dataset"]["name"], recipe=config.get("recipe", ""),
-        classes=config["classes"], input_shape=config["input_shape"], parameters=parameter_count(header), sha256=sha256_of(weights),
+        classes=config["classes"], input_shape=config["input_shape"], parameters=parameter_count(header), sha256=verified_sha256(weights),
         size=weights.stat().st_size, metrics=last_metrics(run_dir), versions=dict(config.get("versions") or {}),
         init=Origin(name=str(init), sha256=config["init_sha256"]) if init and config.get("init_sha256") else None,
         saved=date.today().isoformat(), source=str(run_dir), config=config,

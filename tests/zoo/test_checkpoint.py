@@ -131,7 +131,7 @@ def test_pickled_files_are_never_unpickled(small_checkpoint: Path, tiny_data: Pa
         ckpt = run / "checkpoints" / "step-000000020"
         (ckpt / name).write_bytes(payload_pickle(marker))
         manifest = json.loads((ckpt / "manifest.json").read_text())
-        manifest["files"][name] = checkpoint._sha256(ckpt / name)  # a crafted checkpoint, manifest and all
+        manifest["files"][name] = checkpoint.sha256_of(ckpt / name)  # a crafted checkpoint, manifest and all
         (ckpt / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(ZooError, match="cannot be used"):
             checkpoint.load(ckpt, *_fresh_training_objects())

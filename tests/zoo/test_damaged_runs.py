@@ -78,10 +78,15 @@ def link_to_dev_zero(name: str) -> Callable[[Path], None]:
     return damage
 
 
-def edit_weights(change: Callable[[dict], dict]) -> Callable[[Path], None]:
+def edit_weights(change: Callable[[dict], dict], resign: bool = True) -> Callable[[Path], None]:
+    """The weights changed; resigned (the SHA-256 beside them rewritten to match, as a crafted run would) unless not."""
     def damage(run_dir: Path) -> None:
         tensors = load_file(run_dir / "model.safetensors")
         save_file(change(tensors), run_dir / "model.safetensors")
+        if resign:
+            from zoo.rundir import sha256_of
+
+            (run_dir / "model.safetensors.sha256").write_text(f"{sha256_of(run_dir / 'model.safetensors')}  model.safetensors\n")
     return damage
 
 
@@ -119,6 +124,7 @@ METRICS_CASES = {
 }
 #: model.safetensors damaged: the listing does not read weights; predict/eval refuse.
 WEIGHTS_CASES = {
+    "changed": (edit_weights(nan_in_first, resign=False), "does not match the SHA-256 its run wrote beside it (model.safetensors.sha256)"),
     "nan": (edit_weights(nan_in_first), "NaN or infinite"),
     "int64": (edit_weights(lambda t: {k: v.to(dtype=__import__("torch").int64) for k, v in t.items()}), "int64"),
     "truncated": (lambda run_dir: (run_dir / "model.safetensors").write_bytes((run_dir / "model.safetensors").read_bytes()[:500]), "not a valid safetensors file"),

@@ -92,7 +92,10 @@ def test_a_changed_source_is_refused_and_a_resume_does_not_read_it(source: Path,
     data = bytearray((copy / WEIGHTS).read_bytes())
     data[-1] ^= 1
     (copy / WEIGHTS).write_bytes(bytes(data))
-    with pytest.raises(zoo.ZooError, match="the model changed since"):
+    with pytest.raises(zoo.ZooError, match="does not match the SHA-256 its run wrote beside it"):  # the source run's own record
+        zoo.run(**settings(tiny_data, init=str(copy)), out=tmp_path / "again")
+    (copy / f"{WEIGHTS}.sha256").unlink()  # replaced on purpose, as the message says to do
+    with pytest.raises(zoo.ZooError, match="the model changed since"):  # the pinned SHA-256 still holds
         zoo.run(**settings(tiny_data, init=str(copy), init_sha256=resolved.config.init_sha256), out=tmp_path / "again")
 
 

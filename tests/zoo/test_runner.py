@@ -45,6 +45,9 @@ def test_a_run_trains_writes_its_directory_and_predicts(tiny_data: Path, tmp_pat
     assert [m["epoch"] for m in metrics] == [1, 2, 3] and metrics[-1]["test_accuracy"] == result.epochs[-1].test_accuracy
     weights = load_file(run_dir / "model.safetensors")
     assert weights["linear_relu_stack.0.weight"].shape == (512, 784)
+    import subprocess
+
+    assert subprocess.run(["sha256sum", "--check", "--quiet", "model.safetensors.sha256"], cwd=run_dir).returncode == 0  # the standard tool reads it
     assert not list(run_dir.glob(".*tmp"))
 
     again = zoo.predict(run_dir, 0, data_dir=tiny_data, verify=False)
