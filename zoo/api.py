@@ -34,15 +34,26 @@ LOCATION_SETTINGS = ("data_dir", "verify")
 
 def catalog(registry_files: Iterable[str | Path] = (), *, extra_plugins: Iterable[Any] = ()) -> Catalog:
     """Load the plugins and registry files (ZOO_* environment variables apply), with `extra_plugins` from this
-    process (a module or object of @zoo.hookimpl functions, or a (name, plugin) pair): pass the catalog on as
-    zoo.run(catalog=...), to try a plugin from a notebook or a test before it is a package."""
-    named = [plugin if isinstance(plugin, tuple) else (_plugin_name(plugin), plugin) for plugin in extra_plugins]
+    process (a module, a class or object with @zoo.hookimpl methods, or a (name, plugin) pair): pass the catalog on
+    as zoo.run(catalog=...), to try a plugin from a notebook or a test before it is a package."""
+    named = [_named_plugin(plugin) for plugin in extra_plugins]
+    names = [name for name, _ in named]
+    for name in names:
+        if names.count(name) > 1 or name.startswith("builtin-"):
+            raise ZooError(f"extra_plugins: two plugins are called {name!r}, or it is a built-in plugin's name; name each one with "
+                           f"a (name, plugin) pair.")
     return load_catalog(registry_files=registry_files, extra_plugins=named)
 
 
-def _plugin_name(plugin: Any) -> str:
-    name = getattr(plugin, "__name__", None) or type(plugin).__name__
-    return str(name).split(".")[-1]
+def _named_plugin(item: Any) -> tuple[str, object]:
+    """(name, plugin) for one of zoo.catalog's extra_plugins: a pair as it is; a class made into its object; a module or
+    object named after itself. Anything without a @zoo.hookimpl is a mistake (a module's name given as text, say)."""
+    name, plugin = item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else (None, item)
+    plugin = plugin() if isinstance(plugin, type) else plugin
+    if not any(hasattr(getattr(plugin, attribute, None), "zoo_impl") for attribute in dir(plugin)):
+        raise ZooError(f"extra_plugins: {item!r:.80} is not a plugin: give a module, a class or an object with @zoo.hookimpl "
+                       f"functions, or a (name, plugin) pair (import a module by its name first).")
+    return name or str(getattr(plugin, "__name__", None) or type(plugin).__name__).split(".")[-1], plugin
 
 
 def run_path(run: Any) -> Path:
@@ -300,7 +311,7 @@ def predict(
     from .inference import is_picture, predict_files, predict_index
 
     catalog = catalog or load_catalog(registry_files=registry_files)
-    if is_picture(index) and not isinstance(index, getattr(sys.modules.get("numpy"), "integer", ())):
+    if is_picture(index):
         return predict_files(catalog, run_path(run_dir), [index])[0][0]
     if isinstance(index, (str, Path)):
         if str(index).isdigit() and not Path(index).exists():
@@ -368,12 +379,10 @@ def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
 
 def list_runs(root: str | Path = "runs") -> list[RunSummary]:
     """The run directories under `root`, oldest first, as `zoo runs` lists them (a damaged one says why in
-    .problem). No torch. A root other than the default that does not exist is an error, not an empty list."""
+    .problem). No torch."""
     from .runs import list_runs as listing
 
-    if str(root) != "runs" and not Path(root).exists():
-        raise ZooError(f"root={str(root)!r} does not exist; give the folder that holds the run directories (zoo.run writes them under runs/).")
-    return listing(Path(root))
+    return listing(_runs_root(root))
 
 
 def compare(a: Any, b: Any, *, root: str | Path = "runs") -> Comparison:
@@ -382,8 +391,22 @@ def compare(a: Any, b: Any, *, root: str | Path = "runs") -> Comparison:
     from .runs import compare as comparison
     from .runs import locate
 
-    first, second = (locate(run_path(run), Path(root)) for run in (a, b))
+    folder = _runs_root(root)
+    first, second = (locate(run_path(run), folder) for run in (a, b))
     return comparison(first, second)
+
+
+def _runs_root(root: Any) -> Path:
+    """The folder of run directories; one given other than the default must exist (a typo is not an empty folder) and
+    must not be a run itself."""
+    if not isinstance(root, (str, Path)):
+        raise ZooError(f"root is the folder that holds the run directories (a str or Path), not {type(root).__name__}.")
+    folder = Path(root)
+    if folder != Path("runs") and not folder.exists():
+        raise ZooError(f"root={str(root)!r} does not exist; give the folder that holds the run directories (zoo.run writes them under runs/).")
+    if (folder / "config.json").is_file():
+        raise ZooError(f"root={str(root)!r} is a run directory, not a folder of runs: give its parent, {str(folder.parent)!r}.")
+    return folder
 
 
 def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist",), recipes: Iterable[str] = ("quickstart",), seeds: int = 1, *,
@@ -401,6 +424,10 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
     for recipe in dict.fromkeys(recipes):
         catalog.presets.recipe(recipe)
     board.check_settings(cells, settings, partial(resolve, catalog=catalog))
+    if settings.get("device"):  # a --device this machine lacks would fail every cell the same way
+        from .device import check_devices
+
+        check_devices(settings["device"], 1)
     from .runlock import hold
 
     folder = Path(out)

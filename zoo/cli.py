@@ -15,7 +15,7 @@ import click
 from . import __version__, api, gcpause, tables
 from .errors import Interrupted, ZooError
 from .inference import MAX_PIXELS
-from .listing import list_entries, normalize_kind, nothing_matches, plugin_entries
+from .listing import list_entries, normalize_kind, nothing_matches, placeholder_for, plugin_entries
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 MAX_GRID = 100  # images in one `zoo predict --grid`
@@ -241,6 +241,10 @@ def _interactive() -> bool:
     return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("CI")
 
 
+def _any_entry(entries: dict[str, Any]) -> bool:
+    return any(entries[part] for part in ("components", "presets", "recipes"))
+
+
 @cli.command("list")
 @click.argument("kind", required=False)
 @click.argument("pattern", required=False)
@@ -259,17 +263,19 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
         kind, pattern = None, kind
     catalog = api.catalog(registry_files)
     entries = list_entries(catalog, normalized, pattern)
-    found = any(entries[part] for part in ("components", "presets", "recipes"))
+    if pattern and not _any_entry(entries) and (placeholder := placeholder_for(catalog, normalized, pattern)):
+        entries = list_entries(catalog, normalized, placeholder)  # mlp-128: the mlp-<width> it is made from
+    nothing = bool(pattern) and not _any_entry(entries)
     if as_json:
         echo(json.dumps(entries, indent=2))
-    if pattern and not found:
-        raise nothing_matches(catalog, normalized, pattern)
-    if as_json:
-        return
-    if _interactive():
+    elif nothing:
+        pass  # the error below says it, with the nearest name
+    elif _interactive():
         tables.print_rich_list(entries)
     else:
         echo(tables.format_list(entries))
+    if nothing:
+        raise nothing_matches(catalog, normalized, str(pattern))
 
 
 @cli.command()

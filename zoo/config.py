@@ -27,6 +27,8 @@ class Part:
     section: str
     resolved: Resolved
     params: BaseModel
+    changes_preset: bool = False
+    """A --set changed what the preset fixes (mlp-1024 with hidden=[64, 64]): the network is its component's, not the preset's."""
 
     def to_json(self) -> dict[str, Any]:
         owner = self.resolved.component.owner
@@ -36,6 +38,7 @@ class Part:
             "preset": self.resolved.preset,
             "plugin": {"name": owner.plugin, "distribution": owner.distribution, "version": owner.version},
             "params": self.params.model_dump(mode="json"),
+            **({"changes_preset": True} if self.changes_preset else {}),
         }
 
 
@@ -229,17 +232,18 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
             f"{describe_validation_error(section, error, model.model_fields)}."
         ) from None
-    if section == "model" and resolved.preset is not None and _changes_preset(model, resolved.params, validated):
-        resolved = replace(resolved, name=resolved.component.name)  # mlp-1024 with hidden=[64, 64] is an mlp, not mlp-1024
-    return Part(section, resolved, validated)
+    return Part(section, resolved, validated, changes_preset=resolved.preset is not None and _changes_preset(model, resolved.params, validated))
 
 
 def _changes_preset(model: type[BaseModel], preset: dict[str, Any], validated: BaseModel) -> bool:
     """Whether the settings given change one the preset itself fixes (mlp-1024's hidden), so that its name no longer says what
     the network is; a setting the preset leaves open (dropout) does not."""
-    own = model.model_validate(preset).model_dump()
     given = validated.model_dump()
-    return any(own[key] != given[key] for key in preset if key in own)
+    try:
+        own = model.model_validate({**given, **preset}).model_dump()  # the preset's values put back over what was given
+    except ValidationError:
+        return False
+    return any(own.get(key) != given.get(key) for key in preset)
 
 
 def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:
@@ -258,7 +262,8 @@ def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **p
         validated = component.params.model_validate(values)
     except ValidationError as error:
         raise ZooError(f"config.json's {section} settings no longer validate: {describe_validation_error(section, error)}.") from None
-    return Part(section, Resolved(record.get("name", component.name), component, {}, record.get("preset")), validated)
+    return Part(section, Resolved(record.get("name", component.name), component, {}, record.get("preset")), validated,
+                changes_preset=record.get("changes_preset") is True)
 
 
 def resolved_from_record(catalog: Catalog, record: dict[str, Any], reporters_optional: bool = False) -> ResolvedRun:

@@ -91,6 +91,7 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     components.pop("reporters", None)
     for part in components.values():
         part["plugin"].pop("version", None)
+        part.pop("changes_preset", None)  # follows from the params: runs from before it keep their identity
     for section, part in components.items():
         for name in _at_added_default(getattr(resolved, section).params):
             part["params"].pop(name, None)

@@ -3,6 +3,8 @@ then predict test samples or image files, or evaluate a whole test split."""
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +104,7 @@ def image_to_input(picture: Any, input_shape: tuple[int, ...], max_pixels: int =
     if isinstance(picture, (str, Path)):
         pixels = _decode_first_frame(Path(picture), mode, max_pixels, (width, height))
     else:
-        pixels = _pixels(_in_memory(picture), mode)
+        pixels = _in_memory(picture, mode, max_pixels)
     image = torch.from_numpy(pixels).reshape(pixels.shape[0], pixels.shape[1], -1).permute(2, 0, 1)
     image = resize(image, [height, width], antialias=True).float().div(255)
     border = torch.cat([image[:, 0, :].flatten(), image[:, -1, :].flatten(), image[:, :, 0].flatten(), image[:, :, -1].flatten()])
@@ -112,23 +114,34 @@ def image_to_input(picture: Any, input_shape: tuple[int, ...], max_pixels: int =
 
 
 def is_picture(value: Any) -> bool:
-    """A PIL image or a numpy array: what zoo.predict takes as a picture besides a file's path (no import needed to tell)."""
-    return type(value).__module__.split(".")[0] in ("PIL", "numpy")
+    """A PIL image or a numpy array of pixels (not a 0-d one, which is a number): what zoo.predict takes as a picture
+    besides a file's path. Told apart without importing PIL or numpy: a caller who has one has imported its module."""
+    image, array = getattr(sys.modules.get("PIL.Image"), "Image", ()), getattr(sys.modules.get("numpy"), "ndarray", ())
+    return isinstance(value, image) or (isinstance(value, array) and value.ndim > 0)
 
 
-def _in_memory(picture: Any) -> Any:
-    """A PIL image as it is; a numpy array of uint8 pixels (rows × columns, with 1, 3 or 4 channels) as a PIL image."""
+def _in_memory(picture: Any, mode: str, max_pixels: int) -> Any:
+    """A PIL image (as it is: of an animated one, the frame it is at) or a numpy array of uint8 pixels (rows × columns,
+    with 1, 3 or 4 channels) as a uint8 array in `mode`, checked as a file's picture is."""
     import numpy as np
     from PIL import Image
 
-    if isinstance(picture, Image.Image):  # as it is: of an animated image, the frame it is at
-        return picture
-    if isinstance(picture, np.ndarray) and picture.dtype == np.uint8 and (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (1, 3, 4))) \
-            and min(picture.shape[:2]) > 0:
-        return Image.fromarray(picture[:, :, 0] if picture.ndim == 3 and picture.shape[2] == 1 else picture)
-    shape = getattr(picture, "shape", None)
-    raise ZooError(f"A picture in memory is a PIL image or a numpy array of uint8 pixels, rows × columns (× 1, 3 or 4 channels); "
-                   f"not {type(picture).__name__}{f' of dtype {picture.dtype} and shape {tuple(shape)}' if shape is not None else ''}.")
+    if isinstance(picture, np.ndarray):
+        if picture.dtype != np.uint8 or not (picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (1, 3, 4))):
+            raise ZooError(f"A picture as a numpy array holds uint8 pixels, rows × columns (× 1, 3 or 4 channels); not an array of dtype "
+                           f"{picture.dtype} and shape {tuple(picture.shape)} (scale a float image in [0, 1] with (a * 255).round().astype('uint8')).")
+        picture = Image.fromarray(picture[:, :, 0] if picture.ndim == 3 and picture.shape[2] == 1 else picture)
+    columns, rows = picture.size
+    if not 0 < columns * rows <= max_pixels:
+        raise ZooError(f"A picture of {columns}×{rows} pixels cannot be predicted: it must have at least one pixel and at most {max_pixels:,}.")
+    if picture.mode == "F":
+        raise ZooError("A PIL image of mode F (floating point) has no fixed scale to read as pixels; convert it to 8 bits first "
+                       "(e.g. Image.fromarray((a * 255).round().astype('uint8')) for values in [0, 1]).")
+    try:
+        return _pixels(picture, mode)
+    except (ValueError, OSError, AttributeError, AssertionError) as error:  # a closed image (used after its `with` block), say
+        raise ZooError(f"The PIL image cannot be read ({type(error).__name__}: {error or 'no detail'}); if it was opened in a `with` "
+                       f"block, call .load() inside it, or use Image.open(path) without one.") from None
 
 
 def _pixels(image: Any, mode: str) -> Any:

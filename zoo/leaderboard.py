@@ -123,7 +123,7 @@ def run_cell(cell: Cell, folder: Path, catalog: Catalog, settings: dict[str, Any
         "status": "ok", **cell.__dict__, "run_dir": str(result.run_dir), "accuracy": result.epochs[-1].test_accuracy,
         "epochs": len(result.epochs), "seconds": sum(e.seconds for e in result.epochs),
         "parameters": sum(p.numel() for p in result.model.parameters()), "device": device.type, "machine": _machine(device),
-        **_recorded(result.run_dir), "zoo": __version__, "torch": torch.__version__, "measured": date.today().isoformat(),
+        "precision": _precision(result.run_dir), "zoo": __version__, "torch": torch.__version__, "measured": date.today().isoformat(),
     }
 
 
@@ -146,14 +146,12 @@ def _machine(device: Any) -> str:
     return local_machines(gpu_names=[])[0].name
 
 
-def _recorded(run_dir: Path) -> dict[str, str]:
-    """From the run's config.json: the precision it trained in (an "auto" resolved by the run itself is recorded as run),
-    and the network it trained ("trained": mlp where a shared --set changed what the preset mlp-512 fixes)."""
+def _precision(run_dir: Path) -> str:
+    """What the run trained in, from its config.json (an "auto" resolved by the run itself is recorded as run)."""
     try:
-        config = json.loads(read_small_file(run_dir / "config.json", 2**24))
-        return {"precision": str(config.get("precision", "")), "trained": str(config["components"]["model"]["name"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {"precision": ""}
+        return str(json.loads(read_small_file(run_dir / "config.json", 2**24)).get("precision", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[str, Any], train: Callable[..., Any],
@@ -211,7 +209,7 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "model": model, "dataset": dataset, "recipe": recipe, "seeds": len(ok), "failed": len(group) - len(ok),
             "accuracy": statistics.fmean(accuracies) if ok else None, "spread": statistics.stdev(accuracies) if len(ok) > 1 else 0.0 if ok else None,
             "accuracies": accuracies, "parameters": first.get("parameters"), "seconds": statistics.fmean(r["seconds"] for r in ok) if ok else None,
-            **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch")}, "trained": first.get("trained", model),
+            **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch", "run_dir")},
         })
     return sorted(lines, key=lambda line: (line["dataset"], line["recipe"], -(line["accuracy"] or -1)))
 
@@ -281,8 +279,8 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None 
     text, recorded = target.read_text(encoding="utf-8"), []
     fingerprints = catalog.presets.fingerprints()
     for line in lines:
-        if line["accuracy"] is None or line["model"] not in catalog.presets.presets["model"] or line["trained"] != line["model"]:
-            continue  # a shared --set that changed the preset's network is not the preset's result
+        if line["accuracy"] is None or line["model"] not in catalog.presets.presets["model"] or not _trained_the_preset(catalog, line):
+            continue
         entry = {"accuracy": line["accuracy"], "accuracies": line["accuracies"] if len(line["accuracies"]) > 1 else None,
                  "seconds": line["seconds"], "precision": line["precision"] if line["precision"] in ("fp32", "bf16") else None,
                  "machine": line["machine"], "device": line["device"], "recipe": fingerprints.get(line["recipe"]), "measured": date.today().isoformat()}
@@ -291,6 +289,19 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None 
     if recorded:
         write_atomic(target, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
     return recorded
+
+
+def _trained_the_preset(catalog: Catalog, line: dict[str, Any]) -> bool:
+    """Whether the line's runs trained the network its preset names today: a shared --set model.hidden=... (or a preset
+    changed since) trained another, whose result is not the preset's. A run that cannot be read is not recorded."""
+    from .config import resolve_part
+
+    try:
+        config = json.loads(read_small_file(Path(line["run_dir"]) / "config.json", 2**24))
+        trained = config["components"]["model"]["params"]
+        return bool(resolve_part(catalog, "model", "model", line["model"], {}).params.model_dump(mode="json") == trained)
+    except (OSError, ValueError, KeyError, TypeError, ZooError):
+        return False
 
 
 def _load_module(path: Path) -> Any:

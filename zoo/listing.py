@@ -95,6 +95,17 @@ def quoted_results(results: dict[str, list[Result]], here: list[Machine], finger
     return {"results": quoted, "all_results": every}
 
 
+def placeholder_for(catalog: Catalog, kind: str | None, name: str) -> str | None:
+    """The placeholder preset a concrete name is an instance of, as `zoo list` shows it: mlp-128 -> mlp-<width>."""
+    if any(c in name for c in "*?["):
+        return None
+    for each in [kind] if kind else KINDS:
+        found = catalog.presets.find(each, name) if each in catalog.presets.presets else None
+        if found is not None and found[0] != name:
+            return display(found[0])
+    return None
+
+
 def nothing_matches(catalog: Catalog, kind: str | None, pattern: str) -> ZooError:
     """`zoo list foo` matched nothing: an error (exit 1, as grep's) with the nearest name or kind, not an empty list."""
     everything = list_entries(catalog, kind)
@@ -103,8 +114,10 @@ def nothing_matches(catalog: Catalog, kind: str | None, pattern: str) -> ZooErro
     hint = closest(pattern, names + kinds)
     suggestion = f" Did you mean `zoo list {hint}`?" if hint in kinds else f" Did you mean {hint}?" if hint else ""
     scope = f"No {kind}" if kind else "Nothing (no component, preset or recipe)"
+    failed = [f"{p.name} ({p.distribution} {p.version}): {p.errors[0]}" for p in catalog.failed_plugins()]
     error = ZooError(f"{scope} matches {pattern!r}.{suggestion} `zoo list` shows everything"
-                     + ("." if kind else f"; the kinds are {', '.join([*SECTIONS, 'recipes'])}."))
+                     + ("." if kind else f"; the kinds are {', '.join([*SECTIONS, 'recipes'])}.")
+                     + (f" Plugins that failed to load may have provided it: {'; '.join(failed)} (see `zoo plugins`)." if failed else ""))
     error.exit_code = 1
     return error
 

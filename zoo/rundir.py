@@ -95,6 +95,14 @@ def write_json(path: Path, data: Any) -> None:
 OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, WEIGHTS + ".sha256", DIVERGED, CARD, LOCK)
 
 
+def network_name(component: Any) -> str:
+    """The trained network's name from a run's config.json record of its model: the preset's (mlp-1024), or the
+    component's (mlp) where a --set changed what the preset fixes; "?" for a damaged record."""
+    if not isinstance(component, dict):
+        return "?"
+    return str(component.get("component", "?") if component.get("changes_preset") is True else component.get("name", "?"))
+
+
 def check_output_file(path: Path, option: str) -> None:
     """A file the user names for zoo to write (--out of export, --grid, jsonl.path): a new file or a regular one to
     replace, never a folder, a device or a FIFO (/dev/null would become a file; a FIFO hangs), nor a file zoo reads

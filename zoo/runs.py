@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from .errors import ZooError, describe_validation_error
-from .rundir import CONFIG, DIVERGED, METRICS, WEIGHTS, read_config, read_small_file
+from .rundir import CONFIG, DIVERGED, METRICS, WEIGHTS, network_name, read_config, read_small_file
 
 #: metrics.jsonl holds one short line per epoch; a file this large is not one.
 METRICS_LIMIT = 64 * 2**20
@@ -123,10 +123,9 @@ def summarize(run_dir: Path) -> RunSummary:
     )
 
 
-def _trained_model(config: dict[str, Any]) -> Any:
-    """The name of the network trained: the component's where a --set changed what the preset fixes (zoo.config)."""
-    component = config.get("components", {}).get("model") if isinstance(config.get("components"), dict) else None
-    return component.get("name", "?") if isinstance(component, dict) else config.get("model", "?")
+def _trained_model(config: dict[str, Any]) -> str:
+    components = config.get("components")
+    return network_name(components.get("model")) if isinstance(components, dict) else str(config.get("model", "?"))
 
 
 def locate(run: Path, root: Path) -> Path:
@@ -172,7 +171,7 @@ def _created(run_dir: Path, config: dict[str, Any]) -> datetime:
 def list_runs(root: Path) -> list[RunSummary]:
     """Every run directory under `root` (a folder with a config.json), oldest first, damaged ones included."""
     if root.exists() and not root.is_dir():
-        raise ZooError(f"--root {root} is not a directory; give the folder that holds the run directories.")
+        raise ZooError(f"{root} is not a directory; give the folder that holds the run directories (zoo run writes them under runs/).")
     candidates = [path.parent for path in root.glob(f"*/{CONFIG}") if path.parent.is_dir()]
     return sorted((summarize(run_dir) for run_dir in candidates), key=lambda s: (s.created, s.path.name))
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
 from .errors import ZooError, describe_validation_error
-from .rundir import CARD, CONFIG, METRICS, WEIGHTS, RunRecord, read_config, read_small_file, remove_stale, sha256_of, unfinished, verified_sha256, write_json
+from .rundir import CARD, CONFIG, METRICS, WEIGHTS, RunRecord, network_name, read_config, read_small_file, remove_stale, sha256_of, unfinished, verified_sha256, write_json
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -123,8 +123,10 @@ class Loaded:
     card: Card | None = None
 
     def __repr__(self) -> str:
+        """One line for a notebook's echo, not the whole config (and not a thousand class names)."""
         parameters = sum(p.numel() for p in self.model.parameters())
-        return (f"Loaded({self.label!r}, model=<{type(self.model).__name__}, {parameters:,} parameters>, classes={self.classes!r}, "
+        classes = repr(self.classes) if len(self.classes) <= 10 else f"<{len(self.classes)}: {', '.join(self.classes[:3])}, ...>"
+        return (f"Loaded({self.label!r}, model=<{type(self.model).__name__}, {parameters:,} parameters>, classes={classes}, "
                 f"sha256={self.sha256[:12]!r}...)")
 
 
@@ -309,7 +311,7 @@ def make_card(run_dir: Path, name: str) -> Card:
     components = config["components"]
     init = config.get("init")
     return Card(
-        name=name, model=components["model"]["name"], dataset=components["dataset"]["name"], recipe=config.get("recipe", ""),
+        name=name, model=network_name(components["model"]), dataset=components["dataset"]["name"], recipe=config.get("recipe", ""),
         classes=config["classes"], input_shape=config["input_shape"], parameters=parameter_count(header), sha256=verified_sha256(weights),
         size=weights.stat().st_size, metrics=last_metrics(run_dir), versions=dict(config.get("versions") or {}),
         init=Origin(name=str(init), sha256=config["init_sha256"]) if init and config.get("init_sha256") else None,

@@ -48,10 +48,13 @@ def test_list_filters_by_kind_and_wildcard() -> None:
 
 def test_list_of_nothing_is_an_error_with_the_nearest_name_or_kind() -> None:
     """A typo must not look like an empty zoo: exit 1 (grep's 'no match'), one line, the name meant."""
-    for args, said in [(["list", "mlp-5112"], "Did you mean mlp-512?"), (["list", "modles"], "Did you mean `zoo list models`?"),
+    for args, said in [(["list", "mlp-51x"], "Did you mean mlp-512?"), (["list", "modles"], "Did you mean `zoo list models`?"),
                        (["list", "recipes", "tunde"], "No recipe matches 'tunde'. Did you mean tuned?"), (["list", "models", "xyz"], "No model matches 'xyz'.")]:
         result = invoke(*args)
         assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, (args, result.output)
+    for args in (["list", "mlp-128"], ["list", "models", "mlp-5112"]):  # a width the mlp-<width> preset makes
+        made = invoke(*args)
+        assert made.exit_code == 0 and "mlp-<width>" in made.output, made.output
     as_json = CliRunner().invoke(cli, ["list", "--json", "zzz"])
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["components"] == [] and "Nothing" in as_json.stderr
 

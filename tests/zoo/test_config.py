@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import re
 
 import pytest
@@ -30,9 +32,12 @@ def test_command_line_overrides_the_recipe(catalog: Catalog) -> None:
     assert run.config.epochs == 2
     assert run.model.params.model_dump() == {"hidden": [1024, 256], "dropout": 0.0}
     assert run.optimizer.params.lr == 1e-3 and run.optimizer.params.momentum == 0.9
-    assert (run.model.resolved.name, run.model.resolved.preset) == ("mlp", "mlp-1024")  # no longer the network mlp-1024 names
+    assert run.model.changes_preset and run.model.to_json()["changes_preset"] is True  # no longer the network mlp-1024 names
     kept = resolve_run(catalog, overrides={"model": "mlp-1024"}, sets=["model.dropout=0.1", "model.hidden=[1024, 1024]"])
-    assert kept.model.resolved.name == "mlp-1024"  # a setting the preset leaves open, or its own value again
+    assert not kept.model.changes_preset and "changes_preset" not in kept.model.to_json()  # a setting the preset leaves open, or its own value
+    from zoo.identity import config_hash
+
+    assert config_hash(run) == config_hash(replace(run, model=replace(run.model, changes_preset=False)))  # runs from before it still resume
 
 
 def test_a_run_records_what_it_changes_from_its_recipe(catalog: Catalog) -> None:
@@ -219,3 +224,22 @@ def test_a_components_setting_given_as_a_runs_names_its_section(catalog: Catalog
 def test_the_hint_for_a_components_setting_writes_its_value_as_toml(catalog: Catalog) -> None:
     with pytest.raises(ZooError, match=r'sets=\["optimizer.nesterov=true"\] \(on the command line: --set optimizer.nesterov=true\)'):
         resolve_run(catalog, overrides={"nesterov": True})
+
+
+class Stack(BaseModel):
+    width: int  # required: a preset may leave it to the run
+    depth: int = 1
+
+
+class StackModels:
+    @zoo.hookimpl
+    def register_models(self, register):
+        register("stack", lambda params, shape, n: None, params=Stack)
+
+
+def test_a_preset_that_leaves_a_required_setting_open_resolves_and_keeps_its_name(tmp_path) -> None:
+    (tmp_path / "p.toml").write_text('[models.stack-deep]\ncomponent = "stack"\nparams = { depth = 3 }\n')
+    catalog = load_catalog(env={}, registry_files=[tmp_path / "p.toml"], extra_plugins=[("stack", StackModels())])
+    deep = resolve_run(catalog, overrides={"model": "stack-deep"}, sets=["model.width=8"]).model
+    assert (deep.params.width, deep.params.depth, deep.changes_preset) == (8, 3, False)
+    assert resolve_run(catalog, overrides={"model": "stack-deep"}, sets=["model.width=8", "model.depth=1"]).model.changes_preset

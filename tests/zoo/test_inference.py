@@ -98,7 +98,7 @@ def test_an_image_file_is_standardised_as_the_training_data_was(tiny_data: Path,
     assert invoke("predict", str(run.run_dir), str(path)).exit_code == 0
 
 
-def test_a_picture_in_memory_is_predicted_as_its_file_is(finished_run: Path, picture: Path) -> None:
+def test_a_picture_in_memory_is_predicted_as_its_file_is(finished_run: Path, picture: Path, tiny_data: Path) -> None:
     """A notebook holds a PIL image or a numpy array, not a file: the same prediction, and a clear error for other things."""
     from_file = zoo.predict(finished_run, picture)
     with Image.open(picture) as image:
@@ -106,10 +106,15 @@ def test_a_picture_in_memory_is_predicted_as_its_file_is(finished_run: Path, pic
         grey = np.array(image.convert("L"))
         for given in (image, grey, grey[:, :, None], np.array(image.convert("RGB")), np.array(image.convert("RGBA"))):
             assert zoo.predict(finished_run, given).probabilities == pytest.approx(from_file.probabilities, abs=1e-4), type(given)
+    with Image.open(picture) as image:
+        pass
     for wrong, said in [(grey.astype(np.float32), "dtype float32"), (grey[None, :, :, None].repeat(2, 0), "shape (2,"),
-                        (grey[:0], "shape (0,"), (torch.zeros(1, 28, 28), "not Tensor"), (np.int64(0) * 1.5, "not float64")]:
+                        (grey[:0], "28×0 pixels"), (torch.zeros(1, 28, 28), "not Tensor"), (np.int64(0) * 1.5, "not float64"),
+                        (image, "call .load() inside it"), (Image.new("L", (0, 0)), "at least one pixel"),
+                        (Image.new("L", (10_000, 5_001)), "at most 50,000,000"), (Image.fromarray(grey / 255.0), "mode F")]:
         with pytest.raises(zoo.ZooError, match=re.escape(said)):
             zoo.predict(finished_run, wrong)
+    assert zoo.predict(finished_run, np.array(3), data_dir=tiny_data, verify=False).index == 3  # a 0-d array is a number
 
 
 def test_the_python_api_predicts_a_picture_and_evaluates_as_the_cli_does(finished_run: Path, picture: Path, tiny_data: Path,

@@ -69,8 +69,12 @@ def test_an_empty_grid_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
 def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     registry = tmp_path / "registry.toml"
     shutil.copyfile(ROOT / "registry.toml", registry)
+    for name, hidden in (("as-preset", [256, 256]), ("changed", [4, 4])):  # what record reads of each cell's run
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"components": {"model": {"params": {"hidden": hidden, "dropout": 0.0}}}}))
     rows = [{"status": "ok", "model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart", "accuracy": a, "seconds": 10.0,
-             "parameters": 269322, "device": "cpu", "machine": "Test CPU", "precision": "fp32", "zoo": "0", "torch": "0"} for a in (0.8, 0.82)]
+             "parameters": 269322, "device": "cpu", "machine": "Test CPU", "precision": "fp32", "zoo": "0", "torch": "0",
+             "run_dir": str(tmp_path / "as-preset")} for a in (0.8, 0.82)]
     assert record(table(rows), load_catalog(), registry) == ["mlp-256 fashion-mnist/quickstart"]
     from zoo.presets import Presets
 
@@ -79,8 +83,8 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     result = presets.presets["model"]["mlp-256"].value.results["fashion-mnist/quickstart"][-1]
     assert result.accuracy == pytest.approx(0.81) and result.accuracies == [0.8, 0.82] and result.machine == "Test CPU"
     assert result.recipe == presets.fingerprints()["quickstart"]  # so a changed recipe's result is not quoted for it
-    changed = [{**row, "trained": "mlp"} for row in rows]  # a shared --set model.hidden=... trained another network
-    assert record(table(changed), load_catalog(), registry) == []
+    for run_dir in (tmp_path / "changed", tmp_path / "gone"):  # a shared --set model.hidden=... trained another network; unreadable
+        assert record(table([{**row, "run_dir": str(run_dir)} for row in rows]), load_catalog(), registry) == []
 
 
 def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
@@ -120,3 +124,9 @@ def test_settings_no_cell_can_take_fail_the_command_before_anything_trains(tiny_
 
     with pytest.raises(zoo.ZooError, match="nothing was trained"):
         api.leaderboard(["mlp-8"], ["mnist"], sets={"optimizer.lr": -1}, epochs=1, out=tmp_path / "lb", data_dir=tiny_data, verify=False)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(zoo.ZooError, match="no cuda device"):
+            api.leaderboard(["mlp-8"], ["mnist"], device="cuda", epochs=1, out=tmp_path / "lb", data_dir=tiny_data, verify=False)
+    assert not (tmp_path / "lb" / "runs").exists()

@@ -58,6 +58,10 @@ def test_a_plugin_that_fails_to_import_is_isolated_and_reported(plugin_site: Pat
     assert broken.errors[0].endswith("zoo_broken/__init__.py:10)")  # where: the plugin's line that raised
     assert catalog.registry.get("model", "linear").owner.distribution == "zoo-demo-plugin"
     assert catalog.registry.get("model", "mlp")
+    from zoo.listing import nothing_matches
+
+    said = str(nothing_matches(catalog, None, "cnn"))  # `zoo list cnn` where the plugin that has it failed
+    assert "Plugins that failed to load may have provided it: broken (zoo-broken-plugin 0.0.1): " in said and "does-not-exist" in said
 
 
 def test_strict_mode_reraises(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:

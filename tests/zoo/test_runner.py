@@ -265,8 +265,12 @@ def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Pa
     comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
     assert ("epochs", 1, 2) in comparison.differences and [epoch for epoch, _, _ in comparison.curves] == [1, 2]
     assert comparison.curves[1][1] is None and comparison.curves[0][1]["test_accuracy"] == first.epochs[0].test_accuracy
+    for root, said in [(tmp_path / "rnus", "does not exist"), (first.run_dir, "is a run directory, not a folder of runs"),
+                       (first.run_dir / "config.json", "is not a directory"), (None, "not NoneType")]:
+        with pytest.raises(ZooError, match=said):
+            zoo.list_runs(root)
     with pytest.raises(ZooError, match="does not exist"):
-        zoo.list_runs(tmp_path / "rnus")
+        zoo.compare("a", "b", root=tmp_path / "rnus")
     with pytest.raises(ZooError):
         zoo.compare("a", "missing", root=tmp_path / "runs")
 
@@ -286,3 +290,9 @@ def test_a_plugin_object_from_this_process_trains_through_zoo_catalog(tiny_data:
     assert sum(p.numel() for p in result.model.parameters()) == 7850
     with pytest.raises(ZooError, match="linear"):
         tiny_run(tiny_data, tmp_path / "other", model="linear", epochs=1)  # not registered without it
+    assert any(p.name == "NotebookModels" for p in zoo.catalog(extra_plugins=[NotebookModels]).plugins)  # the class itself
+    assert any(p.name == "mine" for p in zoo.catalog(extra_plugins=[("mine", NotebookModels())]).plugins)
+    for wrong, said in [("zoo_tiny_cnn", "is not a plugin"), (["a", NotebookModels()], "is not a plugin"), ((1, 2, 3), "is not a plugin"),
+                        (NotebookModels(), "two plugins are called 'NotebookModels'"), (("builtin-models", NotebookModels()), "built-in")]:
+        with pytest.raises(ZooError, match=said):
+            zoo.catalog(extra_plugins=[NotebookModels(), wrong])
