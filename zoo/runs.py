@@ -185,7 +185,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-IGNORED = ("out", "versions.", "config_hash", "reporters", "components.reporters", "changed_from_recipe", "started", "resumed")
+IGNORED = ("out", "versions.", "config_hash", "reporters", "components.reporters", "changed_from_recipe", "started", "resumed",
+           "components.model.changes_preset")  # it follows from model.hidden (or whichever setting), which is shown
 
 
 RECORDED_LATER = ("machine.", "data_files.")

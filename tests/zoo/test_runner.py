@@ -262,6 +262,7 @@ def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Pa
     listed = zoo.list_runs(tmp_path / "runs")
     assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True), ("c", 1, True)]
     assert [r.model for r in listed] == ["mlp-8", "mlp-8", "mlp"]  # c is no mlp-8: its hidden widths were changed
+    assert [key for key, _, _ in zoo.compare("a", "c", root=tmp_path / "runs").differences] == ["model.hidden"]  # not the flag
     comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
     assert ("epochs", 1, 2) in comparison.differences and [epoch for epoch, _, _ in comparison.curves] == [1, 2]
     assert comparison.curves[1][1] is None and comparison.curves[0][1]["test_accuracy"] == first.epochs[0].test_accuracy
