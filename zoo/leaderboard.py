@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ZooError
 from .presets import PLACEHOLDER
-from .rundir import WEIGHTS, read_small_file, write_atomic, write_json
+from .rundir import WEIGHTS, network_name, read_small_file, write_atomic, write_json
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -123,7 +123,7 @@ def run_cell(cell: Cell, folder: Path, catalog: Catalog, settings: dict[str, Any
         "status": "ok", **cell.__dict__, "run_dir": str(result.run_dir), "accuracy": result.epochs[-1].test_accuracy,
         "epochs": len(result.epochs), "seconds": sum(e.seconds for e in result.epochs),
         "parameters": sum(p.numel() for p in result.model.parameters()), "device": device.type, "machine": _machine(device),
-        "precision": _precision(result.run_dir), "zoo": __version__, "torch": torch.__version__, "measured": date.today().isoformat(),
+        **_recorded(result.run_dir), "zoo": __version__, "torch": torch.__version__, "measured": date.today().isoformat(),
     }
 
 
@@ -146,12 +146,14 @@ def _machine(device: Any) -> str:
     return local_machines(gpu_names=[])[0].name
 
 
-def _precision(run_dir: Path) -> str:
-    """What the run trained in, from its config.json (an "auto" resolved by the run itself is recorded as run)."""
+def _recorded(run_dir: Path) -> dict[str, str]:
+    """From the run's config.json: the precision it trained in (an "auto" resolved by the run itself is recorded as
+    run), and the network's name (mlp, where a shared --set changed what the preset mlp-512 fixes)."""
     try:
-        return str(json.loads(read_small_file(run_dir / "config.json", 2**24)).get("precision", ""))
-    except (OSError, ValueError):
-        return ""
+        config = json.loads(read_small_file(run_dir / "config.json", 2**24))
+        return {"precision": str(config.get("precision", "")), "network": network_name(config["components"]["model"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"precision": ""}
 
 
 def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[str, Any], train: Callable[..., Any],
@@ -210,6 +212,7 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "accuracy": statistics.fmean(accuracies) if ok else None, "spread": statistics.stdev(accuracies) if len(ok) > 1 else 0.0 if ok else None,
             "accuracies": accuracies, "parameters": first.get("parameters"), "seconds": statistics.fmean(r["seconds"] for r in ok) if ok else None,
             **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch", "run_dir")},
+            "changed": any(r.get("network", model) != model for r in ok),
         })
     return sorted(lines, key=lambda line: (line["dataset"], line["recipe"], -(line["accuracy"] or -1)))
 
@@ -222,9 +225,11 @@ def markdown(lines: list[dict[str, Any]]) -> str:
             out.append(f"| {line['model']} | {line['dataset']} | {line['recipe']} | 0 | failed ({line['failed']}) | | | | | | |")
             continue
         failed = f" ({line['failed']} failed)" if line["failed"] else ""
-        out.append(f"| {line['model']} | {line['dataset']} | {line['recipe']} | {line['seeds']}{failed} | {line['accuracy']:.2%} | "
+        out.append(f"| {line['model']}{'*' if line.get('changed') else ''} | {line['dataset']} | {line['recipe']} | {line['seeds']}{failed} | {line['accuracy']:.2%} | "
                    f"{line['spread']:.2%} | {line['parameters']:,} | {line['seconds']:.1f} | {line['device']} ({line['machine']}) | "
                    f"{line['zoo']} | {line['torch']} |")
+    if any(line.get("changed") for line in lines):
+        out += ["", "A model marked * was trained with settings (the leaderboard's `--set`) that change the network its preset names; such a result is never recorded as the preset's."]
     return "\n".join(out) + "\n"
 
 

@@ -130,3 +130,12 @@ def test_settings_no_cell_can_take_fail_the_command_before_anything_trains(tiny_
         with pytest.raises(zoo.ZooError, match="no cuda device"):
             api.leaderboard(["mlp-8"], ["mnist"], device="cuda", epochs=1, out=tmp_path / "lb", data_dir=tiny_data, verify=False)
     assert not (tmp_path / "lb" / "runs").exists()
+
+
+def test_a_shared_set_that_changes_the_presets_network_is_marked_in_the_table(tiny_data: Path, tmp_path: Path) -> None:
+    args = ["leaderboard", "--models", "mlp-8", "--datasets", "mnist", "--epochs", "1", "--data-dir", str(tiny_data), "--no-verify",
+            "--set", "model.hidden=[4, 4]", "--out", str(tmp_path / "lb")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    table_text = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "| mlp-8* | mnist |" in table_text and "A model marked * was trained with settings" in table_text
