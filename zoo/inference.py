@@ -187,7 +187,12 @@ def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[in
             return _pixels(image, mode)
     except ZooError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+    except ValueError as error:
+        if "too large" in str(error):  # Pillow's own limit on a text or ICC chunk, which could otherwise inflate to gigabytes
+            raise ZooError(f"{path} carries more metadata (text or a colour profile) than zoo reads safely: save the picture again "
+                           f"without it (e.g. as a plain PNG), and predict that.") from None
+        raise not_an_image from None
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, Image.DecompressionBombError):
         raise not_an_image from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit

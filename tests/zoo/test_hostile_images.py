@@ -148,6 +148,17 @@ def test_what_is_not_a_picture_zoo_reads_is_one_accurate_message(tmp_path: Path)
             assert message == f"{path} is not an image zoo can read: give a PNG or JPEG file (GIF, WebP and BMP work too; of an animated GIF or WebP, the first frame is used)."
 
 
+def test_a_picture_with_a_huge_text_chunk_is_named_for_what_it_is(tmp_path: Path) -> None:
+    """A zTXt chunk past Pillow's safe limit (a possible zip bomb): refused, saying it is the metadata, not the picture."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "x" * 2**21, zip=True)  # 2 MiB of text, compressed to a few kB
+    Image.new("L", (28, 28)).save(tmp_path / "commented.png", pnginfo=info)
+    with pytest.raises(ZooError, match="carries more metadata .* than zoo reads safely: save the picture again without it"):
+        image_to_input(tmp_path / "commented.png", SHAPE)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("hostile") / "run"
