@@ -122,7 +122,9 @@ def run(
         settings["drop_reporters"] = [*settings.get("drop_reporters", ()), "console", "progress"]
     catalog, resolved, resume_dir = plan(recipe=recipe, sets=sets, registry_files=registry_files, catalog=catalog,
                                          runs_root=runs_root, resume=resume, **settings)
-    return run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
+    result = run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
+    result.run_dir = result.run_dir.absolute()  # still right after the caller (a notebook) changes its working folder
+    return result
 
 
 def run_processes(nproc: int, *, recipe: str | None = None, resume: str | Path | None = None, max_restarts: int = 0,

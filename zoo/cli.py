@@ -213,7 +213,17 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         return
     result = api.run(recipe=recipe, resume=resume, **settings)
     if current().main:
-        echo(f"Run saved in {result.run_dir}", err=True)
+        echo(f"Run saved in {_as_typed(result.run_dir, settings.get('out'))}", err=True)
+
+
+def _as_typed(run_dir: Path, out: Path | None) -> Path:
+    """The run directory as one would type it: relative to here (runs/...), unless --out gave an absolute path."""
+    if out is not None and Path(out).is_absolute():
+        return run_dir
+    try:
+        return run_dir.relative_to(Path.cwd())
+    except ValueError:
+        return run_dir
 
 
 def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_restarts: int, settings: dict[str, Any]) -> None:

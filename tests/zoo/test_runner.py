@@ -75,7 +75,7 @@ def test_an_existing_run_directory_is_never_overwritten(tiny_data: Path, tmp_pat
 def test_default_run_directories_are_unique(tiny_data: Path, tmp_path: Path) -> None:
     first = tiny_run(tiny_data, None, epochs=1, reporters=[]).run_dir
     second = tiny_run(tiny_data, None, epochs=1, reporters=[]).run_dir
-    assert first != second and first.parent == second.parent == Path("runs")
+    assert first != second and first.parent == second.parent == Path("runs").absolute()
     assert first.name.endswith("-mlp-8-mnist")
 
 
@@ -297,3 +297,12 @@ def test_a_plugin_object_from_this_process_trains_through_zoo_catalog(tiny_data:
                         (NotebookModels(), "two plugins are called 'NotebookModels'"), (("builtin-models", NotebookModels()), "built-in")]:
         with pytest.raises(ZooError, match=said):
             zoo.catalog(extra_plugins=[NotebookModels(), wrong])
+
+
+def test_a_run_from_python_names_its_directory_absolutely(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook that changes its working folder after a run still finds the run by what zoo.run returned."""
+    monkeypatch.chdir(tmp_path)
+    result = tiny_run(tiny_data, Path("relative"), epochs=1, reporters=[])
+    assert result.run_dir == tmp_path / "relative"
+    monkeypatch.chdir("/")
+    assert zoo.load(result).classes == list("0123456789")
