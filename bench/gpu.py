@@ -16,7 +16,6 @@ import io
 import json
 import pstats
 import subprocess
-import sys
 import time
 import traceback
 import warnings
@@ -160,7 +159,16 @@ def where_a_process_spends_its_time(data: Path, out: Path) -> None:
 
 
 def main() -> None:
-    data, out = Path(sys.argv[1]), Path(sys.argv[2])
+    import argparse
+
+    parser = argparse.ArgumentParser(description="zoo on a GPU, in one go (issue #11); the report goes to OUT/gpu.md and OUT/gpu.json.")
+    parser.add_argument("data", type=Path, metavar="DATA_DIR", help="the folder holding the four FashionMNIST .gz files")
+    parser.add_argument("out", type=Path, metavar="OUT", help="where the runs, the report and the figures go")
+    parser.add_argument("--write", action="store_true", help="also put the report into docs/gpu.md, under '## Measured'")
+    arguments = parser.parse_args()
+    if not torch.cuda.is_available():
+        parser.exit(2, "bench/gpu.py measures zoo on a GPU, and this machine's torch sees no CUDA device.\n")
+    data, out = arguments.data, arguments.out
     out.mkdir(parents=True, exist_ok=True)
     say(f"# zoo on {torch.cuda.get_device_name(0)} (torch {torch.__version__})")
     for check in (captured_against_eager, host_syncs_per_epoch, resume_of_a_captured_run, other_components, whole_process,
@@ -168,7 +176,7 @@ def main() -> None:
         check(data, out / "runs")
     (out / "gpu.md").write_text("\n".join(LINES) + "\n")
     (out / "gpu.json").write_text(json.dumps(RESULTS, indent=2))
-    if "--write" in sys.argv:
+    if arguments.write:
         doc = Path(__file__).resolve().parent.parent / "docs" / "gpu.md"
         kept = doc.read_text().split("\n## Measured\n")[0]
         doc.write_text(kept + "\n## Measured\n\n`python bench/gpu.py DATA_DIR OUT --write`:\n" + "\n".join(LINES).replace("\n## ", "\n### ") + "\n")

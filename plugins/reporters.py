@@ -72,7 +72,7 @@ class ProgressReporter(Reporter):
         self.stream = stream
         self.progress = None
         self.task = None
-        self.loss = float("nan")
+        self.loss: float | None = None  # none logged yet: the bar shows "-"
         self.epochs = 0
         self.shown = 0.0  # when the bar was last updated (time.monotonic)
 
@@ -109,7 +109,7 @@ class ProgressReporter(Reporter):
         self.shown = now
         task = self.progress.tasks[0]  # the only one
         rate = f"{task.speed:.0f}" if task.speed else "-"
-        self.progress.update(self.task, total=batches, completed=batch + 1, rate=rate, loss=f"{self.loss:.4f}")
+        self.progress.update(self.task, total=batches, completed=batch + 1, rate=rate, loss="-" if self.loss is None else f"{self.loss:.4f}")
 
     def on_step(self, event: Step) -> None:
         self.loss = event.loss

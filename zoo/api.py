@@ -57,11 +57,17 @@ def _named_plugin(item: Any) -> tuple[str, object]:
 
 
 def run_path(run: Any) -> Path:
-    """A run as the API takes it: its directory, a stored model's name, or what zoo.run returned (its run_dir)."""
+    """A run as the API takes it: its directory, a stored model's name, what zoo.run returned (its run_dir), or one
+    that zoo.list_runs listed (its path)."""
+    from .runs import RunSummary
+
     if isinstance(getattr(run, "run_dir", None), (str, Path)):
         return Path(run.run_dir)
+    if isinstance(run, RunSummary):
+        return run.path
     if not isinstance(run, (str, Path)):
-        raise ZooError(f"A run is given by its directory, a stored model's name, or what zoo.run returned; not {type(run).__name__}.")
+        raise ZooError(f"A run is given by its directory, a stored model's name, what zoo.run returned or what zoo.list_runs listed; "
+                       f"not {type(run).__name__}.")
     return Path(run)
 
 

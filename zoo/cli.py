@@ -143,7 +143,8 @@ def cli(show_traceback: bool) -> None:
 
     \b
     zoo run --model mlp-512 --dataset fashion-mnist   train as the PyTorch Quickstart does
-    zoo list                                          every model, dataset, loss, optimizer, reporter
+    zoo list                                          every component, preset and recipe (zoo list models)
+    zoo show NAME                                     one of them: its settings, and its measured results
     zoo plugins                                       the plugins that provide them
     zoo predict RUN_DIR --index 0                     what a trained model says about one test image
     zoo predict RUN_DIR shoe.png                      ... or about your own picture
@@ -152,7 +153,7 @@ def cli(show_traceback: bool) -> None:
     zoo save RUN_DIR NAME; zoo models                 trained models by name (predict/eval/--init NAME)
     zoo leaderboard --models 'mlp-*'                  train a grid of models and keep its table
     zoo export NAME --format onnx --out m.onnx        a trained model out of zoo, checked
-    zoo install PACKAGE                               add a plugin package to zoo's environment
+    zoo install PACKAGE; zoo uninstall PACKAGE        add or remove a plugin package in zoo's environment
     """
 
 
@@ -168,7 +169,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--batch-size", type=int)
 @click.option("--seed", type=int)
 @click.option("--shuffle/--no-shuffle", default=None, help="Reshuffle the training data each epoch.")
-@click.option("--device", type=click.Choice(DEVICES))
+@click.option("--device", type=click.Choice(DEVICES), help="Where to train (default auto: CUDA or MPS where there is such a GPU, else the CPU).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="bf16: bfloat16 autocast; auto: bf16 where this CPU or GPU computes it natively, else fp32.")
 @click.option("--mixup", type=click.FloatRange(min=0, max=100), metavar="ALPHA", help="Mix each training image and its label with another's, weight ~ Beta(ALPHA, ALPHA); 0: off (default; the tuned recipe: 0.4).")
 @click.option("--log-every", type=int, help="Print the loss every N steps (default 100).")
@@ -183,7 +184,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--cuda-graphs", type=click.Choice(["auto", "off"]), help="auto (default): on a GPU, replay each training step as one CUDA graph where the components allow; off: eager steps.")
 @click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
 @click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
-@click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest run with these settings.")
+@click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest unfinished run with these settings.")
 @click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar; errors and the run directory only.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
@@ -227,7 +228,8 @@ def _as_typed(run_dir: Path, out: Path | None) -> Path:
 
 
 def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_restarts: int, settings: dict[str, Any]) -> None:
-    """Every check a real start makes (a resume that cannot continue, an --out in use), then the plan as JSON."""
+    """The checks a start makes before it opens anything big (every setting, a resume that cannot continue, an --out in use,
+    the --init source's pin), then the plan as JSON; the data and the --init weights' shapes are checked by the run itself."""
     _, resolved, resume_dir = api.plan(recipe=recipe, resume=resume, **settings)
     if nproc is not None:
         api.check_processes(resolved, nproc)
@@ -465,7 +467,7 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     echo(tables.format_runs(summaries))
 
 
-store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else ~/.local/share/zoo/models).")
+store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else $XDG_DATA_HOME/zoo/models, else ~/.local/share/zoo/models).")
 
 
 @cli.command()
@@ -501,7 +503,7 @@ def models(store: Path | None, as_json: bool) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 per cell: accuracy is their mean and spread.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the recipes' epochs.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="A component setting for every cell (repeatable).")
-@click.option("--device", type=click.Choice(DEVICES))
+@click.option("--device", type=click.Choice(DEVICES), help="The device every cell trains on (default: each recipe's).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard"), show_default=True, help="The folder of cells, runs and tables.")

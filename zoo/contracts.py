@@ -54,7 +54,7 @@ class Step:
     loss: float  # this step's training loss (averaged over the processes)
     seen: int  # samples of this epoch seen so far, as the Quickstart counts them
     total: int  # samples in the training split
-    global_step: int = 0  # steps done in the whole run before this one
+    global_step: int = 0  # steps done in the whole run, this one included
 
 
 @dataclass

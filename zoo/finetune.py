@@ -76,7 +76,7 @@ def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bo
     mismatches = [(key, why) for key, tensor in own.items() if (why := _mismatch(key, tensor, shapes, source.label))]
     mismatches += [(key, f"is in {source.label} but not in this model") for key in shapes if key not in own]
     head = _head(list(own))
-    allowed = [key for key, _ in mismatches if key in head] if config.init_new_head else []
+    allowed = [key for key in own if key in head] if config.init_new_head else []  # asked for: fresh even where the shapes agree
     refused = [(key, why) for key, why in mismatches if key not in allowed]
     if refused:
         raise _mismatch_error(config, source, refused, head)

@@ -70,6 +70,10 @@ def test_a_new_head_for_another_number_of_classes(source: Path) -> None:
     saved = load_file(source / WEIGHTS)
     assert torch.equal(model.state_dict()["linear_relu_stack.0.weight"], saved["linear_relu_stack.0.weight"])
     assert torch.equal(model.state_dict()["linear_relu_stack.4.weight"], head_before)
+    same_classes = catalog_model(catalog, resolved, classes=10)  # e.g. FashionMNIST's head for MNIST's digits: asked for, so fresh too
+    fresh_head = same_classes.state_dict()["linear_relu_stack.4.weight"].clone()
+    assert start_from(same_classes, config) == ["linear_relu_stack.4.weight", "linear_relu_stack.4.bias"]
+    assert torch.equal(same_classes.state_dict()["linear_relu_stack.4.weight"], fresh_head)
 
 
 def catalog_model(catalog, resolved, classes: int):

@@ -220,7 +220,7 @@ def test_the_api_takes_params_sets_as_a_string_or_dict_and_its_own_results(tiny_
     assert zoo.predict(result, 0, data_dir=tiny_data, verify=False).actual is not None
     assert zoo.load(result).classes == list("0123456789")
     assert zoo.save(result, "from-result", store=tmp_path / "store").folder == tmp_path / "store" / "from-result"
-    with pytest.raises(ZooError, match="A run is given by its directory, a stored model's name, or what zoo.run returned; not int"):
+    with pytest.raises(ZooError, match="A run is given by its directory, a stored model's name, what zoo.run returned or what zoo.list_runs listed; not int"):
         zoo.evaluate(3)
 
 
@@ -263,6 +263,7 @@ def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Pa
     assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True), ("c", 1, True)]
     assert [r.model for r in listed] == ["mlp-8", "mlp-8", "mlp"]  # c is no mlp-8: its hidden widths were changed
     assert [key for key, _, _ in zoo.compare("a", "c", root=tmp_path / "runs").differences] == ["model.hidden"]  # not the flag
+    assert zoo.compare(listed[0], listed[2]).differences == zoo.compare("a", "c", root=tmp_path / "runs").differences  # as listed
     comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
     assert ("epochs", 1, 2) in comparison.differences and [epoch for epoch, _, _ in comparison.curves] == [1, 2]
     assert comparison.curves[1][1] is None and comparison.curves[0][1]["test_accuracy"] == first.epochs[0].test_accuracy
