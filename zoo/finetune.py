@@ -62,9 +62,10 @@ def _check_pin(config: RunConfig, source: Source) -> None:
                        f"the model changed since. Start a new run to train from the new weights.")
 
 
-def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bool = True) -> list[str]:
+def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bool = True, classes: list[str] | None = None) -> list[str]:
     """Load config.init's weights into `model` (a resumed run loads its checkpoint instead). Returns
-    the tensors left at their fresh initialisation (the new head), which are also printed."""
+    the tensors left at their fresh initialisation (the new head), which are also printed. A head kept for
+    other classes of the same number (`classes`: this run's) is said, since its outputs then mean other things."""
     if config.init is None or resuming:
         return []
     from .plugins import load_catalog
@@ -85,6 +86,10 @@ def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bo
         loaded = len(own) - len(allowed)
         note = f"; new head, not loaded (fresh initialisation): {', '.join(allowed)}" if allowed else ""
         print(f"Started from {source.label} (SHA-256 {source.sha256[:12]}…): loaded {loaded} of {len(own)} tensors{note}", file=sys.stderr)
+        trained_on = source.config.get("classes")
+        if not allowed and classes is not None and isinstance(trained_on, list) and trained_on != list(classes):
+            print(f"Note: {source.label}'s final layer was trained on other classes ({', '.join(map(str, trained_on[:3]))}, ...) than this "
+                  f"dataset's ({', '.join(map(str, list(classes)[:3]))}, ...) and is kept; add --init-new-head to start it fresh.", file=sys.stderr)
     return allowed
 
 

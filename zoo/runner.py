@@ -195,7 +195,7 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
         raise ZooError(f"--predict-index {config.predict_index} is past the end of the test split ({len(data.test)} samples).")
     check_shards(config.batch_size, world.size, len(data.train))
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
-    start_from(model, config, resuming, report=world.main)  # --init: trained weights (zoo.finetune)
+    start_from(model, config, resuming, report=world.main, classes=data.classes)  # --init: trained weights (zoo.finetune)
     trained = wrap(model, world, device)
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())
