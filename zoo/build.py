@@ -112,6 +112,21 @@ def build_reporter(part: Part) -> Any:
     return reporter
 
 
+def check_stratify(config: Any, dataset: Part, splits: DatasetSplits) -> bool:
+    """config.stratify, where it can be done: batches drawn anew each epoch (shuffle) from labels held in memory."""
+    from .data import TensorSplit
+
+    if not config.stratify:
+        return False
+    if not config.shuffle:
+        raise ZooError("stratify = true arranges each epoch's shuffled batches by class; it needs shuffle = true (--shuffle).")
+    if not isinstance(splits.train, TensorSplit):
+        raise ZooError(f"stratify = true needs the training split's labels in memory, but dataset {dataset.resolved.name!r} "
+                       f"({dataset.resolved.component.owner}) gives a {type(splits.train).__name__}, not a zoo.data.TensorSplit; "
+                       f"leave it off (--no-stratify) for this dataset.")
+    return True
+
+
 def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits, shuffled: bool) -> Any:
     """The run's MixUp (zoo.data), or None when alpha is 0; an error where the training split cannot be mixed."""
     from .data import MixUp, why_not_mixable

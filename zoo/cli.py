@@ -169,6 +169,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--batch-size", type=int)
 @click.option("--seed", type=int)
 @click.option("--shuffle/--no-shuffle", default=None, help="Reshuffle the training data each epoch.")
+@click.option("--stratify/--no-stratify", default=None, help="With --shuffle: every batch holds each class in proportion (the tuned recipe does).")
 @click.option("--device", type=click.Choice(DEVICES), help="Where to train (default auto: CUDA or MPS where there is such a GPU, else the CPU).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), help="bf16: bfloat16 autocast; auto: bf16 where this CPU or GPU computes it natively, else fp32.")
 @click.option("--mixup", type=click.FloatRange(min=0, max=100), metavar="ALPHA", help="Mix each training image and its label with another's, weight ~ Beta(ALPHA, ALPHA); 0: off (default; the tuned recipe: 0.4).")

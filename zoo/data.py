@@ -246,6 +246,25 @@ def why_not_mixable(split: Dataset) -> str | None:
     return None
 
 
+def stratified_order(labels: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """A shuffled order in which every batch holds each class in proportion to the split (a 256-batch of FashionMNIST:
+    24 to 27 of each class, where a plain shuffle gives 14 to 38): less noise in each step's gradient. Each class's
+    images, shuffled, are spread evenly over the epoch by jittered ranks, and each batch is then shuffled within
+    itself, so that neighbours (mixup's partners) are of one class as often as chance has it. Measured on the tuned
+    recipe: +0.11 points over 10 seeds (docs/performance.md, ninth round)."""
+    labels = labels.cpu()
+    count = len(labels)
+    shuffled = torch.randperm(count, generator=generator)
+    jitter = torch.rand(count, generator=generator, dtype=torch.float64)
+    keys = torch.empty(count, dtype=torch.float64)
+    for label in labels.unique():
+        members = shuffled[labels[shuffled] == label]
+        keys[members] = (torch.arange(len(members), dtype=torch.float64) + jitter[members]) / len(members)
+    order = torch.argsort(keys)
+    within = torch.rand(count, generator=generator, dtype=torch.float64)
+    return order[torch.argsort(torch.arange(count, dtype=torch.float64).div_(batch_size).floor_() + within)]
+
+
 class Batches:
     """(X, y) batches of one split on one device, in order or reshuffled each epoch by `order`;
     a TensorSplit's augmentation applies when `augment` is a generator (training, not testing),
@@ -265,11 +284,15 @@ class Batches:
         augment: torch.Generator | None = None,
         shard: tuple[int, int] = (0, 1),
         mix: Drawn | None = None,
+        stratify: bool = False,
     ) -> None:
         self.split = split
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
+        if stratify and not (shuffle and isinstance(split, TensorSplit)):
+            raise ValueError("stratified batches need shuffle and a training split held in memory (a TensorSplit)")
+        self.stratify = stratify
         self.order = order if order is not None else torch.Generator().manual_seed(0)
         self.num_samples = len(split)  # type: ignore[arg-type]
         self.rank, self.ranks = shard
@@ -296,11 +319,16 @@ class Batches:
         self.draws = None
         if self.tensors is None:
             return self._loaded(first)
-        order = torch.randperm(self.num_samples, generator=self.order).to(self.device) if self.shuffle else None
+        order = self._order().to(self.device) if self.shuffle else None
         if isinstance(self.transform, Drawn):  # the epoch's random numbers, now, in one copy to the device
             sizes = [self.batch_size_at(batch) for batch in range(first, len(self))]
             self.draws = EpochDraws(self.transform, self.augment, sizes, first, self.device)  # type: ignore[arg-type]
         return self._sliced(first, order, self.draws)
+
+    def _order(self) -> torch.Tensor:
+        if self.stratify:
+            return stratified_order(self.split.labels, self.batch_size, self.order)  # type: ignore[attr-defined]
+        return torch.randperm(self.num_samples, generator=self.order)
 
     def _loaded(self, first: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = DataLoader(self.split, batch_size=self.batch_size, shuffle=self.shuffle, generator=self.order)

@@ -84,7 +84,7 @@ def identity(resolved: ResolvedRun) -> dict[str, Any]:
     if record.get("init") is None:  # runs from before --init keep their identity
         for key in ("init", "init_sha256", "init_new_head"):
             record.pop(key, None)
-    for key, default in (("cuda_graphs", "auto"), ("mixup", 0.0)):  # runs from before these settings keep their identity
+    for key, default in (("cuda_graphs", "auto"), ("mixup", 0.0), ("stratify", False)):  # runs from before these settings keep their identity
         if record.get(key) == default:
             record.pop(key)
     components = record["components"]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import __version__, checkpoint, gcpause
-from .build import build_dataset, build_loss, build_mixup, build_model, build_optimizer, build_reporter, build_scheduler
+from .build import build_dataset, build_loss, build_mixup, build_model, build_optimizer, build_reporter, build_scheduler, check_stratify
 from .collectives import device_index, gather, global_mean, joined, lost_peer, main_first, wrap
 from .config import ResolvedRun
 from .contract import check_one_batch, training_failure
@@ -205,7 +205,7 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     shard = (world.rank, world.size)
     order, augment = torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1)
     train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, order=order, augment=augment, shard=shard,
-                            mix=build_mixup(config.mixup, resolved.dataset, data, config.shuffle))
+                            mix=build_mixup(config.mixup, resolved.dataset, data, config.shuffle), stratify=check_stratify(config, resolved.dataset, data))
     test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard)
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
     precision = resolve_precision(config.precision, device)

@@ -25,6 +25,8 @@ class RunConfig(BaseModel):
     epochs: PositiveInt = 5
     batch_size: PositiveInt = 64
     shuffle: bool = False
+    stratify: bool = False
+    """With shuffle: each batch holds every class in proportion to the split (zoo.data.stratified_order)."""
     seed: int = Field(0, ge=-(2**63), le=2**64 - 1)  # the range torch.manual_seed accepts
     log_every: PositiveInt = 100
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -22,8 +22,8 @@ from zoo import checkpoint
 from zoo.errors import ZooError
 
 
-#: Shuffled, augmented, mixed, with dropout and a schedule: every random state must come back.
-SETTINGS = ["--model", "mlp-8", "--shuffle", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--mixup", "0.4", "--set", "model.dropout=0.3",
+#: Shuffled (stratified), augmented, mixed, with dropout and a schedule: every random state must come back.
+SETTINGS = ["--model", "mlp-8", "--shuffle", "--stratify", "--set", "dataset.hflip=true", "--set", "dataset.shift=1", "--mixup", "0.4", "--set", "model.dropout=0.3",
             "--scheduler", "one-cycle"]
 #: How each process of the SIGKILL test dies, and the newest checkpoint its resume starts from (every 3 steps and at each
 #: epoch end; 10 steps an epoch). Each resume is killed again (its own steps counted), so four processes see three deaths.

@@ -148,3 +148,24 @@ def test_mixup_needs_an_in_memory_split_with_a_drawn_augmentation() -> None:
     for split in (plain, list(TensorSplit(torch.rand(8, 1, 2, 2), torch.arange(8)))):
         with pytest.raises(ValueError, match="mixing needs a split held in memory"):
             Batches(split, 4, CPU, augment=torch.Generator(), mix=MixUp(0.4, 10))
+
+
+def test_stratified_batches_hold_each_class_in_proportion_and_are_reshuffled() -> None:
+    """FashionMNIST-like: 10 classes of 600 in a 6000-image split, batches of 256: every class 24-27 times in a full
+    batch (a plain shuffle: about 14-38), every image once, neighbours of one class about as often as chance."""
+    from zoo.data import stratified_order
+
+    labels = torch.arange(6000) % 10
+    split = TensorSplit(torch.zeros(6000, 1, 1, 1), labels[torch.randperm(6000, generator=torch.Generator().manual_seed(0))])
+    batches = Batches(split, 256, CPU, shuffle=True, order=torch.Generator().manual_seed(1), stratify=True)
+    first, second = (torch.cat([y for _, y in batches]) for _ in range(2))
+    assert first.tolist() != second.tolist()
+    order = stratified_order(split.labels, 256, torch.Generator().manual_seed(2))
+    assert sorted(order.tolist()) == list(range(6000))
+    counts = [torch.bincount(y, minlength=10) for _, y in list(batches)[:-1]]
+    assert all(24 <= int(c.min()) and int(c.max()) <= 27 for c in counts), counts
+    same_class_neighbours = (first[1:] == first[:-1]).float().mean().item()
+    assert 0.07 < same_class_neighbours < 0.13  # chance is 0.1; without the shuffle within batches it would be about 0
+    assert torch.equal(stratified_order(split.labels, 256, torch.Generator().manual_seed(2)), order)  # drawn from the generator alone
+    with pytest.raises(ValueError, match="need shuffle"):
+        Batches(split, 256, CPU, stratify=True)
