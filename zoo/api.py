@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -190,7 +190,8 @@ def plan(
         found = None if current().restart else find_resumable(catalog, resolved, Path(runs_root), verify=False)
     if found is None or resume is None:
         if current().main and resume is not None:  # one command that starts a job and restarts it (a preemptible queue): start
-            print(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one.", file=sys.stderr)
+            print(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one."
+                  + _other_unfinished(resolved, Path(runs_root)), file=sys.stderr)
         elif current().main and found is not None:  # the same command again after a Ctrl-C starts over: say that it need not
             print(f"Note: {found} is an unfinished run with these settings; this starts a new one (add --resume auto to continue that one).", file=sys.stderr)
         if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.opening)
@@ -207,15 +208,26 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path, ver
     from .identity import config_hash
 
     wanted = config_hash(resolved)
-    unfinished = [d for d in runs_root.glob("*") if not (d / WEIGHTS).exists() and not (d / DIVERGED).exists() and (d / "config.json").is_file()]
-    for run_dir in sorted(unfinished, key=lambda d: (d / "config.json").stat().st_mtime, reverse=True):
+    return next((run_dir for run_dir, record in _unfinished(runs_root) if record.get("config_hash") == wanted and _has_checkpoint(run_dir, verify)), None)
+
+
+def _other_unfinished(resolved: ResolvedRun, runs_root: Path) -> str:
+    """A note naming the newest unfinished run of the same recipe whose settings differ (a recipe changed since it
+    started, say), which --resume auto passed over; '' when there is none."""
+    found = next((run_dir for run_dir, record in _unfinished(runs_root) if record.get("recipe") == resolved.config.recipe
+                  and has_checkpoint_folder(run_dir)), None)
+    return (f" ({found} is an unfinished run of recipe {resolved.config.recipe!r} with other settings, perhaps from before the recipe "
+            f"changed: `zoo run --resume {found}` continues it as it was.)") if found else ""
+
+
+def _unfinished(runs_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The unfinished runs under runs_root (no weights, not diverged) with a readable config.json, newest first."""
+    candidates = [d for d in runs_root.glob("*") if not (d / WEIGHTS).exists() and not (d / DIVERGED).exists() and (d / "config.json").is_file()]
+    for run_dir in sorted(candidates, key=lambda d: (d / "config.json").stat().st_mtime, reverse=True):
         try:
-            record = read_config(run_dir)
+            yield run_dir, read_config(run_dir)
         except ZooError:
             continue
-        if record.get("config_hash") == wanted and _has_checkpoint(run_dir, verify):
-            return run_dir
-    return None
 
 
 def _has_checkpoint(run_dir: Path, verify: bool) -> bool:

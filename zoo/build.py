@@ -113,13 +113,11 @@ def build_reporter(part: Part) -> Any:
 
 
 def check_stratify(config: Any, dataset: Part, splits: DatasetSplits) -> bool:
-    """config.stratify, where it can be done: batches drawn anew each epoch (shuffle) from labels held in memory."""
+    """config.stratify, where it can be done: from labels held in memory (that it needs shuffle is checked with the settings)."""
     from .data import TensorSplit
 
     if not config.stratify:
         return False
-    if not config.shuffle:
-        raise ZooError("stratify = true arranges each epoch's shuffled batches by class; it needs shuffle = true (--shuffle).")
     if not isinstance(splits.train, TensorSplit):
         raise ZooError(f"stratify = true needs the training split's labels in memory, but dataset {dataset.resolved.name!r} "
                        f"({dataset.resolved.component.owner}) gives a {type(splits.train).__name__}, not a zoo.data.TensorSplit; "

@@ -99,6 +99,9 @@ def resolve_run(
     config = _run_config(catalog, recipe, overrides or {}, sets)
     reporters = [r for r in dict.fromkeys([*config.reporters, *add_reporters]) if r not in drop_reporters]
     config = config.model_copy(update={"reporters": reporters})
+    if config.stratify and not config.shuffle:
+        raise ZooError(f"stratify = true (recipe {config.recipe!r} or --stratify) arranges each epoch's shuffled batches by class, so it needs "
+                       f"shuffle = true: leave out --no-shuffle (or add --shuffle), or add --no-stratify.")
     from_sets = {parse_set(assignment)[0] for assignment in sets}
     left_out = set(catalog.registry.names("reporter")) - set(config.reporters) - from_sets  # a recipe's reporter this run leaves out (--quiet)
     unknown = set(config.params) - set(SECTIONS) - set(config.reporters) - left_out

@@ -188,7 +188,7 @@ def _decode_first_frame(path: Path, mode: str, max_pixels: int, target: tuple[in
     except ZooError:
         raise
     except ValueError as error:
-        if "too large" in str(error):  # Pillow's own limit on a text or ICC chunk, which could otherwise inflate to gigabytes
+        if "too large" in str(error) or "text chunks" in str(error):  # Pillow's limits on text and ICC chunks (one, or all together)
             raise ZooError(f"{path} carries more metadata (text or a colour profile) than zoo reads safely: save the picture again "
                            f"without it (e.g. as a plain PNG), and predict that.") from None
         raise not_an_image from None

@@ -162,10 +162,12 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
     The caller holds `folder` (zoo.runlock.hold(folder, leaderboard=True)) until its table is written."""
     rows = []
     (folder / CELLS).mkdir(parents=True, exist_ok=True)
+    fingerprints = catalog.presets.fingerprints()
     for index, cell in enumerate(cells):
         path = folder / CELLS / f"{cell.key}.json"
         done = _read_cell(path)
-        if done is not None and done.get("status") == "ok" and done.get("settings") == _what(settings):
+        if done is not None and done.get("status") == "ok" and done.get("settings") == _what(settings) \
+                and done.get("recipe_fingerprint") == fingerprints.get(cell.recipe):  # a recipe changed since trains the cell again
             rows.append(done)
             progress(index, len(cells), cell, None)
             continue
@@ -175,6 +177,7 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
             raise
         except Exception as error:  # a failing cell must not stop the others
             row = {"status": "failed", **cell.__dict__, "error": " ".join(str(error).split()) or type(error).__name__}
+        row["recipe_fingerprint"] = fingerprints.get(cell.recipe)
         write_json(path, {**row, "settings": _what(settings)})
         rows.append(row)
         progress(index, len(cells), cell, row)
@@ -211,7 +214,7 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "model": model, "dataset": dataset, "recipe": recipe, "seeds": len(ok), "failed": len(group) - len(ok),
             "accuracy": statistics.fmean(accuracies) if ok else None, "spread": statistics.stdev(accuracies) if len(ok) > 1 else 0.0 if ok else None,
             "accuracies": accuracies, "parameters": first.get("parameters"), "seconds": statistics.fmean(r["seconds"] for r in ok) if ok else None,
-            **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch", "run_dir")},
+            **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch", "run_dir", "recipe_fingerprint")},
             "changed": any(r.get("network", model) != model for r in ok),
         })
     return sorted(lines, key=lambda line: (line["dataset"], line["recipe"], -(line["accuracy"] or -1)))
@@ -282,13 +285,12 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None 
         raise ZooError(f"--record edits the project's registry.toml and needs bench/results.py beside it ({helper}); run it in a zoo checkout.")
     results = _load_module(helper)
     text, recorded = target.read_text(encoding="utf-8"), []
-    fingerprints = catalog.presets.fingerprints()
     for line in lines:
         if line["accuracy"] is None or line["model"] not in catalog.presets.presets["model"] or not _trained_the_preset(catalog, line):
             continue
         entry = {"accuracy": line["accuracy"], "accuracies": line["accuracies"] if len(line["accuracies"]) > 1 else None,
                  "seconds": line["seconds"], "precision": line["precision"] if line["precision"] in ("fp32", "bf16") else None,
-                 "machine": line["machine"], "device": line["device"], "recipe": fingerprints.get(line["recipe"]), "measured": date.today().isoformat()}
+                 "machine": line["machine"], "device": line["device"], "recipe": line["recipe_fingerprint"] or None, "measured": date.today().isoformat()}
         text = results.record(text, "models", line["model"], {f"{line['dataset']}/{line['recipe']}": {k: v for k, v in entry.items() if v is not None}})
         recorded.append(f"{line['model']} {line['dataset']}/{line['recipe']}")
     if recorded:

@@ -249,9 +249,12 @@ def save_weights(model: Any, path: Path) -> None:
     later is found when the run is used (verified_sha256), as a stored model's card finds it."""
     from safetensors.torch import save_model
 
-    write_atomic(path, lambda temporary: save_model(model, temporary))
-    line = f"{sha256_of(path)}  {path.name}\n"
-    write_atomic(_digest_file(path), lambda temporary: Path(temporary).write_text(line, encoding="utf-8"))
+    def weights_then_digest(temporary: str) -> None:  # the digest is in place before the weights are: a run with weights has both
+        save_model(model, temporary)
+        line = f"{sha256_of(Path(temporary))}  {path.name}\n"
+        write_atomic(_digest_file(path), lambda digest: Path(digest).write_text(line, encoding="utf-8"))
+
+    write_atomic(path, weights_then_digest)
 
 
 def verified_sha256(path: Path) -> str:

@@ -229,7 +229,11 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
     assert len(runs) == 2 and sum((run / "model.safetensors").exists() for run in runs) == 2
     started = CliRunner().invoke(cli, [*common, "--seed", "99", "--resume", "auto"])  # none to resume: one command starts and restarts a job
     assert started.exit_code == 0 and "no unfinished run under runs/ has these settings; starting a new one" in started.output
-    assert len(list((tmp_path / "runs").iterdir())) == 3
+    assert len(list((tmp_path / "runs").iterdir())) == 3 and "other settings" not in started.output
+    assert run_zoo(*common, "--seed", "5", "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=demo_env).returncode == -signal.SIGKILL
+    passed_over = CliRunner().invoke(cli, [*common, "--seed", "6", "--resume", "auto", "--dry-run"])  # e.g. its recipe changed since
+    assert re.search(r"starting a new one\. \(runs/\S+ is an unfinished run of recipe 'quickstart' with other settings, perhaps from before the "
+                     r"recipe changed: `zoo run --resume runs/\S+` continues it as it was\.\)", passed_over.output), passed_over.output
 
 
 def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:

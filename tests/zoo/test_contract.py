@@ -182,6 +182,24 @@ def test_mixup_on_a_dataset_not_held_in_memory_is_refused(catalog, tmp_path: Pat
     assert not (tmp_path / "mixed").exists()
 
 
+def test_stratified_batches_are_used_recorded_and_refused_where_they_cannot_be(catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo.data
+    from zoo.identity import config_hash, identity
+
+    drawn = []
+    real = zoo.data.stratified_order
+    monkeypatch.setattr(zoo.data, "stratified_order", lambda *args: drawn.append(args[1]) or real(*args))
+    result = train(catalog, tmp_path / "stratified", shuffle=True, stratify=True)
+    assert json.loads((result.run_dir / "config.json").read_text())["stratify"] is True and len(drawn) == len(result.epochs) == 2
+    off, on = (zoo.resolve(catalog=catalog, dataset=TINY, model="mlp", shuffle=True, stratify=flag)[1] for flag in (False, True))
+    assert "stratify" not in identity(off) and identity(on)["stratify"] is True and config_hash(on) != config_hash(off)  # runs from before keep their hash
+    with pytest.raises(ZooError, match=r"needs shuffle = true: leave out --no-shuffle \(or add --shuffle\), or add --no-stratify"):
+        zoo.resolve(catalog=catalog, dataset=TINY, model="mlp", stratify=True)  # before anything is read: --dry-run says it too
+    with pytest.raises(ZooError, match=r"stratify = true needs the training split's labels in memory, but dataset 'listed'"):
+        train(catalog, tmp_path / "listed", dataset="listed", shuffle=True, stratify=True)
+    assert not (tmp_path / "listed").exists()
+
+
 def test_the_one_batch_check_changes_nothing(catalog, tmp_path: Path) -> None:
     """Same weights with and without the check: it draws no random number and updates no statistics."""
     from zoo import contract

@@ -75,6 +75,27 @@ def test_the_final_weights_on_a_full_disk(whole: Path, tiny_data: Path, tmp_path
     assert same_weights(tmp_path / "run", whole)
 
 
+def test_the_weights_digest_on_a_full_disk(whole: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills between the weights and their SHA-256 file: no weights are left in place, so the resume the
+    message names writes both (a run with weights but no digest would be 'finished', and unchecked)."""
+    from zoo import rundir
+
+    real = rundir.write_atomic
+
+    def digest_fails(path, write):
+        if path.name.endswith(".sha256"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(rundir, "write_atomic", digest_fails)
+    with pytest.raises(ZooError, match=r"No space left on device\. Training is done .*zoo run --resume"):
+        run(tiny_data, tmp_path / "run")
+    assert not (tmp_path / "run" / "model.safetensors").exists() and not list((tmp_path / "run").glob(".*.tmp"))
+    monkeypatch.undo()
+    zoo.run(resume=tmp_path / "run")
+    assert same_weights(tmp_path / "run", whole) and (tmp_path / "run" / "model.safetensors.sha256").is_file()
+
+
 def test_the_metrics_on_a_full_disk(whole: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from zoo.metrics import JsonlReporter
 

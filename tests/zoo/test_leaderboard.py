@@ -47,13 +47,17 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
         assert (tmp_path / "lb" / picture).read_bytes()[:4] == b"\x89PNG"
     again = CliRunner().invoke(cli, [a for a in args if a != "mlp-8,mlp-0"] if False else [*args[:2], "mlp-8", *args[3:]])
     assert again.exit_code == 0 and again.output.count("already done") == 2
-    assert len(list((tmp_path / "lb" / "runs").iterdir())) == 2  # nothing trained again
+    for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"):  # as if trained under an earlier version of the recipe
+        cell.write_text(json.dumps({**json.loads(cell.read_text()), "recipe_fingerprint": "0123456789ab"}))
+    retrained = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
+    assert retrained.exit_code == 0 and "already done" not in retrained.output  # its cells are trained again, not filed under today's recipe
+    assert len(list((tmp_path / "lb" / "runs").iterdir())) == 4  # the two cells, and their second training
     from zoo.runlock import hold
 
     with hold(tmp_path / "lb", leaderboard=True):  # another leaderboard at work in the folder
         busy = CliRunner().invoke(cli, [*args[:2], "mlp-16", *args[3:]])
     assert busy.exit_code == 2 and f"The leaderboard folder {tmp_path / 'lb'} is in use by process" in busy.output
-    assert len(list((tmp_path / "lb" / "runs").iterdir())) == 2 and not list((tmp_path / "lb" / "cells").glob("mlp-16*"))
+    assert len(list((tmp_path / "lb" / "runs").iterdir())) == 4 and not list((tmp_path / "lb" / "cells").glob("mlp-16*"))
 
 
 def test_an_empty_grid_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
@@ -74,7 +78,7 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
         (tmp_path / name / "config.json").write_text(json.dumps({"components": {"model": {"params": {"hidden": hidden, "dropout": 0.0}}}}))
     rows = [{"status": "ok", "model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart", "accuracy": a, "seconds": 10.0,
              "parameters": 269322, "device": "cpu", "machine": "Test CPU", "precision": "fp32", "zoo": "0", "torch": "0",
-             "run_dir": str(tmp_path / "as-preset")} for a in (0.8, 0.82)]
+             "run_dir": str(tmp_path / "as-preset"), "recipe_fingerprint": load_catalog().presets.fingerprints()["quickstart"]} for a in (0.8, 0.82)]
     assert record(table(rows), load_catalog(), registry) == ["mlp-256 fashion-mnist/quickstart"]
     from zoo.presets import Presets
 
