@@ -208,16 +208,20 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path, ver
     from .identity import config_hash
 
     wanted = config_hash(resolved)
-    return next((run_dir for run_dir, record in _unfinished(runs_root) if record.get("config_hash") == wanted and _has_checkpoint(run_dir, verify)), None)
+    for run_dir, record in _unfinished(runs_root):
+        if record.get("config_hash") == wanted and _has_checkpoint(run_dir, verify):
+            return run_dir
+    return None
 
 
 def _other_unfinished(resolved: ResolvedRun, runs_root: Path) -> str:
     """A note naming the newest unfinished run of the same recipe whose settings differ (a recipe changed since it
     started, say), which --resume auto passed over; '' when there is none."""
-    found = next((run_dir for run_dir, record in _unfinished(runs_root) if record.get("recipe") == resolved.config.recipe
-                  and has_checkpoint_folder(run_dir)), None)
-    return (f" ({found} is an unfinished run of recipe {resolved.config.recipe!r} with other settings, perhaps from before the recipe "
-            f"changed: `zoo run --resume {found}` continues it as it was.)") if found else ""
+    for run_dir, record in _unfinished(runs_root):
+        if record.get("recipe") == resolved.config.recipe and has_checkpoint_folder(run_dir):
+            return (f" ({run_dir} is an unfinished run of recipe {resolved.config.recipe!r} with other settings, perhaps from before the "
+                    f"recipe changed: `zoo run --resume {run_dir}` continues it as it was.)")
+    return ""
 
 
 def _unfinished(runs_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
