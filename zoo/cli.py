@@ -135,6 +135,22 @@ registry_option = click.option(
 )
 
 
+store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else $XDG_DATA_HOME/zoo/models, else ~/.local/share/zoo/models).")
+
+
+def _choose_store(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """--store of a command that reads trained models by name: zoo.store looks there while the command runs."""
+    if value is not None:
+        from .store import CHOSEN_STORE
+
+        token = CHOSEN_STORE.set(value)
+        ctx.call_on_close(lambda: CHOSEN_STORE.reset(token))
+
+
+reading_store_option = click.option("--store", type=click.Path(path_type=Path), expose_value=False, callback=_choose_store,
+                                    help="Where to find trained models by name (default: as `zoo models`: ZOO_MODELS, else the XDG data folder).")
+
+
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
 @click.option("--traceback", "show_traceback", is_flag=True, help="On an error that comes from a plugin, also print its full traceback.")
@@ -340,6 +356,7 @@ def show(name: str, as_json: bool, registry_files: tuple[Path, ...]) -> None:
               help="Refuse larger image files before decoding them (a few bytes can claim gigapixels).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
+@reading_store_option
 @registry_option
 def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], grid: Path | None, top_k: int, max_pixels: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
     """What a finished run's model says about test samples (--index) or picture files (IMAGES: PNG,
@@ -393,6 +410,7 @@ def predict(run_dir: Path, images: tuple[Path, ...], indices: tuple[int, ...], g
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="Compute in this precision (default: the run's own, as its log).")
 @click.option("--out", type=click.Path(path_type=Path), help="Where to draw the confusion matrix (default: RUN_DIR/confusion.png; for a stored name, confusion-NAME.png here).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@reading_store_option
 @registry_option
 def eval_command(run_dir: Path, dataset: str | None, data_dir: Path | None, no_verify: bool, precision: str | None, out: Path | None,
                  as_json: bool, registry_files: tuple[Path, ...]) -> None:
@@ -468,7 +486,6 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
     echo(tables.format_runs(summaries))
 
 
-store_option = click.option("--store", type=click.Path(path_type=Path), help="The model store folder (default: ZOO_MODELS, else $XDG_DATA_HOME/zoo/models, else ~/.local/share/zoo/models).")
 
 
 @cli.command()
@@ -547,6 +564,7 @@ def tables_text(lines: list[dict[str, Any]]) -> str:
 @click.option("--samples", type=click.IntRange(min=2), default=64, show_default=True, help="Test images to check on.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where to look for the data first.")
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
+@reading_store_option
 @registry_option
 def export(model: str, format_: str, out: Path, tolerance: float, samples: int, data_dir: Path | None, no_verify: bool, registry_files: tuple[Path, ...]) -> None:
     """Write a trained model (a stored name or a finished run) as ONNX or .pt2, with a dynamic batch

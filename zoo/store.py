@@ -14,6 +14,7 @@ import re
 import shutil
 import struct
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -130,8 +131,14 @@ class Loaded:
                 f"sha256={self.sha256[:12]!r}...)")
 
 
+#: The --store of a command that reads trained models by name (zoo.cli), over ZOO_MODELS while that command runs.
+CHOSEN_STORE: ContextVar[Path | None] = ContextVar("zoo_chosen_store", default=None)
+
+
 def store_root(env: dict[str, str] | None = None) -> Path:
-    """The user's model store: ZOO_MODELS, else the XDG data folder."""
+    """The user's model store: a command's --store, else ZOO_MODELS, else the XDG data folder."""
+    if env is None and (chosen := CHOSEN_STORE.get()) is not None:
+        return chosen
     env = dict(os.environ) if env is None else env
     if env.get(STORE_ENV):
         return Path(env[STORE_ENV])

@@ -260,3 +260,15 @@ def test_a_save_racing_another_a_killed_one_and_a_store_that_is_a_file(finished:
     monkeypatch.setenv("ZOO_MODELS", str(afile))
     result = invoke("save", str(finished), "other")
     assert result.exit_code == 2 and f"The model store {afile} is a file, not a folder" in result.output
+
+
+def test_commands_that_read_a_model_by_name_take_store_for_that_command_only(finished: Path, store: Path, tiny_data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-store"
+    assert invoke("save", str(finished), "elsewhere", "--store", str(other)).exit_code == 0
+    data = ["--data-dir", str(tiny_data), "--no-verify"]
+    for args in (["predict", "elsewhere", "--index", "3", *data], ["eval", "elsewhere", "--json", *data]):
+        assert invoke(*args, "--store", str(other)).exit_code == 0, args
+        missing = invoke(*args)  # the next command looks in ZOO_MODELS again
+        assert missing.exit_code == 2 and "elsewhere is not a trained model" in missing.output, missing.output
+    exported = invoke("export", "elsewhere", "--format", "pt2", "--out", str(tmp_path / "m.pt2"), "--samples", "2", "--store", str(other), *data)
+    assert exported.exit_code == 0 and (tmp_path / "m.pt2").is_file(), exported.output
