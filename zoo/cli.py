@@ -16,6 +16,7 @@ from . import __version__, api, gcpause, tables
 from .errors import Interrupted, ZooError
 from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, nothing_matches, placeholder_for, plugin_entries
+from .stdout import outliving_its_reader
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 MAX_GRID = 100  # images in one `zoo predict --grid`
@@ -214,10 +215,8 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
 
     On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set).
     With --nproc N, N processes train one model together (global batch --batch-size)."""
-    from .world import current
-
     if launched is not None:
-        api.run_launched(launched)
+        _train_here(lambda: api.run_launched(launched), None, say_where=False)
         return
     if max_restarts and nproc is None:
         raise ZooError("--max-restarts restarts the processes of a --nproc job; add --nproc N (or use torchrun's own --max-restarts).")
@@ -229,9 +228,19 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, **settings)
         echo(f"Run saved in {run_dir}", err=True)
         return
-    result = api.run(recipe=recipe, resume=resume, **settings)
-    if current().main:
-        echo(f"Run saved in {_as_typed(result.run_dir, settings.get('out'))}", err=True)
+    _train_here(lambda: api.run(recipe=recipe, resume=resume, **settings), settings.get("out"))
+
+
+def _train_here(train: Any, out: Path | None, say_where: bool = True) -> None:
+    """This process's training, then where it saved; `zoo run | head` stops the printout (exit 141), not the training."""
+    from .world import current
+
+    with outliving_its_reader() as output:
+        result = train()
+    if say_where and current().main:
+        echo(f"Run saved in {_as_typed(result.run_dir, out)}", err=True)
+    if output.left:
+        _stop_quietly_on_broken_pipe()
 
 
 def _as_typed(run_dir: Path, out: Path | None) -> Path:

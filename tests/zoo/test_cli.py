@@ -227,6 +227,31 @@ def test_a_run_whose_reader_left_trains_to_the_end(tiny_data: Path, tmp_path: Pa
     assert (tmp_path / "run" / "model.safetensors").is_file() and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_a_model_that_prints_while_nobody_reads_trains_to_the_end(tiny_data: Path, tmp_path: Path) -> None:
+    """`zoo run | head` with a plugin model that prints in forward(): its print() meets the closed pipe in the middle of a
+    step; the rest of the printout goes nowhere and the run finishes (before: exit 141 with no weights)."""
+    (tmp_path / "chatty_model.py").write_text(
+        "import torch, zoo\n"
+        "class Chatty(torch.nn.Module):\n"
+        "    def __init__(self, classes):\n"
+        "        super().__init__(); self.layer = torch.nn.Linear(784, classes)\n"
+        "    def forward(self, x):\n"
+        "        print('forward of', len(x), 'images')\n"
+        "        return self.layer(x.flatten(1))\n"
+        "@zoo.hookimpl\n"
+        "def register_models(register):\n"
+        "    register('chatty', lambda params, shape, classes: Chatty(classes))\n")
+    env = {**os.environ, "ZOO_PLUGIN_FILES": str(tmp_path / "chatty_model.py")}
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "run", "--model", "chatty", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify",
+                                "--epochs", "2", "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, errors
+    assert (tmp_path / "run" / "model.safetensors").is_file() and "Traceback" not in errors and "failed in" not in errors, errors
+
+
 def test_control_characters_from_files_are_shown_not_obeyed(tmp_path: Path) -> None:
     """A registry file (or a model card, a run folder's name) could otherwise retitle or rewrite the terminal."""
     registry = tmp_path / "evil.toml"
