@@ -16,7 +16,7 @@ from . import __version__, api, gcpause, tables
 from .errors import Interrupted, ZooError
 from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, nothing_matches, placeholder_for, plugin_entries
-from .stdout import outliving_its_reader
+from .stdout import outliving_its_reader, to_null
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 MAX_GRID = 100  # images in one `zoo predict --grid`
@@ -49,7 +49,7 @@ class UserError(click.ClickException):
             else:
                 super().show(file)
         except OSError:  # the terminal is gone (SIGHUP) or nobody reads: the exit status still says it
-            pass
+            to_null(sys.stderr)  # and what stayed in its buffer must not fail again at exit
 
 
 class ZooGroup(click.Group):
@@ -77,11 +77,15 @@ class ZooGroup(click.Group):
             raise UserError(_from_rank(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed."), 2) from None
         except KeyboardInterrupt:
             raise UserError(_from_rank("Interrupted (Ctrl-C); the run stopped."), 130) from None
+        finally:  # a command's --store (_choose_store) ends with it, even when a later option failed to parse
+            if (store := sys.modules.get("zoo.store")) is not None:
+                store.CHOSEN_STORE.set(None)
 
 
 def _stop_quietly_on_broken_pipe() -> NoReturn:
     """`zoo ... | head` stopped reading: stop quietly, with the status a shell gives SIGPIPE, as Unix tools do."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+    for stream in (sys.stdout, sys.stderr):  # nothing left to flush at exit (`2>&1 | head`: stderr is the same pipe)
+        to_null(stream)
     raise SystemExit(141) from None
 
 
@@ -140,15 +144,15 @@ store_option = click.option("--store", type=click.Path(path_type=Path), help="Th
 
 
 def _choose_store(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
-    """--store of a command that reads trained models by name: zoo.store looks there while the command runs."""
+    """--store of a command that reads trained models by name: zoo.store looks there while the command runs
+    (ZooGroup.invoke forgets it afterwards)."""
     if value is not None:
         from .store import CHOSEN_STORE
 
-        token = CHOSEN_STORE.set(value)
-        ctx.call_on_close(lambda: CHOSEN_STORE.reset(token))
+        CHOSEN_STORE.set(value)
 
 
-reading_store_option = click.option("--store", type=click.Path(path_type=Path), expose_value=False, callback=_choose_store,
+reading_store_option = click.option("--store", type=click.Path(path_type=Path, exists=True, file_okay=False), expose_value=False, callback=_choose_store,
                                     help="Where to find trained models by name (default: as `zoo models`: ZOO_MODELS, else the XDG data folder).")
 
 
@@ -216,7 +220,7 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
     On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set).
     With --nproc N, N processes train one model together (global batch --batch-size)."""
     if launched is not None:
-        _train_here(lambda: api.run_launched(launched), None, say_where=False)
+        _train_here(lambda: api.run_launched(launched), None, worker=True)
         return
     if max_restarts and nproc is None:
         raise ZooError("--max-restarts restarts the processes of a --nproc job; add --nproc N (or use torchrun's own --max-restarts).")
@@ -231,13 +235,16 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
     _train_here(lambda: api.run(recipe=recipe, resume=resume, **settings), settings.get("out"))
 
 
-def _train_here(train: Any, out: Path | None, say_where: bool = True) -> None:
-    """This process's training, then where it saved; `zoo run | head` stops the printout (exit 141), not the training."""
+def _train_here(train: Any, out: Path | None, worker: bool = False) -> None:
+    """This process's training, then where it saved; `zoo run | head` stops the printout (exit 141), not the training.
+    A worker of `--nproc` says nothing and exits 0: its parent chooses the status (141 would fail the job)."""
     from .world import current
 
     with outliving_its_reader() as output:
         result = train()
-    if say_where and current().main:
+    if worker:
+        return
+    if current().main:
         echo(f"Run saved in {_as_typed(result.run_dir, out)}", err=True)
     if output.left:
         _stop_quietly_on_broken_pipe()

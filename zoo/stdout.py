@@ -1,15 +1,16 @@
-"""Standard output that outlives its reader: `zoo run ... | head` stops the printout, never the training.
+"""Standard output and error that outlive their reader: `zoo run ... | head` stops the printout, never the training.
 
-Anything a run prints (the Quickstart log, a plugin model's own print() in forward) goes through sys.stdout. Once the
-reader has left, a write raises BrokenPipeError wherever it happens to be, in the middle of a step; with this in place
-the rest of the printout goes to /dev/null instead, and the command ends with the status a shell gives SIGPIPE (141).
+Anything a run prints (the Quickstart log, a plugin model's own print() in forward, a note on stderr) goes through
+sys.stdout or sys.stderr. Once the reader has left, a write raises BrokenPipeError wherever it happens to be, in the
+middle of a step; with these in place the rest goes to /dev/null instead, and the command ends with the status a
+shell gives SIGPIPE (141). Writes to `.buffer` or to the file descriptor itself are not covered.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -30,6 +31,10 @@ class Forgiving:
                 self._reader_left()
         return len(text)
 
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         if not self.left:
             try:
@@ -39,21 +44,42 @@ class Forgiving:
 
     def _reader_left(self) -> None:
         self.left = True
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
-        except (OSError, ValueError, AttributeError):  # a stream without a descriptor (a test's capture): nothing to redirect
-            pass
+        to_null(self.stream)
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's own
         return getattr(self.stream, name)
 
 
-@contextmanager
-def outliving_its_reader() -> Iterator[Forgiving]:
-    """sys.stdout as a Forgiving stream while the block runs; the caller reads `.left` afterwards."""
-    guard = Forgiving(sys.stdout)
-    sys.stdout = guard  # type: ignore[assignment]
+def to_null(stream: Any) -> None:
+    """Point a stream's file descriptor at /dev/null: what it still holds, or is still sent, goes nowhere without an error."""
     try:
-        yield guard
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or no descriptor (a test's capture): nothing to redirect
+        pass
+
+
+class Guards:
+    """The two guards of a block: `left` once either stream's reader has gone."""
+
+    def __init__(self, guards: list[Forgiving]) -> None:
+        self.guards = guards
+
+    @property
+    def left(self) -> bool:
+        return any(guard.left for guard in self.guards)
+
+
+@contextmanager
+def outliving_its_reader() -> Iterator[Guards]:
+    """sys.stdout and sys.stderr as Forgiving streams while the block runs (a closed one, None, is left alone);
+    each is flushed through its guard before it is put back, so a leftover write cannot fail at exit."""
+    names = [name for name in ("stdout", "stderr") if getattr(sys, name) is not None]
+    guards = {name: Forgiving(getattr(sys, name)) for name in names}
+    for name, guard in guards.items():
+        setattr(sys, name, guard)
+    try:
+        yield Guards(list(guards.values()))
     finally:
-        sys.stdout = guard.stream
+        for name, guard in guards.items():
+            guard.flush()
+            setattr(sys, name, guard.stream)

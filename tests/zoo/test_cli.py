@@ -217,9 +217,11 @@ def test_uninstall_refuses_zoo_and_what_it_needs(package: str, monkeypatch: pyte
 
 
 def test_a_run_whose_reader_left_trains_to_the_end(tiny_data: Path, tmp_path: Path) -> None:
-    """`zoo run ... 2>&1 | head -3`: the printout stops, the training does not (a run is not a `zoo list`)."""
+    """`zoo run ... 2>&1 | head -3`: the printout stops, the training does not (a run is not a `zoo list`). Buffered as a
+    user's Python buffers it (PYTHONUNBUFFERED unset): a line left in stderr's buffer must not fail at exit (status 120)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     process = subprocess.Popen([sys.executable, "-m", "zoo", "run", "--model", "mlp-8", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify",
-                                "--epochs", "2", "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                "--epochs", "2", "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     assert process.stdout is not None
     process.stdout.readline()
     process.stdout.close()
@@ -241,7 +243,7 @@ def test_a_model_that_prints_while_nobody_reads_trains_to_the_end(tiny_data: Pat
         "@zoo.hookimpl\n"
         "def register_models(register):\n"
         "    register('chatty', lambda params, shape, classes: Chatty(classes))\n")
-    env = {**os.environ, "ZOO_PLUGIN_FILES": str(tmp_path / "chatty_model.py")}
+    env = {**{key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}, "ZOO_PLUGIN_FILES": str(tmp_path / "chatty_model.py")}
     process = subprocess.Popen([sys.executable, "-m", "zoo", "run", "--model", "chatty", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify",
                                 "--epochs", "2", "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert process.stdout is not None and process.stderr is not None

@@ -270,5 +270,9 @@ def test_commands_that_read_a_model_by_name_take_store_for_that_command_only(fin
         assert invoke(*args, "--store", str(other)).exit_code == 0, args
         missing = invoke(*args)  # the next command looks in ZOO_MODELS again
         assert missing.exit_code == 2 and "elsewhere is not a trained model" in missing.output, missing.output
+    failed = invoke("eval", "elsewhere", "--store", str(other), "--precision", "fp64")  # an option after --store fails to parse
+    assert failed.exit_code == 2 and invoke("predict", "elsewhere", "--index", "3", *data).exit_code == 2  # and the store is still forgotten
+    nowhere = invoke("predict", "elsewhere", "--store", str(tmp_path / "nowhere"))
+    assert nowhere.exit_code == 2 and "does not exist" in nowhere.output
     exported = invoke("export", "elsewhere", "--format", "pt2", "--out", str(tmp_path / "m.pt2"), "--samples", "2", "--store", str(other), *data)
     assert exported.exit_code == 0 and (tmp_path / "m.pt2").is_file(), exported.output
