@@ -245,11 +245,12 @@ def nesting_depth(value: Any) -> int:
 
 
 def save_weights(model: Any, path: Path) -> None:
-    """The weights, then their SHA-256 beside them (`sha256sum -c` reads it), so that a file changed or damaged
-    later is found when the run is used (verified_sha256), as a stored model's card finds it."""
+    """The weights with their SHA-256 beside them (`sha256sum -c` reads it), so that a file changed or damaged later
+    is found when the run is used (verified_sha256), as a stored model's card finds it. The digest goes into place
+    first: weights in place always have theirs, and a failure between the two leaves a run that --resume finishes."""
     from safetensors.torch import save_model
 
-    def weights_then_digest(temporary: str) -> None:  # the digest is in place before the weights are: a run with weights has both
+    def weights_then_digest(temporary: str) -> None:
         save_model(model, temporary)
         line = f"{sha256_of(Path(temporary))}  {path.name}\n"
         write_atomic(_digest_file(path), lambda digest: Path(digest).write_text(line, encoding="utf-8"))
