@@ -96,12 +96,16 @@ def quoted_results(results: dict[str, list[Result]], here: list[Machine], finger
 
 
 def placeholder_for(catalog: Catalog, kind: str | None, name: str) -> str | None:
-    """The placeholder preset a concrete name is an instance of, as `zoo list` shows it: mlp-128 -> mlp-<width>."""
+    """The placeholder preset a concrete name is an instance of, as `zoo list` shows it: mlp-128 -> mlp-<width>.
+    An instance whose settings do not validate (mlp-0) is that error, as `zoo run --model mlp-0` would say it."""
+    from .config import resolve_part
+
     if any(c in name for c in "*?["):
         return None
     for each in [kind] if kind else KINDS:
         found = catalog.presets.find(each, name) if each in catalog.presets.presets else None
         if found is not None and found[0] != name:
+            resolve_part(catalog, each, each, name, {})
             return display(found[0])
     return None
 

@@ -55,6 +55,8 @@ def test_list_of_nothing_is_an_error_with_the_nearest_name_or_kind() -> None:
     for args in (["list", "mlp-128"], ["list", "models", "mlp-5112"]):  # a width the mlp-<width> preset makes
         made = invoke(*args)
         assert made.exit_code == 0 and "mlp-<width>" in made.output, made.output
+    zero = invoke("list", "mlp-0")  # made from mlp-<width>, but no network: said as `zoo run --model mlp-0` says it
+    assert zero.exit_code == 2 and "model.hidden.0: Input should be greater than 0" in zero.output, zero.output
     as_json = CliRunner().invoke(cli, ["list", "--json", "zzz"])
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["components"] == [] and "Nothing" in as_json.stderr
 
