@@ -16,7 +16,7 @@ from .config import Part, ResolvedRun, params_by_section, parse_set, resolve_par
 from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
-from .rundir import DIVERGED, WEIGHTS, has_checkpoint_folder, read_config
+from .rundir import CONFIG, DIVERGED, WEIGHTS, has_checkpoint_folder, read_config
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -226,8 +226,8 @@ def _other_unfinished(resolved: ResolvedRun, runs_root: Path) -> str:
 
 def _unfinished(runs_root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """The unfinished runs under runs_root (no weights, not diverged) with a readable config.json, newest first."""
-    candidates = [d for d in runs_root.glob("*") if not (d / WEIGHTS).exists() and not (d / DIVERGED).exists() and (d / "config.json").is_file()]
-    for run_dir in sorted(candidates, key=lambda d: (d / "config.json").stat().st_mtime, reverse=True):
+    candidates = [d for d in runs_root.glob("*") if not (d / WEIGHTS).exists() and not (d / DIVERGED).exists() and (d / CONFIG).is_file()]
+    for run_dir in sorted(candidates, key=lambda d: (d / CONFIG).stat().st_mtime, reverse=True):
         try:
             yield run_dir, read_config(run_dir)
         except ZooError:
@@ -428,7 +428,7 @@ def _runs_root(root: Any) -> Path:
     folder = Path(root)
     if folder != Path("runs") and not folder.exists():
         raise ZooError(f"root={str(root)!r} does not exist; give the folder that holds the run directories (zoo.run writes them under runs/).")
-    if (folder / "config.json").is_file():
+    if (folder / CONFIG).is_file():
         raise ZooError(f"root={str(root)!r} is a run directory, not a folder of runs: give its parent, {str(folder.parent)!r}.")
     return folder
 

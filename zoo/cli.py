@@ -313,11 +313,9 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
     nothing = bool(pattern) and not _any_entry(entries)
     if as_json:
         echo(json.dumps(entries, indent=2))
-    elif nothing:
-        pass  # the error below says it, with the nearest name
-    elif _interactive():
+    elif not nothing and _interactive():
         tables.print_rich_list(entries)
-    else:
+    elif not nothing:  # (nothing: the error below says it, with the nearest name)
         echo(tables.format_list(entries))
     if nothing:
         raise nothing_matches(catalog, normalized, str(pattern))

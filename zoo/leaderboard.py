@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ZooError
 from .presets import PLACEHOLDER
-from .rundir import WEIGHTS, network_name, read_small_file, write_atomic, write_json
+from .rundir import CONFIG, WEIGHTS, network_name, read_small_file, write_atomic, write_json
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -150,10 +150,15 @@ def _recorded(run_dir: Path) -> dict[str, str]:
     """From the run's config.json: the precision it trained in (an "auto" resolved by the run itself is recorded as
     run), and the network's name (mlp, where a shared --set changed what the preset mlp-512 fixes)."""
     try:
-        config = json.loads(read_small_file(run_dir / "config.json", 2**24))
+        config = _config_of(run_dir)
         return {"precision": str(config.get("precision", "")), "network": network_name(config["components"]["model"])}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {"precision": ""}
+
+
+def _config_of(run_dir: Path) -> Any:
+    """A cell's config.json as it is (not validated: the leaderboard reads only a few keys, each guarded)."""
+    return json.loads(read_small_file(run_dir / CONFIG, 2**24))
 
 
 def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[str, Any], train: Callable[..., Any],
@@ -304,8 +309,7 @@ def _trained_the_preset(catalog: Catalog, line: dict[str, Any]) -> bool:
     from .config import resolve_part
 
     try:
-        config = json.loads(read_small_file(Path(line["run_dir"]) / "config.json", 2**24))
-        trained = config["components"]["model"]["params"]
+        trained = _config_of(Path(line["run_dir"]))["components"]["model"]["params"]
         return bool(resolve_part(catalog, "model", "model", line["model"], {}).params.model_dump(mode="json") == trained)
     except (OSError, ValueError, KeyError, TypeError, ZooError):
         return False
