@@ -54,6 +54,7 @@ def plan_of(run_dir: Path) -> dict[str, Any]:
 
 
 def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
+    import tempfile
     import uuid
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -63,16 +64,16 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
 
     job = f"zoo-{uuid.uuid4().hex[:12]}"
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # one core's share each
-    args = get_args_parser().parse_args([
-        "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
-        "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job,
-        "--module", "zoo", "run", "--launched", str(run_dir),
-    ])
     for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        elastic_run(args)
+        with tempfile.TemporaryDirectory(prefix="zoo-torchrun-") as logs:  # else torchrun leaves a torchelastic_* in /tmp per job
+            elastic_run(get_args_parser().parse_args([
+                "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
+                "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job, "--log-dir", logs,
+                "--module", "zoo", "run", "--launched", str(run_dir),
+            ]))
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"

@@ -70,6 +70,11 @@ def demo_env(plugin_site: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(plugin_site), "ZOO_LOAD_PLUGINS": "demo"}
 
 
+def left_in(scratch: Path) -> list[str]:
+    """What a job left in its TMPDIR, but torch's per-user compiler cache (one for all runs, not one per job)."""
+    return [path.name for path in scratch.iterdir() if not path.name.startswith("torchinductor_")]
+
+
 def two_process_job(data: Path, settings: list[str], out: Path, env: dict[str, str]) -> tuple[Path, str]:
     """`zoo run --nproc 2`, never interrupted: a run the others must end up equal to."""
     result = run_zoo(*tiny(data, *settings, "--nproc", "2", "--out", str(out)), env=env, timeout=240)
@@ -113,7 +118,7 @@ def test_torchrun_by_hand_on_two_machines_runs_the_same_job_and_every_rank_ends_
         port = probe.getsockname()[1]
     script = Path(__file__).with_name("keep_rank_weights.py")
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-               "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "two-machines", str(script), str(tmp_path),
+               "--rdzv-endpoint", f"localhost:{port}", "--rdzv-id", "two-machines", "--log-dir", str(tmp_path / "logs"), str(script), str(tmp_path),
                *tiny(parts_data, *SETTINGS, "--out", str(tmp_path / "run"))]
     env = {**os.environ, **demo_env}
     agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
@@ -132,9 +137,13 @@ def test_torchrun_by_hand_on_two_machines_runs_the_same_job_and_every_rank_ends_
 def test_a_killed_rank_ends_the_job_naming_it_and_the_run_resumes(uninterrupted: tuple[Path, str], parts_data: Path, demo_env: dict[str, str],
                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     killed_dir = tmp_path / "killed"
+    scratch = tmp_path / "tmp"  # the job's TMPDIR: torchrun's logs of a failed job are not left behind either
+    scratch.mkdir()
     # The timeout is the bound: a job that hung after losing a rank would fail here.
-    killed = run_zoo(*tiny(parts_data, *SETTINGS, "--nproc", "2", *KILL_RANK_1, "--set", "kill.step=14", "--out", str(killed_dir)), env=demo_env, timeout=120)
+    killed = run_zoo(*tiny(parts_data, *SETTINGS, "--nproc", "2", *KILL_RANK_1, "--set", "kill.step=14", "--out", str(killed_dir)),
+                     env={**demo_env, "TMPDIR": str(scratch)}, timeout=120)
     assert killed.returncode != 0
+    assert left_in(scratch) == []
     assert "Rank 1 of 2" in killed.stderr and "was killed by SIGKILL" in killed.stderr
     assert f"continue with `zoo run --resume {killed_dir} --nproc 2`" in killed.stderr
     assert "Traceback" not in killed.stderr
@@ -158,9 +167,12 @@ def test_max_restarts_resumes_the_job_from_its_last_checkpoint(uninterrupted_wit
     """Killed before the first checkpoint, the restarted job starts afresh; killed again after one, the
     next restart resumes from it, every rank with its own random states (dropout on unequal parts)."""
     reference_dir, reference_stdout = uninterrupted_with_dropout
+    scratch = tmp_path / "tmp"  # the job's TMPDIR: three attempts' logs, none left behind (torchrun's own default keeps them)
+    scratch.mkdir()
     result = run_zoo(*tiny(parts_data, *DROPOUT, "--nproc", "2", "--max-restarts", "2", *KILL_RANK_1, "--set", "kill.step=2",
-                           "--set", "kill.restart_step=15"), env=demo_env, cwd=tmp_path, timeout=240)
+                           "--set", "kill.restart_step=15"), env={**demo_env, "TMPDIR": str(scratch)}, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr
+    assert left_in(scratch) == []
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1  # each restarted job found its own run directory: no second one
     notice = "A process of this job failed and torchrun restarted them all"
