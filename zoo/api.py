@@ -17,6 +17,7 @@ from .errors import ZooError, describe_validation_error
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
 from .rundir import CONFIG, DIVERGED, WEIGHTS, has_checkpoint_folder, read_config
+from .terminal import printable
 
 if TYPE_CHECKING:
     from .contracts import Prediction
@@ -190,10 +191,11 @@ def plan(
         found = None if current().restart else find_resumable(catalog, resolved, Path(runs_root), verify=False)
     if found is None or resume is None:
         if current().main and resume is not None:  # one command that starts a job and restarts it (a preemptible queue): start
-            print(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one."
-                  + _other_unfinished(resolved, Path(runs_root)), file=sys.stderr)
+            print(printable(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one."
+                            + _other_unfinished(resolved, Path(runs_root))), file=sys.stderr)
         elif current().main and found is not None:  # the same command again after a Ctrl-C starts over: say that it need not
-            print(f"Note: {found} is an unfinished run with these settings; this starts a new one (add --resume auto to continue that one).", file=sys.stderr)
+            print(printable(f"Note: {found} is an unfinished run with these settings; this starts a new one (add --resume auto to continue "
+                            "that one)."), file=sys.stderr)
         if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.opening)
             check_new_run_dir(resolved.config.out)
         return catalog, resolved, None
@@ -215,10 +217,16 @@ def find_resumable(catalog: Catalog, resolved: ResolvedRun, runs_root: Path, ver
 
 
 def _other_unfinished(resolved: ResolvedRun, runs_root: Path) -> str:
-    """A note naming the newest unfinished run of the same recipe whose settings differ (a recipe changed since it
-    started, say), which --resume auto passed over; '' when there is none."""
+    """A note naming the newest unfinished run of the same model, dataset, recipe and seed whose settings differ (a
+    recipe changed since it started, say), which --resume auto passed over; '' when there is none."""
+    def same_names(record: dict[str, Any]) -> bool:
+        components = record.get("components") if isinstance(record.get("components"), dict) else {}
+        return all(isinstance(part := components.get(section), dict) and part.get("name") == getattr(resolved, section).resolved.name
+                   for section in ("model", "dataset"))
+
     for run_dir, record in _unfinished(runs_root):
-        if record.get("recipe") == resolved.config.recipe and has_checkpoint_folder(run_dir):
+        if (record.get("recipe"), record.get("seed")) == (resolved.config.recipe, resolved.config.seed) and same_names(record) \
+                and has_checkpoint_folder(run_dir):
             return (f" ({run_dir} is an unfinished run of recipe {resolved.config.recipe!r} with other settings, perhaps from before the "
                     f"recipe changed: `zoo run --resume {run_dir}` continues it as it was.)")
     return ""
@@ -457,8 +465,8 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     with hold(folder, leaderboard=True):  # two leaderboards in one folder would train each cell twice
-        rows = board.run_grid(cells, folder, catalog, settings, run, progress or (lambda index, total, cell, row: None))
+        rows = board.run_grid(cells, folder, catalog, settings, run, progress or (lambda index, total, cell, row: None), partial(resolve, catalog=catalog))
         lines = board.table(rows)
         written = board.write_outputs(folder, lines)
-    recorded = board.record(lines, catalog) if record else []
+    recorded = board.record(lines, catalog, partial(resolve, catalog=catalog)) if record else []
     return board.Board(rows, lines, written, recorded)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,20 +16,11 @@ from . import __version__, api, gcpause, tables
 from .errors import Interrupted, ZooError
 from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, nothing_matches, placeholder_for, plugin_entries
-from .stdout import outliving_its_reader, to_null
+from .stdout import outliving_its_reader, reader_left, to_null
+from .terminal import printable
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 MAX_GRID = 100  # images in one `zoo predict --grid`
-
-
-#: Control characters but tab and newline: text from files (registry help, model cards, run folder names) may hold them.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` with its control characters written out (\\x1b), so that a crafted registry file, model card or folder
-    name shown by zoo cannot move the cursor, rewrite the screen or retitle the terminal."""
-    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def echo(message: Any = "", err: bool = False) -> None:
@@ -231,22 +222,26 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
     if nproc is not None:
         run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, **settings)
         echo(f"Run saved in {run_dir}", err=True)
+        if reader_left(sys.stdout):  # `zoo run --nproc 2 | head`: the workers printed; the job's status is this process's
+            _stop_quietly_on_broken_pipe()
         return
     _train_here(lambda: api.run(recipe=recipe, resume=resume, **settings), settings.get("out"))
 
 
-def _train_here(train: Any, out: Path | None, worker: bool = False) -> None:
+def _train_here(train: Callable[[], Any], out: Path | None, worker: bool = False) -> None:
     """This process's training, then where it saved; `zoo run | head` stops the printout (exit 141), not the training.
-    A worker of `--nproc` says nothing and exits 0: its parent chooses the status (141 would fail the job)."""
+    A rank of a torchrun job exits 0 all the same: 141 would fail the job (and --max-restarts train it again), so the
+    status is its launcher's. A worker of `--nproc` also leaves "Run saved in" to its parent."""
     from .world import current
 
     with outliving_its_reader() as output:
         result = train()
     if worker:
         return
-    if current().main:
+    world = current()
+    if world.main:
         echo(f"Run saved in {_as_typed(result.run_dir, out)}", err=True)
-    if output.left:
+    if output.left and not world.distributed:
         _stop_quietly_on_broken_pipe()
 
 
@@ -595,52 +590,19 @@ def export(model: str, format_: str, out: Path, tolerance: float, samples: int, 
 @click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
 def install(packages: tuple[str, ...]) -> None:
     """pip install PACKAGES (and any pip options) into zoo's own environment, then show the plugins."""
-    _pip("install", *packages)
+    from . import packages as pip_packages
+
+    echo(pip_packages.pip("install", *packages))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
 def uninstall(packages: tuple[str, ...]) -> None:
-    """pip uninstall PACKAGES from zoo's own environment, then show the plugins."""
-    needed = [name for name in packages if not name.startswith("-") and _canonical(re.split(r"[=<>!~;\[ ]", name, maxsplit=1)[0]) in _needed_by_zoo()]
-    if needed:
-        raise ZooError(f"zoo uninstall removes plugins; {', '.join(needed)} {'is' if len(needed) == 1 else 'are'} zoo itself or what it needs to "
-                       f"run, and removing {'it' if len(needed) == 1 else 'them'} would break zoo. Nothing was uninstalled; use pip itself "
-                       f"if that is what you want.")
-    _pip("uninstall", "--yes", *packages)
+    """pip uninstall PACKAGES (or -r FILE) from zoo's own environment, then show the plugins; never zoo or what it needs."""
+    from . import packages as pip_packages
 
-
-def _canonical(name: str) -> str:
-    """A distribution name as pip compares them (PEP 503): Pydantic_Core is pydantic-core."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _needed_by_zoo() -> set[str]:
-    """zoo, pip, and what zoo needs to run, directly or through what it needs (torch needs sympy), without extras."""
-    from importlib.metadata import PackageNotFoundError, requires
-
-    needed, waiting = {"pip"}, ["zoo"]
-    while waiting:
-        name = _canonical(waiting.pop())
-        if name in needed:
-            continue
-        needed.add(name)
-        try:
-            required = requires(name) or []
-        except PackageNotFoundError:
-            continue
-        waiting += [found.group(0) for line in required if "extra ==" not in line and (found := re.match(r"[A-Za-z0-9._-]+", line))]
-    return needed
-
-
-def _pip(*args: str) -> None:
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-m", "pip", *args])
-    if done.returncode != 0:
-        raise ZooError(f"pip {args[0]} failed (exit status {done.returncode}); its message is above.")
-    shown = subprocess.run([sys.executable, "-m", "zoo.cli", "plugins"], capture_output=True, text=True)
-    echo(shown.stdout.rstrip())
+    pip_packages.check_uninstall(packages)
+    echo(pip_packages.pip("uninstall", "--yes", *packages))
 
 
 def main() -> None:

@@ -67,6 +67,8 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
     for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    safe_path = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"  # `python -m zoo` in the workers, not a folder called zoo here (a run's --out, a checkout)
     try:
         with tempfile.TemporaryDirectory(prefix="zoo-torchrun-") as logs:  # else torchrun leaves a torchelastic_* in /tmp per job
             elastic_run(get_args_parser().parse_args([
@@ -87,6 +89,11 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
     except SignalException as error:
         name = signal.Signals(error.sigval).name
         raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval)) from None
+    finally:
+        if safe_path is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = safe_path
 
 
 def _how_to_continue(run_dir: Path, nproc: int) -> str:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 CELLS = "cells"
 RUNS = "runs"
-COLUMNS = ("model", "dataset", "recipe", "seeds", "failed", "accuracy", "spread", "parameters", "seconds", "device", "machine", "precision", "zoo", "torch")
+COLUMNS = ("model", "dataset", "recipe", "seeds", "failed", "accuracy", "spread", "parameters", "seconds", "device", "machine", "precision", "zoo", "torch",
+           "changed")  # changed: a shared --set changed the network the preset names (the Markdown table's mlp-8*)
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,11 @@ def _config_of(run_dir: Path) -> Any:
 
 
 def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[str, Any], train: Callable[..., Any],
-             progress: Callable[[int, int, Cell, dict[str, Any] | None], None] = lambda i, n, c, r: None) -> list[dict[str, Any]]:
+             progress: Callable[[int, int, Cell, dict[str, Any] | None], None] = lambda i, n, c, r: None,
+             resolve: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
     """Every cell: those already done are read back, the others trained; a failure is recorded, not raised.
-    The caller holds `folder` (zoo.runlock.hold(folder, leaderboard=True)) until its table is written."""
+    The caller holds `folder` (zoo.runlock.hold(folder, leaderboard=True)) until its table is written.
+    `resolve` (zoo.api.resolve) keeps the cells done before cells recorded their recipe's fingerprint (_trains_the_same)."""
     rows = []
     (folder / CELLS).mkdir(parents=True, exist_ok=True)
     fingerprints = catalog.presets.fingerprints()
@@ -172,7 +175,9 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
         path = folder / CELLS / f"{cell.key}.json"
         done = _read_cell(path)
         if done is not None and done.get("status") == "ok" and done.get("settings") == _what(settings) \
-                and done.get("recipe_fingerprint") == fingerprints.get(cell.recipe):  # a recipe changed since trains the cell again
+                and (done.get("recipe_fingerprint") == fingerprints.get(cell.recipe)  # a recipe changed since trains the cell again
+                     or "recipe_fingerprint" not in done and _trains_the_same(done, cell, settings, resolve)):
+            done["recipe_fingerprint"] = fingerprints.get(cell.recipe)
             rows.append(done)
             progress(index, len(cells), cell, None)
             continue
@@ -187,6 +192,19 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
         rows.append(row)
         progress(index, len(cells), cell, row)
     return rows
+
+
+def _trains_the_same(done: dict[str, Any], cell: Cell, settings: dict[str, Any], resolve: Callable[..., Any] | None) -> bool:
+    """Whether a cell recorded without its recipe's fingerprint would train today what its run did (the same config_hash)."""
+    from .identity import config_hash
+
+    if resolve is None:
+        return False
+    try:
+        trained = _config_of(Path(done["run_dir"]))["config_hash"]
+        return bool(trained == config_hash(resolve(recipe=cell.recipe, model=cell.model, dataset=cell.dataset, seed=cell.seed, **settings)[1]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ZooError):
+        return False
 
 
 def _what(settings: dict[str, Any]) -> dict[str, Any]:
@@ -279,9 +297,10 @@ def _draw(lines: list[dict[str, Any]], key: str, label: str, path: Path) -> Path
     return path
 
 
-def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None = None) -> list[str]:
+def record(lines: list[dict[str, Any]], catalog: Catalog, resolve: Callable[..., Any], registry: Path | None = None) -> list[str]:
     """Write each measured preset's result into registry.toml (bench/results.py's format, this
-    machine's entry replaced, other machines' kept). Only a checkout has a registry.toml to edit."""
+    machine's entry replaced, other machines' kept). Only a checkout has a registry.toml to edit.
+    `resolve` is zoo.api.resolve: a line is recorded only if its runs trained what it names (_trained_as_named)."""
     from .plugins import shipped_registry
 
     target = registry or shipped_registry().resolve()
@@ -291,7 +310,7 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None 
     results = _load_module(helper)
     text, recorded = target.read_text(encoding="utf-8"), []
     for line in lines:
-        if line["accuracy"] is None or line["model"] not in catalog.presets.presets["model"] or not _trained_the_preset(catalog, line):
+        if line["accuracy"] is None or line["model"] not in catalog.presets.presets["model"] or not _trained_as_named(catalog, line, resolve):
             continue
         entry = {"accuracy": line["accuracy"], "accuracies": line["accuracies"] if len(line["accuracies"]) > 1 else None,
                  "seconds": line["seconds"], "precision": line["precision"] if line["precision"] in ("fp32", "bf16") else None,
@@ -303,15 +322,18 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, registry: Path | None 
     return recorded
 
 
-def _trained_the_preset(catalog: Catalog, line: dict[str, Any]) -> bool:
-    """Whether the line's runs trained the network its preset names today: a shared --set model.hidden=... (or a preset
-    changed since) trained another, whose result is not the preset's. A run that cannot be read is not recorded."""
-    from .config import resolve_part
+def _trained_as_named(catalog: Catalog, line: dict[str, Any], resolve: Callable[..., Any]) -> bool:
+    """Whether the line's runs trained what its preset, dataset and recipe name today, up to the seed and device: a
+    shared --epochs or --set (or a preset or recipe changed since) trained something else, whose result is not theirs.
+    A run that cannot be read is not recorded."""
+    from .config import resolved_from_record
+    from .identity import changes_from_recipe
 
     try:
-        trained = _config_of(Path(line["run_dir"]))["components"]["model"]["params"]
-        return bool(resolve_part(catalog, "model", "model", line["model"], {}).params.model_dump(mode="json") == trained)
-    except (OSError, ValueError, KeyError, TypeError, ZooError):
+        run = resolved_from_record(catalog, _config_of(Path(line["run_dir"])), reporters_optional=True)
+        named = resolve(model=line["model"], dataset=line["dataset"], recipe=line["recipe"])[1]
+        return not changes_from_recipe(named, run)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ZooError):
         return False
 
 

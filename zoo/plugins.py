@@ -183,14 +183,21 @@ def load_catalog(
     for info, load in files:
         attach(info, load, info.name) if load else infos.append(info)
     for name, plugin in extra_plugins:
-        installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
-        info = PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
-        attach(info, lambda plugin=plugin: plugin)
+        attach(_in_process_info(name, plugin, manager, replaced), lambda plugin=plugin: plugin)
     warnings = _unmatched(env, {"ZOO_LOAD_PLUGINS": allowed or set(), "ZOO_DISABLE_PLUGINS": disabled}, infos) + file_warnings
 
     catalog = _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
     catalog.warnings += warnings
     return catalog
+
+
+def _in_process_info(name: str, plugin: object, manager: pluggy.PluginManager, replaced: dict[str, PluginInfo]) -> PluginInfo:
+    """An extra plugin's entry: as the installed plugin it stands in for, if any; its name must be free."""
+    if manager.has_plugin(name):  # the caller's own mistake, not a broken package: say it rather than record it
+        raise ZooError(f"extra_plugins: a plugin called {name!r} is loaded already (from ZOO_PLUGIN_FILES); give yours another "
+                       f"name with a (name, plugin) pair, or leave the file out of ZOO_PLUGIN_FILES.")
+    installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
+    return PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
 
 
 def _entry_point_info(ep: EntryPoint) -> PluginInfo:

@@ -133,7 +133,8 @@ def remove_stale(leftovers: Iterable[Path], seconds: float) -> None:
 
     for leftover in leftovers:
         try:
-            if time.time() - leftover.stat().st_mtime <= seconds:
+            inside = list(leftover.iterdir()) if leftover.is_dir() else []  # a slow copy into the folder is younger than it
+            if time.time() - max(path.stat().st_mtime for path in [leftover, *inside]) <= seconds:
                 continue
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)

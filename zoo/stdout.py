@@ -53,9 +53,28 @@ class Forgiving:
 def to_null(stream: Any) -> None:
     """Point a stream's file descriptor at /dev/null: what it still holds, or is still sent, goes nowhere without an error."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, stream.fileno())
     except (OSError, ValueError, AttributeError):  # closed, or no descriptor (a test's capture): nothing to redirect
         pass
+    finally:
+        os.close(null)
+
+
+def reader_left(stream: Any) -> bool:
+    """Whether `stream` is a pipe whose reader has gone, without writing to it: what a process that printed nothing itself
+    (the parent of `zoo run --nproc`, whose workers print) asks at the end. Linux and macOS flag such a pipe with POLLERR."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # closed, no descriptor, no poll (Windows): nothing to tell
+        return False
 
 
 class Guards:

@@ -33,6 +33,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 #: A card is a few kilobytes; a safetensors header far larger than this is not one zoo wrote.
 CARD_LIMIT = 16 * 2**20
+SAVING = ".zoo-saving-"  # a save's folder while it is written: a store may be any folder (--store), so its own names are zoo's
 STALE_PARTIAL_SECONDS = 3600  # a save takes seconds: a hidden folder this old is left by a killed one
 HEADER_LIMIT = 16 * 2**20
 
@@ -340,8 +341,8 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
     if root.exists() and not root.is_dir():
         raise ZooError(f"The model store {root} is a file, not a folder (ZOO_MODELS names the store's folder); nothing was stored.")
     root.mkdir(parents=True, exist_ok=True)
-    remove_stale((p for p in root.glob(".*.*") if p.is_dir()), STALE_PARTIAL_SECONDS)  # hidden folders of saves killed midway
-    partial = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    remove_stale((p for p in root.glob(f"{SAVING}*") if p.is_dir()), STALE_PARTIAL_SECONDS)  # saves killed midway, and only those
+    partial = Path(tempfile.mkdtemp(prefix=f"{SAVING}{name}.", dir=root))
     try:
         shutil.copyfile(Path(run_dir) / WEIGHTS, partial / WEIGHTS)
         if sha256_of(partial / WEIGHTS) != card.sha256:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .presets import display
 from .runs import Missing
+from .terminal import one_line, printable
 
 
 def _value(value: Any) -> str:
@@ -76,6 +77,7 @@ TITLES = {"dataset": "Datasets", "model": "Models", "loss": "Losses", "optimizer
 def print_rich_list(entries: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     for kind, rows in _rows(entries).items():
@@ -83,12 +85,13 @@ def print_rich_list(entries: dict[str, Any]) -> None:
         for column in ("name", "from", "description"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(printable(cell)) for cell in row))
         console.print(table)
     for failed in entries["failed_plugins"]:
-        console.print(f"[red]! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors:[/] {failed['errors'][0]} (see `zoo plugins`)")
+        console.print(Text.assemble((printable(f"! plugin {failed['name']} ({failed['distribution']} {failed['version']}) has errors:"), "red"),
+                                    printable(f" {failed['errors'][0]} (see `zoo plugins`)")))
     for line in _conflict_lines(entries):
-        console.print(line, markup=False, highlight=False)
+        console.print(printable(line), markup=False, highlight=False)
 
 
 def format_list(entries: dict[str, Any]) -> str:
@@ -172,15 +175,9 @@ def format_runs(summaries: list[Any]) -> str:
         for s in summaries
     ]
     damaged = [f"! {s.path.name} is damaged: {s.problem}." for s in summaries if s.problem]
-    changed = [f"  {s.path.name}: " + _printable(", ".join(f"{key}={_value(value)}" for key, value in s.changed_from_recipe.items()))
+    changed = [f"  {s.path.name}: " + one_line(", ".join(f"{key}={_value(value)}" for key, value in s.changed_from_recipe.items()))
                for s in summaries if s.changed_from_recipe]
     return "\n".join([*_aligned([header, *rows]), *damaged, *(["", "* changed from its recipe:", *changed] if changed else [])])
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """One line of at most `limit` characters, control characters shown as '?' (config.json is the user's file)."""
-    text = "".join(c if c.isprintable() else "?" for c in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_models(rows: list[Any]) -> str:

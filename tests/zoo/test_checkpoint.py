@@ -231,9 +231,12 @@ def test_resume_auto_finds_the_newest_run_with_the_same_settings(tiny_data: Path
     assert started.exit_code == 0 and "no unfinished run under runs/ has these settings; starting a new one" in started.output
     assert len(list((tmp_path / "runs").iterdir())) == 3 and "other settings" not in started.output
     assert run_zoo(*common, "--seed", "5", "--reporter", "kill", "--set", "kill.epoch_start=2", cwd=tmp_path, env=demo_env).returncode == -signal.SIGKILL
-    passed_over = CliRunner().invoke(cli, [*common, "--seed", "6", "--resume", "auto", "--dry-run"])  # e.g. its recipe changed since
+    passed_over = CliRunner().invoke(cli, [*common, "--seed", "5", "--set", "optimizer.lr=0.5", "--resume", "auto", "--dry-run"])  # its recipe changed since, say
     assert re.search(r"starting a new one\. \(runs/\S+ is an unfinished run of recipe 'quickstart' with other settings, perhaps from before the "
                      r"recipe changed: `zoo run --resume runs/\S+` continues it as it was\.\)", passed_over.output), passed_over.output
+    for unrelated in (["--seed", "6"], ["--seed", "5", "--model", "mlp-16"]):  # another seed or model: not that run's continuation
+        started = CliRunner().invoke(cli, [*common, *unrelated, "--resume", "auto", "--dry-run"])
+        assert started.exit_code == 0 and "starting a new one" in started.output and "other settings" not in started.output, unrelated
 
 
 def test_resume_refuses_new_training_settings_but_accepts_a_moved_data_dir(small_checkpoint: Path, tiny_data: Path, tmp_path: Path) -> None:

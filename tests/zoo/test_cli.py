@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -209,13 +210,31 @@ def test_plain_dry_run_and_unknown_flags_do_not_import_torch(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("package", ["zoo", "Torch", "pluggy"])
-def test_uninstall_refuses_zoo_and_what_it_needs(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import zoo.cli
+@pytest.mark.parametrize("package", ["zoo", "Torch", "pluggy", "torch@https://example.invalid/torch.whl", "sympy>=1"])
+def test_uninstall_refuses_zoo_and_what_it_needs(package: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import zoo.packages
 
-    monkeypatch.setattr(zoo.cli, "_pip", lambda *args: pytest.fail(f"pip ran: {args}"))
+    monkeypatch.setattr(zoo.packages, "pip", lambda *args: pytest.fail(f"pip ran: {args}"))
+    name = re.match(r"[A-Za-z]+", package).group()  # type: ignore[union-attr]
     result = invoke("uninstall", "--no-cache-dir", package, "zoo-convnets")
-    assert result.exit_code == 2 and f"{package} is zoo itself or what it needs to run" in result.output and "Nothing was uninstalled" in result.output
+    assert result.exit_code == 2 and f"{name} is zoo itself or what it needs to run" in result.output and "Nothing was uninstalled" in result.output
+    (tmp_path / "more.txt").write_text(f"# plugins\nzoo-convnets\n{package}  # and this\n")
+    (tmp_path / "reqs.txt").write_text("-r more.txt\n")
+    for file in (["-r", str(tmp_path / "reqs.txt")], [f"--requirement={tmp_path / 'reqs.txt'}"], [f"-r{tmp_path / 'more.txt'}"]):
+        result = invoke("uninstall", *file)
+        assert result.exit_code == 2 and f"{name} is zoo itself or what it needs to run" in result.output, file
+
+
+def test_uninstall_passes_plugins_to_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import zoo.packages
+
+    ran = []
+    monkeypatch.setattr(zoo.packages, "pip", lambda *args: ran.append(args) or "plugins")
+    (tmp_path / "reqs.txt").write_text("zoo-convnets\n")
+    assert invoke("uninstall", "-r", str(tmp_path / "reqs.txt"), "zoo-extra").exit_code == 0
+    assert ran == [("uninstall", "--yes", "-r", str(tmp_path / "reqs.txt"), "zoo-extra")]
+    missing = invoke("uninstall", "-r", str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 2 and "Cannot read the requirements file" in missing.output and len(ran) == 1
 
 
 def test_a_run_whose_reader_left_trains_to_the_end(tiny_data: Path, tmp_path: Path) -> None:
@@ -256,13 +275,16 @@ def test_a_model_that_prints_while_nobody_reads_trains_to_the_end(tiny_data: Pat
     assert (tmp_path / "run" / "model.safetensors").is_file() and "Traceback" not in errors and "failed in" not in errors, errors
 
 
-def test_control_characters_from_files_are_shown_not_obeyed(tmp_path: Path) -> None:
+def test_control_characters_from_files_are_shown_not_obeyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A registry file (or a model card, a run folder's name) could otherwise retitle or rewrite the terminal."""
     registry = tmp_path / "evil.toml"
-    registry.write_text('[models.mlp-evil]\ncomponent = "mlp"\nhelp = "nice\\u001b]0;pwned\\u0007\\r model"\nparams = { hidden = [8] }\n')
+    registry.write_text('[models.mlp-evil]\ncomponent = "mlp"\nhelp = "nice\\u001b]0;pwned\\u0007\\r model [bold]x[/bold]"\nparams = { hidden = [8] }\n')
     for args in (["list", "models", "--registry", str(registry)], ["show", "mlp-evil", "--registry", str(registry)]):
         output = invoke(*args).output
         assert "mlp-evil" in output and "\x1b" not in output and "\r" not in output and "\\x1b]0;pwned\\x07\\x0d model" in output
+    monkeypatch.setattr(zoo.cli, "_interactive", lambda: True)  # a terminal: the table drawn by rich, as plain text, not markup
+    output = invoke("list", "models", "mlp-evil", "--registry", str(registry)).output
+    assert "mlp-evil" in output and "\x1b" not in output and "\r" not in output and "[bold]x[/bold]" in output, output
 
 
 def test_show_refuses_a_preset_that_run_would_refuse() -> None:

@@ -222,7 +222,7 @@ def test_a_damaged_changed_from_recipe_costs_only_its_mark(finished_run: Path, t
     assert listing.exit_code == 0 and "Traceback" not in listing.output
     lines = listing.output.splitlines()
     assert not any(line.startswith("! ") for line in lines)  # nothing is damaged, and no line is forged
-    assert any(line.startswith("  forged: epochs?! good is damaged: fake=1") for line in lines)
+    assert any(line.startswith("  forged: epochs ! good is damaged: fake=1") for line in lines)
     assert max(len(line) for line in lines) < 250  # a huge note is cut short
     assert next(line for line in lines if line.startswith("text ")).split()[3] == "quickstart"  # "x": unknown, no mark
     (root / "text" / "model.safetensors").unlink()

@@ -362,3 +362,26 @@ def test_resume_auto_with_the_original_flags_and_nproc_resumes(tiny_data: Path, 
     resumed = CliRunner().invoke(cli, [*flags, "--nproc", "2", "--resume", "auto"])
     assert resumed.exit_code == 0, resumed.output
     assert len(started) == 2 and Path("runs/first/model.safetensors").is_file() and len(list(Path("runs").iterdir())) == 1
+
+
+def _piped_into_head(command: list[str], out: Path, env: dict[str, str]) -> int:
+    """`COMMAND | head -1`: the exit status of COMMAND, once its reader has left after the first line."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    status = process.wait(timeout=240)
+    assert (out / "model.safetensors").is_file() and "Traceback" not in errors, errors
+    return status
+
+
+@pytest.mark.slow
+def test_a_job_piped_into_head_trains_to_the_end_and_its_status_is_its_launchers(parts_data: Path, demo_env: dict[str, str], tmp_path: Path) -> None:
+    """`zoo run --nproc 2 | head -1` exits 141 as a one-process run does (the parent asks the pipe: its workers printed);
+    `torchrun ... -m zoo run | head -1` exits 0: a rank exiting 141 would fail torchrun's job (and restart it)."""
+    by_hand = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--log-dir", str(tmp_path / "logs"),
+               "-m", "zoo", *tiny(parts_data, *SETTINGS, "--out", str(tmp_path / "by-hand"))]
+    assert _piped_into_head(by_hand, tmp_path / "by-hand", demo_env) == 0
+    job = tmp_path / "zoo"  # in the working folder (conftest): the workers' `python -m zoo` must not take it for zoo
+    assert _piped_into_head([str(ZOO), *tiny(parts_data, *SETTINGS, "--nproc", "2", "--out", str(job))], job, demo_env) == 141

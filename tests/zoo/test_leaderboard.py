@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,16 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
     mlp8 = next(r for r in rows if r["model"] == "mlp-8")
     accuracies = [c["accuracy"] for c in ok]
     assert float(mlp8["accuracy"]) == pytest.approx(sum(accuracies) / 2) and mlp8["seeds"] == "2" and mlp8["device"] == "cpu"
+    assert mlp8["changed"] == "False"
     assert "| mlp-8 | mnist | quickstart | 2 |" in (tmp_path / "lb" / "leaderboard.md").read_text()
     for picture in ("accuracy-vs-parameters.png", "accuracy-vs-time.png"):
         assert (tmp_path / "lb" / picture).read_bytes()[:4] == b"\x89PNG"
-    again = CliRunner().invoke(cli, [a for a in args if a != "mlp-8,mlp-0"] if False else [*args[:2], "mlp-8", *args[3:]])
+    again = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
     assert again.exit_code == 0 and again.output.count("already done") == 2
+    for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"):  # as recorded before cells kept their recipe's fingerprint
+        cell.write_text(json.dumps({key: value for key, value in json.loads(cell.read_text()).items() if key != "recipe_fingerprint"}))
+    kept = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
+    assert kept.exit_code == 0 and kept.output.count("already done") == 2  # their runs' config_hash is what they would train now
     for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"):  # as if trained under an earlier version of the recipe
         cell.write_text(json.dumps({**json.loads(cell.read_text()), "recipe_fingerprint": "0123456789ab"}))
     retrained = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
@@ -73,13 +79,19 @@ def test_an_empty_grid_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
 def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     registry = tmp_path / "registry.toml"
     shutil.copyfile(ROOT / "registry.toml", registry)
-    for name, hidden in (("as-preset", [256, 256]), ("changed", [4, 4])):  # what record reads of each cell's run
+    from zoo import api
+
+    cell = {"model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart"}
+    runs = {"as-preset": {"seed": 3, "device": "cpu"}, "other-network": {"sets": ["model.hidden=[4,4]"]}, "other-epochs": {"epochs": 1},
+            "other-lr": {"sets": ["optimizer.lr=0.5"]}, "other-data": {"sets": ["dataset.normalize=true"]}}
+    for name, settings in runs.items():  # what record reads of each cell's run: its config.json
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text(json.dumps({"components": {"model": {"params": {"hidden": hidden, "dropout": 0.0}}}}))
+        (tmp_path / name / "config.json").write_text(json.dumps(api.resolve(**cell, **settings)[1].to_json()))
     rows = [{"status": "ok", "model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart", "accuracy": a, "seconds": 10.0,
              "parameters": 269322, "device": "cpu", "machine": "Test CPU", "precision": "fp32", "zoo": "0", "torch": "0",
              "run_dir": str(tmp_path / "as-preset"), "recipe_fingerprint": load_catalog().presets.fingerprints()["quickstart"]} for a in (0.8, 0.82)]
-    assert record(table(rows), load_catalog(), registry) == ["mlp-256 fashion-mnist/quickstart"]
+    resolve = partial(api.resolve, catalog=load_catalog())
+    assert record(table(rows), load_catalog(), resolve, registry) == ["mlp-256 fashion-mnist/quickstart"]
     from zoo.presets import Presets
 
     presets = Presets()
@@ -87,8 +99,8 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     result = presets.presets["model"]["mlp-256"].value.results["fashion-mnist/quickstart"][-1]
     assert result.accuracy == pytest.approx(0.81) and result.accuracies == [0.8, 0.82] and result.machine == "Test CPU"
     assert result.recipe == presets.fingerprints()["quickstart"]  # so a changed recipe's result is not quoted for it
-    for run_dir in (tmp_path / "changed", tmp_path / "gone"):  # a shared --set model.hidden=... trained another network; unreadable
-        assert record(table([{**row, "run_dir": str(run_dir)} for row in rows]), load_catalog(), registry) == []
+    for run_dir in [*(tmp_path / name for name in runs if name != "as-preset"), tmp_path / "gone"]:  # shared --set/--epochs; unreadable
+        assert record(table([{**row, "run_dir": str(run_dir)} for row in rows]), load_catalog(), resolve, registry) == [], run_dir
 
 
 def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
@@ -143,3 +155,4 @@ def test_a_shared_set_that_changes_the_presets_network_is_marked_in_the_table(ti
     assert result.exit_code == 0, result.output
     table_text = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "| mlp-8* | mnist |" in table_text and "A model marked * was trained with settings" in table_text
+    assert [row["changed"] for row in csv.DictReader((tmp_path / "lb" / "leaderboard.csv").open())] == ["True"]

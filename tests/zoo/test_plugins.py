@@ -417,6 +417,14 @@ def test_a_plugin_file_is_tried_without_packaging_it(tiny_data: Path, tmp_path: 
     with pytest.raises(ZooError, match=f"a plugin file that is not loaded now; add it to ZOO_PLUGIN_FILES \\({plugin}\\)"):
         zoo.load(tmp_path / "run", catalog=load_catalog(env={}))  # a later shell without it
 
+    class SameName:
+        @zoo.hookimpl
+        def register_models(self, register) -> None:
+            register("from-a-notebook", lambda params, shape, classes: None)
+
+    with pytest.raises(ZooError, match="a plugin called 'zoo_test_file_plugin' is loaded already"):  # not a quietly failed entry
+        load_catalog(env={"ZOO_PLUGIN_FILES": str(plugin)}, extra_plugins=[("zoo_test_file_plugin", SameName())])
+
 
 def test_a_broken_or_shadowing_plugin_file_fails_alone(tmp_path: Path) -> None:
     broken = tmp_path / "zoo_test_broken_file.py"

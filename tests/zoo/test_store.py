@@ -238,10 +238,13 @@ def test_a_save_racing_another_a_killed_one_and_a_store_that_is_a_file(finished:
     import os
     import time
 
-    stale, fresh = store / ".old.abc123", store / ".busy.def456"  # a save killed an hour ago; one in progress now
-    for folder in (stale, fresh):
+    stale, fresh = store / ".zoo-saving-old.abc123", store / ".zoo-saving-busy.def456"  # a save killed an hour ago; one copying now
+    theirs = store / ".config.d"  # the user's own hidden folder in a store that is any folder (--store), as old
+    for folder in (stale, fresh, theirs):
         folder.mkdir(parents=True)
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    (fresh / "model.safetensors").write_bytes(b"still being written")
+    for path in (stale, fresh, theirs):  # the busy save's folder is old, but not what it is writing
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
     rename = os.rename
 
     def beaten(source: str, target: str) -> None:  # another `zoo save NAME` finishes first
@@ -253,7 +256,7 @@ def test_a_save_racing_another_a_killed_one_and_a_store_that_is_a_file(finished:
     result = invoke("save", str(finished), "raced")
     assert result.exit_code == 2 and "was stored in" in result.output and "by another process just now" in result.output
     assert (store / "raced" / "model.safetensors").read_bytes() == b"theirs"  # theirs stays
-    assert sorted(p.name for p in store.iterdir() if p.name.startswith(".")) == [".busy.def456"]  # no partial of ours, the stale one gone
+    assert sorted(p.name for p in store.iterdir() if p.name.startswith(".")) == [".config.d", ".zoo-saving-busy.def456"]  # the stale one gone
     monkeypatch.setattr(os, "rename", rename)
     afile = tmp_path / "afile"
     afile.write_text("")
