@@ -3,10 +3,13 @@ model and an optimizer that `zoo run` trains with; a broken one is flagged, not 
 
 from __future__ import annotations
 
-import pytest
-
 import json
+import re
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from helpers import plugin_env, run_zoo, zoo_here
 
@@ -57,27 +60,33 @@ def test_zoo_run_trains_with_the_plugins_model_and_optimizer(plugin_site: Path, 
     assert config["components"]["optimizer"]["params"] == {"lr": 0.01, "weight_decay": 0.0}
 
 
-def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -> None:
-    """`zoo install` passes its arguments to this environment's pip and then shows the plugins;
-    `zoo uninstall` takes the package out again. zoo runs from a throwaway environment layered over
-    the test one, so the package never lands where other tests (or parallel workers) would see it."""
-    import shutil
+def throwaway_environment(tmp_path: Path) -> tuple[Path, Callable[..., subprocess.CompletedProcess[str]]]:
+    """A virtual environment layered over the test one (torch, pip and zoo from there, after its own packages), so
+    that what `zoo install` puts into it never lands where other tests (or parallel workers) would see it; returns its
+    site-packages and `zoo ARGS` run by its Python."""
     import site
-    import subprocess
-    import sys
     import venv
-
-    from helpers import ROOT
 
     environment = tmp_path / "env"
     venv.create(environment, with_pip=False)
     own_site = next(environment.glob("lib/python*/site-packages"))
-    (own_site / "zz-test-environment.pth").write_text(  # torch, pip and zoo (editable) from the test environment, after its own packages
-        "".join(f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()))
+    (own_site / "zz-test-environment.pth").write_text("".join(f"import site; site.addsitedir({path!r})\n" for path in site.getsitepackages()))
     python = environment / "bin" / "python"
 
-    def zoo_here(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(python), "-m", "zoo", *args], capture_output=True, text=True, timeout=300)
+    def zoo_there(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(python), "-m", "zoo", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+    return own_site, zoo_there
+
+
+def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -> None:
+    """`zoo install` passes its arguments to this environment's pip and then shows the plugins;
+    `zoo uninstall` takes the package out again (in a throwaway environment)."""
+    import shutil
+
+    from helpers import ROOT
+
+    own_site, zoo_here = throwaway_environment(tmp_path)
 
     # Built from a copy: a build leaves zoo_convnets.egg-info beside the sources, which the example's
     # own tests put on sys.path, so every later test would see an installed plugin.
@@ -96,3 +105,31 @@ def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -
     assert not list(own_site.glob("zoo_convnets-*.dist-info"))
     failed = zoo_here("install", str(tmp_path / "does-not-exist"))
     assert failed.returncode == 2 and "pip install failed" in failed.stderr
+
+
+def test_the_readmes_plugin_installs_from_where_it_was_tried_and_uninstalls(tmp_path: Path) -> None:
+    """The README's "Add your own model" files, word for word, in a folder where the plugin was first tried with
+    ZOO_PLUGIN_FILES (so a runs/ folder sits beside it): `zoo install -e .` installs it there, and `zoo uninstall`
+    run from the same folder (its .egg-info still there) shows it gone."""
+    from helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    project = tmp_path / "my-zoo-models"
+    for path, language in (("my_zoo_models/__init__.py", "python"), ("pyproject.toml", "toml")):
+        found = re.search(rf"```{language}\n# {re.escape(path)}\n(.*?)```", readme, re.S)
+        assert found, f"README has no {path} block"
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(found.group(1))
+    (project / "runs" / "20261129-120000-tiny-cnn-fashion-mnist").mkdir(parents=True)
+    own_site, zoo_there = throwaway_environment(tmp_path)
+    installed = zoo_there("install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    assert any(line.split()[:4] == ["my-models", "my-zoo-models", "0.1.0", "loaded"] for line in installed.stdout.splitlines()), installed.stdout
+    assert "tiny-cnn" in zoo_there("list", "models", cwd=tmp_path).stdout
+    dist_info = next(own_site.glob("my_zoo_models-*.dist-info"))  # what a build with isolation leaves beside the sources
+    (project / "my_zoo_models.egg-info").mkdir(exist_ok=True)
+    for name, as_name in (("METADATA", "PKG-INFO"), ("entry_points.txt", "entry_points.txt")):
+        (project / "my_zoo_models.egg-info" / as_name).write_bytes((dist_info / name).read_bytes())
+    removed = zoo_there("uninstall", "my-zoo-models", cwd=project)
+    assert removed.returncode == 0, removed.stderr
+    assert "builtin-models" in removed.stdout and "my-models" not in removed.stdout, removed.stdout

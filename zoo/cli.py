@@ -45,6 +45,9 @@ class UserError(click.ClickException):
 
 class ZooGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        if "--traceback" in args[:end]:  # `zoo run ... --traceback` as well as `zoo --traceback run ...`
+            args = ["--traceback", *(arg for arg in args[:end] if arg != "--traceback"), *args[end:]]
         try:
             return super().parse_args(ctx, args)
         except BrokenPipeError:  # `zoo --help | head`: the help is printed while parsing, before invoke

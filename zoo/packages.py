@@ -79,5 +79,6 @@ def pip(*args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "pip", *args])
     if done.returncode != 0:
         raise ZooError(f"pip {args[0]} failed (exit status {done.returncode}); its message is above.")
-    shown = subprocess.run([sys.executable, "-m", "zoo.cli", "plugins"], capture_output=True, text=True)
+    # -P: not this folder first on sys.path, where a plugin's own build left its .egg-info (it would still look installed)
+    shown = subprocess.run([sys.executable, "-P", "-m", "zoo.cli", "plugins"], capture_output=True, text=True)
     return shown.stdout.rstrip()

@@ -267,11 +267,14 @@ def test_the_cli_traceback_switch_prints_the_plugins_traceback(tmp_path: Path) -
     try:
         plain = CliRunner().invoke(cli, ["plugins"])
         full = CliRunner().invoke(cli, ["--traceback", "plugins"])
+        after = CliRunner().invoke(cli, ["plugins", "--traceback"])  # where one adds it to the command that failed
+        separated = CliRunner().invoke(cli, ["plugins", "--", "--traceback"])  # after --: an argument, not zoo's switch
     finally:
         zoo.api.catalog = original
-    assert plain.exit_code == full.exit_code == 2
+    assert plain.exit_code == full.exit_code == after.exit_code == 2
     assert "KeyError" not in plain.output and "one paragraph" in plain.output
-    assert "Traceback" in full.output and "KeyError: 'deep inside'" in full.output
+    assert "Traceback" in full.output and "KeyError: 'deep inside'" in full.output and after.output == full.output
+    assert "Traceback" not in separated.output
 
 
 def test_the_kit_reports_each_broken_component(tmp_path: Path) -> None:
