@@ -144,6 +144,23 @@ def remove_stale(leftovers: Iterable[Path], seconds: float) -> None:
             continue
 
 
+def discard_if_nothing_kept(run_dir: Path, keep_folder: bool = False) -> bool:
+    """A new run that failed before its first checkpoint, epoch result or weights leaves nothing to resume or read:
+    remove it (a user's own --out folder that existed stays, emptied), so `zoo runs` lists no run that cannot go on.
+    Returns whether it was removed."""
+    try:
+        results = (run_dir / METRICS).stat().st_size > 0 if (run_dir / METRICS).exists() else False
+        if results or has_checkpoint_folder(run_dir) or (run_dir / WEIGHTS).exists() or (run_dir / DIVERGED).exists():
+            return False
+        for entry in run_dir.iterdir() if keep_folder else []:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if not keep_folder:
+            shutil.rmtree(run_dir)
+    except OSError:
+        return False
+    return True
+
+
 def has_checkpoint_folder(run_dir: Path) -> bool:
     """Whether a run wrote a checkpoint (its files not checked: zoo.checkpoint does that, with torch)."""
     try:

@@ -33,7 +33,7 @@ from .graphs import choose_step
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
-from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, save_weights, write_failure, write_json
+from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, discard_if_nothing_kept, save_weights, write_failure, write_json
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
 from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, StopRequest, ctrl_c
@@ -169,18 +169,30 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
 
     world = current()
     device = select_device(resolved.config.device, device_index(world))
-    events, failing = Events(), True
+    events, failed = Events(), None
+    new_run, out_existed = None, resolved.config.out is not None and resolved.config.out.exists()
     try:
         with joined(world, device), own_random_state(), deterministic_mode(resolved.config.deterministic, device), ExitStack() as resources:
             trainer = build(resolved, world, device, events, resuming=resume_dir is not None)
             gcpause.resume()  # torch and the run's objects are made: collect from here on, without them
             state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)
-            result = _fit_and_finish(trainer, state, resumed)
-        failing = False
-        return result
+            new_run = trainer.run_dir if world.main and resumed is None and resume_dir is None and launched is None and not world.restart else None
+            return _fit_and_finish(trainer, state, resumed)
+    except BaseException as error:
+        failed = error
+        raise
     finally:
-        events.close(failing)
+        events.close(failed is not None)
         gcpause.run_over()
+        if isinstance(failed, Exception) and new_run is not None and discard_if_nothing_kept(new_run, keep_folder=out_existed):
+            _say_discarded(failed, new_run)
+
+
+def _say_discarded(error: Exception, run_dir: Path) -> None:
+    """The failure's message says that its run directory is gone, and why (a ZooError's one paragraph)."""
+    if isinstance(error, ZooError) and error.args:
+        error.args = (f"{str(error.args[0]).rstrip()} ({run_dir} was removed: the run stopped before its first checkpoint, "
+                      f"so there was nothing to resume.)", *error.args[1:])
 
 
 def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events, resuming: bool = False) -> Trainer:

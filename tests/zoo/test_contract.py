@@ -218,12 +218,22 @@ def test_the_one_batch_check_changes_nothing(catalog, tmp_path: Path) -> None:
 
 
 def test_an_exception_in_plugin_code_during_training_names_the_plugin(catalog, tmp_path: Path) -> None:
+    """...and the run directory it began goes with it: with no checkpoint yet, there is nothing to resume."""
     with pytest.raises(ZooError) as caught:
         train(catalog, tmp_path, model="crashy")
     message = str(caught.value)
     assert "Training stopped at epoch 1, step 3: the model 'crashy' (plugin 'bad'" in message and "raised KeyError" in message
     assert re.search(r"raised KeyError: .* \(at .*test_contract\.py:\d+\)\. This is a problem in that plugin", message)  # where to look
     assert "`zoo --traceback`" in message and isinstance(caught.value.__cause__, KeyError)
+    assert f"({tmp_path / 'run'} was removed: the run stopped before its first checkpoint, so there was nothing to resume.)" in message
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()  # an --out folder of the user's own stays, emptied
+    with pytest.raises(ZooError, match="was removed"):
+        train(catalog, tmp_path, model="crashy", out=tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
+    with pytest.raises(ZooError) as caught:  # a checkpoint after step 2: the run can go on from it, and stays
+        train(catalog, tmp_path, model="crashy", out=tmp_path / "kept", checkpoint_every=2)
+    assert "was removed" not in str(caught.value) and list((tmp_path / "kept" / "checkpoints").iterdir())
 
 
 def test_strict_mode_shows_the_plugins_own_exception(catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
