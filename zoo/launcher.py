@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ZooError
-from .rundir import CONFIG, WEIGHTS, create_run_dir, read_small_file, write_json
+from .rundir import CONFIG, WEIGHTS, create_run_dir, network_name, read_small_file, write_json
 from .stops import Interrupted
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def launch(nproc: int, resolved: ResolvedRun, *, resume_dir: Path | None = None,
     """Train `resolved` in `nproc` processes; returns the run directory. A failed rank ends the job
     with an error that names it and says how to continue."""
     config = resolved.config
-    run_dir = resume_dir or create_run_dir(config.out, config.model, config.dataset, runs_root)
+    run_dir = resume_dir or create_run_dir(config.out, network_name(resolved.model.to_json()), config.dataset, runs_root)
     write_json(run_dir / LAUNCH, {"config": resolved.to_json(), "processes": nproc, "max_restarts": max_restarts})
     try:
         _elastic_run(nproc, run_dir, max_restarts)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 CELLS = "cells"
 RUNS = "runs"
-COLUMNS = ("model", "dataset", "recipe", "seeds", "failed", "accuracy", "spread", "parameters", "seconds", "device", "machine", "precision", "zoo", "torch",
+COLUMNS = ("model", "dataset", "recipe", "epochs", "seeds", "failed", "accuracy", "spread", "parameters", "seconds", "device", "machine", "precision", "zoo", "torch",
            "changed")  # changed: a shared --set changed the network the preset names (the Markdown table's mlp-8*)
 
 
@@ -237,21 +237,22 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "model": model, "dataset": dataset, "recipe": recipe, "seeds": len(ok), "failed": len(group) - len(ok),
             "accuracy": statistics.fmean(accuracies) if ok else None, "spread": statistics.stdev(accuracies) if len(ok) > 1 else 0.0 if ok else None,
             "accuracies": accuracies, "parameters": first.get("parameters"), "seconds": statistics.fmean(r["seconds"] for r in ok) if ok else None,
-            **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch", "run_dir", "recipe_fingerprint")},
+            **{key: first.get(key, "") for key in ("device", "machine", "precision", "zoo", "torch", "run_dir", "recipe_fingerprint", "epochs")},
             "changed": any(r.get("network", model) != model for r in ok),
         })
     return sorted(lines, key=lambda line: (line["dataset"], line["recipe"], -(line["accuracy"] or -1)))
 
 
 def markdown(lines: list[dict[str, Any]]) -> str:
-    head = "| model | dataset | recipe | seeds | accuracy | ± | parameters | seconds | device | zoo | torch |"
+    head = "| model | dataset | recipe | epochs | seeds | accuracy | ± | parameters | seconds | device | zoo | torch |"
     out = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for line in lines:
         if line["accuracy"] is None:
-            out.append(f"| {line['model']} | {line['dataset']} | {line['recipe']} | 0 | failed ({line['failed']}) | | | | | | |")
+            out.append(f"| {line['model']} | {line['dataset']} | {line['recipe']} | | 0 | failed ({line['failed']}) | | | | | | |")
             continue
         failed = f" ({line['failed']} failed)" if line["failed"] else ""
-        out.append(f"| {line['model']}{'*' if line.get('changed') else ''} | {line['dataset']} | {line['recipe']} | {line['seeds']}{failed} | {line['accuracy']:.2%} | "
+        out.append(f"| {line['model']}{'*' if line.get('changed') else ''} | {line['dataset']} | {line['recipe']} | {line.get('epochs', '')} | "
+                   f"{line['seeds']}{failed} | {line['accuracy']:.2%} | "
                    f"{line['spread']:.2%} | {line['parameters']:,} | {line['seconds']:.1f} | {line['device']} ({line['machine']}) | "
                    f"{line['zoo']} | {line['torch']} |")
     if any(line.get("changed") for line in lines):

@@ -21,7 +21,7 @@ from .errors import ZooError
 from .identity import config_hash
 from .metrics import JsonlReporter
 from .plugins import FILE_VERSION, file_digest
-from .rundir import CONFIG, METRICS, STEPS, create_run_dir, job_run_dir, write_atomic, write_json
+from .rundir import CONFIG, METRICS, STEPS, create_run_dir, job_run_dir, network_name, write_atomic, write_json
 from .state import TrainState, restore_rank
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _new_run_dir(t: Trainer, catalog: Catalog, runs_root: Path, resources: ExitS
     leaves nothing behind (an --out folder that existed stays, empty)."""
     out = t.config.out
     existed = out is not None and out.exists()
-    run_dir = create_run_dir(out, t.config.model, t.config.dataset, runs_root)
+    run_dir = create_run_dir(out, network_name(t.resolved.model.to_json()), t.config.dataset, runs_root)  # as zoo runs names it
     try:
         _own(run_dir, resources)
         write_json(run_dir / CONFIG, config_record(t, catalog))

@@ -43,8 +43,8 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
     mlp8 = next(r for r in rows if r["model"] == "mlp-8")
     accuracies = [c["accuracy"] for c in ok]
     assert float(mlp8["accuracy"]) == pytest.approx(sum(accuracies) / 2) and mlp8["seeds"] == "2" and mlp8["device"] == "cpu"
-    assert mlp8["changed"] == "False"
-    assert "| mlp-8 | mnist | quickstart | 2 |" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert mlp8["changed"] == "False" and mlp8["epochs"] == "1"
+    assert "| mlp-8 | mnist | quickstart | 1 | 2 |" in (tmp_path / "lb" / "leaderboard.md").read_text()  # --epochs 1: shown, not the recipe's 5
     for picture in ("accuracy-vs-parameters.png", "accuracy-vs-time.png"):
         assert (tmp_path / "lb" / picture).read_bytes()[:4] == b"\x89PNG"
     again = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])

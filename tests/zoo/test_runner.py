@@ -262,6 +262,8 @@ def test_runs_are_listed_and_compared_from_python_as_zoo_runs_does(tiny_data: Pa
     listed = zoo.list_runs(tmp_path / "runs")
     assert [(r.path.name, r.epochs_done, r.finished) for r in listed] == [("a", 1, True), ("b", 2, True), ("c", 1, True)]
     assert [r.model for r in listed] == ["mlp-8", "mlp-8", "mlp"]  # c is no mlp-8: its hidden widths were changed
+    named = tiny_run(tiny_data, None, epochs=1, sets=["model.hidden=[4, 4]"], runs_root=tmp_path / "named")
+    assert named.run_dir.name.endswith("-mlp-mnist")  # its folder calls it what zoo runs does
     assert [key for key, _, _ in zoo.compare("a", "c", root=tmp_path / "runs").differences] == ["model.hidden"]  # not the flag
     assert zoo.compare(listed[0], listed[2]).differences == zoo.compare("a", "c", root=tmp_path / "runs").differences  # as listed
     comparison = zoo.compare(first, "b", root=tmp_path / "runs")  # what zoo.run returned, and a name under root
