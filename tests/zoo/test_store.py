@@ -214,11 +214,17 @@ def test_a_weights_file_safetensors_refuses_is_not_stored(finished: Path, store:
     assert refused.exit_code == 2 and "is not a valid safetensors file" in refused.output and not (store / "bad").exists()
 
 
-def test_a_model_not_known_to_match_its_recipe_is_marked(store: Path) -> None:
-    """The shipped model was trained by an earlier `tuned` recipe, before runs recorded their changes: "?" and why."""
-    listed = invoke("models").output
-    assert next(line for line in listed.splitlines() if line.startswith(SHIPPED + " ")).split()[3] == "tuned?"
-    assert "? not known to match its recipe" in listed
+def test_a_model_not_known_to_match_its_recipe_is_marked(finished: Path, store: Path) -> None:
+    """A model saved before runs recorded how they differ from their recipe: "?" and why; the shipped one, trained by its
+    recipe as it is, has no mark."""
+    assert invoke("save", str(finished), "older").exit_code == 0
+    card = json.loads((store / "older" / "card.json").read_text())
+    del card["config"]["changed_from_recipe"]
+    (store / "older" / "card.json").write_text(json.dumps(card))
+    listed = invoke("models").output.splitlines()
+    assert next(line for line in listed if line.startswith("older ")).split()[3] == "quickstart?"
+    assert next(line for line in listed if line.startswith(SHIPPED + " ")).split()[3] == "tuned"
+    assert "? not known to match its recipe (saved by an older zoo" in "\n".join(listed)
 
 
 def test_a_relative_xdg_folder_is_ignored_as_the_spec_says(monkeypatch: pytest.MonkeyPatch) -> None:
