@@ -266,6 +266,8 @@ def verify_file(spec: Spec, stem: str, path: Path) -> None:
         verified = json.loads(ledger.read_text())
     except (OSError, ValueError):
         verified = {}
+    if not isinstance(verified, dict):  # a damaged ledger only costs hashing again (and is written anew below)
+        verified = {}
     if verified.get(stamp) == spec.name:
         return
     known = spec.known[stem]

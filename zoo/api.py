@@ -46,6 +46,13 @@ def catalog(registry_files: Iterable[str | Path] = (), *, extra_plugins: Iterabl
     return load_catalog(registry_files=registry_files, extra_plugins=named)
 
 
+def _catalog_given(catalog: Any) -> Catalog | None:
+    """catalog= as the API takes it: what zoo.catalog() returned, or None for the plugins installed."""
+    if catalog is not None and not isinstance(catalog, Catalog):
+        raise ZooError(f"catalog={catalog!r:.60}: pass what zoo.catalog() returns (or leave it out for the installed plugins).")
+    return catalog
+
+
 def _named_plugin(item: Any) -> tuple[str, object]:
     """(name, plugin) for one of zoo.catalog's extra_plugins: a pair as it is; a class made into its object; a module or
     object named after itself. Anything without a @zoo.hookimpl is a mistake (a module's name given as text, say)."""
@@ -81,7 +88,9 @@ def resolve(
     **settings: Any,
 ) -> tuple[Catalog, ResolvedRun]:
     """Validate a run's settings without running it. data_dir=/verify= set where the dataset's files are."""
-    catalog = catalog or load_catalog(registry_files=registry_files)
+    if recipe is not None and not isinstance(recipe, str):
+        raise ZooError(f"recipe={recipe!r:.60}: a recipe's name, e.g. recipe='tuned' (`zoo list recipes`).")
+    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
     sets = set_list(sets)
     add, drop = settings.pop("add_reporters", ()), settings.pop("drop_reporters", ())
     location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
@@ -179,7 +188,7 @@ def plan(
     from .rundir import check_new_run_dir
     from .world import current
 
-    catalog = catalog or load_catalog(registry_files=registry_files)
+    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
     sets = set_list(sets)
     if resume is not None and str(resume) != "auto":
         resume = run_path(resume)
@@ -342,7 +351,7 @@ def predict(
     zoo.predict("my-model", "shoe.png"), zoo.predict("my-model", PIL.Image.open(...))."""
     from .inference import is_picture, predict_files, predict_index
 
-    catalog = catalog or load_catalog(registry_files=registry_files)
+    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
     if is_picture(index):
         return predict_files(catalog, run_path(run_dir), [index])[0][0]
     if isinstance(index, (str, Path)):
@@ -375,7 +384,7 @@ def evaluate(
 
     if precision not in (None, "fp32", "bf16"):
         raise ZooError(f"zoo.evaluate: precision is 'fp32', 'bf16' or None (the run's own), not {precision!r}.")
-    catalog = catalog or load_catalog(registry_files=registry_files)
+    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
     return evaluate_run(catalog, run_path(run_dir), dataset, Path(data_dir) if data_dir is not None else None, verify, precision)
 
 
@@ -393,7 +402,7 @@ def models(*, store: str | Path | None = None, catalog: Catalog | None = None) -
     """Every trained model (the user's store, zoo's shipped ones, the plugins'), with its card; no torch."""
     from .store import listing
 
-    return listing(catalog or load_catalog(), Path(store) if store is not None else None)
+    return listing(_catalog_given(catalog) or load_catalog(), Path(store) if store is not None else None)
 
 
 def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
@@ -402,7 +411,7 @@ def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
     from .inference import load_run
     from .store import Loaded, open_source
 
-    catalog = catalog or load_catalog()
+    catalog = _catalog_given(catalog) or load_catalog()
     name_or_run = run_path(name_or_run)
     source = open_source(name_or_run, catalog)
     config, model = load_run(catalog, name_or_run)
@@ -449,6 +458,9 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
     registry.toml. settings: epochs=, sets=, data_dir=, verify=, device=... as for zoo.run."""
     from . import leaderboard as board
 
+    if record and settings.get("verify") is False:
+        raise ZooError("--record files each result as the preset's on the real dataset, so it needs the data checked against its "
+                       "published checksums: leave out --no-verify (nothing was trained).")
     catalog = load_catalog(registry_files=registry_files)
     cells = board.grid(board.expand_models(catalog, models), list(datasets), list(recipes), seeds)
     for dataset in dict.fromkeys(datasets):

@@ -7,6 +7,7 @@ import json
 import shlex
 import tomllib
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -72,7 +73,10 @@ def parse_set(assignment: str) -> tuple[str | None, str, Any]:
         raise ZooError(f"--set {assignment!r}: expected SECTION.KEY=VALUE, e.g. --set model.hidden=[1024,256].")
     section, dot, name = key.strip().rpartition(".")
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        parsed = tomllib.loads(f"v = {text.strip()}")
+        if len(parsed) > 1:  # `1\n[x]`: TOML would read a table after the value, and the setting would silently lose it
+            raise ZooError(f"--set {assignment!r:.80}: one value per --set; this one holds more after a line break.")
+        value = parsed["v"]
     except tomllib.TOMLDecodeError as error:
         shown = text.strip()
         if shown.startswith("[") or (shown.startswith("{") and shown.endswith("}")):  # meant as a list or table ({run}.jsonl is text)
@@ -107,11 +111,14 @@ def resolve_run(
     unknown = set(config.params) - set(SECTIONS) - set(config.reporters) - left_out
     if unknown:
         named = catalog.presets.recipes[config.recipe]
-        where = "--set names" if unknown & from_sets else f"Recipe {config.recipe!r} (in {named.source}) has params for"
+        given = set(((overrides or {}).get("params") or {}).keys())
+        where = ("--set names" if unknown & from_sets else "params= names" if unknown & given
+                 else f"Recipe {config.recipe!r} (in {named.source}) has params for")
         hints = [hint for section in sorted(unknown) if (hint := closest(section, [*SECTIONS, *config.reporters]))]
+        reporters = f"the chosen reporters ({', '.join(config.reporters)})" if config.reporters else "no reporter, none being chosen"
         raise ZooError(
             f"{where} unknown section(s) {', '.join(sorted(unknown))}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
-            + f"; the sections are {', '.join(SECTIONS)} and the chosen reporters ({', '.join(config.reporters)})."
+            + f"; the sections are {', '.join(SECTIONS)} and {reporters}."
         )
     dataset = catalog.resolve("dataset", config.dataset)
     location = location_params(dataset.component.params, config.dataset, dataset.component.owner, data_dir, verify)
@@ -141,11 +148,36 @@ def with_changes(catalog: Catalog, run: ResolvedRun) -> ResolvedRun:
 def set_list(sets: Iterable[str] | str | dict[str, Any]) -> list[str]:
     """sets= as the API takes it: a list of "SECTION.KEY=VALUE" (as --set), one such string, or a dict
     {"optimizer.lr": 0.1} (its values written as TOML, which --set reads)."""
-    if isinstance(sets, str):
-        return [sets]
     if isinstance(sets, dict):  # text as --set takes it; other values written as TOML (numbers, true, lists)
-        return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in sets.items()]
-    return list(sets)
+        return _checked_sets([f"{key}={_as_toml(key, value)}" for key, value in sets.items()])
+    if isinstance(sets, str):
+        return _checked_sets([sets])
+    try:
+        return _checked_sets(list(sets))
+    except TypeError:
+        raise ZooError(f"sets={sets!r:.80}: give a list of 'SECTION.KEY=VALUE' strings (as --set), one such string, "
+                       f"or a dict such as {{'optimizer.lr': 0.1}}.") from None
+
+
+def _as_toml(key: Any, value: Any) -> str:
+    """One value of a sets= dict as --set would read it: text as it is, a path as its text, anything else as JSON
+    (which TOML reads the same for numbers, booleans and lists); a NumPy number as the number it holds."""
+    if isinstance(value, (str, Path)):
+        return str(value)
+    value = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        raise ZooError(f"sets={{{key!r}: {value!r:.60}}}: a setting's value must be text, a number, true/false or a list of "
+                       f"them (as --set {key}=VALUE would write it).") from None
+
+
+def _checked_sets(sets: list[Any]) -> list[str]:
+    for assignment in sets:
+        if not isinstance(assignment, str):
+            raise ZooError(f"sets: {assignment!r:.60} is not a 'SECTION.KEY=VALUE' string (as --set takes it, e.g. 'optimizer.lr=0.1'); "
+                           f"in a dict such as {{'optimizer.lr': 0.1}} a value may be a number, a path or a list.")
+    return sets
 
 
 def params_by_section(given: Any) -> dict[str, dict[str, Any]]:

@@ -324,14 +324,18 @@ def record(lines: list[dict[str, Any]], catalog: Catalog, resolve: Callable[...,
 
 
 def _trained_as_named(catalog: Catalog, line: dict[str, Any], resolve: Callable[..., Any]) -> bool:
-    """Whether the line's runs trained what its preset, dataset and recipe name today, up to the seed and device: a
-    shared --epochs or --set (or a preset or recipe changed since) trained something else, whose result is not theirs.
-    A run that cannot be read is not recorded."""
+    """Whether the line's runs trained what its preset, dataset and recipe name today, up to the seed and device, on
+    data checked against the dataset's published checksums: a shared --epochs or --set (or a preset or recipe changed
+    since), or other data, trained something else, whose result is not theirs. A run that cannot be read is not recorded."""
     from .config import resolved_from_record
     from .identity import changes_from_recipe
 
     try:
-        run = resolved_from_record(catalog, _config_of(Path(line["run_dir"])), reporters_optional=True)
+        config = _config_of(Path(line["run_dir"]))
+        files = config.get("data_files")
+        if not files or not all(isinstance(file, dict) and file.get("verified") is True for file in files.values()):
+            return False  # --no-verify, or data without a published checksum: not the dataset the result would be filed under
+        run = resolved_from_record(catalog, config, reporters_optional=True)
         named = resolve(model=line["model"], dataset=line["dataset"], recipe=line["recipe"])[1]
         return not changes_from_recipe(named, run)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ZooError):

@@ -140,6 +140,7 @@ def load_catalog(
     """Load every allowed plugin and registry file. One broken plugin is recorded, not raised,
     unless ZOO_STRICT_PLUGINS=1."""
     env = os.environ if env is None else env
+    registry_files = _file_list(registry_files)
     strict = strict_plugins(env)
     allowed = _names(env.get("ZOO_LOAD_PLUGINS"))
     disabled = _names(env.get("ZOO_DISABLE_PLUGINS")) or set()
@@ -189,6 +190,20 @@ def load_catalog(
     catalog = _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
     catalog.warnings += warnings
     return catalog
+
+
+def _file_list(files: Any) -> list[str | Path]:
+    """registry_files= as the API takes it: a list of paths, or one path (not a string's characters)."""
+    if isinstance(files, (str, Path)):
+        return [files]
+    try:
+        files = list(files)
+    except TypeError:
+        files = [files]
+    for file in files:
+        if not isinstance(file, (str, Path)):
+            raise ZooError(f"registry_files: {file!r:.60} is not a path; give one path or a list of them (as --registry FILE).")
+    return files
 
 
 def _in_process_info(name: str, plugin: object, manager: pluggy.PluginManager, replaced: dict[str, PluginInfo]) -> PluginInfo:

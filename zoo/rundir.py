@@ -90,9 +90,9 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, lambda temporary: Path(temporary).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 
 
-#: What zoo reads back from a run or a stored model (whose card is card.json), and a run's lock (zoo.runlock): no file a
-#: user names for output may be one.
-OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, WEIGHTS + ".sha256", DIVERGED, CARD, LOCK)
+#: What zoo reads back from a run or a stored model (whose card is card.json), a run's lock (zoo.runlock) and its learning
+#: curves, which nothing draws again: no file a user names for output may be one.
+OWN_FILES = (CONFIG, METRICS, STEPS, WEIGHTS, WEIGHTS + ".sha256", DIVERGED, CARD, LOCK, CURVES)
 
 
 def network_name(component: Any) -> str:

@@ -300,12 +300,17 @@ def open_source(reference: str | Path, catalog: Catalog | None = None, root: Pat
 def last_metrics(run_dir: Path) -> Metrics:
     """The run's final epoch, from metrics.jsonl (empty metrics when there is none)."""
     try:
-        lines = read_small_file(run_dir / METRICS, CARD_LIMIT).decode("utf-8").splitlines()
-        last = json.loads(lines[-1]) if lines else {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        text = read_small_file(run_dir / METRICS, CARD_LIMIT)
+    except OSError:
         return Metrics()
-    return Metrics(accuracy=last.get("test_accuracy"), loss=last.get("test_loss"), epochs=int(last.get("epoch", len(lines))),
-                   seconds=sum(float(json.loads(line).get("seconds", 0)) for line in lines))
+    try:
+        epochs = [json.loads(line) for line in text.decode("utf-8").splitlines()]
+        last = epochs[-1] if epochs else {}
+        return Metrics(accuracy=last.get("test_accuracy"), loss=last.get("test_loss"), epochs=int(last.get("epoch", len(epochs))),
+                       seconds=sum(float(epoch.get("seconds", 0)) for epoch in epochs))
+    except (ValueError, TypeError, AttributeError):  # not JSON, not records, or values out of range (pydantic's is a ValueError)
+        raise ZooError(f"{run_dir / METRICS} is damaged (each line must be one epoch's record, as the run wrote it), so the card "
+                       f"could not say how well the model does; nothing was stored. `zoo runs` lists the run as damaged.") from None
 
 
 def make_card(run_dir: Path, name: str) -> Card:
@@ -330,7 +335,7 @@ def make_card(run_dir: Path, name: str) -> Card:
 def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Catalog | None = None) -> Stored:
     """Store run_dir's weights and card as `name` (into `root`, default the user's store). The folder
     appears whole or not at all: it is written beside its final place, then renamed."""
-    if not NAME.fullmatch(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ZooError(f"{name!r} cannot name a trained model: use ASCII letters and digits, '.', '_' and '-' (at most 100), starting with a letter or digit.")
     root = root or store_root()
     existing = find(name, catalog, root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -311,3 +312,14 @@ def test_a_partial_file_left_by_a_killed_process_is_removed(no_system_copy: Path
     os.utime(stale, (0, 0))
     datasets.load(spec, IDXParams(download=False))
     assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize("ledger", ["[]", "null", "not json"])
+def test_a_damaged_ledger_costs_only_the_hashing(ledger: str) -> None:
+    """verified.json is zoo's own cache: whatever it holds, the files are checked again and the ledger written anew."""
+    files = locate(FASHION_MNIST, IDXParams(download=False))
+    (datasets.cache_dir() / "verified.json").parent.mkdir(parents=True, exist_ok=True)
+    (datasets.cache_dir() / "verified.json").write_text(ledger)
+    key, path = next(iter(files.items()))
+    datasets.verify_file(FASHION_MNIST, datasets.FILES[key], path)
+    assert isinstance(json.loads((datasets.cache_dir() / "verified.json").read_text()), dict)

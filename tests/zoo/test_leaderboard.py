@@ -76,6 +76,14 @@ def test_an_empty_grid_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
         api.leaderboard(["mlp-8"], seeds=0, out=tmp_path / "lb")
 
 
+def test_record_refuses_unverified_data_before_training(tiny_data: Path, tmp_path: Path) -> None:
+    """256 random images under --no-verify are no preset's MNIST result."""
+    result = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-8", "--datasets", "mnist", "--data-dir", str(tiny_data), "--no-verify",
+                                      "--record", "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 2 and "--record files each result as the preset's on the real dataset" in result.output
+    assert not (tmp_path / "lb").exists()
+
+
 def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     registry = tmp_path / "registry.toml"
     shutil.copyfile(ROOT / "registry.toml", registry)
@@ -84,9 +92,11 @@ def test_record_writes_the_presets_result_for_zoo_list(tmp_path: Path) -> None:
     cell = {"model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart"}
     runs = {"as-preset": {"seed": 3, "device": "cpu"}, "other-network": {"sets": ["model.hidden=[4,4]"]}, "other-epochs": {"epochs": 1},
             "other-lr": {"sets": ["optimizer.lr=0.5"]}, "other-data": {"sets": ["dataset.normalize=true"]}}
+    runs["unverified"] = {}
     for name, settings in runs.items():  # what record reads of each cell's run: its config.json
         (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text(json.dumps(api.resolve(**cell, **settings)[1].to_json()))
+        files = {"train-images-idx3-ubyte": {"path": "/data/train-images-idx3-ubyte", "verified": name != "unverified", "sha256": "0" * 64}}
+        (tmp_path / name / "config.json").write_text(json.dumps({**api.resolve(**cell, **settings)[1].to_json(), "data_files": files}))
     rows = [{"status": "ok", "model": "mlp-256", "dataset": "fashion-mnist", "recipe": "quickstart", "accuracy": a, "seconds": 10.0,
              "parameters": 269322, "device": "cpu", "machine": "Test CPU", "precision": "fp32", "zoo": "0", "torch": "0",
              "run_dir": str(tmp_path / "as-preset"), "recipe_fingerprint": load_catalog().presets.fingerprints()["quickstart"]} for a in (0.8, 0.82)]

@@ -40,7 +40,7 @@ def test_devices_fifos_and_folders_are_refused(tmp_path: Path, target: str) -> N
         check_output_file(path, "--out")
 
 
-@pytest.mark.parametrize("name", ["config.json", "metrics.jsonl", "model.safetensors", ".lock", "checkpoints/step-000000010/model.safetensors"])
+@pytest.mark.parametrize("name", ["config.json", "metrics.jsonl", "model.safetensors", ".lock", "curves.png", "checkpoints/step-000000010/model.safetensors"])
 def test_a_runs_own_files_are_refused(tmp_path: Path, name: str) -> None:
     run = tmp_path / "run"
     (run / "checkpoints" / "step-000000010").mkdir(parents=True)

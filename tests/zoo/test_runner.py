@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -193,8 +194,6 @@ def test_a_run_leaves_the_callers_random_state_as_it_was(tiny_data: Path, tmp_pa
     """A notebook seeds its own experiment; a zoo.run in between must not reset Python's, NumPy's or torch's generators."""
     import random
 
-    import numpy as np
-
     random.seed(123)
     np.random.seed(123)
     torch.manual_seed(123)
@@ -215,6 +214,28 @@ def test_the_api_takes_params_sets_as_a_string_or_dict_and_its_own_results(tiny_
     assert resolved.optimizer.params.lr == 0.3 and resolved.model.params.hidden == [4, 4]
     with pytest.raises(ZooError, match=r"params=\{'optimizer': 0.1\}: give component settings by section"):
         zoo.resolve(model="mlp-8", params={"optimizer": 0.1})
+    _, resolved = zoo.resolve(dataset="mnist", sets={"dataset.data_dir": tmp_path, "optimizer.lr": np.float32(0.5)})  # a Path, a NumPy number
+    assert resolved.dataset.params.data_dir == tmp_path and resolved.optimizer.params.lr == 0.5
+
+
+@pytest.mark.parametrize(("wrong", "said"), [
+    ({"sets": 5}, "sets=5: give a list of 'SECTION.KEY=VALUE' strings"),
+    ({"sets": [1, 2]}, "sets: 1 is not a 'SECTION.KEY=VALUE' string"),
+    ({"sets": {"optimizer.lr": object()}}, "a setting's value must be text, a number"),
+    ({"sets": "optimizer.lr=1\n[x]"}, "one value per --set; this one holds more after a line break"),
+    ({"recipe": 5}, "recipe=5: a recipe's name"),
+    ({"catalog": "x"}, "catalog='x': pass what zoo.catalog\\(\\) returns"),
+    ({"registry_files": "missing.toml"}, "Registry file missing.toml does not exist"),  # one path, not its letters
+    ({"registry_files": 5}, "registry_files: 5 is not a path"),
+    ({"params": {"foo": {"a": 1}}}, "params= names unknown section\\(s\\) foo"),
+])
+def test_the_api_says_what_is_wrong_with_an_argument_of_the_wrong_kind(wrong: dict, said: str) -> None:
+    """A notebook's mistake is one of zoo's own errors, not a TypeError from deep inside."""
+    with pytest.raises(ZooError, match=said):
+        zoo.resolve(model="mlp-8", **wrong)
+
+
+def test_the_api_returns_what_the_cli_reads(tiny_data: Path, tmp_path: Path) -> None:
     result = tiny_run(tiny_data, tmp_path / "run", epochs=1, reporters=[])
     assert zoo.evaluate(result, data_dir=tiny_data, verify=False).accuracy == pytest.approx(result.epochs[-1].test_accuracy)
     assert zoo.predict(result, 0, data_dir=tiny_data, verify=False).actual is not None

@@ -285,3 +285,16 @@ def test_commands_that_read_a_model_by_name_take_store_for_that_command_only(fin
     assert nowhere.exit_code == 2 and "does not exist" in nowhere.output
     exported = invoke("export", "elsewhere", "--format", "pt2", "--out", str(tmp_path / "m.pt2"), "--samples", "2", "--store", str(other), *data)
     assert exported.exit_code == 0 and (tmp_path / "m.pt2").is_file(), exported.output
+
+
+@pytest.mark.parametrize("last_line", ['{"epoch": "a"}', '{"epoch": 1, "test_accuracy": 5}', "[1, 2]", "null", "not json"])
+def test_a_run_with_damaged_metrics_is_not_saved(finished: Path, store: Path, tmp_path: Path, last_line: str) -> None:
+    """A card must say how well its model does: a metrics.jsonl the run did not write is one paragraph, and nothing is stored."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(finished, damaged)
+    (damaged / "metrics.jsonl").write_text((finished / "metrics.jsonl").read_text() + last_line + "\n")
+    result = invoke("save", str(damaged), "broken")
+    assert result.exit_code == 2 and f"{damaged / 'metrics.jsonl'} is damaged" in result.output and "nothing was stored" in result.output
+    assert "Traceback" not in result.output and not (store / "broken").exists()
