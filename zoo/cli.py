@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,13 +68,33 @@ class ZooGroup(click.Group):
         except BrokenPipeError:
             _stop_quietly_on_broken_pipe()
         except OSError as error:  # a full disk, a missing or read-only folder for an output file
-            where = f" {error.filename}" if error.filename else ""
-            raise UserError(_from_rank(f"Cannot use{where}: {error.strerror or error}. Nothing else was changed."), 2) from None
+            where = f" {_as_named(error.filename)}" if error.filename else " a file it writes"
+            raise UserError(_from_rank(f"Cannot write{where}: {error.strerror or error}."), 2) from None
         except KeyboardInterrupt:
-            raise UserError(_from_rank("Interrupted (Ctrl-C); the run stopped."), 130) from None
+            raise UserError(_from_rank("Interrupted (Ctrl-C)" + ("; the run stopped." if ctx.invoked_subcommand == "run" else ".")), 130) from None
         finally:  # a command's --store (_choose_store) ends with it, even when a later option failed to parse
             if (store := sys.modules.get("zoo.store")) is not None:
                 store.CHOSEN_STORE.set(None)
+
+
+def _as_named(filename: Any) -> str:
+    """The file as the user named it, not the hidden temporary one zoo writes first (.NAME.RANDOM.tmp beside it)."""
+    path = Path(str(filename))
+    found = re.fullmatch(r"\.(.+)\.[a-z0-9_]{8}(?:\.tmp|\.onnx|\.pt2)", path.name)
+    return str(path.with_name(found.group(1))) if found else str(path)
+
+
+def _stop_on_termination() -> None:
+    """SIGTERM (a queue) and SIGHUP (a closed terminal) stop any command as Ctrl-C does, so that what it was writing
+    is removed on the way out, with exit status 143 or 129 (a run's training handles them itself: zoo.stops)."""
+    import signal
+
+    def stop(number: int, _: Any) -> None:
+        raise Interrupted(f"Interrupted ({signal.Signals(number).name}).", 128 + number)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) is not signal.SIG_IGN:  # `nohup zoo ...` keeps ignoring SIGHUP
+            signal.signal(number, stop)
 
 
 def _stop_quietly_on_broken_pipe() -> NoReturn:
@@ -610,6 +631,7 @@ def uninstall(packages: tuple[str, ...]) -> None:
 
 def main() -> None:
     gcpause.pause()  # start-up makes ~400,000 lasting objects (zoo.gcpause)
+    _stop_on_termination()
     try:
         cli(prog_name="zoo")
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,14 @@ def _dynamic() -> tuple[dict[int, Any]]:
 
 
 def _cannot(what: str, component: str, error: Exception) -> ZooError:
-    first = " ".join(str(error).split())[:400]
+    """The exporter's failure, in words (its colour codes left out); a Ctrl-C that it wrapped stays a Ctrl-C."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())
+    first = text if len(text) <= 400 else text[:399] + "…"
     return ZooError(f"{component} cannot be exported to {what}: {type(error).__name__}: {first}. Its forward() uses something the "
                     f"exporter cannot trace (Python control flow on tensor values, an unsupported operator); "
                     f"zoo predict and zoo eval still work with it.")

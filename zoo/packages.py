@@ -41,14 +41,29 @@ def needed_by_zoo() -> set[str]:
 
 
 def named(arguments: Iterable[str]) -> Iterator[str]:
-    """The distributions that `pip uninstall ARGUMENTS` would remove: the names given, and those in -r FILE."""
-    arguments = list(arguments)
-    for index, argument in enumerate(arguments):
-        if (file := REQUIREMENT_FILE.fullmatch(argument)) is not None:
-            path = file.group(1) or (arguments[index + 1] if index + 1 < len(arguments) else "")
-            yield from _in_file(Path(path), depth=0)
-        elif not argument.startswith("-") and (found := NAME.match(argument)) and (index == 0 or arguments[index - 1] not in ("-r", "--requirement")):
-            yield found.group(1)
+    """The distributions that `pip uninstall ARGUMENTS` would remove: the names given, and those in -r FILE, read as
+    pip reads its command line (-yr FILE, --requirem=FILE: its short flags run together and long ones abbreviated)."""
+    files, names = _as_pip_reads(list(arguments))
+    for file in files:
+        yield from _in_file(Path(file), depth=0)
+    yield from (found.group(1) for name in names if (found := NAME.match(name)))
+
+
+def _as_pip_reads(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """(requirement files, names) of a pip uninstall command line; none where pip itself would refuse it."""
+    import contextlib
+    import io
+
+    try:
+        from pip._internal.commands import create_command
+    except ImportError:  # no pip here: `pip uninstall` cannot run either
+        return [], []
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # pip prints its usage where it refuses; it says so again when it runs
+            options, names = create_command("uninstall").parse_args(arguments)
+    except SystemExit:
+        return [], []
+    return list(options.requirements or []), list(names)
 
 
 def _in_file(path: Path, depth: int) -> Iterator[str]:

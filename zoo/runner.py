@@ -8,6 +8,7 @@ nothing behind; a resumed run continues in its own directory from its newest val
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -253,9 +254,14 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
             from .plots import write_curves
 
             write_curves(t.run_dir, t.run_dir / CURVES)
-        except KeyboardInterrupt:  # the run is done: say so, rather than "the run stopped"
-            raise Interrupted(f"Interrupted (Ctrl-C) while drawing {CURVES}; the run itself is complete: {t.run_dir} holds its weights "
-                              f"and metrics (`zoo runs --compare` or `zoo eval` use them).") from None
+        except KeyboardInterrupt as stop:  # the run is done: say so, rather than "the run stopped"
+            code = stop.exit_code if isinstance(stop, Interrupted) else 130  # 143: SIGTERM, 129: SIGHUP (zoo.cli's handler)
+            how = {143: "SIGTERM", 129: "SIGHUP"}.get(code, "Ctrl-C")
+            raise Interrupted(f"Interrupted ({how}) while drawing {CURVES}; the run itself is complete: {t.run_dir} holds its weights "
+                              f"and metrics (`zoo runs --compare` or `zoo eval` use them).", code) from None
+        except OSError as error:  # a full disk, say: the curves are a picture of what metrics.jsonl holds, not the result
+            print(f"! {CURVES} was not drawn ({error.strerror or error}); the run itself is complete: {t.run_dir} holds its weights "
+                  f"and metrics.", file=sys.stderr)
     return RunResult(t.run_dir, state.epochs, prediction, t.model)
 
 

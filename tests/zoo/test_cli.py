@@ -220,7 +220,9 @@ def test_uninstall_refuses_zoo_and_what_it_needs(package: str, monkeypatch: pyte
     assert result.exit_code == 2 and f"{name} is zoo itself or what it needs to run" in result.output and "Nothing was uninstalled" in result.output
     (tmp_path / "more.txt").write_text(f"# plugins\nzoo-convnets\n{package}  # and this\n")
     (tmp_path / "reqs.txt").write_text("-r more.txt\n")
-    for file in (["-r", str(tmp_path / "reqs.txt")], [f"--requirement={tmp_path / 'reqs.txt'}"], [f"-r{tmp_path / 'more.txt'}"]):
+    for file in (["-r", str(tmp_path / "reqs.txt")], [f"--requirement={tmp_path / 'reqs.txt'}"], [f"-r{tmp_path / 'more.txt'}"],
+                 ["-yr", str(tmp_path / "reqs.txt")], [f"-yr{tmp_path / 'reqs.txt'}"], ["--requireme", str(tmp_path / "reqs.txt")],
+                 [f"--requirem={tmp_path / 'reqs.txt'}"]):  # as pip reads them: short flags together, long ones abbreviated
         result = invoke("uninstall", *file)
         assert result.exit_code == 2 and f"{name} is zoo itself or what it needs to run" in result.output, file
 
@@ -292,3 +294,21 @@ def test_show_refuses_a_preset_that_run_would_refuse() -> None:
     result = invoke("show", "mlp-0")
     assert result.exit_code == 2 and "Invalid model settings for 'mlp-0'" in result.output and "greater than 0" in result.output
     assert invoke("show", "mlp-64").exit_code == 0
+
+
+def test_sigterm_stops_any_command_as_ctrl_c_does(tmp_path: Path) -> None:
+    """Outside a run's training (which checkpoints first: test_stops), SIGTERM raises as Ctrl-C does, so `finally`
+    blocks remove what a command was writing; it exits 143 with one line, not killed silently (-15)."""
+    import signal
+    import time
+
+    started = tmp_path / "started"
+    (tmp_path / "slow_plugin.py").write_text(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "plugins"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "ZOO_PLUGIN_FILES": str(tmp_path / "slow_plugin.py")})
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and stderr.strip() == "Interrupted (SIGTERM).", stderr

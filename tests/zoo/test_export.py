@@ -74,6 +74,24 @@ def test_a_model_that_cannot_be_exported_says_why(finished: Path, tiny_data: Pat
     assert result.exit_code == 2 and "cannot be exported to ONNX" in result.output and "mlp-8" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "m.onnx").exists()
 
+    def coloured(*args, **kwargs):
+        raise RuntimeError("\x1b[96mThis is step 1/3\x1b[0m of exporting")
+
+    monkeypatch.setattr(torch.onnx, "export", coloured)
+    result = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"))
+    assert "RuntimeError: This is step 1/3 of exporting." in result.output and "x1b" not in result.output
+
+    def interrupted(*args, **kwargs):  # torch.export wraps what stopped it, a Ctrl-C included
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as stop:
+            raise RuntimeError("export failed") from stop
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    result = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"))
+    assert result.exit_code == 130 and "Interrupted (Ctrl-C)." in result.output and "cannot be exported" not in result.output
+    assert list(tmp_path.glob(".m.onnx.*")) == []  # the temporary file went with it
+
 
 def test_without_the_extra_the_message_names_it(finished: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys

@@ -330,3 +330,19 @@ def test_a_run_from_python_names_its_directory_absolutely(tiny_data: Path, tmp_p
     assert result.run_dir == tmp_path / "relative"
     monkeypatch.chdir("/")
     assert zoo.load(result).classes == list("0123456789")
+
+
+def test_a_full_disk_while_drawing_the_curves_costs_only_the_picture(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The run is complete before curves.png is drawn: a disk that cannot take the picture is a warning, not an error."""
+    import errno
+
+    import zoo.plots
+
+    def full_disk(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zoo.plots, "write_curves", full_disk)
+    result = tiny_run(tiny_data, tmp_path / "run", epochs=1)
+    assert (result.run_dir / "model.safetensors").is_file() and not (result.run_dir / "curves.png").exists()
+    assert "! curves.png was not drawn (No space left on device); the run itself is complete" in capsys.readouterr().err
