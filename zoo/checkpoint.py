@@ -208,6 +208,10 @@ def newest_or_error(run_dir: Path, report: bool = True) -> Path:
     """The checkpoint a resume of `run_dir` starts from; an error that says why when there is none, and (report)
     a note on stderr for newer ones that had to be skipped."""
     found, skipped = newest(run_dir)
+    root = run_dir / CHECKPOINTS
+    if found is None and root.is_dir() and not os.access(root, os.R_OK | os.X_OK):  # permissions, not a run without checkpoints
+        raise ZooError(f"Cannot read {root} (permission denied), so its checkpoints cannot be looked at; nothing was changed. Give "
+                       f"yourself read permission on it (chmod -R u+rX {root}) and resume again.")
     if found is None:
         reasons = f" ({'; '.join(skipped)})" if skipped else ""
         raise ZooError(f"{run_dir} has no usable checkpoint to resume from{reasons}. Start a new run instead.")

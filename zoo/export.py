@@ -41,6 +41,12 @@ def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *
     from .inference import load_data, load_run
     from .rundir import check_output_file
 
+    if not tolerance >= 0:  # NaN passes click's range and would fail every check
+        raise ZooError(f"--tolerance {tolerance}: give a number >= 0, the largest difference from zoo's outputs to accept.")
+    other = {"onnx": ".pt2", "pt2": ".onnx"}[format]
+    if Path(out).suffix.lower() == other:
+        raise ZooError(f"--out {out} names a {other} file, but --format {format} writes {'ONNX' if format == 'onnx' else 'a torch.export program'}: "
+                       f"name it {Path(out).with_suffix('.' + format).name}, or choose --format {other[1:]}.")
     check_output_file(out, "--out")
     config, model = load_run(catalog, Path(reference))
     data = load_data(catalog, config, data_dir, verify)

@@ -284,6 +284,9 @@ def verified_sha256(path: Path) -> str:
         written = read_small_file(recorded, 4096).decode("ascii").split()
     except FileNotFoundError:
         return digest
+    except PermissionError:  # not damage: the user's permissions, which they can mend
+        raise ZooError(f"Cannot read {recorded} (permission denied), which holds the SHA-256 of {path.name}; nothing was loaded. "
+                       f"Give yourself read permission on it (chmod u+r).") from None
     except (OSError, UnicodeDecodeError):
         written = []
     if not written or written[0].lower() != digest:

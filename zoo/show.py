@@ -41,8 +41,8 @@ def describe(catalog: Catalog, name: str, registry_files: Iterable[str | Path] =
             component = catalog.registry.get(kind, name) if ":" in name or name in catalog.registry.components[kind] else None
             components = [component] if component else [catalog.registry.get(kind, f"{o.plugin}:{name}") for o in catalog.registry.conflicts[(kind, name)]]
             found += [_entry(catalog, c, None, {}) for c in components]
-        elif (preset := catalog.presets.find(kind, name)) is not None and catalog.registry.has(kind, preset[1].component):
-            component = resolve_part(catalog, kind, kind, name, {}).resolved.component  # mlp-0 is refused here, as by `zoo run`
+        elif (preset := catalog.presets.find(kind, name)) is not None:
+            component = resolve_part(catalog, kind, kind, name, {}).resolved.component  # mlp-0, or a missing component: as `zoo run` says
             entry = _entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help)
             source = catalog.presets.presets[kind][preset[0]].source
             found.append({**entry, "name": name, "preset_source": None if source == str(shipped_registry()) else source})

@@ -376,3 +376,29 @@ def test_a_checkpoint_of_an_earlier_format_is_named_as_such(small_checkpoint: Pa
         manifest = json.loads((step / "manifest.json").read_text())
         (step / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
     assert "earlier zoo (checkpoint format 1)" in checkpoint.newest(run)[1][0]
+
+
+def test_unreadable_files_are_said_to_be_unreadable_not_damaged(small_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permissions are the user's to mend: "damaged, delete it" or "start a new run" would cost them a good run.
+    (The tests run as root, whom no permission stops, so the denial is made here.)"""
+    import os
+
+    from zoo import rundir
+
+    run = unfinished_copy(small_checkpoint, tmp_path / "run")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == run / "checkpoints" else real_access(path, mode))
+    monkeypatch.setattr(checkpoint, "candidates", lambda run_dir: [])  # what glob finds in a folder it may not read
+    with pytest.raises(ZooError, match=r"Cannot read .*checkpoints \(permission denied\).*nothing was changed"):
+        checkpoint.newest_or_error(run)
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(b"weights")
+    (tmp_path / "weights.safetensors.sha256").write_text("0" * 64)
+
+    def denied(path: Path, limit: int) -> bytes:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(rundir, "read_small_file", denied)
+    with pytest.raises(ZooError, match=r"Cannot read .*weights.safetensors.sha256 \(permission denied\)") as caught:
+        rundir.verified_sha256(weights)
+    assert "delete" not in str(caught.value)

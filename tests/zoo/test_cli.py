@@ -296,6 +296,13 @@ def test_show_refuses_a_preset_that_run_would_refuse() -> None:
     assert invoke("show", "mlp-64").exit_code == 0
 
 
+def test_show_says_why_a_presets_component_is_missing(tmp_path: Path) -> None:
+    """It said "Unknown name 'foo'. Did you mean foo?"; `zoo run --model foo` said what is wrong, and so does show."""
+    (tmp_path / "f.toml").write_text('[models.foo]\ncomponent = "nonexist"\n')
+    result = invoke("show", "foo", "--registry", str(tmp_path / "f.toml"))
+    assert result.exit_code == 2 and "Model preset 'foo'" in result.output and "builds model 'nonexist', which no loaded plugin provides" in result.output
+
+
 def test_sigterm_stops_any_command_as_ctrl_c_does(tmp_path: Path) -> None:
     """Outside a run's training (which checkpoints first: test_stops), SIGTERM raises as Ctrl-C does, so `finally`
     blocks remove what a command was writing; it exits 143 with one line, not killed silently (-15)."""

@@ -121,3 +121,11 @@ def test_out_never_replaces_a_runs_own_file_or_a_device(finished: Path, target: 
     result = CliRunner().invoke(cli, ["export", str(finished), "--out", str(out)])
     assert result.exit_code == 2 and f"--out {out} is" in result.output and "Exported" not in result.output
     assert (out.read_bytes() if out.is_file() else None) == before and (target != "device" or out.is_char_device())
+
+
+def test_a_tolerance_or_file_name_that_cannot_be_meant_is_refused_first(finished: Path, tiny_data: Path, tmp_path: Path) -> None:
+    nan = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"), "--tolerance", "nan")
+    assert nan.exit_code == 2 and "--tolerance nan: give a number >= 0" in nan.output
+    crossed = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"), "--format", "pt2")
+    assert crossed.exit_code == 2 and "names a .onnx file, but --format pt2 writes a torch.export program: name it m.pt2" in crossed.output
+    assert list(tmp_path.iterdir()) == []
