@@ -606,7 +606,8 @@ def export(model: str, format_: str, out: Path, tolerance: float, samples: int, 
 
     done = export_model(api.catalog(registry_files), model, format_, out, tolerance=tolerance, samples=samples,  # type: ignore[arg-type]
                         data_dir=data_dir, verify=not no_verify)
-    echo(f"Exported {model} to {done.path} ({done.format}, dynamic batch, {len(done.classes)} classes in its metadata)")
+    echo(f"Exported {model} to {done.path} ({done.format}, dynamic batch, {len(done.classes)} classes in its metadata"
+         + ("; it replaced the file that was there)" if done.replaced else ")"))
     echo(f"Checked on {done.samples} test images: largest difference from zoo's outputs {done.max_difference:.3g} (tolerance {tolerance:g})")
 
 

@@ -31,6 +31,7 @@ class Exported:
     samples: int
     max_difference: float
     classes: list[str]
+    replaced: bool = False  # `out` held a file before, which the export replaced
 
 
 def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *, tolerance: float = 1e-4, samples: int = 64,
@@ -68,10 +69,11 @@ def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *
             raise ZooError(f"The exported model's outputs differ from zoo's by up to {difference:.3g} on {count} test images, more than "
                            f"--tolerance {tolerance:g}; {out} was not written. Raise --tolerance if this is expected (e.g. bf16).")
         os.chmod(temporary, 0o644)
+        replaced = out.exists()
         os.replace(temporary, out)
     finally:
         Path(temporary).unlink(missing_ok=True)
-    return Exported(out, format, count, difference, classes)
+    return Exported(out, format, count, difference, classes, replaced)
 
 
 def _component(config: dict[str, Any]) -> str:

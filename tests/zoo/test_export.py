@@ -35,6 +35,9 @@ def test_onnx_matches_zoo_on_any_batch_size_and_carries_the_classes(finished: Pa
 
     result = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"))
     assert result.exit_code == 0, result.output
+    assert "classes in its metadata)" in result.output and "replaced" not in result.output
+    again = export(finished, tiny_data, "--out", str(tmp_path / "m.onnx"))  # a file of the user's there: replaced, and said
+    assert again.exit_code == 0 and "; it replaced the file that was there)" in again.output
     difference = float(result.output.split("largest difference from zoo's outputs ")[1].split()[0])
     assert difference <= 1e-4
     model = onnx.load(str(tmp_path / "m.onnx"))
