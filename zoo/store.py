@@ -156,6 +156,8 @@ def folders(catalog: Catalog | None = None, root: Path | None = None) -> list[St
     """Every model folder: the user's store, zoo's shipped models, then the plugins'."""
     places = [(root or store_root(), "store"), (shipped_root(), "zoo")]
     places += [(Path(folder), plugin) for plugin, folder in (catalog.trained_models if catalog is not None else [])]
+    if places[0][0].exists() and not places[0][0].is_dir():  # as `zoo save` says: quietly showing none would hide the mistake
+        raise ZooError(f"The model store {places[0][0]} is a file, not a folder (ZOO_MODELS or --store names the store's folder).")
     found = []
     for place, origin in places:
         if place.is_dir():

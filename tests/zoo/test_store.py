@@ -269,6 +269,8 @@ def test_a_save_racing_another_a_killed_one_and_a_store_that_is_a_file(finished:
     monkeypatch.setenv("ZOO_MODELS", str(afile))
     result = invoke("save", str(finished), "other")
     assert result.exit_code == 2 and f"The model store {afile} is a file, not a folder" in result.output
+    listed = invoke("models")  # not an empty store: the same mistake, said
+    assert listed.exit_code == 2 and f"The model store {afile} is a file, not a folder" in listed.output
 
 
 def test_commands_that_read_a_model_by_name_take_store_for_that_command_only(finished: Path, store: Path, tiny_data: Path, tmp_path: Path) -> None:
