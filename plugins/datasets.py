@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import zoo
 from zoo.contracts import DatasetSplits
@@ -78,7 +79,8 @@ class IDXParams(BaseModel):
     download: bool = data_location("source", True)
     """Fall back to torchvision's download into the user cache."""
     mirror: str | None = data_location("source")
-    """A mirror to download from instead of torchvision's, e.g. http://host/fashion-mnist/."""
+    """A mirror to download from instead of torchvision's, e.g. http://host/fashion-mnist/ (http or https: files
+    already on this machine are read with --data-dir)."""
     hflip: bool = False
     """Augment training batches: mirror a random half left to right."""
     shift: int = Field(0, ge=0, le=8)
@@ -88,6 +90,13 @@ class IDXParams(BaseModel):
     of scaling to [0, 1]; the run records both, and zoo predict IMAGE and zoo export apply them."""
     verify: bool = data_location("verify", True)
     """Check each file against the real dataset's checksum (--no-verify turns it off)."""
+
+    @field_validator("mirror")
+    @classmethod
+    def _web_address(cls, mirror: str | None) -> str | None:
+        if mirror is not None and not re.fullmatch(r"https?://\S+", mirror):
+            raise ValueError("give an http:// or https:// address (files already on this machine are read with --data-dir)")
+        return mirror
 
 
 def cache_dir() -> Path:

@@ -80,7 +80,7 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
     parts = []
     for item in error.errors():
         location = ".".join(str(p) for p in (where, *item["loc"]) if p != "")
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ") if item["type"] == "value_error" else item["msg"]  # a validator's own words
         if item["type"] == "extra_forbidden":
             top = len(item["loc"]) == 1  # a key of the model itself (`known`), not of something nested in it
             hint = closest(str(item["loc"][0]), known) if top else None

@@ -16,6 +16,7 @@ import pytest
 import torch
 from helpers import make_idx_dataset
 
+import zoo
 import zoo_plugins.datasets as datasets
 from zoo.data import TensorSplit
 from zoo.errors import ZooError
@@ -323,3 +324,10 @@ def test_a_damaged_ledger_costs_only_the_hashing(ledger: str) -> None:
     key, path = next(iter(files.items()))
     datasets.verify_file(FASHION_MNIST, datasets.FILES[key], path)
     assert isinstance(json.loads((datasets.cache_dir() / "verified.json").read_text()), dict)
+
+
+def test_a_mirror_must_be_a_web_address() -> None:
+    """torchvision's downloader reads only http(s); a file:// mirror failed inside it and left an empty file behind."""
+    with pytest.raises(ZooError, match=r"dataset.mirror: give an http:// or https:// address \(files already on this machine are read with --data-dir\)"):
+        zoo.resolve(dataset="mnist", sets=['dataset.mirror="file:///data/"'])
+    assert zoo.resolve(dataset="mnist", sets=['dataset.mirror="https://example.invalid/mnist/"'])[1].dataset.params.mirror
