@@ -461,6 +461,9 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
     if record and settings.get("verify") is False:
         raise ZooError("--record files each result as the preset's on the real dataset, so it needs the data checked against its "
                        "published checksums: leave out --no-verify (nothing was trained).")
+    if record and (settings.get("epochs") is not None or settings.get("sets") or settings.get("params")):
+        raise ZooError("--record files each result as its preset's with its recipe, so the grid must train them as they are: leave out "
+                       "--epochs and --set (nothing was trained).")
     catalog = load_catalog(registry_files=registry_files)
     cells = board.grid(board.expand_models(catalog, models), list(datasets), list(recipes), seeds)
     for dataset in dict.fromkeys(datasets):

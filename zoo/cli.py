@@ -67,9 +67,8 @@ class ZooGroup(click.Group):
             raise UserError(_from_rank(str(error)), error.exit_code) from None
         except BrokenPipeError:
             _stop_quietly_on_broken_pipe()
-        except OSError as error:  # a full disk, a missing or read-only folder for an output file
-            where = f" {_as_named(error.filename)}" if error.filename else " a file it writes"
-            raise UserError(_from_rank(f"Cannot write{where}: {error.strerror or error}."), 2) from None
+        except OSError as error:  # a full disk, a missing or read-only folder for an output file, a path too long to read
+            raise UserError(_from_rank(f"{_cannot(error.filename)}: {error.strerror or error}."), 2) from None
         except KeyboardInterrupt:
             raise UserError(_from_rank("Interrupted (Ctrl-C)" + ("; the run stopped." if ctx.invoked_subcommand == "run" else ".")), 130) from None
         finally:  # a command's --store (_choose_store) ends with it, even when a later option failed to parse
@@ -77,11 +76,14 @@ class ZooGroup(click.Group):
                 store.CHOSEN_STORE.set(None)
 
 
-def _as_named(filename: Any) -> str:
-    """The file as the user named it, not the hidden temporary one zoo writes first (.NAME.RANDOM.tmp beside it)."""
+def _cannot(filename: Any) -> str:
+    """"Cannot write FILE", the file as the user named it where it was the hidden temporary one zoo writes first
+    (.NAME.RANDOM.tmp beside it); "Cannot use PATH" for any other path (one read, or too long to open)."""
+    if not filename:
+        return "Cannot write a file"
     path = Path(str(filename))
     found = re.fullmatch(r"\.(.+)\.[a-z0-9_]{8}(?:\.tmp|\.onnx|\.pt2)", path.name)
-    return str(path.with_name(found.group(1))) if found else str(path)
+    return f"Cannot write {path.with_name(found.group(1))}" if found else f"Cannot use {path}"
 
 
 def _stop_on_termination() -> None:
@@ -576,6 +578,10 @@ def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: t
     echo(f"Written: {', '.join(str(p) for p in board.written)}", err=True)
     for recorded in board.recorded:
         echo(f"Recorded in registry.toml: {recorded}", err=True)
+    for line in board.lines if record else []:
+        if (named := f"{line['model']} {line['dataset']}/{line['recipe']}") not in board.recorded:
+            echo(f"Not recorded: {named} (no result, not a preset, or not trained as its preset and recipe are now on data checked "
+                 f"against the published checksums)", err=True)
     if board.failed:
         error = ZooError(f"{len(board.failed)} of {len(board.rows)} cells failed (recorded in {out}/cells/; run the command again to retry them); "
                          f"the first: {board.failed[0]['model']} on {board.failed[0]['dataset']}: {board.failed[0]['error']}")
@@ -632,7 +638,8 @@ def uninstall(packages: tuple[str, ...]) -> None:
 
 def main() -> None:
     gcpause.pause()  # start-up makes ~400,000 lasting objects (zoo.gcpause)
-    _stop_on_termination()
+    if "RANK" not in os.environ:  # a torchrun worker dies on the signal as torchrun expects; its launcher says it, once
+        _stop_on_termination()
     try:
         cli(prog_name="zoo")
     finally:

@@ -10,6 +10,8 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,10 +69,8 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
     for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    safe_path = os.environ.get("PYTHONSAFEPATH")
-    os.environ["PYTHONSAFEPATH"] = "1"  # `python -m zoo` in the workers, not a folder called zoo here (a run's --out, a checkout)
     try:
-        with tempfile.TemporaryDirectory(prefix="zoo-torchrun-") as logs:  # else torchrun leaves a torchelastic_* in /tmp per job
+        with _workers_import_this_zoo(), tempfile.TemporaryDirectory(prefix="zoo-torchrun-") as logs:  # else a torchelastic_* per job
             elastic_run(get_args_parser().parse_args([
                 "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
                 "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job, "--log-dir", logs,
@@ -89,11 +89,32 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
     except SignalException as error:
         name = signal.Signals(error.sigval).name
         raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval)) from None
+
+
+@contextmanager
+def _workers_import_this_zoo() -> Iterator[None]:
+    """The workers' `python -m zoo` imports the zoo this process runs: not a folder called zoo in the working folder (a
+    run's --out, a checkout's parent: PYTHONSAFEPATH), and this process's own copy when it is not an installed one (a
+    second checkout run as `python -m zoo`: its folder first on PYTHONPATH)."""
+    import site
+    import sysconfig
+
+    import zoo
+
+    root = str(Path(zoo.__file__).resolve().parent.parent)
+    installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_paths()["purelib"]]}
+    before = {name: os.environ.get(name) for name in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    os.environ["PYTHONSAFEPATH"] = "1"
+    if root not in installed:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [before["PYTHONPATH"]])])
+    try:
+        yield
     finally:
-        if safe_path is None:
-            os.environ.pop("PYTHONSAFEPATH", None)
-        else:
-            os.environ["PYTHONSAFEPATH"] = safe_path
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _how_to_continue(run_dir: Path, nproc: int) -> str:

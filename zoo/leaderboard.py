@@ -177,7 +177,9 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
         if done is not None and done.get("status") == "ok" and done.get("settings") == _what(settings) \
                 and (done.get("recipe_fingerprint") == fingerprints.get(cell.recipe)  # a recipe changed since trains the cell again
                      or "recipe_fingerprint" not in done and _trains_the_same(done, cell, settings, resolve)):
-            done["recipe_fingerprint"] = fingerprints.get(cell.recipe)
+            if "recipe_fingerprint" not in done:  # kept from before fingerprints: checked once, recorded for next time
+                done["recipe_fingerprint"] = fingerprints.get(cell.recipe)
+                write_json(path, done)
             rows.append(done)
             progress(index, len(cells), cell, None)
             continue

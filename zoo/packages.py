@@ -4,17 +4,17 @@ requirements file (-r FILE), so that removing a plugin cannot break zoo."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 
 from .errors import ZooError
 
 #: A distribution's name at the start of a requirement: torch, torch>=2, torch[extra], torch @ https://..., torch;python_version>"3"
 NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-REQUIREMENT_FILE = re.compile(r"(?:-r|--requirement)(?:=|\s+)?(.*)")
 
 
 def canonical(name: str) -> str:
@@ -40,42 +40,32 @@ def needed_by_zoo() -> set[str]:
     return needed
 
 
-def named(arguments: Iterable[str]) -> Iterator[str]:
-    """The distributions that `pip uninstall ARGUMENTS` would remove: the names given, and those in -r FILE, read as
-    pip reads its command line (-yr FILE, --requirem=FILE: its short flags run together and long ones abbreviated)."""
-    files, names = _as_pip_reads(list(arguments))
-    for file in files:
-        yield from _in_file(Path(file), depth=0)
-    yield from (found.group(1) for name in names if (found := NAME.match(name)))
-
-
-def _as_pip_reads(arguments: list[str]) -> tuple[list[str], list[str]]:
-    """(requirement files, names) of a pip uninstall command line; none where pip itself would refuse it."""
-    import contextlib
-    import io
-
+def named(arguments: Iterable[str]) -> list[str]:
+    """The distributions that `pip uninstall ARGUMENTS` would remove, found as pip itself finds them: its command line
+    (-yr FILE, abbreviated long options), requirement files (nested -r, -e lines) and names from URLs, wheels and
+    #egg= fragments. Without pip's own code (pip cannot run then either), the plain names given."""
+    arguments = list(arguments)
     try:
         from pip._internal.commands import create_command
-    except ImportError:  # no pip here: `pip uninstall` cannot run either
-        return [], []
+        from pip._internal.exceptions import InstallationError
+        from pip._internal.req.constructors import install_req_from_line, install_req_from_parsed_requirement
+        from pip._internal.req.req_file import parse_requirements
+    except ImportError:
+        return [found.group(1) for argument in arguments if not argument.startswith("-") and (found := NAME.match(argument))]
+    command = create_command("uninstall")
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # pip prints its usage where it refuses; it says so again when it runs
-            options, names = create_command("uninstall").parse_args(arguments)
+        with contextlib.redirect_stderr(io.StringIO()):  # where pip refuses the line it prints its usage, and does so again when run
+            options, names = command.parse_args(arguments)
     except SystemExit:
-        return [], []
-    return list(options.requirements or []), list(names)
-
-
-def _in_file(path: Path, depth: int) -> Iterator[str]:
+        return []
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as error:
-        raise ZooError(f"Cannot read the requirements file {path}: {error.strerror or error}. Nothing was uninstalled.") from None
-    for line in (line.split(" #", 1)[0].strip() for line in lines):
-        if (nested := REQUIREMENT_FILE.fullmatch(line)) is not None and depth < 10:
-            yield from _in_file(path.parent / nested.group(1).strip(), depth + 1)
-        elif line and not line.startswith(("-", "#")) and (found := NAME.match(line)):
-            yield found.group(1)
+        found = [install_req_from_line(name) for name in names]
+        with command._build_session(options) as session:
+            found += [install_req_from_parsed_requirement(parsed) for file in options.requirements or []
+                      for parsed in parse_requirements(file, options=options, session=session)]
+    except (InstallationError, OSError) as error:
+        raise ZooError(f"Cannot read what to uninstall: {error}. Nothing was uninstalled.") from None
+    return [requirement.name for requirement in found if requirement.name]
 
 
 def check_uninstall(arguments: Iterable[str]) -> None:

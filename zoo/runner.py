@@ -34,7 +34,7 @@ from .graphs import choose_step
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
-from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, discard_if_nothing_kept, save_weights, write_failure, write_json
+from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, discard_if_nothing_kept, has_checkpoint_folder, save_weights, write_failure, write_json
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
 from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, StopRequest, ctrl_c
@@ -177,7 +177,7 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
             trainer = build(resolved, world, device, events, resuming=resume_dir is not None)
             gcpause.resume()  # torch and the run's objects are made: collect from here on, without them
             state, resumed = open_run(trainer, catalog, runs_root, resume_dir, launched, resources)
-            new_run = trainer.run_dir if world.main and resumed is None and resume_dir is None and launched is None and not world.restart else None
+            new_run = trainer.run_dir if _is_new_run(world, resumed, resume_dir, launched) else None
             return _fit_and_finish(trainer, state, resumed)
     except BaseException as error:
         failed = error
@@ -186,14 +186,23 @@ def run(resolved: ResolvedRun, catalog: Catalog, runs_root: Path = Path("runs"),
         events.close(failed is not None)
         gcpause.run_over()
         if isinstance(failed, Exception) and new_run is not None and discard_if_nothing_kept(new_run, keep_folder=out_existed):
-            _say_discarded(failed, new_run)
+            _say_discarded(failed, new_run, emptied=out_existed)
 
 
-def _say_discarded(error: Exception, run_dir: Path) -> None:
-    """The failure's message says that its run directory is gone, and why (a ZooError's one paragraph)."""
+def _say_discarded(error: Exception, run_dir: Path, emptied: bool) -> None:
+    """The failure's message says that its run directory is gone (or, a folder of the user's, emptied), and why: in a
+    ZooError's one paragraph, or as a note under another exception's traceback."""
+    note = (f"({run_dir} was {'emptied' if emptied else 'removed'}: the run stopped before its first checkpoint, "
+            f"so there was nothing to resume.)")
     if isinstance(error, ZooError) and error.args:
-        error.args = (f"{str(error.args[0]).rstrip()} ({run_dir} was removed: the run stopped before its first checkpoint, "
-                      f"so there was nothing to resume.)", *error.args[1:])
+        error.args = (f"{str(error.args[0]).rstrip()} {note}", *error.args[1:])
+    else:
+        error.add_note(note)
+
+
+def _is_new_run(world: World, resumed: str | None, resume_dir: Path | None, launched: Path | None) -> bool:
+    """This process made the run directory just now: rank 0 of a fresh start, not a resume, a --nproc job or a restart."""
+    return world.main and resumed is None and resume_dir is None and launched is None and not world.restart
 
 
 def build(resolved: ResolvedRun, world: World, device: torch.device, events: Events, resuming: bool = False) -> Trainer:
@@ -293,9 +302,9 @@ def _fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
         raise  # the output's reader left (not the run's files): zoo.cli stops quietly
     except OSError as error:
         where = error.filename or t.run_dir
-        raise ZooError(f"Cannot write {where}: {error.strerror or error}. The run stopped at epoch {state.epoch}, step {state.batch}; "
-                       f"its newest checkpoint is kept: free some space (or fix the folder) and continue with "
-                       f"`zoo run --resume {t.run_dir}`.") from None
+        then = (f"its newest checkpoint is kept: free some space (or fix the folder) and continue with `zoo run --resume {t.run_dir}`."
+                if has_checkpoint_folder(t.run_dir) else "it had no checkpoint yet: free some space (or fix the folder) and start it again.")
+        raise ZooError(f"Cannot write {where}: {error.strerror or error}. The run stopped at epoch {state.epoch}, step {state.batch}; {then}") from None
     except RuntimeError as error:
         if lost_peer(error):
             raise  # PeerLost, in collectives.joined

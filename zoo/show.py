@@ -35,19 +35,25 @@ def describe(catalog: Catalog, name: str, registry_files: Iterable[str | Path] =
     with --registry, which running a recipe of theirs needs again."""
     from .config import resolve_part
 
-    found = []
+    found, problems = [], []
     for kind in KINDS:
         if catalog.registry.has(kind, name):
             component = catalog.registry.get(kind, name) if ":" in name or name in catalog.registry.components[kind] else None
             components = [component] if component else [catalog.registry.get(kind, f"{o.plugin}:{name}") for o in catalog.registry.conflicts[(kind, name)]]
             found += [_entry(catalog, c, None, {}) for c in components]
         elif (preset := catalog.presets.find(kind, name)) is not None:
-            component = resolve_part(catalog, kind, kind, name, {}).resolved.component  # mlp-0, or a missing component: as `zoo run` says
+            try:
+                component = resolve_part(catalog, kind, kind, name, {}).resolved.component  # mlp-0, a missing component: as `zoo run` says
+            except ZooError as error:
+                problems.append(error)  # said only if nothing else of that name can be shown
+                continue
             entry = _entry(catalog, component, display(preset[0]), dict(preset[1].params), preset[1].help)
             source = catalog.presets.presets[kind][preset[0]].source
             found.append({**entry, "name": name, "preset_source": None if source == str(shipped_registry()) else source})
     if name in catalog.presets.recipes:
         found.append(_recipe_entry(catalog, name, registry_files))
+    if not found and problems:
+        raise problems[0]
     if not found:
         from .store import find
 

@@ -303,14 +303,17 @@ def last_metrics(run_dir: Path) -> Metrics:
     """The run's final epoch, from metrics.jsonl (empty metrics when there is none)."""
     try:
         text = read_small_file(run_dir / METRICS, CARD_LIMIT)
-    except OSError:
+    except FileNotFoundError:  # a run from before metrics.jsonl, or one that trained no epoch: no figures to claim
         return Metrics()
+    except OSError as error:
+        raise ZooError(f"Cannot read {run_dir / METRICS} ({error.strerror or error}), so the card could not say how well the model "
+                       f"does; nothing was stored.") from None
     try:
         epochs = [json.loads(line) for line in text.decode("utf-8").splitlines()]
         last = epochs[-1] if epochs else {}
         return Metrics(accuracy=last.get("test_accuracy"), loss=last.get("test_loss"), epochs=int(last.get("epoch", len(epochs))),
                        seconds=sum(float(epoch.get("seconds", 0)) for epoch in epochs))
-    except (ValueError, TypeError, AttributeError):  # not JSON, not records, or values out of range (pydantic's is a ValueError)
+    except (ValueError, TypeError, AttributeError, OverflowError):  # not JSON, not records, values out of range (pydantic's is a ValueError)
         raise ZooError(f"{run_dir / METRICS} is damaged (each line must be one epoch's record, as the run wrote it), so the card "
                        f"could not say how well the model does; nothing was stored. `zoo runs` lists the run as damaged.") from None
 

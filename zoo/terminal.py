@@ -11,8 +11,12 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
-    """`text` with its control characters written out (\\x1b); tabs and newlines kept."""
-    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    """`text` with its control characters written out (\\x1b), and the invisible ones that reorder or hide text
+    (right-to-left overrides, zero-width spaces: \\u202e); tabs and newlines kept."""
+    text = CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    if text.isprintable() or all(c.isprintable() or c in "\t\n" for c in text):
+        return text
+    return "".join(c if c.isprintable() or c in "\t\n" else f"\\u{ord(c):04x}" for c in text)
 
 
 def one_line(text: str, limit: int = 200) -> str:

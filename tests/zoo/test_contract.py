@@ -228,7 +228,7 @@ def test_an_exception_in_plugin_code_during_training_names_the_plugin(catalog, t
     assert f"({tmp_path / 'run'} was removed: the run stopped before its first checkpoint, so there was nothing to resume.)" in message
     assert not (tmp_path / "run").exists()
     (tmp_path / "mine").mkdir()  # an --out folder of the user's own stays, emptied
-    with pytest.raises(ZooError, match="was removed"):
+    with pytest.raises(ZooError, match="was emptied: the run stopped before its first checkpoint"):
         train(catalog, tmp_path, model="crashy", out=tmp_path / "mine")
     assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
     with pytest.raises(ZooError) as caught:  # a checkpoint after step 2: the run can go on from it, and stays

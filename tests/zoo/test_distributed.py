@@ -385,3 +385,19 @@ def test_a_job_piped_into_head_trains_to_the_end_and_its_status_is_its_launchers
     assert _piped_into_head(by_hand, tmp_path / "by-hand", demo_env) == 0
     job = tmp_path / "zoo"  # in the working folder (conftest): the workers' `python -m zoo` must not take it for zoo
     assert _piped_into_head([str(ZOO), *tiny(parts_data, *SETTINGS, "--nproc", "2", "--out", str(job))], job, demo_env) == 141
+
+
+def test_the_workers_import_the_zoo_their_parent_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a folder called zoo where the job starts (PYTHONSAFEPATH), and a second checkout's own zoo when the parent
+    runs from one (its folder first on PYTHONPATH); the parent's environment is put back afterwards."""
+    import site
+
+    monkeypatch.setenv("PYTHONPATH", "/plugins")
+    monkeypatch.delenv("PYTHONSAFEPATH", raising=False)
+    monkeypatch.setattr(zoo, "__file__", str(tmp_path / "checkout" / "zoo" / "__init__.py"))
+    with launcher._workers_import_this_zoo():
+        assert os.environ["PYTHONSAFEPATH"] == "1" and os.environ["PYTHONPATH"] == os.pathsep.join([str(tmp_path / "checkout"), "/plugins"])
+    assert os.environ["PYTHONPATH"] == "/plugins" and "PYTHONSAFEPATH" not in os.environ
+    monkeypatch.setattr(zoo, "__file__", str(Path(site.getsitepackages()[0]) / "zoo" / "__init__.py"))  # installed: found anyway
+    with launcher._workers_import_this_zoo():
+        assert os.environ["PYTHONPATH"] == "/plugins"

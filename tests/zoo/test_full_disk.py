@@ -153,3 +153,23 @@ def test_a_real_small_disk(tiny_data: Path, tmp_path: Path) -> None:
         assert load_file(disk / "run" / "model.safetensors") and (disk / "run" / "metrics.jsonl").read_text().count("\n") == 2
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_before_the_first_checkpoint_says_to_start_again(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """There is nothing to resume yet: the message must not send the user to --resume a run that is then removed."""
+    from zoo.metrics import StepLog
+
+    real, calls = StepLog.on_step, {"n": 0}
+
+    def fills_up(self, event) -> None:
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real(self, event)
+
+    monkeypatch.setattr(StepLog, "on_step", fills_up)
+    with pytest.raises(ZooError) as raised:
+        zoo.run(dataset="mnist", model="mlp-8", epochs=2, out=tmp_path / "run", reporters=[], log_every=1, sets=tiny_sets(tiny_data))
+    message = str(raised.value)
+    assert "No space left on device" in message and "it had no checkpoint yet: free some space (or fix the folder) and start it again." in message
+    assert "--resume" not in message and f"({tmp_path / 'run'} was removed" in message and not (tmp_path / "run").exists()

@@ -53,6 +53,7 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
         cell.write_text(json.dumps({key: value for key, value in json.loads(cell.read_text()).items() if key != "recipe_fingerprint"}))
     kept = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
     assert kept.exit_code == 0 and kept.output.count("already done") == 2  # their runs' config_hash is what they would train now
+    assert all("recipe_fingerprint" in json.loads(cell.read_text()) for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"))
     for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"):  # as if trained under an earlier version of the recipe
         cell.write_text(json.dumps({**json.loads(cell.read_text()), "recipe_fingerprint": "0123456789ab"}))
     retrained = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
@@ -81,6 +82,9 @@ def test_record_refuses_unverified_data_before_training(tiny_data: Path, tmp_pat
     result = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-8", "--datasets", "mnist", "--data-dir", str(tiny_data), "--no-verify",
                                       "--record", "--out", str(tmp_path / "lb")])
     assert result.exit_code == 2 and "--record files each result as the preset's on the real dataset" in result.output
+    assert not (tmp_path / "lb").exists()
+    changed = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-8", "--datasets", "mnist", "--epochs", "1", "--record", "--out", str(tmp_path / "lb")])
+    assert changed.exit_code == 2 and "the grid must train them as they are: leave out --epochs and --set" in changed.output
     assert not (tmp_path / "lb").exists()
 
 
@@ -166,3 +170,15 @@ def test_a_shared_set_that_changes_the_presets_network_is_marked_in_the_table(ti
     table_text = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "| mlp-8* | mnist |" in table_text and "A model marked * was trained with settings" in table_text
     assert [row["changed"] for row in csv.DictReader((tmp_path / "lb" / "leaderboard.csv").open())] == ["True"]
+
+
+def test_record_names_each_line_it_did_not_record(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--record that records nothing said nothing, and left registry.toml as it was: now each line left out is named."""
+    from zoo import api
+    from zoo.leaderboard import Board
+
+    line = {"model": "mlp-8", "dataset": "fashion-mnist", "recipe": "quickstart", "epochs": 5, "seeds": 1, "failed": 0, "accuracy": 0.5,
+            "spread": 0.0, "parameters": 6442, "seconds": 1.0, "device": "cpu", "machine": "CPU", "zoo": "0", "torch": "0"}
+    monkeypatch.setattr(api, "leaderboard", lambda *args, **kwargs: Board([], [line], [], []))
+    result = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-8", "--record", "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 0 and "Not recorded: mlp-8 fashion-mnist/quickstart (no result, not a preset" in result.output
