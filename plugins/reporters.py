@@ -201,7 +201,7 @@ def build_jsonl(params: JsonlParams) -> JsonlReporter:
     from zoo.rundir import check_output_file
 
     if params.path is not None:
-        check_output_file(params.path, "jsonl.path")
+        check_output_file(params.path, "jsonl.path", folder_made_later=True)  # it may be the run's own --out, made when it starts
     return JsonlFile(params.path)
 
 

@@ -103,13 +103,16 @@ def network_name(component: Any) -> str:
     return str(component.get("component", "?") if component.get("changes_preset") is True else component.get("name", "?"))
 
 
-def check_output_file(path: Path, option: str) -> None:
+def check_output_file(path: Path, option: str, folder_made_later: bool = False) -> None:
     """A file the user names for zoo to write (--out of export, --grid, jsonl.path): a new file or a regular one to
     replace, never a folder, a device or a FIFO (/dev/null would become a file; a FIFO hangs), nor a file zoo reads
-    back from a run or a stored model (its config.json, logs or weights, anything in its checkpoints)."""
+    back from a run or a stored model (its config.json, logs or weights, anything in its checkpoints). Its folder must
+    exist, so that the work is not done before the file fails (folder_made_later: a run's own --out may make it)."""
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file (a device, a FIFO or a socket)"
         raise ZooError(f"{option} {path} is {kind}; give the path of a new file, or of a regular file to replace.")
+    if not folder_made_later and not path.absolute().parent.is_dir():
+        raise ZooError(f"{option} {path}: the folder {path.absolute().parent} does not exist; make it first, or give another path.")
     resolved = path.resolve()
     folder = resolved.parent
     if _holds_a_run(folder):  # RUN/config.json and the like; a new file beside them is fine

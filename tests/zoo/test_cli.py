@@ -326,3 +326,14 @@ def test_sigterm_stops_any_command_as_ctrl_c_does(tiny_data: Path, tmp_path: Pat
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143 and stderr.strip() == "Interrupted (SIGTERM).", stderr
     assert not list(tmp_path.glob(".m.onnx.*")) and not (tmp_path / "m.onnx").exists()
+
+
+def test_an_os_error_names_the_file_as_the_user_knows_it() -> None:
+    """zoo writes each output beside its place under a hidden temporary name first; the message names the file itself,
+    and a path that was only read is not said to be written."""
+    from zoo.cli import _cannot
+
+    assert _cannot("/runs/a/.confusion.png.k3x_9abc.tmp") == "Cannot write /runs/a/confusion.png"
+    assert _cannot("out/.m.onnx.1xpiymjd.onnx") == "Cannot write out/m.onnx"
+    assert _cannot("/runs/" + "x" * 300) == f"Cannot use /runs/{'x' * 300}"
+    assert _cannot(None) == "Cannot write a file"
