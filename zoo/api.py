@@ -134,6 +134,9 @@ def run(
     resume="auto" continues the newest run under runs_root whose settings equal these."""
     from .runner import run as run_training
 
+    if "nproc" in settings or "max_restarts" in settings:  # --nproc and --max-restarts are another function's, not run settings
+        raise ZooError("zoo.run trains in this process; zoo.run_processes(nproc, max_restarts=..., **settings) trains in several, "
+                       "as `zoo run --nproc N` does.")
     if quiet:
         settings["drop_reporters"] = [*settings.get("drop_reporters", ()), "console", "progress"]
     catalog, resolved, resume_dir = plan(recipe=recipe, sets=sets, registry_files=registry_files, catalog=catalog,

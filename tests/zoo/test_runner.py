@@ -235,6 +235,11 @@ def test_the_api_says_what_is_wrong_with_an_argument_of_the_wrong_kind(wrong: di
         zoo.resolve(model="mlp-8", **wrong)
 
 
+def test_zoo_run_points_to_run_processes_for_several() -> None:
+    with pytest.raises(ZooError, match=r"zoo.run_processes\(nproc, max_restarts=..., \*\*settings\) trains in several"):
+        zoo.run(model="mlp-8", nproc=2)
+
+
 def test_the_api_returns_what_the_cli_reads(tiny_data: Path, tmp_path: Path) -> None:
     result = tiny_run(tiny_data, tmp_path / "run", epochs=1, reporters=[])
     assert zoo.evaluate(result, data_dir=tiny_data, verify=False).accuracy == pytest.approx(result.epochs[-1].test_accuracy)
