@@ -57,6 +57,9 @@ class ZooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as error:  # click suggests anything a little alike: --epoch got --epochs and --nproc
+            error.possibilities = _closest_options(error.option_name, error.possibilities or [])
+            raise
         except Interrupted as error:  # Ctrl-C, SIGTERM: where it stopped and how to continue
             raise UserError(_from_rank(str(error)), error.exit_code) from None
         except ZooError as error:
@@ -74,6 +77,15 @@ class ZooGroup(click.Group):
         finally:  # a command's --store (_choose_store) ends with it, even when a later option failed to parse
             if (store := sys.modules.get("zoo.store")) is not None:
                 store.CHOSEN_STORE.set(None)
+
+
+def _closest_options(typed: str, possibilities: list[str]) -> list[str]:
+    """The options much like the one typed (a typo, a missing s), else only the likest."""
+    import difflib
+
+    score = {option: difflib.SequenceMatcher(None, typed, option).ratio() for option in possibilities}
+    close = [option for option in possibilities if score[option] >= 0.8]
+    return close or sorted(possibilities, key=score.__getitem__, reverse=True)[:1]
 
 
 def _cannot(filename: Any) -> str:

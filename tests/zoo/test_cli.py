@@ -337,3 +337,9 @@ def test_an_os_error_names_the_file_as_the_user_knows_it() -> None:
     assert _cannot("out/.m.onnx.1xpiymjd.onnx") == "Cannot write out/m.onnx"
     assert _cannot("/runs/" + "x" * 300) == f"Cannot use /runs/{'x' * 300}"
     assert _cannot(None) == "Cannot write a file"
+
+
+def test_a_mistyped_option_is_offered_only_its_likely_meaning() -> None:
+    """click offered --epochs and --nproc for --epoch: a second, unlike guess only confuses."""
+    result = invoke("run", "--epoch", "1")
+    assert result.exit_code == 2 and "Did you mean '--epochs'?" in result.output and "--nproc" not in result.output
