@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0.0.0+unknown"
 
-from .api import catalog, compare, evaluate, leaderboard, list_runs, load, models, predict, resolve, run, run_processes, save
+from .api import catalog, compare, evaluate, list_runs, load, models, predict, resolve, run, run_processes, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
 from .errors import DataUnavailable, Interrupted, ZooError
 from .hookspecs import hookimpl
@@ -38,7 +38,6 @@ __all__ = [
     "data_location",
     "evaluate",
     "hookimpl",
-    "leaderboard",
     "list_runs",
     "load",
     "models",

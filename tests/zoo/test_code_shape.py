@@ -76,3 +76,12 @@ def test_no_function_in_zoo_is_longer_than_a_screen() -> None:
                 if node.end_lineno - start + 1 > LONGEST:  # type: ignore[operator]
                     long.append(f"{path.name}:{node.name} ({node.end_lineno - start + 1} lines)")  # type: ignore[operator]
     assert not long, long
+
+
+def test_no_public_name_is_also_a_module() -> None:
+    """zoo.leaderboard, a function, once hid the module zoo.leaderboard from `from . import leaderboard` in a fresh
+    process (importing the module sets the attribute back, so in-process tests passed): the public names and the
+    modules must differ."""
+    package = Path(zoo.__file__).parent
+    clashes = [name for name in zoo.__all__ if (package / f"{name}.py").is_file() or (package / name / "__init__.py").is_file()]
+    assert clashes == []

@@ -182,3 +182,12 @@ def test_record_names_each_line_it_did_not_record(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(api, "leaderboard", lambda *args, **kwargs: Board([], [line], [], []))
     result = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-8", "--record", "--out", str(tmp_path / "lb")])
     assert result.exit_code == 0 and "Not recorded: mlp-8 fashion-mnist/quickstart (no result, not a preset" in result.output
+
+
+def test_the_command_works_in_a_fresh_process() -> None:
+    """In-process tests import zoo.leaderboard themselves, which hid a top-level zoo.leaderboard function shadowing the
+    module for `from . import leaderboard`: the console script, in a process of its own, must get as far as the grid."""
+    from helpers import run_zoo
+
+    result = run_zoo("leaderboard", "--models", "mlp-8", "--datasets", "")
+    assert result.returncode == 2 and "The leaderboard's grid is empty" in result.stderr and "Traceback" not in result.stderr, result.stderr
