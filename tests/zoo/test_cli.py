@@ -343,3 +343,15 @@ def test_a_mistyped_option_is_offered_only_its_likely_meaning() -> None:
     """click offered --epochs and --nproc for --epoch: a second, unlike guess only confuses."""
     result = invoke("run", "--epoch", "1")
     assert result.exit_code == 2 and "Did you mean '--epochs'?" in result.output and "--nproc" not in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["list"], ["show", "mlp"], ["plugins"], ["models"], ["runs", "--root", "."], ["run", "--dry-run"],
+    ["leaderboard", "--models", "mlp-8", "--datasets", ""], ["predict", "no-such-run"], ["eval", "no-such-run"],
+    ["save", "no-such-run", "name"], ["export", "no-such-run", "--out", "m.onnx"], ["uninstall", "zoo"],
+])
+def test_every_command_runs_in_a_process_of_its_own(args: list[str], tmp_path: Path) -> None:
+    """Most tests call the CLI in-process, where modules other tests imported are already there; each command's
+    cheapest path here runs in a fresh `zoo` process, as a user's does, to its own answer and without a traceback."""
+    result = run_zoo(*args, cwd=tmp_path, env={"ZOO_MODELS": str(tmp_path / "store")})
+    assert result.returncode in (0, 2) and "Traceback" not in result.stderr + result.stdout, result.stderr
