@@ -194,6 +194,8 @@ class JsonlFile(JsonlReporter):
 
         if self.path is not None and self.path.resolve() in {(event.run_dir / name).resolve() for name in OWN_FILES}:
             raise ZooError(f"jsonl.path {self.path} is this run's own {self.path.name}, which zoo writes itself; choose another path.")
+        if self.path is not None and not self.path.absolute().parent.is_dir():  # said now, not after the first epoch
+            raise ZooError(f"jsonl.path {self.path}: the folder {self.path.absolute().parent} does not exist; make it first, or give another path.")
 
 
 def build_jsonl(params: JsonlParams) -> JsonlReporter:

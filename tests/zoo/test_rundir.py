@@ -74,3 +74,13 @@ def test_a_run_without_weights_is_told_apart(tmp_path: Path) -> None:
 
     with hold(run):
         assert unfinished(run).startswith(f"the run is still training (process {os.getpid()} on ")
+
+
+def test_a_jsonl_path_in_a_missing_folder_is_said_at_the_start(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its folder may be the run's own --out (made when the run starts), so it is checked then: before the first epoch,
+    not after it; the run goes on without that reporter, as with any reporter that fails."""
+    result = zoo.run(dataset="mnist", model="mlp-8", epochs=1, out=tmp_path / "run", reporters=["jsonl"],
+                     sets=[*tiny_sets(tiny_data), f"jsonl.path={json.dumps(str(tmp_path / 'nowhere' / 'x.jsonl'))}"])
+    err = capsys.readouterr().err
+    assert f"failed in on_run_start: ZooError: jsonl.path {tmp_path / 'nowhere' / 'x.jsonl'}: the folder {tmp_path / 'nowhere'} does not exist" in err
+    assert len(result.epochs) == 1
