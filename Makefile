@@ -35,7 +35,7 @@ bench: setup data
 bench-scaling: setup data
 	$(BIN)/python bench/scaling.py --write
 
-# The trained models zoo ships (zoo/models/): each trained on the real data with its recipe, then stored
+# The trained models zoo ships (zoo/shipped/): each trained on the real data with its recipe, then stored
 # with its card and SHA-256 (bench/ship_models.py; the tuned recipe on CPU, about 1-2 minutes).
 models: setup data
 	$(BIN)/python bench/ship_models.py

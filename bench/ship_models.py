@@ -1,4 +1,4 @@
-"""`make models`: train the models zoo ships and store them in zoo/models/ with their cards.
+"""`make models`: train the models zoo ships and store them in zoo/shipped/ with their cards.
 
 Each is trained from scratch with its recipe on the real data (seed 0, as the recipe says), then
 stored by zoo.save(..., shipped=True), which records its accuracy, settings, versions and SHA-256.

@@ -87,3 +87,22 @@ def test_the_kmnist_example_in_the_docs_trains_on_idx_files(tmp_path: Path) -> N
     assert len(result.epochs) == 1 and result.prediction.predicted in plugin.KMNIST.classes
     with pytest.raises(zoo.ZooError, match="is not the real kmnist file"):  # the checksums are checked
         zoo.run(catalog=catalog, dataset="kmnist", data_dir=data, epochs=1, reporters=[], out=tmp_path / "run2")
+
+
+@pytest.mark.slow
+def test_the_readmes_fine_tuning_commands_work_as_printed(tiny_data: Path, tmp_path: Path) -> None:
+    """The README's `--init mlp-512-fashion-mnist` lines, as printed (one epoch; MNIST from the tests' own files): they
+    broke once the shipped model was trained on standardised pixels."""
+    import shlex
+
+    from helpers import FASHION_MNIST_SYSTEM, run_zoo
+
+    readme = (ROOT / "README.md").read_text()
+    lines = [line.split("#")[0].removeprefix("$ zoo ").split() for line in readme.splitlines() if "--init mlp-512-fashion-mnist" in line and line.startswith("$ zoo run")]
+    assert len(lines) == 2, lines
+    for index, args in enumerate(lines):
+        data = [] if "mnist" not in args else ["--data-dir", str(tiny_data), "--no-verify"]
+        result = run_zoo(*args, *data, "--epochs", "1", "--quiet", "--out", str(tmp_path / f"run{index}"), cwd=tmp_path)
+        assert result.returncode == 0, f"{shlex.join(args)}: {result.stderr}"
+        assert "Started from mlp-512-fashion-mnist" in result.stderr
+    assert FASHION_MNIST_SYSTEM.is_dir()  # the first line trained on the real FashionMNIST

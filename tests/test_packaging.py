@@ -34,7 +34,7 @@ def test_wheel_contents(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert "zoo_plugins/models.py" in names and "zoo/cli.py" in names
-        assert {"zoo/models/mlp-512-fashion-mnist/card.json", "zoo/models/mlp-512-fashion-mnist/model.safetensors"} <= set(names)
+        assert {"zoo/shipped/mlp-512-fashion-mnist/card.json", "zoo/shipped/mlp-512-fashion-mnist/model.safetensors"} <= set(names)
         assert not any(name.startswith("plugins/") for name in names)
         assert archive.read("zoo/registry.toml") == (ROOT / "registry.toml").read_bytes()
         entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

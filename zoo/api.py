@@ -147,9 +147,11 @@ def run(
 
 
 def run_processes(nproc: int, *, recipe: str | None = None, resume: str | Path | None = None, max_restarts: int = 0,
-                  runs_root: str | Path = "runs", **settings: Any) -> Path:
-    """zoo.run in `nproc` processes training one model together (data-parallel; see docs/scaling.md).
-    Everything that can fail in every process is checked here, once, before any starts."""
+                  runs_root: str | Path = "runs", quiet: bool = False, **settings: Any) -> Path:
+    """zoo.run in `nproc` processes training one model together (data-parallel; see docs/scaling.md); returns the run
+    directory. Everything that can fail in every process is checked here, once, before any starts."""
+    if quiet:
+        settings["drop_reporters"] = [*settings.get("drop_reporters", ()), "console", "progress"]
     from .launcher import launch
 
     _, resolved, resume_dir = plan(recipe=recipe, resume=resume, runs_root=runs_root, **settings)

@@ -539,7 +539,7 @@ def runs(root: Path, compare: tuple[Path, Path] | None, plot: Path | None, as_js
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("name")
 @store_option
-@click.option("--shipped", is_flag=True, help="Store it among the models zoo ships (zoo/models/, in a checkout; see `make models`).")
+@click.option("--shipped", is_flag=True, help="Store it among the models zoo ships (zoo/shipped/, in a checkout; see `make models`).")
 def save(run_dir: Path, name: str, store: Path | None, shipped: bool) -> None:
     """Store a finished run's weights and card as a trained model called NAME: then `zoo predict NAME`,
     `zoo eval NAME`, `zoo run --init NAME` and zoo.load(NAME) use it."""

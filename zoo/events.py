@@ -45,7 +45,7 @@ class Events:
         error = sys.exc_info()[1]
         owner = self.owners.get(name)
         what = f"Reporter {name!r}" + (f" ({owner})" if owner is not None else "")
-        reason = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        reason = f"{type(error).__name__}: {' '.join(str(error).split()).rstrip('.')}"
         if strict_plugins():
             raise ZooError(f"{what} failed in {method}: {reason}.") from error
         self.reporters = [(n, r) for n, r in self.reporters if r is not reporter]

@@ -76,8 +76,8 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
                 "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job, "--log-dir", logs,
                 "--module", "zoo", "run", "--launched", str(run_dir),
             ]))
-    except ChildFailedError as error:
-        rank, failure = error.get_first_failure()
+    except ChildFailedError as error:  # the rank a signal killed, if any: the others then only lost their connection to it
+        rank, failure = min(error.failures.items(), key=lambda item: (item[1].exitcode >= 0, item[1].timestamp))
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
         tried = f" after {max_restarts} restart(s)" if max_restarts else ""
         failed = WorkerFailed(

@@ -1,7 +1,7 @@
 """Trained models by name: a run's weights (safetensors) and its card, kept in a model store.
 
 Three places hold them: the user's store (ZOO_MODELS, else $XDG_DATA_HOME/zoo/models, else
-~/.local/share/zoo/models), the models zoo ships (zoo/models/), and the folders plugins register
+~/.local/share/zoo/models), the models zoo ships (zoo/shipped/), and the folders plugins register
 (register_trained_models). A name means one model: found twice, it is an error naming both.
 Reading a card or listing the store never imports torch; loading checks the SHA-256 first.
 """
@@ -149,7 +149,7 @@ def store_root(env: dict[str, str] | None = None) -> Path:
 
 def shipped_root() -> Path:
     """The models zoo ships, inside the package."""
-    return Path(__file__).with_name("models")
+    return Path(__file__).with_name("shipped")
 
 
 def folders(catalog: Catalog | None = None, root: Path | None = None) -> list[Stored]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import ZOO, epochs_without_time, loss_lines, make_idx_dataset, run_zoo, tiny
+from helpers import ZOO, epochs_without_time, loss_lines, make_idx_dataset, run_zoo, tiny, tiny_sets
 from safetensors.torch import load_file
 
 import zoo
@@ -402,3 +402,26 @@ def test_the_workers_import_the_zoo_their_parent_runs(tmp_path: Path, monkeypatc
     monkeypatch.setattr(zoo, "__file__", str(Path(site.getsitepackages()[0]) / "zoo" / "__init__.py"))  # installed: found anyway
     with launcher._workers_import_this_zoo():
         assert os.environ["PYTHONPATH"] == "/plugins"
+
+
+def test_the_rank_a_signal_killed_is_named_not_the_one_that_lost_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When rank 1 is SIGKILLed, rank 0 may fail first, having lost its connection: the message names rank 1."""
+    import torch.distributed.run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failed(args) -> None:
+        lost = ProcessFailure(local_rank=0, pid=100, exitcode=1, error_file=str(tmp_path / "none.json"))
+        killed = ProcessFailure(local_rank=1, pid=101, exitcode=-signal.SIGKILL, error_file=str(tmp_path / "none.json"))
+        lost.timestamp, killed.timestamp = 1, 2  # rank 0's exit was seen first
+        raise ChildFailedError("zoo", {0: lost, 1: killed})
+
+    monkeypatch.setattr(torch.distributed.run, "run", failed)
+    with pytest.raises(launcher.WorkerFailed, match=r"Rank 1 of 2 \(pid 101\) was killed by SIGKILL"):
+        launcher._elastic_run(2, tmp_path, 0)
+
+
+def test_run_processes_takes_quiet_as_zoo_run_does(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = in_process_workers(monkeypatch)
+    run_dir = zoo.run_processes(2, quiet=True, model="mlp-8", dataset="mnist", epochs=1, sets=tiny_sets(tiny_data), out=tmp_path / "job")
+    assert run_dir == tmp_path / "job" and (run_dir / "model.safetensors").is_file()
+    assert [r["name"] for r in started[0]["plan"]["config"]["components"]["reporters"]] == []
