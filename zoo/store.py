@@ -157,7 +157,8 @@ def folders(catalog: Catalog | None = None, root: Path | None = None) -> list[St
     places = [(root or store_root(), "store"), (shipped_root(), "zoo")]
     places += [(Path(folder), plugin) for plugin, folder in (catalog.trained_models if catalog is not None else [])]
     if places[0][0].exists() and not places[0][0].is_dir():  # as `zoo save` says: quietly showing none would hide the mistake
-        raise ZooError(f"The model store {places[0][0]} is a file, not a folder (ZOO_MODELS or --store names the store's folder).")
+        raise ZooError(f"The model store {places[0][0]} is a file, not a folder (ZOO_MODELS or --store names the store's folder); "
+                       f"nothing was read or stored.")
     found = []
     for place, origin in places:
         if place.is_dir():
@@ -348,8 +349,6 @@ def save(run_dir: str | Path, name: str, root: Path | None = None, catalog: Cata
         raise ZooError(f"A trained model called {name!r} already exists in {existing.where()}; choose another name (nothing is overwritten).")
     run_dir = located(Path(run_dir))
     card = make_card(run_dir, name)
-    if root.exists() and not root.is_dir():
-        raise ZooError(f"The model store {root} is a file, not a folder (ZOO_MODELS names the store's folder); nothing was stored.")
     root.mkdir(parents=True, exist_ok=True)
     remove_stale((p for p in root.glob(f"{SAVING}*") if p.is_dir()), STALE_PARTIAL_SECONDS)  # saves killed midway, and only those
     partial = Path(tempfile.mkdtemp(prefix=f"{SAVING}{name}.", dir=root))
