@@ -100,14 +100,20 @@ def _cannot(filename: Any) -> str:
 
 def _stop_on_termination() -> None:
     """SIGTERM (a queue) and SIGHUP (a closed terminal) stop any command as Ctrl-C does, so that what it was writing
-    is removed on the way out, with exit status 143 or 129 (a run's training handles them itself: zoo.stops)."""
+    is removed on the way out, with exit status 143 or 129 (a run's training handles them itself: zoo.stops). None of
+    the three is raised inside an import, which would abort the process instead (zoo.interrupts)."""
     import signal
 
-    def stop(number: int, _: Any) -> None:
-        raise Interrupted(f"Interrupted ({signal.Signals(number).name}).", 128 + number)
+    from .interrupts import raise_when_safe
 
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(number) is not signal.SIG_IGN:  # `nohup zoo ...` keeps ignoring SIGHUP
+    def stop(number: int, frame: Any) -> None:
+        if number == signal.SIGINT:
+            raise_when_safe(KeyboardInterrupt(), number, frame)
+        else:
+            raise_when_safe(Interrupted(f"Interrupted ({signal.Signals(number).name}).", 128 + number), number, frame)
+
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) not in (signal.SIG_IGN, None):  # `nohup zoo ...` keeps ignoring SIGHUP
             signal.signal(number, stop)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .errors import Interrupted, ZooError
+from .interrupts import raise_when_safe
 
 
 class StopRequest(threading.Event):
@@ -106,14 +107,15 @@ def ctrl_c(enabled: bool = True) -> Iterator[StopRequest]:
         yield requested
         return
 
-    def handle(signum: int, _: Any) -> None:
+    def handle(signum: int, frame: Any) -> None:
         if not requested.is_set():
             requested.signal = signal.Signals(signum)
             requested.set()
         elif signum == signal.SIGINT and requested.saving:  # Ctrl-C again, during a checkpoint: right after it
             requested.now = True
         elif signum == signal.SIGINT:  # Ctrl-C again: the person means now. A terminal's or a queue's second signal
-            raise KeyboardInterrupt   # (bash's SIGHUP after the kernel's, systemd's TERM and HUP) only repeats the first.
+            raise_when_safe(KeyboardInterrupt(), signum, frame)  # (bash's SIGHUP after the kernel's, systemd's TERM and
+            # HUP) only repeats the first. Not inside an import, where it would abort the process (zoo.interrupts).
 
     # A signal set to be ignored stays ignored: `nohup zoo run` survives the terminal it was started from.
     previous = {number: signal.signal(number, handle) for number in STOPPING if signal.getsignal(number) is not signal.SIG_IGN}
