@@ -656,12 +656,31 @@ def uninstall(packages: tuple[str, ...]) -> None:
 
 def main() -> None:
     gcpause.pause()  # start-up makes ~400,000 lasting objects (zoo.gcpause)
-    if "RANK" not in os.environ:  # a torchrun worker dies on the signal as torchrun expects; its launcher says it, once
+    worker = "RANK" in os.environ
+    if not worker:  # a torchrun worker dies on the signal as torchrun expects; its launcher says it, once
         _stop_on_termination()
     try:
         cli(prog_name="zoo")
+    except SystemExit as end:
+        if worker:
+            _leave_now(end.code)
+        raise
     finally:
         gcpause.exiting()
+
+
+def _leave_now(code: Any) -> NoReturn:
+    """A torchrun worker's end, once its command has finished and said so: without the interpreter's finalisation, where
+    gloo's threads, torn down with the last tensors they hold, can abort a rank that trained to the end (SIGABRT,
+    "terminate called without an active exception"), which would fail the job or spend one of its --max-restarts."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader has gone, or the stream is closed: nothing more can reach it
+            pass
+    if isinstance(code, str):  # sys.exit("message"), as Python itself would say it
+        os.write(2, f"{code}\n".encode(errors="replace"))
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -355,3 +355,16 @@ def test_every_command_runs_in_a_process_of_its_own(args: list[str], tmp_path: P
     cheapest path here runs in a fresh `zoo` process, as a user's does, to its own answer and without a traceback."""
     result = run_zoo(*args, cwd=tmp_path, env={"ZOO_MODELS": str(tmp_path / "store")})
     assert result.returncode in (0, 2) and "Traceback" not in result.stderr + result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(("args", "status"), [(["--version"], 0), (["show", "no-such-preset"], 2)])
+def test_a_torchrun_worker_leaves_without_the_interpreters_finalisation(args: list[str], status: int) -> None:
+    """A rank (RANK set) ends with os._exit once its command has said everything: the interpreter's finalisation is
+    where gloo's threads can abort a rank that trained to the end (the job then fails). Everything printed still arrives."""
+    script = ("import atexit, sys\natexit.register(lambda: print('finalised'))\nsys.argv = ['zoo', *sys.argv[1:]]\n"
+              "from zoo.cli import main\nmain()\n")
+    for rank, finalised in (("0", False), (None, True)):
+        env = {key: value for key, value in os.environ.items() if key != "RANK"} | ({"RANK": rank} if rank else {})
+        result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == status and ("finalised" in result.stdout) == finalised, (rank, result)
+        assert (__version__ in result.stdout) if status == 0 else ("no-such-preset" in result.stderr), result
