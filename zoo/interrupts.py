@@ -15,13 +15,17 @@ from types import FrameType
 
 RETRY_SECONDS = 0.05
 PATIENCE_SECONDS = 10.0
-_waiting_since: dict[int, float] = {}  # signal number: when it first arrived inside an import
+_waiting_since: dict[int, tuple[float, float]] = {}  # signal number: when it first and last arrived inside an import
 
 
 def raise_when_safe(error: BaseException, signum: int, frame: FrameType | None) -> None:
     """Raise error now, or, while a module is being imported, send signum again shortly so its handler runs again."""
-    first = _waiting_since.setdefault(signum, time.monotonic())
-    if importing(frame) and time.monotonic() - first < PATIENCE_SECONDS:
+    now = time.monotonic()
+    first, last = _waiting_since.get(signum, (now, now))
+    if now - last > 1.0:  # no retry for a second: this is a new signal (the last one's handler did not raise)
+        first = now
+    _waiting_since[signum] = (first, now)
+    if importing(frame) and now - first < PATIENCE_SECONDS:
         later = threading.Timer(RETRY_SECONDS, os.kill, (os.getpid(), signum))
         later.daemon = True  # a process that ends meanwhile does not wait for it
         later.start()
