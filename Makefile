@@ -48,7 +48,9 @@ COMPILE := PYTHONDONTWRITEBYTECODE= $(BIN)/python -c
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	@# -qq: errors only; setuptools notes every editable install of a package-dir layout (plugins/ is zoo_plugins) as a
+	@# 'BuildBackendWarning', which reads like a fault on a fresh machine and is none
+	$(BIN)/python -m pip install -qq --no-compile -e '.[test]'
 	@# compile what a run imports, once (pip skipped all of torch), so no zoo command pays for it later,
 	@# even where PYTHONDONTWRITEBYTECODE is set; two processes at a time on parts that share nothing
 	@# uncompiled (torch first, then what imports it)
