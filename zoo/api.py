@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -125,15 +126,18 @@ def run(
     runs_root: str | Path = "runs",
     resume: str | Path | None = None,
     quiet: bool = False,
+    threads: int | None = None,
     **settings: Any,
 ) -> RunResult:
     """Train as `zoo run` does, e.g. zoo.run(model="mlp-512", dataset="fashion-mnist", epochs=1).
     quiet=True leaves out the Quickstart log and the progress bar (as --quiet); reporters=[] runs with no reporter at all.
+    threads=N: torch's CPU threads for this run (as --threads), as they were afterwards.
 
     resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
     resume="auto" continues the newest run under runs_root whose settings equal these."""
     from .runner import run as run_training
 
+    check_threads(threads)
     if "nproc" in settings or "max_restarts" in settings:  # --nproc and --max-restarts are another function's, not run settings
         raise ZooError("zoo.run trains in this process; zoo.run_processes(nproc, max_restarts=..., **settings) trains in several, "
                        "as `zoo run --nproc N` does.")
@@ -141,22 +145,48 @@ def run(
         settings["drop_reporters"] = [*settings.get("drop_reporters", ()), "console", "progress"]
     catalog, resolved, resume_dir = plan(recipe=recipe, sets=sets, registry_files=registry_files, catalog=catalog,
                                          runs_root=runs_root, resume=resume, **settings)
-    result = run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
+    with cpu_threads(threads):
+        result = run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
     result.run_dir = result.run_dir.absolute()  # still right after the caller (a notebook) changes its working folder
     return result
 
 
+def check_threads(threads: Any) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ZooError(f"threads must be a whole number of at least 1 (got {printable(repr(threads))}).")
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads for one run, then as they were. Fewer than the cores can be much faster on a machine where
+    other work holds some of them: threads that wait for a busy core stall every step."""
+    check_threads(threads)
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_processes(nproc: int, *, recipe: str | None = None, resume: str | Path | None = None, max_restarts: int = 0,
-                  runs_root: str | Path = "runs", quiet: bool = False, **settings: Any) -> Path:
+                  runs_root: str | Path = "runs", quiet: bool = False, threads: int | None = None, **settings: Any) -> Path:
     """zoo.run in `nproc` processes training one model together (data-parallel; see docs/scaling.md); returns the run
-    directory. Everything that can fail in every process is checked here, once, before any starts."""
+    directory. Everything that can fail in every process is checked here, once, before any starts. threads=N: each
+    process's CPU threads (default: its share of the cores)."""
+    check_threads(threads)
     if quiet:
         settings["drop_reporters"] = [*settings.get("drop_reporters", ()), "console", "progress"]
     from .launcher import launch
 
     _, resolved, resume_dir = plan(recipe=recipe, resume=resume, runs_root=runs_root, **settings)
     check_processes(resolved, nproc)
-    return launch(nproc, resolved, resume_dir=resume_dir, max_restarts=max_restarts, runs_root=Path(runs_root))
+    return launch(nproc, resolved, resume_dir=resume_dir, max_restarts=max_restarts, runs_root=Path(runs_root), threads=threads)
 
 
 def check_processes(resolved: ResolvedRun, nproc: int) -> None:

@@ -155,6 +155,9 @@ class RunCommand(click.Command):
             if at >= 2 and given[at - 2] == "--set":  # --set KEY VALUE, or a split value
                 error.message += (". --set takes one word, SECTION.KEY=VALUE, with no space around '=' (--set optimizer.lr=0.1); "
                                   "quote a value that has spaces: --set 'model.hidden=[1024, 256]'")
+            elif at == 0:  # `zoo run tuned`, `zoo run mlp-512`: a name with no option before it
+                error.message += (f". zoo run takes names as options: --recipe {extra} for a recipe, --model {extra} for a model or "
+                                  "preset (`zoo list` shows which it is)")
             raise
 
 
@@ -244,12 +247,13 @@ def cli(show_traceback: bool) -> None:
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest unfinished run with these settings.")
 @click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar; errors and the run directory only.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch computes with (default: one per core). Fewer is faster where other work holds cores: --threads 1 on a busy 2-core machine.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
 @click.option("--launched", type=click.Path(path_type=Path), hidden=True, help="(internal) A worker of `zoo run --nproc`: train what RUN_DIR/launch.json holds.")
 @registry_option
 def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, resume: str | None, quiet: bool, dry_run: bool,
-        nproc: int | None, max_restarts: int, launched: Path | None, registry_files: tuple[Path, ...], **settings: Any) -> None:
+        threads: int | None, nproc: int | None, max_restarts: int, launched: Path | None, registry_files: tuple[Path, ...], **settings: Any) -> None:
     """Train and test a model, printing the Quickstart's log; writes a run directory.
 
     On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set).
@@ -264,12 +268,12 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
         _dry_run(recipe, resume, nproc, max_restarts, settings)
         return
     if nproc is not None:
-        run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, **settings)
+        run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, threads=threads, **settings)
         echo(f"Run saved in {run_dir}", err=True)
         if reader_left(sys.stdout):  # `zoo run --nproc 2 | head`: the workers printed; the job's status is this process's
             _stop_quietly_on_broken_pipe()
         return
-    _train_here(lambda: api.run(recipe=recipe, resume=resume, **settings), settings.get("out"))
+    _train_here(lambda: api.run(recipe=recipe, resume=resume, threads=threads, **settings), settings.get("out"))
 
 
 def _train_here(train: Callable[[], Any], out: Path | None, worker: bool = False) -> None:

@@ -29,14 +29,15 @@ class WorkerFailed(ZooError):
     """A rank of a `zoo run --nproc` job failed; the launcher stopped the others."""
 
 
-def launch(nproc: int, resolved: ResolvedRun, *, resume_dir: Path | None = None, max_restarts: int = 0, runs_root: Path = Path("runs")) -> Path:
+def launch(nproc: int, resolved: ResolvedRun, *, resume_dir: Path | None = None, max_restarts: int = 0, runs_root: Path = Path("runs"),
+           threads: int | None = None) -> Path:
     """Train `resolved` in `nproc` processes; returns the run directory. A failed rank ends the job
     with an error that names it and says how to continue."""
     config = resolved.config
     run_dir = resume_dir or create_run_dir(config.out, network_name(resolved.model.to_json()), config.dataset, runs_root)
     write_json(run_dir / LAUNCH, {"config": resolved.to_json(), "processes": nproc, "max_restarts": max_restarts})
     try:
-        _elastic_run(nproc, run_dir, max_restarts)
+        _elastic_run(nproc, run_dir, max_restarts, threads)
     except BaseException:
         if resume_dir is None and not (run_dir / CONFIG).exists():  # no worker got as far as starting it
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -55,7 +56,7 @@ def plan_of(run_dir: Path) -> dict[str, Any]:
     return plan
 
 
-def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
+def _elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | None) -> None:
     import tempfile
     import uuid
 
@@ -65,6 +66,8 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
     from torch.distributed.run import run as elastic_run
 
     job = f"zoo-{uuid.uuid4().hex[:12]}"
+    if threads is not None:  # --threads: each process's, whatever OMP_NUM_THREADS says
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # one core's share each
     for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
         if name.startswith("torch.distributed"):

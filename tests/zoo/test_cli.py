@@ -103,6 +103,7 @@ def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -
         (["run", "--set", "model.hidden=[1024,", "256]"], "Got unexpected extra argument (256]). --set takes one word"),
         (["run", "--epochs", "2", "--set", "optimizer.lr", "2"], "Got unexpected extra argument (2). --set takes one word"),
         (["run", "--data_dir", "/x"], "No such option: --data_dir. Did you mean --data-dir?"),  # a real option first
+        (["run", "tuned"], "Got unexpected extra argument (tuned). zoo run takes names as options: --recipe tuned for a recipe, --model tuned"),
     ],
 )
 def test_a_usage_slip_names_the_fix(args: list[str], expected: str) -> None:
@@ -150,8 +151,9 @@ def test_console_script_run_and_predict(tiny_data: Path, tmp_path: Path) -> None
     makes on stderr); predict reads what it wrote (through the same click group, in-process)."""
     run_dir = tmp_path / "run"
     result = run_zoo("run", "--dataset", "mnist", "--data-dir", str(tiny_data), "--no-verify", "--epochs", "1", "--out", str(run_dir),
-                     "--set", "optimizer.lr=0.1", cwd=tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})
+                     "--set", "optimizer.lr=0.1", "--threads", "1", cwd=tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "config.json").read_text())["machine"]["threads"] == 1  # --threads; os.cpu_count() here is 2
     assert "Epoch 1\n-------------------------------\nloss: " in result.stdout
     assert f"Run saved in {run_dir}" in result.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}

@@ -235,6 +235,23 @@ def test_the_api_says_what_is_wrong_with_an_argument_of_the_wrong_kind(wrong: di
         zoo.resolve(model="mlp-8", **wrong)
 
 
+@pytest.mark.parametrize("threads", [0, "2", True, 1.5])
+def test_threads_must_be_a_whole_number_of_at_least_one(threads: object, tmp_path: Path) -> None:
+    for train in (zoo.run, lambda **kwargs: zoo.run_processes(2, **kwargs)):
+        with pytest.raises(ZooError, match="threads must be a whole number of at least 1"):
+            train(model="mlp-8", dataset="mnist", epochs=1, out=tmp_path / "run", threads=threads)
+    assert not (tmp_path / "run").exists()
+
+
+def test_threads_are_the_runs_own_and_then_as_before(tiny_data: Path, tmp_path: Path) -> None:
+    """--threads / threads=: fewer threads than cores, for a busy machine; recorded in config.json, and the caller's
+    torch keeps its own count afterwards."""
+    before = torch.get_num_threads()
+    result = zoo.run(model="mlp-8", dataset="mnist", epochs=1, out=tmp_path / "run", reporters=[], sets=tiny_sets(tiny_data), threads=1)
+    assert json.loads((result.run_dir / "config.json").read_text())["machine"]["threads"] == 1
+    assert torch.get_num_threads() == before
+
+
 def test_zoo_run_points_to_run_processes_for_several() -> None:
     with pytest.raises(ZooError, match=r"zoo.run_processes\(nproc, max_restarts=..., \*\*settings\) trains in several"):
         zoo.run(model="mlp-8", nproc=2)
