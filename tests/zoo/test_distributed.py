@@ -327,8 +327,8 @@ def in_process_workers(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Replace torchrun by one in-process worker (a world of one), recording what it was given."""
     started: list[dict] = []
 
-    def elastic_run(nproc: int, run_dir: Path, max_restarts: int) -> None:
-        started.append({"nproc": nproc, "max_restarts": max_restarts, "plan": launcher.plan_of(run_dir)})
+    def elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | None) -> None:
+        started.append({"nproc": nproc, "max_restarts": max_restarts, "threads": threads, "plan": launcher.plan_of(run_dir)})
         zoo.api.run_launched(run_dir)
 
     monkeypatch.setattr(launcher, "_elastic_run", elastic_run)
@@ -417,11 +417,28 @@ def test_the_rank_a_signal_killed_is_named_not_the_one_that_lost_it(tmp_path: Pa
 
     monkeypatch.setattr(torch.distributed.run, "run", failed)
     with pytest.raises(launcher.WorkerFailed, match=r"Rank 1 of 2 \(pid 101\) was killed by SIGKILL"):
-        launcher._elastic_run(2, tmp_path, 0)
+        launcher._elastic_run(2, tmp_path, 0, None)
 
 
 def test_run_processes_takes_quiet_as_zoo_run_does(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started = in_process_workers(monkeypatch)
-    run_dir = zoo.run_processes(2, quiet=True, model="mlp-8", dataset="mnist", epochs=1, sets=tiny_sets(tiny_data), out=tmp_path / "job")
-    assert run_dir == tmp_path / "job" and (run_dir / "model.safetensors").is_file()
+    run_dir = zoo.run_processes(2, quiet=True, model="mlp-8", dataset="mnist", epochs=1, sets=tiny_sets(tiny_data), out=tmp_path / "job",
+                                threads=1)
+    assert run_dir == tmp_path / "job" and (run_dir / "model.safetensors").is_file() and started[0]["threads"] == 1
     assert [r["name"] for r in started[0]["plan"]["config"]["components"]["reporters"]] == []
+
+
+@pytest.mark.parametrize(("threads", "environment", "each"), [(1, "2", "1"), (None, "3", "3"), (None, None, "1")])
+def test_each_process_computes_with_threads_or_its_share_of_the_cores(threads: int | None, environment: str | None, each: str,
+                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--threads N for every worker, over OMP_NUM_THREADS; else OMP_NUM_THREADS as set; else the cores divided among them."""
+    import torch.distributed.run
+
+    monkeypatch.setenv("OMP_NUM_THREADS", environment or "")  # restored afterwards, whatever _elastic_run sets
+    if environment is None:
+        monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    seen = []
+    monkeypatch.setattr(torch.distributed.run, "run", lambda _: seen.append(os.environ["OMP_NUM_THREADS"]))
+    launcher._elastic_run(2, tmp_path, 0, threads)
+    assert seen == [each]
