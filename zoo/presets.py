@@ -205,6 +205,7 @@ class Presets:
                            f"or ending with a space, as they are typed after --model, --recipe and the like.")
         if len(PLACEHOLDER.findall(name)) > 1:
             raise ZooError(f"Registry file {source}: [{where}] may hold at most one placeholder.")
+        _refuse_a_shadowed_pattern(table, where, name, source)
         try:
             value = model.model_validate(body)
         except ValidationError as error:
@@ -243,6 +244,21 @@ class Presets:
         recipe = self.recipes[name].value
         assert isinstance(recipe, Recipe)
         return recipe
+
+
+def _refuse_a_shadowed_pattern(table: dict[str, Named], where: str, name: str, source: str) -> None:
+    """A name that another file's pattern also makes (mlp-8 beside mlp-{width}) would replace that one instance unseen:
+    refused as a duplicate name is. Within one file, a name beside its own pattern is that file's deliberate choice."""
+    for other, named in table.items():
+        if named.source == source:
+            continue
+        if PLACEHOLDER.search(other) and _pattern(other).fullmatch(name):
+            clash = f"would replace {name}, which {display(other)} in {named.source} already makes"
+        elif PLACEHOLDER.search(name) and not PLACEHOLDER.search(other) and _pattern(name).fullmatch(other):
+            clash = f"would also make {other}, which {named.source} defines"
+        else:
+            continue
+        raise ZooError(f"Registry file {source}: [{where}] {clash}; rename one of them (a preset is never silently replaced).")
 
 
 def display(name: str) -> str:

@@ -57,6 +57,22 @@ def test_a_name_defined_in_two_files_is_an_error_naming_both(tmp_path: Path) -> 
     assert "registry.toml" in str(error.value) and "mine.toml" in str(error.value)
 
 
+def test_a_name_that_another_files_pattern_makes_is_refused_in_either_order(tmp_path: Path) -> None:
+    """mlp-8 in a user's file would silently replace the instance of zoo's mlp-{width} (784-8-8-10) for that width."""
+    mine = write(tmp_path / "mine.toml", "[models.mlp-8]\ncomponent='mlp'\nparams={hidden=[8]}\n")
+    with pytest.raises(ZooError, match=r"\[models.mlp-8\] would replace mlp-8, which mlp-<width> in .*registry.toml already makes"):
+        load_catalog(env={}, registry_files=[mine])
+    pattern = write(tmp_path / "pattern.toml", "[models.\"wide-{n}\"]\ncomponent='mlp'\nparams={hidden=['{n}']}\n")
+    single = write(tmp_path / "single.toml", "[models.wide-8]\ncomponent='mlp'\nparams={hidden=[9]}\n")
+    with pytest.raises(ZooError, match=r"single.toml: \[models.wide-8\] would replace wide-8, which wide-<n> in .*pattern.toml"):
+        load_catalog(env={}, registry_files=[pattern, single])
+    with pytest.raises(ZooError, match=r"pattern.toml: \[models.wide-\{n\}\] would also make wide-8, which .*single.toml defines"):
+        load_catalog(env={}, registry_files=[single, pattern])
+    both = write(tmp_path / "both.toml", "[models.\"wide-{n}\"]\ncomponent='mlp'\nparams={hidden=['{n}']}\n"
+                                         "[models.wide-8]\ncomponent='mlp'\nparams={hidden=[9]}\n")
+    assert load_catalog(env={}, registry_files=[both]).resolve("model", "wide-8").params == {"hidden": [9]}  # one file's own choice
+
+
 def test_user_presets_come_from_registry_option_and_environment(tmp_path: Path) -> None:
     one = write(tmp_path / "one.toml", "[models.wide]\ncomponent='mlp'\nparams={hidden=[2048]}\n")
     two = write(tmp_path / "two.toml", "[recipes.short]\nepochs=1\n")
@@ -242,9 +258,9 @@ def test_of_two_results_measured_the_same_day_the_precision_auto_gives_here_is_q
 def test_a_byte_order_mark_is_no_error(tmp_path: Path) -> None:
     """Some editors (Notepad) begin a UTF-8 file with a byte-order mark."""
     path = tmp_path / "mine.toml"
-    path.write_bytes("\ufeff[models.mlp-64]\ncomponent = \"mlp\"\nparams = { hidden = [64, 64] }\n".encode())
+    path.write_bytes("\ufeff[models.my-64]\ncomponent = \"mlp\"\nparams = { hidden = [64, 64] }\n".encode())
     catalog = load_catalog(registry_files=[path])
-    assert catalog.resolve("model", "mlp-64").params == {"hidden": [64, 64]}
+    assert catalog.resolve("model", "my-64").params == {"hidden": [64, 64]}
 
 
 @pytest.mark.parametrize("name", ['""', '" padded "', '"tab\\tname"', '"' + "x" * 101 + '"'])
