@@ -13,6 +13,7 @@ import csv
 import fnmatch
 import io
 import json
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ZooError
+from .errors import Interrupted, ZooError
 from .presets import PLACEHOLDER
 from .rundir import CONFIG, WEIGHTS, network_name, read_small_file, write_atomic, write_json
 
@@ -185,7 +186,9 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
             continue
         try:
             row = run_cell(cell, folder, catalog, settings, train)
-        except KeyboardInterrupt:  # Ctrl-C, SIGTERM (zoo.errors.Interrupted): the person (or the queue) stops the whole grid
+        except Interrupted as stop:  # Ctrl-C, SIGTERM: the person (or the queue) stops the whole grid, which continues as it began
+            raise Interrupted(_continue_the_grid(str(stop)), stop.exit_code) from None
+        except KeyboardInterrupt:
             raise
         except Exception as error:  # a failing cell must not stop the others
             row = {"status": "failed", **cell.__dict__, "error": " ".join(str(error).split()) or type(error).__name__}
@@ -194,6 +197,13 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
         rows.append(row)
         progress(index, len(cells), cell, row)
     return rows
+
+
+def _continue_the_grid(message: str) -> str:
+    """A stopped cell's 'continue with `zoo run --resume RUN`' as the grid is continued: the same command again."""
+    again = ("continue by running the same leaderboard again (`zoo leaderboard` with the same --out): it resumes this cell "
+             "from its checkpoint and keeps the finished ones")
+    return re.sub(r"continue with `zoo run --resume [^`]*`", again, message)
 
 
 def _trains_the_same(done: dict[str, Any], cell: Cell, settings: dict[str, Any], resolve: Callable[..., Any] | None) -> bool:

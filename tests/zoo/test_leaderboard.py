@@ -126,11 +126,14 @@ def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
 
     def stopped(**settings):
         trained.append(settings)
-        raise Interrupted("Interrupted (SIGTERM) after step 1 of epoch 1.", 143)
+        raise Interrupted("Interrupted (SIGTERM) after step 1 of epoch 1. A checkpoint is in x; continue with `zoo run --resume lb/runs/x`.", 143)
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted) as stop:
         run_grid(grid(["mlp-8", "mlp-16"], ["mnist"], ["quickstart"], 1), tmp_path / "lb", load_catalog(), {}, stopped)
     assert len(trained) == 1 and not list((tmp_path / "lb" / "cells").iterdir())
+    assert stop.value.exit_code == 143 and "zoo run --resume" not in str(stop.value)  # the grid goes on as it began:
+    assert str(stop.value).endswith("continue by running the same leaderboard again (`zoo leaderboard` with the same --out): "
+                                    "it resumes this cell from its checkpoint and keeps the finished ones.")
 
 
 def test_a_cell_done_with_other_settings_is_trained_again_however_they_are_given() -> None:
