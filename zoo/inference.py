@@ -13,7 +13,7 @@ from .config import Part, part_from_record
 from .contracts import DatasetSplits, Prediction
 from .errors import ZooError
 from .plugins import Catalog
-from .rundir import load_weights, read_small_file
+from .rundir import WeightsDoNotFit, load_weights, read_small_file
 
 
 def load_run(catalog: Catalog, run_dir: Path) -> tuple[dict[str, Any], Any]:
@@ -29,8 +29,28 @@ def load_run(catalog: Catalog, run_dir: Path) -> tuple[dict[str, Any], Any]:
         tuple(config.get("input_shape", ())),
         len(config.get("classes", ())),
     )
-    load_weights(model, source.weights)
+    try:
+        load_weights(model, source.weights)
+    except WeightsDoNotFit as error:
+        raise ZooError(f"{error} {_changed_since(catalog, config.get('components', {}).get('model') or {})}") from None
     return config, model.eval()
+
+
+def _changed_since(catalog: Catalog, record: dict[str, Any]) -> str:
+    """Why the model built from config.json is another network now: its plugin's code changed since the training."""
+    plugin = record.get("plugin") if isinstance(record.get("plugin"), dict) else {}
+    distribution, version = str(plugin.get("distribution", "?")), str(plugin.get("version", "?"))
+    try:
+        owner = catalog.registry.get("model", str(record.get("component"))).owner
+        now = owner.version
+    except ZooError:  # two plugins have the name now (zoo.config.part_from_record took the recorded one)
+        now = version
+    released = version[:1].isdigit()  # not a plugin file's "(file)" nor an in-process plugin's "-"
+    changed = (f"{distribution} {version} trained it and {distribution} {now} builds it now" if now != version
+               else f"the code of plugin '{plugin.get('name', '?')}' that builds it has changed since it was trained")
+    advice = f"reinstall {distribution}=={version}" if released and now != version else "restore the plugin's code as it was"
+    return (f"The model '{record.get('name', record.get('component'))}' is not built as it was: {changed}. To use these weights, "
+            f"{advice}; or train the model again.")
 
 
 def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, verify: bool, dataset: str | None = None) -> DatasetSplits:

@@ -351,6 +351,7 @@ def load_weights(model: Any, path: Path) -> None:
     if not path.is_file():
         raise ZooError(f"{path} is not a regular file (a FIFO, a device or a folder); replace it with the run's real weights file.")
     try:
+        _check_shapes(model, path)
         _check_dtypes(model, path)
         missing, unexpected = load_model(model, path, strict=False)
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
@@ -361,6 +362,24 @@ def load_weights(model: Any, path: Path) -> None:
             f"unexpected {sorted(unexpected) or 'nothing'}."
         )
     _check_finite(model, path)
+
+
+class WeightsDoNotFit(ZooError):
+    """The file holds tensors of other shapes than the model built now: another network (zoo.inference says why)."""
+
+
+def _check_shapes(model: Any, path: Path) -> None:
+    """Every stored tensor must have its parameter's shape; the first that differs is named, in place of torch's list."""
+    from safetensors import safe_open
+
+    expected = {name: list(tensor.shape) for name, tensor in model.state_dict().items()}
+    with safe_open(path, framework="pt") as file:
+        stored = {name: list(file.get_slice(name).get_shape()) for name in file.keys()}
+    differ = [name for name in expected if name in stored and stored[name] != expected[name]]
+    if differ:
+        more = f" ({len(differ) - 1} more tensor(s) differ too)" if len(differ) > 1 else ""
+        raise WeightsDoNotFit(f"{path} holds another network than the model built now: {differ[0]} is {stored[differ[0]]} there and "
+                              f"{expected[differ[0]]} here{more}.")
 
 
 def _check_dtypes(model: Any, path: Path) -> None:

@@ -132,3 +132,39 @@ def test_the_python_api_predicts_a_picture_and_evaluates_as_the_cli_does(finishe
     capsys.readouterr()
     zoo.run(dataset="mnist", epochs=1, out=tmp_path / "quiet", quiet=True, sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
     assert capsys.readouterr().out == ""  # quiet=True: no log (the recipe's console reporter is left out)
+
+
+class Growing:
+    """A model plugin whose code changes between training and use (a layer wider), as a plugin upgrade would."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    @zoo.hookimpl
+    def register_models(self, register):
+        def build(params, shape, classes):
+            return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, self.width), torch.nn.ReLU(), torch.nn.Linear(self.width, classes))
+
+        register("growing", build)
+
+
+def test_weights_of_a_model_whose_code_changed_say_so(tiny_data: Path, tmp_path: Path) -> None:
+    """Not torch's list of size mismatches: the first tensor that differs, and that the plugin builds another network now."""
+    trained = zoo.run(model="growing", dataset="mnist", epochs=1, reporters=[], out=tmp_path / "run", catalog=zoo.catalog(extra_plugins=[("growing", Growing(8))]),
+                      sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false"])
+    assert zoo.load(trained.run_dir, catalog=zoo.catalog(extra_plugins=[("growing", Growing(8))])).model is not None
+    with pytest.raises(zoo.ZooError) as error:
+        zoo.load(trained.run_dir, catalog=zoo.catalog(extra_plugins=[("growing", Growing(16))]))
+    said = str(error.value)
+    assert "holds another network than the model built now: 1.weight is [8, 784] there and [16, 784] here (2 more tensor(s) differ too)" in said
+    assert "The model 'growing' is not built as it was: the code of plugin 'growing' that builds it has changed" in said
+    assert "restore the plugin's code as it was; or train the model again." in said and "size mismatch" not in said, said
+
+
+def test_a_released_plugin_of_another_version_is_named_with_the_one_to_reinstall() -> None:
+    from zoo.inference import _changed_since
+
+    record = {"name": "mlp-8", "component": "mlp", "plugin": {"name": "builtin-models", "distribution": "zoo", "version": "0.0.9"}}
+    said = _changed_since(zoo.catalog(), record)
+    assert said == (f"The model 'mlp-8' is not built as it was: zoo 0.0.9 trained it and zoo {zoo.__version__} builds it now. "
+                    "To use these weights, reinstall zoo==0.0.9; or train the model again.")
