@@ -65,7 +65,7 @@ class EpochEnd:
     train_loss: float  # mean training loss of the epoch's steps
     test_loss: float  # mean loss per test sample
     test_accuracy: float  # a fraction, 0..1
-    seconds: float  # wall time of the epoch (training and testing)
+    seconds: float  # wall time of the epoch (training and testing), before an interruption included
 
 
 @dataclass

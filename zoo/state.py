@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,10 +25,21 @@ class TrainState:
     loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # this epoch's, on the device, never synced per step
     epochs: list[EpochEnd] = field(default_factory=list)  # finished epochs (trained and tested)
     order_rng: torch.Tensor | None = None  # the shuffle generator at the start of this epoch (to redraw its order)
+    earlier_seconds: float = 0.0  # the epoch in progress's time before this process took it up (a resumed checkpoint's)
+    clock: float = field(default_factory=time.perf_counter)  # when this process started or took up the epoch in progress
 
     def start_epoch(self, epoch: int, order_rng: torch.Tensor, device: torch.device) -> None:
         self.epoch, self.batch, self.order_rng = epoch, 0, order_rng
         self.loss_sum = torch.zeros((), device=device)
+        self.earlier_seconds, self.clock = 0.0, time.perf_counter()
+
+    def take_up_epoch(self) -> None:
+        """A resumed epoch's clock goes on from the seconds its checkpoint recorded: EpochEnd.seconds is the whole epoch's."""
+        self.clock = time.perf_counter()
+
+    @property
+    def epoch_seconds(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.clock
 
     def step_done(self, weighed_loss: torch.Tensor) -> None:
         self.batch += 1
@@ -44,7 +56,8 @@ class TrainState:
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """(what goes to state.json, what goes to safetensors)."""
-        record = {"epoch": self.epoch, "batch": self.batch, "global_step": self.global_step, "epochs": [asdict(e) for e in self.epochs]}
+        record = {"epoch": self.epoch, "batch": self.batch, "global_step": self.global_step, "epochs": [asdict(e) for e in self.epochs],
+                  "epoch_seconds": self.epoch_seconds}
         tensors = {"train_loss_sum": self.loss_sum.detach().float().cpu().reshape(())}
         if self.order_rng is not None:
             tensors["order_epoch_start"] = self.order_rng
@@ -68,7 +81,7 @@ class TrainState:
         if problem:
             raise ZooError(f"state.json does not fit this run: {problem}")
         epochs_done = [EpochEnd(**e.model_dump()) for e in saved.epochs]
-        return cls(saved.epoch, saved.batch, saved.global_step, loss.reshape(()).to(device), epochs_done, order)
+        return cls(saved.epoch, saved.batch, saved.global_step, loss.reshape(()).to(device), epochs_done, order, saved.epoch_seconds)
 
 
 class EpochRecord(BaseModel):
@@ -91,6 +104,7 @@ class StateRecord(BaseModel):
     global_step: int = Field(ge=0)
     config_hash: str
     epochs: list[EpochRecord]
+    epoch_seconds: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # the epoch in progress so far (0 where an older checkpoint lacks it)
 
     def problem(self, steps_per_epoch: int, epochs: int) -> str | None:
         if self.epoch > epochs:

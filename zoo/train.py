@@ -9,7 +9,6 @@ had objects and one TrainState that a checkpoint saves and a resume restores.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,10 +35,10 @@ def fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
             t.events.emit("on_epoch_start", epoch)
         else:  # resumed in the middle of this epoch: draw its order again
             t.train_batches.order.set_state(state.order_rng)
-        started = time.perf_counter()
+            state.take_up_epoch()
         train(t, state, stop)
         test_loss, accuracy = test(t.test_batches, t.model, t.loss_fn, t.bf16)
-        t.end_epoch(state, test_loss, accuracy, time.perf_counter() - started, stop)
+        t.end_epoch(state, test_loss, accuracy, state.epoch_seconds, stop)
 
 
 def train(t: Trainer, state: TrainState, stop: StopRequest) -> None:

@@ -96,3 +96,21 @@ def test_an_untouched_checkpoint_resumes(finished: Path, tmp_path: Path) -> None
     result = zoo.run(resume=run)
     a, b = load_file(finished / "model.safetensors"), load_file(run / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a) and len(result.epochs) == 2
+
+
+def test_a_resumed_epoch_counts_the_seconds_before_the_interruption(finished: Path, tmp_path: Path) -> None:
+    """EpochEnd.seconds is the whole epoch's: a checkpoint records the epoch's seconds so far, and the resumed process goes
+    on from them (it counted only its own part before, so resumed runs and leaderboard cells looked faster)."""
+    import shutil
+
+    run = unfinished_copy(finished, tmp_path / "run")
+    shutil.rmtree(run / "checkpoints" / "step-000000020")  # the newest left: epoch 2, step 6 of 10
+    middle = run / "checkpoints" / "step-000000016"
+    assert 0 < json.loads((middle / "state.json").read_text())["epoch_seconds"] < 60
+    state_edit(set_path("epoch_seconds", 100.0))(middle)
+    resign(middle)
+    result = zoo.run(resume=run)
+    assert [end.epoch for end in result.epochs] == [1, 2] and 100 < result.epochs[1].seconds < 160
+    assert result.epochs[0].seconds < 60  # finished before the checkpoint: as recorded
+    seconds = [json.loads(line)["seconds"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert seconds == pytest.approx([end.seconds for end in result.epochs], abs=1e-3)
