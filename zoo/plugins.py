@@ -156,6 +156,9 @@ def load_catalog(
         infos.append(info)
         try:
             plugin = load()
+            if (same := manager.get_name(plugin)) is not None:  # pluggy's own error would list every plugin object
+                where = getattr(plugin, "__file__", None) or repr(plugin)
+                raise ImportError(f"it is plugin {same!r}, already loaded from the same code ({where}); leave it out of ZOO_PLUGIN_FILES")
             manager.register(plugin, name=info.name)
         except (Exception, SystemExit) as error:  # sys.exit() in a plugin ends that plugin, not zoo
             if strict:
@@ -240,8 +243,11 @@ def _file_plugins(env: Mapping[str, str], loaded: list[PluginInfo], disabled: se
 
 
 def _plugin_path(text: str) -> Path:
-    """The file as the shell finds it (its folder's links and .. resolved), under its own name (a linked file keeps it)."""
+    """The file as the shell finds it (its folder's links and .. resolved), under its own name (a linked file keeps it);
+    a package's __init__.py stands for its folder."""
     path = Path(text).expanduser().absolute()
+    if path.name == "__init__.py":  # a package named by its __init__.py is the package, not a plugin called __init__
+        path = path.parent
     return path.parent.resolve() / path.name
 
 

@@ -444,6 +444,19 @@ def test_a_broken_or_shadowing_plugin_file_fails_alone(tmp_path: Path) -> None:
     assert catalog.registry.get("model", "mlp")  # the rest of zoo works
 
 
+def test_a_loaded_package_named_again_in_plugin_files_is_said_plainly(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed plugin's own folder in ZOO_PLUGIN_FILES: the same module object a second time, which pluggy refused with
+    a dump of every plugin; and a package named by its __init__.py is that package, not a plugin called '__init__'."""
+    monkeypatch.syspath_prepend(str(plugin_site))
+    package = plugin_site / "zoo_demo"
+    for named in (package, package / "__init__.py"):
+        catalog = load_catalog(env={"ZOO_PLUGIN_FILES": str(named), "ZOO_LOAD_PLUGINS": "demo"})
+        errors = {p.name: p.errors for p in catalog.plugins if p.version == "(file)"}
+        assert errors == {"zoo_demo": [f"import failed: ImportError: it is plugin 'demo', already loaded from the same code ({package / '__init__.py'}); "
+                                       "leave it out of ZOO_PLUGIN_FILES"]}, named
+        assert catalog.registry.get("model", "linear").owner.distribution == "zoo-demo-plugin"  # the installed one works
+
+
 def test_a_plugin_file_is_recorded_by_the_path_the_shell_finds(tmp_path: Path) -> None:
     plugin = tmp_path / "zoo_test_dotted_path.py"
     plugin.write_text(PLUGIN_FILE.replace("from-a-file", "from-a-dotted-path"))
