@@ -94,6 +94,7 @@ def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -
     shutil.copytree(ROOT / "examples" / "zoo-convnets", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     installed = zoo_here("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
     assert installed.returncode == 0, installed.stderr
+    assert "Note:" not in installed.stderr  # it adds a plugin
     assert any(line.split()[:4] == ["convnets", "zoo-convnets", "0.1.0", "loaded"] for line in installed.stdout.splitlines())
     assert list(own_site.glob("zoo_convnets-*.dist-info")), "installed into zoo's own environment"
     assert "small-cnn" in zoo_here("list", "models").stdout
@@ -105,6 +106,13 @@ def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -
     assert not list(own_site.glob("zoo_convnets-*.dist-info"))
     failed = zoo_here("install", str(tmp_path / "does-not-exist"))
     assert failed.returncode == 2 and "pip install failed" in failed.stderr
+    project = source / "pyproject.toml"  # a slip a plugin author makes: another entry-point group
+    project.write_text(project.read_text().replace("[project.entry-points.zoo]", "[project.entry-points.zoo_plugins]"))
+    shutil.rmtree(source / "build", ignore_errors=True)
+    unseen = zoo_here("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
+    assert unseen.returncode == 0 and "convnets" not in unseen.stdout, unseen.stderr
+    assert ("Note: pip installed zoo-convnets 0.1.0, but none of it adds a zoo plugin: a plugin declares an entry point in the group "
+            "'zoo' ([project.entry-points.zoo] in its pyproject.toml; docs/plugins.md), not 'zoo_plugins' (zoo-convnets).") in unseen.stderr
 
 
 def test_the_readmes_plugin_installs_from_where_it_was_tried_and_uninstalls(tmp_path: Path) -> None:

@@ -645,7 +645,10 @@ def install(packages: tuple[str, ...]) -> None:
     """pip install PACKAGES (and any pip options) into zoo's own environment, then show the plugins."""
     from . import packages as pip_packages
 
+    before = pip_packages.installed()
     echo(pip_packages.pip("install", *packages))
+    if (note := pip_packages.no_plugin_added(packages, before)) is not None:
+        echo(note, err=True)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

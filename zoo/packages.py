@@ -87,3 +87,34 @@ def pip(*args: str) -> str:
     # -P: not this folder first on sys.path, where a plugin's own build left its .egg-info (it would still look installed)
     shown = subprocess.run([sys.executable, "-P", "-m", "zoo.cli", "plugins"], capture_output=True, text=True)
     return shown.stdout.rstrip()
+
+
+def installed() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """{canonical name: (name, version, entry-point groups)} of every distribution in zoo's environment."""
+    import importlib
+    from importlib.metadata import distributions
+
+    importlib.invalidate_caches()  # pip has just changed site-packages under this process
+    found = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[canonical(name)] = (name, dist.version, tuple(sorted({ep.group for ep in dist.entry_points})))
+    return found
+
+
+def no_plugin_added(arguments: Iterable[str], before: dict[str, tuple[str, str, tuple[str, ...]]]) -> str | None:
+    """A note when what pip just installed adds no zoo plugin (no entry point in the group 'zoo'), e.g. a package whose
+    pyproject.toml names another group: it installs without a word and adds nothing to `zoo list`."""
+    changed = [entry for key, entry in installed().items() if before.get(key) != entry]
+    if not changed or any("zoo" in groups for _, _, groups in changed) or "zoo" in {canonical(n) for n in named_to_install(arguments)}:
+        return None
+    near = sorted({f"'{group}' ({name})" for name, _, groups in changed for group in groups if "zoo" in group.lower()})
+    return (f"Note: pip installed {', '.join(f'{name} {version}' for name, version, _ in changed)}, but none of it adds a zoo plugin: a "
+            f"plugin declares an entry point in the group 'zoo' ([project.entry-points.zoo] in its pyproject.toml; docs/plugins.md)"
+            + (f", not {', '.join(near)}." if near else "."))
+
+
+def named_to_install(arguments: Iterable[str]) -> list[str]:
+    """The plain names on a `pip install` command line (zoo[export] is zoo): its extras add libraries, not plugins."""
+    return [found.group(1) for argument in arguments if not argument.startswith(("-", ".", "/")) and (found := NAME.match(argument))]
