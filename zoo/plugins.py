@@ -156,9 +156,7 @@ def load_catalog(
         infos.append(info)
         try:
             plugin = load()
-            if (same := manager.get_name(plugin)) is not None:  # pluggy's own error would list every plugin object
-                where = getattr(plugin, "__file__", None) or repr(plugin)
-                raise ImportError(f"it is plugin {same!r}, already loaded from the same code ({where}); leave it out of ZOO_PLUGIN_FILES")
+            _not_loaded_already(manager, plugin)
             manager.register(plugin, name=info.name)
         except (Exception, SystemExit) as error:  # sys.exit() in a plugin ends that plugin, not zoo
             if strict:
@@ -193,6 +191,14 @@ def load_catalog(
     catalog = _catalog(manager, infos, loaded, strict, [p for p in env.get("ZOO_REGISTRY", "").split(os.pathsep) if p] + list(registry_files))
     catalog.warnings += warnings
     return catalog
+
+
+def _not_loaded_already(manager: pluggy.PluginManager, plugin: object) -> None:
+    """The same module a second time (an installed plugin's own folder in ZOO_PLUGIN_FILES), said in one line: pluggy's
+    own error lists every plugin object."""
+    if (same := manager.get_name(plugin)) is not None:
+        where = getattr(plugin, "__file__", None) or repr(plugin)
+        raise ImportError(f"it is plugin {same!r}, already loaded from the same code ({where}); leave it out of ZOO_PLUGIN_FILES")
 
 
 def _file_list(files: Any) -> list[str | Path]:
