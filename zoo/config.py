@@ -334,7 +334,7 @@ def _recorded_reporters(catalog: Catalog, records: list[Any], optional: bool) ->
 def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, Any]) -> ZooError:
     """A run's component that no loaded plugin provides now, with where config.json says it came from."""
     distribution, version = plugin.get("distribution", "?"), plugin.get("version", "?")
-    origin = f"The {kind} {name!r} of this run came from {distribution} {version} (plugin {plugin.get('name')!r})"
+    origin = f"The {kind} {name!r} of these weights came from {distribution} {version} (plugin {plugin.get('name')!r})"
     found = [p for p in catalog.plugins if p.name == plugin.get("name") or p.distribution == distribution]
     status = found[0].status if found else None
     if status == "disabled":
@@ -352,4 +352,5 @@ def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, 
     if found:
         return ZooError(f"{origin}; the installed {found[0].distribution} {found[0].version} no longer provides it. "
                         f"Install the version that trained it: `zoo install '{distribution}=={version}'`.")
-    return ZooError(f"{origin}, which is not installed (`zoo install {distribution}`).")
+    return ZooError(f"{origin}, which is not installed: `zoo install '{distribution}=={version}'` where it is published, or "
+                    f"`zoo install PATH` for a copy of your own (zoo records the version, not where it was installed from).")

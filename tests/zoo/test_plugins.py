@@ -305,12 +305,12 @@ def test_a_missing_component_says_where_it_came_from(plugin_site: Path, monkeypa
     monkeypatch.syspath_prepend(str(plugin_site))
     demo = {"name": "demo", "distribution": "zoo-demo-plugin", "version": "1.2.3"}
     disabled = load_catalog(env={"ZOO_DISABLE_PLUGINS": "demo"})
-    with pytest.raises(ZooError, match=r"The model 'linear' of this run came from zoo-demo-plugin 1\.2\.3 \(plugin 'demo'\), which is disabled by ZOO_DISABLE_PLUGINS"):
+    with pytest.raises(ZooError, match=r"The model 'linear' of these weights came from zoo-demo-plugin 1\.2\.3 \(plugin 'demo'\), which is disabled by ZOO_DISABLE_PLUGINS"):
         part_from_record(disabled, "model", "model", _record(demo))
     with pytest.raises(ZooError, match="which ZOO_LOAD_PLUGINS does not select; add demo"):
         part_from_record(load_catalog(env={"ZOO_LOAD_PLUGINS": ""}), "model", "model", _record(demo))
     extras = {"name": "extras", "distribution": "zoo-extras", "version": "0.1.0"}
-    with pytest.raises(ZooError, match=r"came from zoo-extras 0\.1\.0 \(plugin 'extras'\), which is not installed \(`zoo install zoo-extras`\)"):
+    with pytest.raises(ZooError, match=r"came from zoo-extras 0\.1\.0 \(plugin 'extras'\), which is not installed: `zoo install 'zoo-extras==0\.1\.0'` where it is published, or `zoo install PATH`"):
         part_from_record(disabled, "model", "model", {**_record(extras), "component": "lenet"})
     assert part_from_record(load_catalog(env={}), "model", "model", _record(demo)).resolved.component.owner.plugin == "demo"
 
