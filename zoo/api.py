@@ -111,7 +111,7 @@ def _blamed(catalog: Catalog, recipe: str | None, error: ZooError) -> ZooError:
     try:
         resolve_run(catalog, recipe=recipe)
     except ZooError as alone:
-        if str(alone) == str(error) and "Recipe " not in str(error):
+        if str(alone) == str(error) and "Recipe " not in str(error) and " The value comes from preset " not in str(error):
             source = catalog.presets.recipes[recipe].source
             return ZooError(f"{str(error).rstrip('.')}. This comes from recipe {recipe!r} in {source}, not from the settings given with it.")
     return error

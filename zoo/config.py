@@ -265,9 +265,17 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
     except ValidationError as error:
         raise ZooError(
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
-            f"{describe_validation_error(section, error, model.model_fields)}."
+            f"{describe_validation_error(section, error, model.model_fields)}.{_from_preset(catalog, kind, resolved, params, error)}"
         ) from None
     return Part(section, resolved, validated, changes_preset=resolved.preset is not None and _changes_preset(model, resolved.params, validated))
+
+
+def _from_preset(catalog: Catalog, kind: str, resolved: Resolved, given: dict[str, Any], error: ValidationError) -> str:
+    """Where a failing value was written, when a preset's file holds it rather than the command line."""
+    keys = {str(problem["loc"][0]) for problem in error.errors() if problem.get("loc")}
+    if resolved.preset is None or not keys & (set(resolved.params) - set(given)):
+        return ""
+    return f" The value comes from preset {resolved.preset!r} in {catalog.presets.presets[kind][resolved.preset].source}."
 
 
 def _changes_preset(model: type[BaseModel], preset: dict[str, Any], validated: BaseModel) -> bool:

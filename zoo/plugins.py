@@ -106,9 +106,10 @@ class Catalog:
         preset_name, value = preset
         if not self.registry.has(kind, value.component):
             source = self.presets.presets[kind][preset_name].source
+            hint = closest(value.component, self.registry.names(kind))
             raise ZooError(
                 f"{kind.capitalize()} preset {preset_name!r} (in {source}) builds {kind} {value.component!r}, "
-                f"which no loaded plugin provides. Run `zoo plugins` to see which plugins loaded."
+                f"which no loaded plugin provides{f' (did you mean {hint}?)' if hint else ''}. Run `zoo plugins` to see which plugins loaded."
             )
         return Resolved(name, self.registry.get(kind, value.component), dict(value.params), preset_name)
 

@@ -73,6 +73,22 @@ def test_a_name_that_another_files_pattern_makes_is_refused_in_either_order(tmp_
     assert load_catalog(env={}, registry_files=[both]).resolve("model", "wide-8").params == {"hidden": [9]}  # one file's own choice
 
 
+def test_a_bad_value_in_a_preset_is_said_to_come_from_the_preset_and_a_misspelt_component_gets_a_hint(tmp_path: Path) -> None:
+    import zoo
+
+    mine = write(tmp_path / "mine.toml", "[models.m]\ncomponent='mlp'\nparams={dropout=2}\n[recipes.r]\nmodel='m'\nepochs=1\n"
+                                         "[models.typo]\ncomponent='mlpp'\n")
+    for given in ({"recipe": "r"}, {"model": "m"}):
+        with pytest.raises(ZooError) as error:
+            zoo.resolve(registry_files=[mine], **given)
+        assert str(error.value).endswith(f"(got 2). The value comes from preset 'm' in {mine}."), error.value  # not "from recipe 'r'"
+    with pytest.raises(ZooError) as error:
+        zoo.resolve(registry_files=[mine], model="m", sets=["model.dropout=3"])
+    assert "(got 3)." in str(error.value) and "preset" not in str(error.value)  # the value given with it: no blame on the file
+    with pytest.raises(ZooError, match=r"builds model 'mlpp', which no loaded plugin provides \(did you mean mlp\?\)"):
+        zoo.resolve(registry_files=[mine], model="typo")
+
+
 def test_user_presets_come_from_registry_option_and_environment(tmp_path: Path) -> None:
     one = write(tmp_path / "one.toml", "[models.wide]\ncomponent='mlp'\nparams={hidden=[2048]}\n")
     two = write(tmp_path / "two.toml", "[recipes.short]\nepochs=1\n")
