@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .errors import ZooError, strict_plugins
+from .errors import ZooError, raised_in, strict_plugins
 
 
 #: The run's own files, added by zoo.runner under these names: their failures are the run's (a full disk).
@@ -45,7 +45,7 @@ class Events:
         error = sys.exc_info()[1]
         owner = self.owners.get(name)
         what = f"Reporter {name!r}" + (f" ({owner})" if owner is not None else "")
-        reason = f"{type(error).__name__}: {' '.join(str(error).split()).rstrip('.')}"
+        reason = f"{type(error).__name__}: {' '.join(str(error).split()).rstrip('.')}{raised_in(error, reporter)}"
         if strict_plugins():
             raise ZooError(f"{what} failed in {method}: {reason}.") from error
         self.reporters = [(n, r) for n, r in self.reporters if r is not reporter]

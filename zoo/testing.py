@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DataUnavailable, ZooError, closest
+from .errors import DataUnavailable, ZooError, closest, raised_in
 from .hookspecs import hookimpl
 from .plugins import GROUP, Catalog, PluginInfo, load_catalog, normalize_distribution
 
@@ -163,8 +163,9 @@ def _check_component(catalog: Catalog, kind: str, qualified: str, out: Path) -> 
         chosen[kind] = qualified
     try:
         result = run(catalog=catalog, epochs=1, batch_size=16, log_every=1, out=out, **chosen)
-    except Exception as error:  # the check reports every failure, of any kind
-        return Check(entry, False, f"{type(error).__name__}: {' '.join(str(error).split())}")
+    except Exception as error:  # the check reports every failure, of any kind, and where in the plugin's code it was raised
+        said = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        return Check(entry, False, said if " (at " in said else said + raised_in(error, catalog.registry.get(kind, qualified).factory))
     return Check(entry, True, f"built; 4 training steps on {TINY} (test accuracy {result.epochs[-1].test_accuracy:.0%})")
 
 

@@ -112,6 +112,9 @@ class Raising(zoo.Reporter):
         raise ValueError("disk quota of my dashboard")
 
 
+RAISING_LINE = Raising.on_epoch_end.__code__.co_firstlineno + 1
+
+
 @pytest.fixture
 def catalog():
     return load_catalog(env={"ZOO_LOAD_PLUGINS": ""}, extra_plugins=[("bad", BadPlugin()), (TINY, TinyData())])
@@ -246,7 +249,8 @@ def test_a_raising_reporter_is_dropped_and_the_run_finishes(catalog, tmp_path: P
     result = train(catalog, tmp_path, reporters=["raising"])
     assert len(result.epochs) == 2 and (tmp_path / "run" / "model.safetensors").exists()
     err = capsys.readouterr().err
-    assert "! Reporter 'raising' (plugin 'bad' ((in-process) -)) failed in on_epoch_end: ValueError: disk quota of my dashboard." in err
+    assert ("! Reporter 'raising' (plugin 'bad' ((in-process) -)) failed in on_epoch_end: ValueError: disk quota of my dashboard "
+            f"(at {__file__}:{RAISING_LINE}).") in err  # where, in the reporter's own code
     assert "The run finished, but without 1 reporter(s) that failed" in err
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in metrics] == [1, 2]  # the run's own files are complete
@@ -293,8 +297,9 @@ def test_the_kit_reports_each_broken_component(tmp_path: Path) -> None:
     assert not report.ok
     assert not by_name["loss:none-loss"].ok and "returned NoneType" in by_name["loss:none-loss"].detail
     assert not by_name["loss:per-sample"].ok and "shape (2,)" in by_name["loss:per-sample"].detail
-    assert not by_name["model:crashy"].ok and "KeyError" in by_name["model:crashy"].detail
+    assert not by_name["model:crashy"].ok and "KeyError" in by_name["model:crashy"].detail and f"(at {__file__}:" in by_name["model:crashy"].detail
     assert not by_name["reporter:raising"].ok and "disk quota" in by_name["reporter:raising"].detail
+    assert by_name["reporter:raising"].detail.endswith(f"(at {__file__}:{RAISING_LINE}).")  # where, in the plugin's own code
     assert by_name["model:fixed"].ok  # 10 outputs by default: fine
     absent = by_name["dataset:elsewhere"]  # data missing from this machine is not the plugin's fault
     assert absent.ok and absent.skipped and "not checked, its data is not on this machine: Cannot find the elsewhere files" in absent.detail
