@@ -10,6 +10,12 @@ from .contracts import DatasetSplits
 from .errors import ZooError, raised_in, strict_plugins
 
 
+#: How zoo calls each kind's factory (docs/plugins.md), for a factory whose parameters do not fit.
+SIGNATURES = {"dataset": "factory(params)", "model": "factory(params, input_shape, num_classes)", "loss": "factory(params)",
+              "optimizer": "factory(params, model_parameters)", "scheduler": "factory(params, optimizer, steps_per_epoch, epochs)",
+              "reporter": "factory(params)"}
+
+
 def call_factory(part: Part, *args: Any) -> Any:
     component = part.resolved.component
     try:
@@ -19,6 +25,11 @@ def call_factory(part: Part, *args: Any) -> Any:
     except MemoryError:
         raise ZooError(f"Building {component.kind} {part.resolved.name!r} ({component.owner}) ran out of memory.") from None
     except Exception as error:
+        if isinstance(error, TypeError) and error.__traceback__ is not None and error.__traceback__.tb_next is None:
+            raise ZooError(  # raised by the call itself, not inside the factory: its parameters are not the contract's
+                f"The {component.kind} factory {component.name!r} of {component.owner} cannot be called as "
+                f"{SIGNATURES[component.kind]}: {error}. See docs/plugins.md."
+            ) from None
         if strict_plugins():
             raise
         raise ZooError(

@@ -325,3 +325,27 @@ def test_a_model_that_fails_on_the_first_batch_is_caught_before_training_with_it
 def test_a_model_without_parameters_is_named_not_the_optimizer(catalog, tmp_path: Path) -> None:
     with pytest.raises(ZooError, match=r"The model 'parameterless' .* has no trainable parameters, so there is nothing to train"):
         train(catalog, tmp_path, model="parameterless")
+
+
+class WrongSignature:
+    @zoo.hookimpl
+    def register_models(self, register):
+        def one_argument(params):
+            return torch.nn.Linear(784, 10)
+
+        def raises_type_error_inside(params, shape, classes):
+            return torch.nn.Linear("784", classes)  # a TypeError of its own: not the signature's
+
+        register("one-argument", one_argument)
+        register("inner-type-error", raises_type_error_inside)
+
+
+def test_a_factory_that_cannot_take_zoos_arguments_is_told_the_contract(tmp_path: Path) -> None:
+    catalog = zoo.catalog(extra_plugins=[("wrong", WrongSignature()), (TINY, TinyData())])
+    with pytest.raises(ZooError) as error:
+        zoo.run(catalog=catalog, model="one-argument", dataset=TINY, epochs=1, reporters=[], out=tmp_path / "a")
+    assert str(error.value).startswith("The model factory 'one-argument' of plugin 'wrong' ((in-process) -) cannot be called as "
+                                       "factory(params, input_shape, num_classes): ") and "3 were given" in str(error.value)
+    with pytest.raises(ZooError) as error:
+        zoo.run(catalog=catalog, model="inner-type-error", dataset=TINY, epochs=1, reporters=[], out=tmp_path / "b")
+    assert "failed to build: TypeError" in str(error.value) and "cannot be called as" not in str(error.value)
