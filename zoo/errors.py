@@ -90,6 +90,8 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
         if "input" in item and item["type"] != "missing":
             message += f" (got {item['input']!r}" + (f"; a list is written in brackets, e.g. [{item['input']}]" if item["type"] == "list_type" and
                                                      isinstance(item["input"], (int, float, str)) else "") + ")"
+        if item["type"] == "missing" and len(item["loc"]) == 1 and where.isidentifier():  # a component's setting with no default
+            message += f" (give it with --set {location}=VALUE)"
         parts.append(f"{location}: {message}")
     return "; ".join(parts)
 

@@ -349,3 +349,17 @@ def test_a_factory_that_cannot_take_zoos_arguments_is_told_the_contract(tmp_path
     with pytest.raises(ZooError) as error:
         zoo.run(catalog=catalog, model="inner-type-error", dataset=TINY, epochs=1, reporters=[], out=tmp_path / "b")
     assert "failed to build: TypeError" in str(error.value) and "cannot be called as" not in str(error.value)
+
+
+class NeedsWidth:
+    @zoo.hookimpl
+    def register_models(self, register):
+        class Width(BaseModel):
+            width: int
+
+        register("needs-width", lambda params, shape, classes: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, classes)), params=Width)
+
+
+def test_a_required_setting_left_out_says_how_to_give_it() -> None:
+    with pytest.raises(ZooError, match=r"model.width: Field required \(give it with --set model.width=VALUE\)"):
+        zoo.resolve(catalog=zoo.catalog(extra_plugins=[("needs", NeedsWidth())]), model="needs-width")
