@@ -303,7 +303,8 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
 
     recorded = resolved_from_record(catalog, read_config(run_dir), reporters_optional=bool(settings.get("reporters")))
     if (run_dir / WEIGHTS).exists():
-        raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume.")
+        raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume. To train it further, start a "
+                       f"new run from its weights: `zoo run --init {run_dir}` with the settings you want (e.g. --epochs).")
     newest_or_error(run_dir, report=False)  # checked here; the resume itself says what it skipped
     location_keys = set(location_fields(recorded.dataset.params))
     changed = [key for key, value in settings.items()

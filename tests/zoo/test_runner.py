@@ -368,3 +368,13 @@ def test_a_full_disk_while_drawing_the_curves_costs_only_the_picture(tiny_data: 
     result = tiny_run(tiny_data, tmp_path / "run", epochs=1)
     assert (result.run_dir / "model.safetensors").is_file() and not (result.run_dir / "curves.png").exists()
     assert "! curves.png was not drawn (No space left on device); the run itself is complete" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_points_to_init(tiny_data: Path, tmp_path: Path) -> None:
+    """Training a finished run further is a new run from its weights, which the refusal says how to start."""
+    run_dir = zoo.run(model="mlp-8", dataset="mnist", epochs=1, out=tmp_path / "run", reporters=[], sets=tiny_sets(tiny_data)).run_dir
+    with pytest.raises(ZooError, match=r"already finished .* nothing to resume. To train it further, start a new run from its weights: "
+                                       r"`zoo run --init .*run` with the settings you want"):
+        zoo.run(resume=run_dir, epochs=3)
+    further = zoo.run(model="mlp-8", dataset="mnist", epochs=1, out=tmp_path / "further", reporters=[], sets=tiny_sets(tiny_data), init=str(run_dir))
+    assert further.epochs and (further.run_dir / "model.safetensors").is_file()  # what it points to works
