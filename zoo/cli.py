@@ -49,6 +49,7 @@ class ZooGroup(click.Group):
         end = args.index("--") if "--" in args else len(args)
         if "--traceback" in args[:end]:  # `zoo run ... --traceback` as well as `zoo --traceback run ...`
             args = ["--traceback", *(arg for arg in args[:end] if arg != "--traceback"), *args[end:]]
+        args = _registry_after_the_command(args, self.commands)
         try:
             return super().parse_args(ctx, args)
         except BrokenPipeError:  # `zoo --help | head`: the help is printed while parsing, before invoke
@@ -77,6 +78,20 @@ class ZooGroup(click.Group):
         finally:  # a command's --store (_choose_store) ends with it, even when a later option failed to parse
             if (store := sys.modules.get("zoo.store")) is not None:
                 store.CHOSEN_STORE.set(None)
+
+
+def _registry_after_the_command(args: list[str], commands: Any) -> list[str]:
+    """`zoo --registry FILE show NAME` as `zoo show NAME --registry FILE`: the commands that read a registry take it."""
+    lead = args[:1] if args[:1] == ["--traceback"] else []
+    rest, moved = args[len(lead):], []
+    while rest and rest[0] not in commands:
+        if rest[0] == "--registry" and len(rest) > 1:
+            moved, rest = [*moved, *rest[:2]], rest[2:]
+        elif rest[0].startswith("--registry="):
+            moved, rest = [*moved, rest[0]], rest[1:]
+        else:
+            return args  # something else before the command: click says what
+    return [*lead, rest[0], *moved, *rest[1:]] if moved and rest else args
 
 
 def _closest_options(typed: str, possibilities: list[str]) -> list[str]:

@@ -370,3 +370,12 @@ def test_a_torchrun_worker_leaves_without_the_interpreters_finalisation(args: li
         result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == status and ("finalised" in result.stdout) == finalised, (rank, result)
         assert (__version__ in result.stdout) if status == 0 else ("no-such-preset" in result.stderr), result
+
+
+def test_registry_before_the_command_is_the_commands(tmp_path: Path) -> None:
+    """`zoo --registry FILE show NAME`, as users type it after `zoo --traceback ...`, is `zoo show NAME --registry FILE`."""
+    mine = tmp_path / "my.toml"
+    mine.write_text('[models.mine]\ncomponent = "mlp"\nparams = { hidden = [32] }\n')
+    for args in (["--registry", str(mine), "show", "mine"], ["--traceback", f"--registry={mine}", "show", "mine"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and result.stdout.startswith("mine (preset of model mlp)"), (args, result.output)
