@@ -116,7 +116,7 @@ def _cannot(filename: Any) -> str:
 def _stop_on_termination() -> None:
     """SIGTERM (a queue) and SIGHUP (a closed terminal) stop any command as Ctrl-C does, so that what it was writing
     is removed on the way out, with exit status 143 or 129 (a run's training handles them itself: zoo.stops). None of
-    the three is raised inside an import, which would abort the process instead (zoo.interrupts)."""
+    the three is raised inside a C extension's initialisation, which would abort the process instead (zoo.interrupts)."""
     import signal
 
     from .interrupts import raise_when_safe
@@ -684,11 +684,26 @@ def main() -> None:
     try:
         cli(prog_name="zoo")
     except SystemExit as end:
+        code = _interrupted_if_held_back(end.code)
         if worker:
-            _leave_now(end.code)
-        raise
+            _leave_now(code)
+        raise SystemExit(code) from None
     finally:
         gcpause.exiting()
+
+
+def _interrupted_if_held_back(code: Any) -> Any:
+    """A signal held back for an extension's initialisation (zoo.interrupts) whose command ended before it came again
+    still stops it: the exit status and the line say so, as they would have a moment later."""
+    import signal
+
+    from .interrupts import held_back
+
+    number = held_back()
+    if number is None or code not in (0, None):
+        return code
+    echo(f"Interrupted ({'Ctrl-C' if number == signal.SIGINT else signal.Signals(number).name}).", err=True)
+    return 128 + number
 
 
 def _leave_now(code: Any) -> NoReturn:

@@ -68,13 +68,15 @@ def _new_run_dir(t: Trainer, catalog: Catalog, runs_root: Path, resources: ExitS
     try:
         _own(run_dir, resources)
         write_json(run_dir / CONFIG, config_record(t, catalog))
-    except OSError as error:
+    except BaseException as error:  # a full disk, or Ctrl-C just now: the folder goes too, else it blocks the same --out
         resources.close()
         if existed:
             for leftover in run_dir.iterdir():
                 leftover.unlink(missing_ok=True)
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
+        if not isinstance(error, OSError):
+            raise
         raise ZooError(f"Cannot write {run_dir / CONFIG}: {error.strerror or error}. Nothing was trained and nothing is left behind; "
                        f"free some space (or choose another --out) and run again.") from None
     return run_dir

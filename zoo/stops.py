@@ -115,7 +115,7 @@ def ctrl_c(enabled: bool = True) -> Iterator[StopRequest]:
             requested.now = True
         elif signum == signal.SIGINT:  # Ctrl-C again: the person means now. A terminal's or a queue's second signal
             raise_when_safe(KeyboardInterrupt(), signum, frame)  # (bash's SIGHUP after the kernel's, systemd's TERM and
-            # HUP) only repeats the first. Not inside an import, where it would abort the process (zoo.interrupts).
+            # HUP) only repeats the first. Not inside an extension's initialisation: it would abort (zoo.interrupts).
 
     # A signal set to be ignored stays ignored: `nohup zoo run` survives the terminal it was started from.
     previous = {number: signal.signal(number, handle) for number in STOPPING if signal.getsignal(number) is not signal.SIG_IGN}

@@ -111,6 +111,23 @@ def test_the_metrics_on_a_full_disk(whole: Path, tiny_data: Path, tmp_path: Path
     assert [line.count('"epoch"') for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()] == [1, 1]
 
 
+def test_ctrl_c_while_a_new_run_is_set_up_leaves_nothing_behind(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the folder and its .lock exist but before config.json: the same command must work again."""
+    from zoo import opening
+
+    def interrupted(t, catalog):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(opening, "config_record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_data, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_data, tmp_path / "mine")
+    assert list((tmp_path / "mine").iterdir()) == []  # the user's folder stays, empty
+
+
 def test_a_config_that_cannot_be_written_leaves_nothing_behind(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from zoo import opening
 
