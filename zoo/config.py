@@ -265,7 +265,7 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
     except ValidationError as error:
         raise ZooError(
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
-            f"{describe_validation_error(section, error, model.model_fields)}.{_from_preset(catalog, kind, resolved, params, error)}"
+            f"{describe_validation_error(section, error, model.model_fields, settable=True)}.{_from_preset(catalog, kind, resolved, params, error)}"
         ) from None
     return Part(section, resolved, validated, changes_preset=resolved.preset is not None and _changes_preset(model, resolved.params, validated))
 

@@ -74,9 +74,10 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
     return ZooError(message)
 
 
-def describe_validation_error(where: str, error: ValidationError, known: Iterable[str] = (), what: str = "this component") -> str:
+def describe_validation_error(where: str, error: ValidationError, known: Iterable[str] = (), what: str = "this component",
+                              settable: bool = False) -> str:
     """Flatten pydantic's error list into 'where.field: what' clauses; an unknown key gets the nearest of
-    the `known` ones (the model's fields) as a hint."""
+    the `known` ones (the model's fields) as a hint; settable: a missing one says how to --set it (a command's own)."""
     parts = []
     for item in error.errors():
         location = ".".join(str(p) for p in (where, *item["loc"]) if p != "")
@@ -90,7 +91,7 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
         if "input" in item and item["type"] != "missing":
             message += f" (got {item['input']!r}" + (f"; a list is written in brackets, e.g. [{item['input']}]" if item["type"] == "list_type" and
                                                      isinstance(item["input"], (int, float, str)) else "") + ")"
-        if item["type"] == "missing" and len(item["loc"]) == 1 and where.isidentifier():  # a component's setting with no default
+        if item["type"] == "missing" and len(item["loc"]) == 1 and settable:  # a component's setting with no default
             message += f" (give it with --set {location}=VALUE)"
         parts.append(f"{location}: {message}")
     return "; ".join(parts)

@@ -66,14 +66,12 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | No
     from torch.distributed.run import run as elastic_run
 
     job = f"zoo-{uuid.uuid4().hex[:12]}"
-    if threads is not None:  # --threads: each process's, whatever OMP_NUM_THREADS says
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # one core's share each
     for name in list(logging.root.manager.loggerDict):  # zoo says what failed, once; torchrun's own log would repeat it
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        with _workers_import_this_zoo(), tempfile.TemporaryDirectory(prefix="zoo-torchrun-") as logs:  # else a torchelastic_* per job
+        # torchrun's logs in a folder of the job's own (else a /tmp/torchelastic_* is left per job)
+        with _workers_import_this_zoo(), _workers_threads(nproc, threads), tempfile.TemporaryDirectory(prefix="zoo-torchrun-") as logs:
             elastic_run(get_args_parser().parse_args([
                 "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts),
                 "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", job, "--log-dir", logs,
@@ -92,6 +90,21 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | No
     except SignalException as error:
         name = signal.Signals(error.sigval).name
         raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval)) from None
+
+
+@contextmanager
+def _workers_threads(nproc: int, threads: int | None) -> Iterator[None]:
+    """Each worker's OMP_NUM_THREADS for the job (--threads; else as set; else its share of the cores), then this process's
+    as it was: a notebook's next job starts from the user's own setting."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads) if threads is not None else before or str(max(1, (os.cpu_count() or 1) // nproc))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
 
 
 @contextmanager

@@ -361,5 +361,12 @@ class NeedsWidth:
 
 
 def test_a_required_setting_left_out_says_how_to_give_it() -> None:
+    catalog = zoo.catalog(extra_plugins=[("needs", NeedsWidth())])
     with pytest.raises(ZooError, match=r"model.width: Field required \(give it with --set model.width=VALUE\)"):
-        zoo.resolve(catalog=zoo.catalog(extra_plugins=[("needs", NeedsWidth())]), model="needs-width")
+        zoo.resolve(catalog=catalog, model="needs-width")
+    from zoo.config import part_from_record
+
+    record = {"name": "needs-width", "component": "needs-width", "plugin": {"name": "needs"}, "params": {}}
+    with pytest.raises(ZooError) as error:  # a run's config.json: --set cannot mend it, so no such advice
+        part_from_record(catalog, "model", "model", record)
+    assert "model.width: Field required" in str(error.value) and "--set" not in str(error.value)

@@ -441,4 +441,4 @@ def test_each_process_computes_with_threads_or_its_share_of_the_cores(threads: i
     seen = []
     monkeypatch.setattr(torch.distributed.run, "run", lambda _: seen.append(os.environ["OMP_NUM_THREADS"]))
     launcher._elastic_run(2, tmp_path, 0, threads)
-    assert seen == [each]
+    assert seen == [each] and os.environ.get("OMP_NUM_THREADS") == environment  # this process's own, as it was
