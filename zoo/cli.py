@@ -685,7 +685,7 @@ def main() -> None:
         cli(prog_name="zoo")
     except SystemExit as end:
         code = _interrupted_if_held_back(end.code)
-        if worker:
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun worker (not any process with RANK set: a cluster's pod)
             _leave_now(code)
         raise SystemExit(code) from None
     finally:

@@ -252,7 +252,9 @@ def _refuse_a_shadowed_pattern(table: dict[str, Named], where: str, name: str, s
     for other, named in table.items():
         if named.source == source:
             continue
-        if PLACEHOLDER.search(other) and _pattern(other).fullmatch(name):
+        if PLACEHOLDER.search(other) and PLACEHOLDER.search(name) and _pattern(other).pattern == _pattern(name).pattern:
+            clash = f"makes the same names as {display(other)} in {named.source}"  # wide-{n} and wide-{m}: whichever loaded first
+        elif PLACEHOLDER.search(other) and _pattern(other).fullmatch(name):
             clash = f"would replace {name}, which {display(other)} in {named.source} already makes"
         elif PLACEHOLDER.search(name) and not PLACEHOLDER.search(other) and _pattern(name).fullmatch(other):
             clash = f"would also make {other}, which {named.source} defines"

@@ -361,14 +361,16 @@ def test_every_command_runs_in_a_process_of_its_own(args: list[str], tmp_path: P
 
 @pytest.mark.parametrize(("args", "status"), [(["--version"], 0), (["show", "no-such-preset"], 2)])
 def test_a_torchrun_worker_leaves_without_the_interpreters_finalisation(args: list[str], status: int) -> None:
-    """A rank (RANK set) ends with os._exit once its command has said everything: the interpreter's finalisation is
-    where gloo's threads can abort a rank that trained to the end (the job then fails). Everything printed still arrives."""
+    """A torchrun worker (TORCHELASTIC_RUN_ID set) ends with os._exit once its command has said everything: the interpreter's
+    finalisation is where gloo's threads can abort a rank that trained to the end (the job then fails). Everything printed
+    still arrives."""
     script = ("import atexit, sys\natexit.register(lambda: print('finalised'))\nsys.argv = ['zoo', *sys.argv[1:]]\n"
               "from zoo.cli import main\nmain()\n")
-    for rank, finalised in (("0", False), (None, True)):
-        env = {key: value for key, value in os.environ.items() if key != "RANK"} | ({"RANK": rank} if rank else {})
+    for worker, finalised in ((True, False), (False, True)):
+        env = {key: value for key, value in os.environ.items() if key not in ("RANK", "TORCHELASTIC_RUN_ID")}
+        env |= {"RANK": "0", "TORCHELASTIC_RUN_ID": "zoo-test"} if worker else {"RANK": "0"}  # RANK alone: a cluster's pod
         result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=120)
-        assert result.returncode == status and ("finalised" in result.stdout) == finalised, (rank, result)
+        assert result.returncode == status and ("finalised" in result.stdout) == finalised, (worker, result)
         assert (__version__ in result.stdout) if status == 0 else ("no-such-preset" in result.stderr), result
 
 

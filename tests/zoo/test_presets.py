@@ -68,6 +68,9 @@ def test_a_name_that_another_files_pattern_makes_is_refused_in_either_order(tmp_
         load_catalog(env={}, registry_files=[pattern, single])
     with pytest.raises(ZooError, match=r"pattern.toml: \[models.wide-\{n\}\] would also make wide-8, which .*single.toml defines"):
         load_catalog(env={}, registry_files=[single, pattern])
+    other = write(tmp_path / "other.toml", "[models.\"wide-{m}\"]\ncomponent='mlp'\nparams={hidden=['{m}', '{m}']}\n")
+    with pytest.raises(ZooError, match=r"other.toml: \[models.wide-\{m\}\] makes the same names as wide-<n> in .*pattern.toml"):
+        load_catalog(env={}, registry_files=[pattern, other])
     both = write(tmp_path / "both.toml", "[models.\"wide-{n}\"]\ncomponent='mlp'\nparams={hidden=['{n}']}\n"
                                          "[models.wide-8]\ncomponent='mlp'\nparams={hidden=[9]}\n")
     assert load_catalog(env={}, registry_files=[both]).resolve("model", "wide-8").params == {"hidden": [9]}  # one file's own choice
