@@ -111,7 +111,7 @@ def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -
     shutil.rmtree(source / "build", ignore_errors=True)
     unseen = zoo_here("install", "--quiet", "--no-deps", "--no-build-isolation", str(source))
     assert unseen.returncode == 0 and "convnets" not in unseen.stdout, unseen.stderr
-    assert ("Note: pip installed zoo-convnets 0.1.0, but none of it adds a zoo plugin: a plugin declares an entry point in the group "
+    assert ("Note: zoo-convnets 0.1.0 adds no zoo plugin. If it was meant to: a plugin declares an entry point in the group "
             "'zoo' ([project.entry-points.zoo] in its pyproject.toml; docs/plugins.md), not 'zoo_plugins' (zoo-convnets).") in unseen.stderr
 
 

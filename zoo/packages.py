@@ -104,13 +104,20 @@ def installed() -> dict[str, tuple[str, str, tuple[str, ...]]]:
 
 
 def no_plugin_added(arguments: Iterable[str], before: dict[str, tuple[str, str, tuple[str, ...]]]) -> str | None:
-    """A note when what pip just installed adds no zoo plugin (no entry point in the group 'zoo'), e.g. a package whose
-    pyproject.toml names another group: it installs without a word and adds nothing to `zoo list`."""
-    changed = [entry for key, entry in installed().items() if before.get(key) != entry]
-    if not changed or any("zoo" in groups for _, _, groups in changed) or "zoo" in {canonical(n) for n in named_to_install(arguments)}:
+    """A note when what was installed as a plugin adds none (no entry point in the group 'zoo'), e.g. a package whose
+    pyproject.toml names another group: it installs without a word and adds nothing to `zoo list`. The packages named on
+    the command line are the ones meant (not the dependencies pip brought or upgraded); for a path or a URL, all it
+    installed."""
+    after = installed()
+    changed = {key: entry for key, entry in after.items() if before.get(key) != entry}
+    names = {canonical(name) for name in named_to_install(arguments)}
+    if "zoo" in names or any("zoo" in after[name][2] for name in names if name in after):
+        return None  # zoo's own extras, or a plugin (upgraded or not)
+    meant = [after[name] for name in sorted(names) if name in changed] if names else list(changed.values())
+    if not meant or any("zoo" in groups for _, _, groups in meant):
         return None
-    near = sorted({f"'{group}' ({name})" for name, _, groups in changed for group in groups if "zoo" in group.lower()})
-    return (f"Note: pip installed {', '.join(f'{name} {version}' for name, version, _ in changed)}, but none of it adds a zoo plugin: a "
+    near = sorted({f"'{group}' ({name})" for name, _, groups in meant for group in groups if "zoo" in group.lower()})
+    return (f"Note: {', '.join(f'{name} {version}' for name, version, _ in meant)} adds no zoo plugin. If it was meant to: a "
             f"plugin declares an entry point in the group 'zoo' ([project.entry-points.zoo] in its pyproject.toml; docs/plugins.md)"
             + (f", not {', '.join(near)}." if near else "."))
 

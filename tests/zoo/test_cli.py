@@ -381,3 +381,17 @@ def test_registry_before_the_command_is_the_commands(tmp_path: Path) -> None:
     for args in (["--registry", str(mine), "show", "mine"], ["--traceback", f"--registry={mine}", "show", "mine"]):
         result = invoke(*args)
         assert result.exit_code == 0 and result.stdout.startswith("mine (preset of model mlp)"), (args, result.output)
+
+
+def test_the_install_note_is_about_the_packages_meant_not_their_dependencies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zoo install --upgrade PLUGIN` that only upgrades numpy says nothing; a library named on purpose is named alone."""
+    from zoo import packages
+
+    before = {"zoo-demo-plugin": ("zoo-demo-plugin", "1.0", ("zoo",)), "numpy": ("numpy", "1.0", ()), "rich": ("rich", "1.0", ())}
+    after = {**before, "numpy": ("numpy", "2.0", ()), "tensorboard": ("tensorboard", "2.0", ())}
+    monkeypatch.setattr(packages, "installed", lambda: after)
+    assert packages.no_plugin_added(["--upgrade", "zoo-demo-plugin"], before) is None
+    assert packages.no_plugin_added(["zoo[tensorboard]"], before) is None
+    said = packages.no_plugin_added(["tensorboard"], before)
+    assert said is not None and said.startswith("Note: tensorboard 2.0 adds no zoo plugin. If it was meant to:") and "numpy" not in said
+    assert "numpy 2.0" in (packages.no_plugin_added(["./my-plugin"], before) or "")  # a path: everything it installed
