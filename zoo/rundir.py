@@ -351,8 +351,7 @@ def load_weights(model: Any, path: Path) -> None:
     if not path.is_file():
         raise ZooError(f"{path} is not a regular file (a FIFO, a device or a folder); replace it with the run's real weights file.")
     try:
-        _check_shapes(model, path)
-        _check_dtypes(model, path)
+        _check_tensors(model, path)
         missing, unexpected = load_model(model, path, strict=False)
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise ZooError(f"{path} is not a valid weights file for this model: {' '.join(str(error).split())}.") from None
@@ -368,31 +367,25 @@ class WeightsDoNotFit(ZooError):
     """The file holds tensors of other shapes than the model built now: another network (zoo.inference says why)."""
 
 
-def _check_shapes(model: Any, path: Path) -> None:
-    """Every stored tensor must have its parameter's shape; the first that differs is named, in place of torch's list."""
+def _check_tensors(model: Any, path: Path) -> None:
+    """Each stored tensor must have its parameter's shape (else the file holds another network: the first that differs is
+    named, in place of torch's list) and dtype (loading would silently cast int64 to float)."""
     from safetensors import safe_open
 
-    expected = {name: list(tensor.shape) for name, tensor in model.state_dict().items()}
+    expected = model.state_dict()
     with safe_open(path, framework="pt") as file:
-        stored = {name: list(file.get_slice(name).get_shape()) for name in file.keys()}
-    differ = [name for name in expected if name in stored and stored[name] != expected[name]]
+        stored = {name: file.get_slice(name) for name in file.keys() if name in expected}
+        shapes = {name: list(tensor.get_shape()) for name, tensor in stored.items()}
+        dtypes = {name: tensor.get_dtype() for name, tensor in stored.items()}
+    differ = [name for name in expected if name in shapes and shapes[name] != list(expected[name].shape)]
     if differ:
         more = f" ({len(differ) - 1} more tensor(s) differ too)" if len(differ) > 1 else ""
-        raise WeightsDoNotFit(f"{path} holds another network than the model built now: {differ[0]} is {stored[differ[0]]} there and "
-                              f"{expected[differ[0]]} here{more}.")
-
-
-def _check_dtypes(model: Any, path: Path) -> None:
-    """Each stored tensor must have its parameter's dtype: loading would silently cast int64 to float."""
-    from safetensors import safe_open
-
-    expected = {name: str(tensor.dtype).removeprefix("torch.") for name, tensor in model.state_dict().items()}
-    with safe_open(path, framework="pt") as file:
-        for name in file.keys():
-            stored = file.get_slice(name).get_dtype()
-            wanted = expected.get(name)
-            if wanted is not None and _DTYPES.get(stored, stored.lower()) != wanted:
-                raise ZooError(f"{path} stores {name!r} as {stored} but the model's {name!r} is {wanted}: the file is damaged or from another program.")
+        raise WeightsDoNotFit(f"{path} holds another network than the model built now: {differ[0]} is {shapes[differ[0]]} there and "
+                              f"{list(expected[differ[0]].shape)} here{more}.")
+    for name, dtype in dtypes.items():
+        wanted = str(expected[name].dtype).removeprefix("torch.")
+        if _DTYPES.get(dtype, dtype.lower()) != wanted:
+            raise ZooError(f"{path} stores {name!r} as {dtype} but the model's {name!r} is {wanted}: the file is damaged or from another program.")
 
 
 #: safetensors' dtype names as torch names them.
