@@ -488,12 +488,14 @@ def _runs_root(root: Any) -> Path:
 
 def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist",), recipes: Iterable[str] = ("quickstart",), seeds: int = 1, *,
                 out: str | Path = "leaderboard", record: bool = False, progress: Any = None, registry_files: Iterable[str | Path] = (),
-                **settings: Any) -> Board:
+                threads: int | None = None, **settings: Any) -> Board:
     """Train the grid models × datasets × recipes × seeds into `out` (cells already there are kept),
     write its table (Markdown, CSV, two pictures) and, with record=True, the presets' results into
-    registry.toml. settings: epochs=, sets=, data_dir=, verify=, device=... as for zoo.run."""
+    registry.toml. settings: epochs=, sets=, data_dir=, verify=, device=... as for zoo.run; threads= as zoo.run's (it
+    does not change which cells count as done)."""
     from . import leaderboard as board
 
+    check_threads(threads)
     if record and settings.get("verify") is False:
         raise ZooError("--record files each result as the preset's on the real dataset, so it needs the data checked against its "
                        "published checksums: leave out --no-verify (nothing was trained).")
@@ -515,7 +517,7 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    with hold(folder, leaderboard=True):  # two leaderboards in one folder would train each cell twice
+    with hold(folder, leaderboard=True), cpu_threads(threads):  # two leaderboards in one folder would train each cell twice
         rows = board.run_grid(cells, folder, catalog, settings, run, progress or (lambda index, total, cell, row: None), partial(resolve, catalog=catalog))
         lines = board.table(rows)
         written = board.write_outputs(folder, lines)

@@ -598,9 +598,11 @@ def models(store: Path | None, as_json: bool) -> None:
 @click.option("--no-verify", is_flag=True, help="Use data files whose checksums differ from the real dataset's.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard"), show_default=True, help="The folder of cells, runs and tables.")
 @click.option("--record", is_flag=True, help="Record each preset's result in registry.toml for `zoo list` (a checkout).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch computes with, as zoo run --threads (default: one per core).")
 @registry_option
 def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: tuple[str, ...], seeds: int, epochs: int | None, sets: tuple[str, ...],
-                device: str | None, data_dir: Path | None, no_verify: bool, out: Path, record: bool, registry_files: tuple[Path, ...]) -> None:
+                device: str | None, data_dir: Path | None, no_verify: bool, out: Path, record: bool, threads: int | None,
+                registry_files: tuple[Path, ...]) -> None:
     """Train models × datasets × recipes × seeds and keep a results table in --out (Markdown, CSV,
     accuracy against parameters and time). Cells already done are skipped, so a stopped leaderboard
     continues; a failing cell is recorded and the others go on (exit 1 at the end)."""
@@ -610,7 +612,7 @@ def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: t
 
     split = [name.strip() for text in datasets for name in text.split(",") if name.strip()]
     board = api.leaderboard(patterns, split, recipes, seeds, out=out, record=record, progress=progress, registry_files=registry_files,
-                            epochs=epochs, sets=sets, device=device, data_dir=data_dir, verify=False if no_verify else None)
+                            threads=threads, epochs=epochs, sets=sets, device=device, data_dir=data_dir, verify=False if no_verify else None)
     echo(tables_text(board.lines))
     echo(f"Written: {', '.join(str(p) for p in board.written)}", err=True)
     for recorded in board.recorded:

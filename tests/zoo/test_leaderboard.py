@@ -47,8 +47,8 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
     assert "| mlp-8 | mnist | quickstart | 1 | 2 |" in (tmp_path / "lb" / "leaderboard.md").read_text()  # --epochs 1: shown, not the recipe's 5
     for picture in ("accuracy-vs-parameters.png", "accuracy-vs-time.png"):
         assert (tmp_path / "lb" / picture).read_bytes()[:4] == b"\x89PNG"
-    again = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
-    assert again.exit_code == 0 and again.output.count("already done") == 2
+    again = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:], "--threads", "1"])
+    assert again.exit_code == 0 and again.output.count("already done") == 2  # --threads changes no cell
     for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"):  # as recorded before cells kept their recipe's fingerprint
         cell.write_text(json.dumps({key: value for key, value in json.loads(cell.read_text()).items() if key != "recipe_fingerprint"}))
     kept = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
@@ -56,8 +56,11 @@ def test_a_grid_with_a_failing_cell_goes_on_records_it_and_is_not_trained_twice(
     assert all("recipe_fingerprint" in json.loads(cell.read_text()) for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"))
     for cell in (tmp_path / "lb" / "cells").glob("mlp-8--*.json"):  # as if trained under an earlier version of the recipe
         cell.write_text(json.dumps({**json.loads(cell.read_text()), "recipe_fingerprint": "0123456789ab"}))
-    retrained = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:]])
+    retrained = CliRunner().invoke(cli, [*args[:2], "mlp-8", *args[3:], "--threads", "1"])
     assert retrained.exit_code == 0 and "already done" not in retrained.output  # its cells are trained again, not filed under today's recipe
+    threads = {json.loads((Path(json.loads(c.read_text())["run_dir"]) / "config.json").read_text())["machine"]["threads"]
+               for c in (tmp_path / "lb" / "cells").glob("mlp-8--*.json")}
+    assert threads == {1}  # --threads 1: every cell's run computed with one
     assert len(list((tmp_path / "lb" / "runs").iterdir())) == 4  # the two cells, and their second training
     from zoo.runlock import hold
 
