@@ -159,8 +159,7 @@ def check_threads(threads: Any) -> None:
 @contextmanager
 def cpu_threads(threads: int | None) -> Iterator[None]:
     """torch's CPU threads for one run, then as they were. Fewer than the cores can be much faster on a machine where
-    other work holds some of them: threads that wait for a busy core stall every step."""
-    check_threads(threads)
+    other work holds some of them: threads that wait for a busy core stall every step. (Checked by the caller first.)"""
     if threads is None:
         yield
         return

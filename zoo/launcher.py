@@ -10,10 +10,10 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest.mock import patch  # os.environ set for a block, then as it was
 
 from .errors import ZooError
 from .rundir import CONFIG, WEIGHTS, create_run_dir, network_name, read_small_file, write_json
@@ -92,26 +92,17 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | No
         raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval)) from None
 
 
-@contextmanager
-def _workers_threads(nproc: int, threads: int | None) -> Iterator[None]:
+def _workers_threads(nproc: int, threads: int | None) -> ContextManager[Any]:
     """Each worker's OMP_NUM_THREADS for the job (--threads; else as set; else its share of the cores), then this process's
     as it was: a notebook's next job starts from the user's own setting."""
-    before = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(threads) if threads is not None else before or str(max(1, (os.cpu_count() or 1) // nproc))
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = before
+    each = str(threads) if threads is not None else os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
+    return patch.dict(os.environ, {"OMP_NUM_THREADS": each})
 
 
-@contextmanager
-def _workers_import_this_zoo() -> Iterator[None]:
+def _workers_import_this_zoo() -> ContextManager[Any]:
     """The workers' `python -m zoo` imports the zoo this process runs: not a folder called zoo in the working folder (a
     run's --out, a checkout's parent: PYTHONSAFEPATH), and this process's own copy when it is not an installed one (a
-    second checkout run as `python -m zoo`: its folder first on PYTHONPATH)."""
+    second checkout run as `python -m zoo`: its folder first on PYTHONPATH). The environment is as it was afterwards."""
     import site
     import sysconfig
 
@@ -119,18 +110,10 @@ def _workers_import_this_zoo() -> Iterator[None]:
 
     root = str(Path(zoo.__file__).resolve().parent.parent)
     installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_paths()["purelib"]]}
-    before = {name: os.environ.get(name) for name in ("PYTHONSAFEPATH", "PYTHONPATH")}
-    os.environ["PYTHONSAFEPATH"] = "1"
+    values = {"PYTHONSAFEPATH": "1"}
     if root not in installed:
-        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [before["PYTHONPATH"]])])
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        values["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return patch.dict(os.environ, values)
 
 
 def _how_to_continue(run_dir: Path, nproc: int) -> str:

@@ -12,14 +12,10 @@ import sys
 from collections.abc import Iterable
 
 from .errors import ZooError
+from .plugins import normalize_distribution as canonical  # PEP 503: Pydantic_Core is pydantic-core
 
 #: A distribution's name at the start of a requirement: torch, torch>=2, torch[extra], torch @ https://..., torch;python_version>"3"
 NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-def canonical(name: str) -> str:
-    """A distribution name as pip compares them (PEP 503): Pydantic_Core is pydantic-core."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def needed_by_zoo() -> set[str]:
@@ -51,7 +47,7 @@ def named(arguments: Iterable[str]) -> list[str]:
         from pip._internal.req.constructors import install_req_from_line, install_req_from_parsed_requirement
         from pip._internal.req.req_file import parse_requirements
     except ImportError:
-        return [found.group(1) for argument in arguments if not argument.startswith("-") and (found := NAME.match(argument))]
+        return named_to_install(arguments)
     command = create_command("uninstall")
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # where pip refuses the line it prints its usage, and does so again when run
@@ -123,5 +119,5 @@ def no_plugin_added(arguments: Iterable[str], before: dict[str, tuple[str, str, 
 
 
 def named_to_install(arguments: Iterable[str]) -> list[str]:
-    """The plain names on a `pip install` command line (zoo[export] is zoo): its extras add libraries, not plugins."""
+    """The plain names on a pip command line (zoo[export] is zoo), not its options, paths or files."""
     return [found.group(1) for argument in arguments if not argument.startswith(("-", ".", "/")) and (found := NAME.match(argument))]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from unittest.mock import patch  # os.environ set for a block, then as it was
 
 from .errors import DataUnavailable, ZooError, closest, raised_in
 from .hookspecs import hookimpl
@@ -136,18 +137,9 @@ def not_a_plugin(name: str, known: list[str]) -> ZooError:
                     f"Add to its pyproject.toml `[project.entry-points.{GROUP}]` with a line `my-plugin = \"my_module\"` (see docs/plugins.md) and install it again.")
 
 
-@contextmanager
-def _strict() -> Iterator[None]:
+def _strict() -> ContextManager[Any]:
     """Plugin errors as they are (and a failing reporter fatal), so the report shows the real error."""
-    before = os.environ.get("ZOO_STRICT_PLUGINS")
-    os.environ["ZOO_STRICT_PLUGINS"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("ZOO_STRICT_PLUGINS", None)
-        else:
-            os.environ["ZOO_STRICT_PLUGINS"] = before
+    return patch.dict(os.environ, {"ZOO_STRICT_PLUGINS": "1"})
 
 
 def _check_component(catalog: Catalog, kind: str, qualified: str, out: Path) -> Check:
