@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import zoo
 from zoo.contracts import DatasetSplits
-from zoo.errors import DataUnavailable, ZooError
+from zoo.errors import DataUnavailable, ZooError, option, set_it
 from zoo.identity import data_location
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
         if not explicit.is_dir():
             raise ZooError(
                 f"The data directory {explicit} does not exist or is not a directory. "
-                f"Check --data-dir / ZOO_DATA_DIR, or leave it out to use the cache ({cache_dir()})."
+                f"Check {option('--data-dir')} / ZOO_DATA_DIR, or leave it out to use the cache ({cache_dir()})."
             )
         if not os.access(explicit, os.R_OK | os.X_OK):
             raise ZooError(f"The data directory {explicit} cannot be read (permission denied).")
@@ -164,9 +164,9 @@ def locate(spec: Spec, params: IDXParams) -> dict[str, Path]:
     raise DataUnavailable(
         f"Cannot find the {spec.name} dataset. Looked for {', '.join(FILES.values())} (plain or .gz) in: "
         f"{'; '.join(looked)}; then tried to download it: {download_error.rstrip('.')}{' (no network here?)' if params.download else ''}. "
-        f"To fix: put the four files in one of those folders, or pass --data-dir DIR"
+        f"To fix: put the four files in one of those folders, or pass {option('--data-dir', 'DIR')}"
         + (", or on Debian install them with `apt-get install dataset-fashion-mnist`" if spec is FASHION_MNIST else "")
-        + ", or download from a mirror you can reach with --set dataset.mirror=URL."
+        + f", or download from a mirror you can reach with {set_it('dataset.mirror=URL')}."
     )
 
 

@@ -14,7 +14,7 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 from .api import catalog, compare, evaluate, list_runs, load, models, predict, resolve, run, run_processes, save
 from .contracts import DatasetSplits, EpochEnd, Prediction, Reporter, RunEnd, RunStart, Step
-from .errors import DataUnavailable, Interrupted, ZooError
+from .errors import DataUnavailable, Interrupted, ZooError, ZooWarning
 from .hookspecs import hookimpl
 from .identity import added_setting, data_location
 from .registry import NoParams
@@ -31,6 +31,7 @@ __all__ = [
     "RunStart",
     "Step",
     "ZooError",
+    "ZooWarning",
     "__version__",
     "added_setting",
     "catalog",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from .config import Part, ResolvedRun, params_by_section, parse_set, resolve_part, resolve_run, resolved_from_record, set_list, with_changes
-from .errors import ZooError, describe_validation_error
+from .errors import ZooError, ZooWarning, describe_validation_error, option, resume_it, spoken
 from .identity import location_fields, location_params
 from .plugins import Catalog, load_catalog
 from .rundir import CONFIG, DIVERGED, WEIGHTS, has_checkpoint_folder, read_config
+from .settings import RunConfig
 from .terminal import printable
 
 if TYPE_CHECKING:
@@ -47,8 +49,26 @@ def catalog(registry_files: Iterable[str | Path] = (), *, extra_plugins: Iterabl
     return load_catalog(registry_files=registry_files, extra_plugins=named)
 
 
+#: Packages that zoo's work imports: one whose import was interrupted is left half-loaded in the process.
+HEAVY_PACKAGES = ("torch", "torchvision", "sympy", "numpy", "safetensors", "matplotlib", "PIL", "onnx", "onnxruntime")
+
+
+def check_imports() -> None:
+    """A Ctrl-C while torch was being imported (in a notebook, say) leaves its submodules loaded without it: every later
+    call would fail with an unrelated-looking error (module functions cannot set METH_CLASS, no attribute 'fx'), or
+    blame a plugin. Say what happened instead."""
+    loaded = sys.modules
+    broken = sorted({name.partition(".")[0] for name in list(loaded) if name.partition(".")[0] in HEAVY_PACKAGES and "." in name}
+                    - set(loaded))
+    if broken:
+        raise ZooError(f"An import of {' and '.join(broken)} in this Python process was interrupted (a Ctrl-C or a signal while it "
+                       f"loaded), which leaves it half-loaded: nothing that uses it can work in this process again. Restart Python "
+                       f"(in Jupyter: Kernel, Restart) and run this again.")
+
+
 def _catalog_given(catalog: Any) -> Catalog | None:
     """catalog= as the API takes it: what zoo.catalog() returned, or None for the plugins installed."""
+    check_imports()
     if catalog is not None and not isinstance(catalog, Catalog):
         raise ZooError(f"catalog={catalog!r:.60}: pass what zoo.catalog() returns (or leave it out for the installed plugins).")
     return catalog
@@ -63,6 +83,27 @@ def _named_plugin(item: Any) -> tuple[str, object]:
         raise ZooError(f"extra_plugins: {item!r:.80} is not a plugin: give a module, a class or an object with @zoo.hookimpl "
                        f"functions, or a (name, plugin) pair (import a module by its name first).")
     return name or str(getattr(plugin, "__name__", None) or type(plugin).__name__).split(".")[-1], plugin
+
+
+def _catalog_of(run: Any) -> Catalog | None:
+    """The catalog that trained what zoo.run returned: its notebook plugins build the model again."""
+    found = getattr(run, "catalog", None)
+    return found if isinstance(found, Catalog) else None
+
+
+def _untensored(index: Any) -> Any:
+    """A torch tensor given to zoo.predict: a number (0-d), or pixels as the numpy array it holds; an image tensor as
+    torchvision makes it (channels first, floats in [0, 1]) as the uint8 picture it shows."""
+    if not (type(index).__module__.startswith("torch") and hasattr(index, "numpy")):
+        return index
+    tensor = index.detach().cpu()
+    if tensor.ndim == 0 and not tensor.is_floating_point():
+        return int(tensor)
+    if tensor.ndim == 3 and tensor.shape[0] in (1, 3) and tensor.shape[2] not in (1, 3, 4):
+        tensor = tensor.permute(1, 2, 0)
+    if tensor.is_floating_point() and tensor.numel() and 0 <= float(tensor.min()) and float(tensor.max()) <= 1:
+        tensor = (tensor * 255).round().byte()
+    return tensor.numpy()
 
 
 def run_path(run: Any) -> Path:
@@ -83,7 +124,7 @@ def run_path(run: Any) -> Path:
 def resolve(
     *,
     recipe: str | None = None,
-    sets: Iterable[str] = (),
+    sets: Iterable[str] | str | dict[str, Any] = (),
     registry_files: Iterable[str | Path] = (),
     catalog: Catalog | None = None,
     **settings: Any,
@@ -93,6 +134,8 @@ def resolve(
         raise ZooError(f"recipe={recipe!r:.60}: a recipe's name, e.g. recipe='tuned' (`zoo list recipes`).")
     catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
     sets = set_list(sets)
+    if settings.get("init") is not None and not isinstance(settings["init"], str):  # a Path, what zoo.run returned, a listed run
+        settings["init"] = str(run_path(settings["init"]))
     add, drop = settings.pop("add_reporters", ()), settings.pop("drop_reporters", ())
     location = {key: settings.pop(key, None) for key in LOCATION_SETTINGS}
     from .finetune import pinned
@@ -120,7 +163,7 @@ def _blamed(catalog: Catalog, recipe: str | None, error: ZooError) -> ZooError:
 def run(
     *,
     recipe: str | None = None,
-    sets: Iterable[str] = (),
+    sets: Iterable[str] | str | dict[str, Any] = (),
     registry_files: Iterable[str | Path] = (),
     catalog: Catalog | None = None,
     runs_root: str | Path = "runs",
@@ -134,7 +177,11 @@ def run(
     threads=N: torch's CPU threads for this run (as --threads), as they were afterwards.
 
     resume=RUN_DIR continues that run from its newest valid checkpoint (with its own settings);
-    resume="auto" continues the newest run under runs_root whose settings equal these."""
+    resume="auto" continues the newest run under runs_root whose settings equal these.
+
+    Component settings: sets=["optimizer.lr=0.1"] (as --set), sets={"optimizer.lr": 0.1}, or params={"optimizer": {"lr": 0.1}};
+    catalog=zoo.catalog(extra_plugins=[...]) trains a notebook's plugins. Run settings (keywords, as `zoo run`'s flags):
+    {settings}."""
     from .runner import run as run_training
 
     check_threads(threads)
@@ -148,7 +195,11 @@ def run(
     with cpu_threads(threads):
         result = run_training(resolved, catalog, Path(runs_root), resume_dir=resume_dir)
     result.run_dir = result.run_dir.absolute()  # still right after the caller (a notebook) changes its working folder
+    result.catalog = catalog
     return result
+
+
+run.__doc__ = (run.__doc__ or "").replace("{settings}", ", ".join(f"{name}=" for name in RunConfig.model_fields if name not in ("params", "recipe", "init_sha256")))
 
 
 def check_threads(threads: Any) -> None:
@@ -210,7 +261,7 @@ def run_launched(run_dir: str | Path) -> RunResult:
 def plan(
     *,
     recipe: str | None = None,
-    sets: Iterable[str] = (),
+    sets: Iterable[str] | str | dict[str, Any] = (),
     registry_files: Iterable[str | Path] = (),
     catalog: Catalog | None = None,
     runs_root: str | Path = "runs",
@@ -271,7 +322,7 @@ def _other_unfinished(resolved: ResolvedRun, runs_root: Path) -> str:
         if (record.get("recipe"), record.get("seed")) == (resolved.config.recipe, resolved.config.seed) and same_names(record) \
                 and has_checkpoint_folder(run_dir):
             return (f" ({run_dir} is an unfinished run of recipe {resolved.config.recipe!r} with other settings, perhaps from before the "
-                    f"recipe changed: `zoo run --resume {run_dir}` continues it as it was.)")
+                    f"recipe changed: {resume_it(run_dir)} continues it as it was.)")
     return ""
 
 
@@ -303,7 +354,8 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
     recorded = resolved_from_record(catalog, read_config(run_dir), reporters_optional=bool(settings.get("reporters")))
     if (run_dir / WEIGHTS).exists():
         raise ZooError(f"{run_dir} already finished (it has {WEIGHTS}); there is nothing to resume. To train it further, start a "
-                       f"new run from its weights: `zoo run --init {run_dir}` with the settings you want (e.g. --epochs).")
+                       f"new run from its weights: " + spoken(f"`zoo run --init {run_dir}` with the settings you want (e.g. --epochs).",
+                                                 f"zoo.run(init={str(run_dir)!r}, ...) with the settings you want (e.g. epochs=)."))
     newest_or_error(run_dir, report=False)  # checked here; the resume itself says what it skipped
     location_keys = set(location_fields(recorded.dataset.params))
     changed = [key for key, value in settings.items()
@@ -316,11 +368,11 @@ def resumed_run(catalog: Catalog, run_dir: Path, sets: list[str], settings: dict
         if not (section == "dataset" and key in location_keys) and _set_differs(recorded, section, key, value):
             changed.append(assignment)
     if recipe is not None and recipe != recorded.config.recipe:
-        changed.append(f"--recipe {recipe} (it was started from {recorded.config.recipe})")
+        changed.append(f"{option('--recipe', recipe)} (it was started from {recorded.config.recipe})")
     if changed:
         raise ZooError(
-            f"--resume continues {run_dir} with the settings it was started with; these cannot change now: "
-            f"{', '.join(sorted(changed))}. Only reporters and where the data is (--data-dir, --no-verify) may differ; "
+            f"{option('--resume')} continues {run_dir} with the settings it was started with; these cannot change now: "
+            f"{', '.join(sorted(changed))}. Only reporters and where the data is ({spoken('--data-dir, --no-verify', 'data_dir=, verify=')}) may differ; "
             f"for other settings start a new run."
         )
     return _with_reporters(catalog, _with_location(recorded, settings, sets), settings)
@@ -386,7 +438,8 @@ def predict(
     zoo.predict("my-model", "shoe.png"), zoo.predict("my-model", PIL.Image.open(...))."""
     from .inference import is_picture, predict_files, predict_index
 
-    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
+    catalog = _catalog_given(catalog) or _catalog_of(run_dir) or load_catalog(registry_files=registry_files)
+    index = _untensored(index)
     if is_picture(index):
         return predict_files(catalog, run_path(run_dir), [index])[0][0]
     if isinstance(index, (str, Path)):
@@ -419,18 +472,18 @@ def evaluate(
 
     if precision not in (None, "fp32", "bf16"):
         raise ZooError(f"zoo.evaluate: precision is 'fp32', 'bf16' or None (the run's own), not {precision!r}.")
-    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
+    catalog = _catalog_given(catalog) or _catalog_of(run_dir) or load_catalog(registry_files=registry_files)
     return evaluate_run(catalog, run_path(run_dir), dataset, Path(data_dir) if data_dir is not None else None, verify, precision)
 
 
-def save(run_dir: str | Path, name: str, *, store: str | Path | None = None, shipped: bool = False) -> Stored:
+def save(run_dir: str | Path, name: str, *, store: str | Path | None = None, shipped: bool = False, catalog: Catalog | None = None) -> Stored:
     """Store a finished run's weights and card as a trained model called `name` (zoo save RUN NAME):
     in the user's store, in `store`, or (shipped=True, a checkout) among the models zoo ships."""
     from .store import save as save_model
     from .store import shipped_root, store_root
 
     root = shipped_root() if shipped else Path(store) if store is not None else store_root()
-    return save_model(run_path(run_dir), name, root, load_catalog())
+    return save_model(run_path(run_dir), name, root, _catalog_given(catalog) or _catalog_of(run_dir) or load_catalog())
 
 
 def models(*, store: str | Path | None = None, catalog: Catalog | None = None) -> list[Listed]:
@@ -440,16 +493,21 @@ def models(*, store: str | Path | None = None, catalog: Catalog | None = None) -
     return listing(_catalog_given(catalog) or load_catalog(), Path(store) if store is not None else None)
 
 
-def load(name_or_run: str | Path, *, catalog: Catalog | None = None) -> Loaded:
+def load(name_or_run: str | Path, *, store: str | Path | None = None, catalog: Catalog | None = None) -> Loaded:
     """A trained model by name (or a finished run directory), checked and in eval mode:
-    zoo.load("mlp-512-fashion-mnist").model(images).argmax(1) are indices into .classes."""
+    zoo.load("mlp-512-fashion-mnist").model(images).argmax(1) are indices into .classes. store= as zoo.models's."""
     from .inference import load_run
-    from .store import Loaded, open_source
+    from .store import CHOSEN_STORE, Loaded, open_source
 
-    catalog = _catalog_given(catalog) or load_catalog()
+    catalog = _catalog_given(catalog) or _catalog_of(name_or_run) or load_catalog()
     name_or_run = run_path(name_or_run)
-    source = open_source(name_or_run, catalog)
-    config, model = load_run(catalog, name_or_run)
+    token = CHOSEN_STORE.set(Path(store)) if store is not None else None
+    try:
+        source = open_source(name_or_run, catalog)
+        config, model = load_run(catalog, name_or_run)
+    finally:
+        if token is not None:
+            CHOSEN_STORE.reset(token)
     return Loaded(model, list(config["classes"]), config, source.label, source.sha256, source.card)
 
 
@@ -485,24 +543,34 @@ def _runs_root(root: Any) -> Path:
     return folder
 
 
-def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist",), recipes: Iterable[str] = ("quickstart",), seeds: int = 1, *,
-                out: str | Path = "leaderboard", record: bool = False, progress: Any = None, registry_files: Iterable[str | Path] = (),
-                threads: int | None = None, **settings: Any) -> Board:
+def leaderboard(models: str | Iterable[str], datasets: str | Iterable[str] = ("fashion-mnist",), recipes: str | Iterable[str] = ("quickstart",),
+                seeds: int = 1, *, out: str | Path = "leaderboard", record: bool = False, progress: Any = None,
+                registry_files: Iterable[str | Path] = (), catalog: Catalog | None = None, threads: int | None = None,
+                quiet: bool = True, **settings: Any) -> Board:
     """Train the grid models × datasets × recipes × seeds into `out` (cells already there are kept),
     write its table (Markdown, CSV, two pictures) and, with record=True, the presets' results into
-    registry.toml. settings: epochs=, sets=, data_dir=, verify=, device=... as for zoo.run; threads= as zoo.run's (it
-    does not change which cells count as done)."""
+    registry.toml. models, datasets, recipes: names, or one name (models may hold wildcards: "mlp-*").
+    settings: epochs=, sets=, data_dir=, verify=, device=... as for zoo.run; catalog= as zoo.run's (a notebook's
+    plugins); threads= as zoo.run's (it does not change which cells count as done). Cells train without their log
+    (quiet=True is the only choice); a failed cell is recorded, not raised: Board.failed lists them, and a
+    ZooWarning says how many failed."""
     from . import leaderboard as board
 
     check_threads(threads)
+    if quiet is not True:
+        raise ZooError("quiet=False: a leaderboard's cells always train without their log; progress=FUNCTION(index, total, cell, row) "
+                       "is called after each cell.")
+    models, datasets, recipes = (_names(value, keyword) for value, keyword in ((models, "models"), (datasets, "datasets"), (recipes, "recipes")))
+    if isinstance(seeds, bool) or not isinstance(seeds, int):
+        raise ZooError(f"seeds is how many seeds each cell trains (0, 1, ... N-1), a whole number; not {printable(repr(seeds)):.60}.")
     if record and settings.get("verify") is False:
         raise ZooError("--record files each result as the preset's on the real dataset, so it needs the data checked against its "
                        "published checksums: leave out --no-verify (nothing was trained).")
     if record and (settings.get("epochs") is not None or settings.get("sets") or settings.get("params")):
         raise ZooError("--record files each result as its preset's with its recipe, so the grid must train them as they are: leave out "
                        "--epochs and --set (nothing was trained).")
-    catalog = load_catalog(registry_files=registry_files)
-    cells = board.grid(board.expand_models(catalog, models), list(datasets), list(recipes), seeds)
+    catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
+    cells = board.grid(board.expand_models(catalog, models), datasets, recipes, seeds)
     for dataset in dict.fromkeys(datasets):
         catalog.resolve("dataset", dataset)
     for recipe in dict.fromkeys(recipes):
@@ -521,4 +589,18 @@ def leaderboard(models: Iterable[str], datasets: Iterable[str] = ("fashion-mnist
         lines = board.table(rows)
         written = board.write_outputs(folder, lines)
     recorded = board.record(lines, catalog, partial(resolve, catalog=catalog)) if record else []
-    return board.Board(rows, lines, written, recorded)
+    result = board.Board(rows, lines, written, recorded)
+    if result.failed:
+        warnings.warn(board.failures(result, folder), ZooWarning, stacklevel=2)
+    return result
+
+
+def _names(value: Any, keyword: str) -> list[str]:
+    """A leaderboard's models, datasets or recipes: one name ("mlp-*", or comma-separated as the CLI takes them) or several."""
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, Iterable) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise ZooError(f"{keyword}: a name or a list of names, e.g. {keyword}=[{_EXAMPLES[keyword]!r}]; not {printable(repr(value)):.60}.")
+    return [name.strip() for text in names for name in text.split(",") if name.strip()]
+
+
+_EXAMPLES = {"models": "mlp-512", "datasets": "fashion-mnist", "recipes": "quickstart"}

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .errors import ZooError
+from .errors import ZooError, resume_it
 from .names import natural_key
 from .rundir import CHECKPOINTS, read_small_file, sha256_of, write_failure
 
@@ -135,7 +135,7 @@ def save(run_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimi
         raise ZooError(
             f"Cannot write checkpoint {final.name} into {root}: {reason}. The run stopped here"
             + (f"; its newest checkpoint, {kept.name}, is complete and kept" if kept else "")
-            + f". Free some space (or fix the folder) and continue with `zoo run --resume {run_dir}`."
+            + f". Free some space (or fix the folder) and continue with {resume_it(run_dir)}."
         ) from None
     shutil.rmtree(replaced, ignore_errors=True)
     for old in sorted((p for p in root.glob("step-*") if p.is_dir()), key=lambda p: natural_key(p.name))[:-keep]:  # step-1000000000 is newer than step-999999999

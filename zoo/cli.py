@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__, api, gcpause, tables
-from .errors import Interrupted, ZooError
+from .errors import Interrupted, ZooError, ZooWarning, speaking_to_the_command_line
 from .inference import MAX_PIXELS
 from .listing import list_entries, normalize_kind, nothing_matches, placeholder_for, plugin_entries
 from .stdout import outliving_its_reader, reader_left, to_null
@@ -57,7 +58,8 @@ class ZooGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with speaking_to_the_command_line():  # messages name flags (--resume), not zoo.run's keywords
+                return super().invoke(ctx)
         except click.NoSuchOption as error:  # click suggests anything a little alike: --epoch got --epochs and --nproc
             error.possibilities = _closest_options(error.option_name, error.possibilities or [])
             raise
@@ -260,7 +262,7 @@ def cli(show_traceback: bool) -> None:
 @click.option("--init", metavar="NAME_OR_RUN", help="Start from trained weights: a stored model (zoo models) or a finished run; every layer matching in name and shape is loaded.")
 @click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest unfinished run with these settings.")
-@click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar; errors and the run directory only.")
+@click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar: notes on what it starts from, errors and the run directory only.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch computes with (default: one per core). Fewer is faster where other work holds cores: --threads 1 on a busy 2-core machine.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
@@ -610,9 +612,12 @@ def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: t
         state = "already done" if row is None else f"{row['accuracy']:.2%} in {row['seconds']:.1f} s" if row["status"] == "ok" else f"FAILED: {row['error']}"
         echo(f"[{index + 1}/{total}] {cell}: {state}", err=True)
 
-    split = [name.strip() for text in datasets for name in text.split(",") if name.strip()]
-    board = api.leaderboard(patterns, split, recipes, seeds, out=out, record=record, progress=progress, registry_files=registry_files,
-                            threads=threads, epochs=epochs, sets=sets, device=device, data_dir=data_dir, verify=False if no_verify else None)
+    from .leaderboard import failures
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZooWarning)  # its failed cells are this command's error, below
+        board = api.leaderboard(patterns, datasets, recipes, seeds, out=out, record=record, progress=progress, registry_files=registry_files,
+                                threads=threads, epochs=epochs, sets=sets, device=device, data_dir=data_dir, verify=False if no_verify else None)
     echo(tables_text(board.lines))
     echo(f"Written: {', '.join(str(p) for p in board.written)}", err=True)
     for recorded in board.recorded:
@@ -622,8 +627,7 @@ def leaderboard(patterns: tuple[str, ...], datasets: tuple[str, ...], recipes: t
             echo(f"Not recorded: {named} (no result, not a preset, or not trained as its preset and recipe are now on data checked "
                  f"against the published checksums)", err=True)
     if board.failed:
-        error = ZooError(f"{len(board.failed)} of {len(board.rows)} cells failed (recorded in {out}/cells/; run the command again to retry them); "
-                         f"the first: {board.failed[0]['model']} on {board.failed[0]['dataset']}: {board.failed[0]['error']}")
+        error = ZooError(failures(board, out))
         error.exit_code = 1
         raise error
 

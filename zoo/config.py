@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ZooError, closest, describe_validation_error
+from .errors import ZooError, closest, describe_validation_error, set_it, spoken
 from .identity import changes_from_recipe, location_params
 from .plugins import FILE_VERSION, Catalog, Resolved
-from .registry import forbidding_extras
+from .registry import IN_PROCESS, forbidding_extras
 from .settings import RunConfig
 
 SECTIONS = ("dataset", "model", "loss", "optimizer", "scheduler")
@@ -66,21 +66,25 @@ class ResolvedRun:
         }
 
 
+def _given(assignment: str) -> str:
+    return spoken(f"--set {assignment!r}", f"sets: {assignment!r}")
+
+
 def parse_set(assignment: str) -> tuple[str | None, str, Any]:
     """'model.hidden=[1024,256]' -> ('model', 'hidden', [1024, 256]); values are TOML, else plain text."""
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
-        raise ZooError(f"--set {assignment!r}: expected SECTION.KEY=VALUE, e.g. --set model.hidden=[1024,256].")
+        raise ZooError(f"{_given(assignment)}: expected SECTION.KEY=VALUE, e.g. {set_it('model.hidden=[1024,256]')}.")
     section, dot, name = key.strip().rpartition(".")
     try:
         parsed = tomllib.loads(f"v = {text.strip()}")
         if len(parsed) > 1:  # `1\n[x]`: TOML would read a table after the value, and the setting would silently lose it
-            raise ZooError(f"--set {assignment!r:.80}: one value per --set; this one holds more after a line break.")
+            raise ZooError(f"{_given(assignment[:80])}: one value per setting; this one holds more after a line break.")
         value = parsed["v"]
     except tomllib.TOMLDecodeError as error:
         shown = text.strip()
         if shown.startswith("[") or (shown.startswith("{") and shown.endswith("}")):  # meant as a list or table ({run}.jsonl is text)
-            raise ZooError(f"--set {assignment}: {shown} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
+            raise ZooError(f"{_given(assignment)}: {shown} is not a valid TOML list or table ({str(error).split(' (at ')[0].lower()}); "
                            f"check its brackets, and put text inside it in quotes, e.g. [\"a\", \"b\"] or {{ name = \"a\" }}.") from None
         value = shown  # text, as TOML would not read it (a string setting takes it as it is)
     return (section if dot else None), name, value
@@ -149,6 +153,10 @@ def set_list(sets: Iterable[str] | str | dict[str, Any]) -> list[str]:
     """sets= as the API takes it: a list of "SECTION.KEY=VALUE" (as --set), one such string, or a dict
     {"optimizer.lr": 0.1} (its values written as TOML, which --set reads)."""
     if isinstance(sets, dict):  # text as --set takes it; other values written as TOML (numbers, true, lists)
+        nested = next((key for key, value in sets.items() if isinstance(value, dict)), None)
+        if nested is not None:
+            raise ZooError(f"sets={{{nested!r}: {{...}}}}: settings by section are params= (params={{{nested!r}: {{...}}}}); sets= takes "
+                           f"'SECTION.KEY' keys, e.g. sets={{'optimizer.lr': 0.1}}.")
         return _checked_sets([f"{key}={_as_toml(key, value)}" for key, value in sets.items()])
     if isinstance(sets, str):
         return _checked_sets([sets])
@@ -164,6 +172,8 @@ def _as_toml(key: Any, value: Any) -> str:
     (which TOML reads the same for numbers, booleans and lists); a NumPy number as the number it holds."""
     if isinstance(value, (str, Path)):
         return str(value)
+    if value is None:
+        raise ZooError(f"sets={{{key!r}: None}}: None is no setting's value; leave the key out for its default.")
     value = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
     try:
         return json.dumps(value)
@@ -209,6 +219,7 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
             params[section] = dict(values)
     top_level: dict[str, Any] = {}
     written: dict[str, str] = {}  # as typed, for a message
+    from_sets: dict[tuple[str, str], Any] = {}
     for assignment in sets:
         section, key, value = parse_set(assignment)
         if section is None:
@@ -216,25 +227,35 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
             written[key] = assignment.partition("=")[2].strip()
         else:
             params.setdefault(section, {})[key] = value
+            from_sets[(section, key)] = value
     for section, values in given.items():
+        _refuse_given_twice(section, values, from_sets)
         params.setdefault(section, {}).update(values)
     for key, value in top_level.items():
         if key not in RunConfig.model_fields or key == "params":
             components = {section: overrides.get(section) or from_recipe.get(section) or RunConfig.model_fields[section].default for section in SECTIONS}
             sectioned = [f"{section}.{key}" for section, name in components.items() if key in _fields_of(catalog, section, name)]
             if sectioned:
-                raise ZooError(f"--set {key}={written[key]}: {key!r} is not a run setting but a setting of a component: "
-                               f"give its section, --set {' or --set '.join(f'{s}={written[key]}' for s in sectioned)}.")
+                raise ZooError(f"{_given(f'{key}={written[key]}')}: {key!r} is not a run setting but a setting of a component: "
+                               f"give its section, {' or '.join(set_it(f'{s}={written[key]}') for s in sectioned)}.")
             hint = closest(key, [k for k in RunConfig.model_fields if k != "params"])
-            needs_section = "" if hint else f" A component's setting needs its section, e.g. --set model.{key}=... or --set optimizer.{key}=...;"
+            needs_section = "" if hint else f" A component's setting needs its section, e.g. {set_it(f'model.{key}=...')} or {set_it(f'optimizer.{key}=...')};"
             raise ZooError(
-                f"--set {key}={written[key]}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".") + needs_section
+                f"{_given(f'{key}={written[key]}')}: {key!r} is not a run setting" + (f"; did you mean {hint}?" if hint else ".") + needs_section
                 + f" Run settings are {', '.join(k for k in RunConfig.model_fields if k != 'params')}."
             )
     try:
         return RunConfig.model_validate({**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params})
     except ValidationError as error:
         raise ZooError(f"Invalid run settings: {describe_validation_error('', error, RunConfig.model_fields, 'a run')}.") from None
+
+
+def _refuse_given_twice(section: str, values: dict[str, Any], from_sets: dict[tuple[str, str], Any]) -> None:
+    """zoo.run(params={"optimizer": {"lr": 0.1}}, sets=["optimizer.lr=0.2"]): which one was meant is not for zoo to guess."""
+    for key, value in values.items():
+        if (section, key) in from_sets and from_sets[(section, key)] != value:
+            raise ZooError(f"{section}.{key} is given twice, as {value!r} in params= and as {from_sets[(section, key)]!r} in sets=; "
+                           f"give it once.")
 
 
 def settings_named(catalog: Catalog, key: str) -> list[tuple[str, str]]:
@@ -342,6 +363,10 @@ def _recorded_reporters(catalog: Catalog, records: list[Any], optional: bool) ->
 def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, Any]) -> ZooError:
     """A run's component that no loaded plugin provides now, with where config.json says it came from."""
     distribution, version = plugin.get("distribution", "?"), plugin.get("version", "?")
+    if distribution == IN_PROCESS:
+        return ZooError(f"The {kind} {name!r} of these weights came from plugin {plugin.get('name')!r}, which the code that trained them "
+                        f"loaded in-process (zoo.catalog(extra_plugins=...)) and which is not in this catalog: pass the same catalog, "
+                        f"catalog=zoo.catalog(extra_plugins=[...]) with that plugin.")
     origin = f"The {kind} {name!r} of these weights came from {distribution} {version} (plugin {plugin.get('name')!r})"
     found = [p for p in catalog.plugins if p.name == plugin.get("name") or p.distribution == distribution]
     status = found[0].status if found else None
@@ -355,8 +380,6 @@ def missing_component(catalog: Catalog, kind: str, name: str, plugin: dict[str, 
         return ZooError(f"{origin}, a plugin file that is not loaded now; add it to ZOO_PLUGIN_FILES ({distribution}) or install it as a package.")
     if version == FILE_VERSION:
         return ZooError(f"{origin}; the file loaded now ({found[0].distribution}) no longer provides it.")
-    if distribution == "(in-process)":
-        return ZooError(f"{origin}, loaded in-process by the code that trained it; load that plugin again (extra_plugins=...).")
     if found:
         return ZooError(f"{origin}; the installed {found[0].distribution} {found[0].version} no longer provides it. "
                         f"Install the version that trained it: `zoo install '{distribution}=={version}'`.")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import ZooError, in_package, plugin_package, raised_in, strict_plugins
+from .errors import ZooError, in_package, plugin_package, raised_in, spoken, strict_plugins
 
 if TYPE_CHECKING:
     from .config import Part, ResolvedRun
@@ -71,7 +71,7 @@ def _guarded(part: Part, call: Any, where: str) -> Any:
             raise
         raise ZooError(
             f"The {_who(part)} failed {where}, checked before the first training step: {type(error).__name__}: "
-            f"{' '.join(str(error).split())}{raised_in(error, part.resolved.component.factory)}. Fix the plugin (ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows where), "
+            f"{' '.join(str(error).split())}{raised_in(error, part.resolved.component.factory)}. Fix the plugin ({_shows_where()}), "
             f"or choose another {part.resolved.component.kind}."
         ) from error
 
@@ -149,14 +149,20 @@ def training_failure(error: BaseException, resolved: ResolvedRun, epoch: int, st
     what = f"{type(error).__name__}: {' '.join(str(error).split())}"
     if part is not None:
         message = (f"Training stopped {where}: the {_who(part)} raised {what}{raised_in(error, part.resolved.component.factory)}. This is a problem in that plugin or in its "
-                   f"settings; ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows the full traceback.")
+                   f"settings; {_shows_where()}.")
     else:
         parts = ", ".join(_who(p) for p in plugin_parts(resolved)[1:5])
         message = (f"Training failed {where} ({resolved.config.model} on {resolved.config.dataset}): {what}. It came from "
-                   f"the training step of {parts}; `zoo --traceback` shows the full traceback.")
+                   f"the training step of {parts}; {_shows_where()}.")
     failure = ZooError(message)
     failure.__cause__ = error
     return failure
+
+
+def _shows_where() -> str:
+    """Where a plugin's own traceback is: the CLI prints it on request, Python holds it as the error's __cause__."""
+    return spoken("ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows the full traceback",
+                  "the error's __cause__ holds the plugin's own traceback (ZOO_STRICT_PLUGINS=1 raises it unchanged)")
 
 
 def print_traceback(error: BaseException) -> None:

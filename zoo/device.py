@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import ZooError
+from .errors import ZooError, option, spoken
 
 #: cuBLAS needs a fixed workspace for deterministic matmuls; without it the first one raises.
 CUBLAS_WORKSPACE = ":4096:8"
@@ -23,7 +23,8 @@ def select_device(name: str, index: int | None = None) -> torch.device:
     if name == "auto":
         name = "cuda" if cuda else "mps" if mps else "cpu"
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ZooError(f"--device {name} was asked for, but this machine's torch has no {name} device; use --device cpu or auto.")
+        raise ZooError(f"{option('--device', name)} was asked for, but this machine's torch has no {name} device; use "
+                       f"{spoken('--device cpu or auto', 'device=' + repr('cpu') + ' or ' + repr('auto'))}.")
     if name == "cuda" and index is not None:
         if index >= torch.cuda.device_count():
             raise ZooError(f"Local rank {index} needs GPU {index}, but this machine has {torch.cuda.device_count()}; start at most that many processes per machine.")

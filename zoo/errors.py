@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,14 +19,58 @@ class ZooError(Exception):
     exit_code = 2
 
 
+class ZooWarning(UserWarning):
+    """Something went wrong that did not stop the work: zoo.api.leaderboard's failed cells (the CLI exits 1 for them)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, SIGTERM or SIGHUP stopped the work (zoo.stops), with a checkpoint and how to continue in its message; the
     CLI exits as a shell reports the signal (130, 143, 129). A KeyboardInterrupt, not a ZooError: a notebook's loop that
-    skips failing settings (`except zoo.ZooError`) must still stop when the person presses Stop."""
+    skips failing settings (`except zoo.ZooError`) must still stop when the person presses Stop.
+    run_dir: the run it stopped (zoo.run(resume=error.run_dir) continues it), None where none was started."""
 
-    def __init__(self, message: str, exit_code: int = 130) -> None:
+    def __init__(self, message: str, exit_code: int = 130, run_dir: Path | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.run_dir = run_dir
+
+
+#: Whether messages speak to the command line (flags) or to Python (keywords): zoo.cli sets it for its commands.
+_COMMAND_LINE: ContextVar[bool] = ContextVar("zoo_command_line", default=False)
+
+
+@contextmanager
+def speaking_to_the_command_line() -> Iterator[None]:
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def spoken(command_line: str, python: str) -> str:
+    """A how-to in the words of whoever called: `zoo run --resume RUN` for the CLI, zoo.run(resume='RUN') for Python."""
+    return command_line if _COMMAND_LINE.get() else python
+
+
+def option(flag: str, value: object = None) -> str:
+    """A setting as the caller gives it: `--data-dir` or data_dir=; with a value, `--init RUN` or init='RUN'."""
+    keyword = flag.lstrip("-").replace("-", "_")
+    if value is None:
+        return spoken(flag, f"{keyword}=")
+    return spoken(f"{flag} {value}", f"{keyword}={str(value) if isinstance(value, (int, float)) else repr(str(value))}")
+
+
+def set_it(assignment: str) -> str:
+    """A component setting as the caller gives it: `--set model.width=64` or sets=['model.width=64']."""
+    return spoken(f"--set {assignment}", f"sets=[{assignment!r}]")
+
+
+def resume_it(run_dir: object, nproc: int | None = None) -> str:
+    """How to continue a stopped run, as its caller would write it."""
+    if nproc is not None:
+        return spoken(f"`zoo run --resume {run_dir} --nproc {nproc}`", f"zoo.run_processes({nproc}, resume={str(run_dir)!r})")
+    return spoken(f"`zoo run --resume {run_dir}`", f"zoo.run(resume={str(run_dir)!r})")
 
 
 class DataUnavailable(ZooError):

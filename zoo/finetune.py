@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import ZooError
+from .errors import ZooError, option, resume_it, set_it
 from .store import Source, open_source
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def pinned(catalog: Catalog, resolved: ResolvedRun) -> ResolvedRun:
     config = resolved.config
     if config.init is None:
         if config.init_new_head:
-            raise ZooError("--init-new-head applies to a run started from trained weights; add --init NAME_OR_RUN.")
+            raise ZooError(f"{option('--init-new-head')} applies to a run started from trained weights; add {option('--init', 'NAME_OR_RUN')}.")
         return resolved
     source = open_source(config.init, catalog)
     _check_pin(config, source)
@@ -48,17 +48,17 @@ def _check_inputs(resolved: ResolvedRun, source: Source) -> None:
     if not isinstance(standardises, bool) or trained == standardises:
         return
     if trained:
-        raise ZooError(f"--init {source.label}: it was trained on standardised pixels (dataset.normalize = true), but this run feeds "
-                       f"them unstandardised, so its first layer would see inputs on another scale. Add --set dataset.normalize=true.")
-    raise ZooError(f"--init {source.label}: it was trained on unstandardised pixels (dataset.normalize = false), but this run "
-                   f"standardises them (e.g. from its recipe), so its first layer would see inputs on another scale. Add --set dataset.normalize=false.")
+        raise ZooError(f"{option('--init', source.label)}: it was trained on standardised pixels (dataset.normalize = true), but this run feeds "
+                       f"them unstandardised, so its first layer would see inputs on another scale. Add {set_it('dataset.normalize=true')}.")
+    raise ZooError(f"{option('--init', source.label)}: it was trained on unstandardised pixels (dataset.normalize = false), but this run "
+                   f"standardises them (e.g. from its recipe), so its first layer would see inputs on another scale. Add {set_it('dataset.normalize=false')}.")
 
 
 def _check_pin(config: RunConfig, source: Source) -> None:
     if not source.sha256:
-        raise ZooError(f"--init {source.label}: the run has not finished (no weights yet); finish it with `zoo run --resume {source.label}`, then start from it.")
+        raise ZooError(f"{option('--init', source.label)}: the run has not finished (no weights yet); finish it with {resume_it(source.label)}, then start from it.")
     if config.init_sha256 and config.init_sha256 != source.sha256:
-        raise ZooError(f"--init {source.label}: its weights have SHA-256 {source.sha256[:16]}…, but this run was started from {config.init_sha256[:16]}…; "
+        raise ZooError(f"{option('--init', source.label)}: its weights have SHA-256 {source.sha256[:16]}…, but this run was started from {config.init_sha256[:16]}…; "
                        f"the model changed since. Start a new run to train from the new weights.")
 
 
@@ -89,7 +89,7 @@ def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bo
         trained_on = source.config.get("classes")
         if not allowed and classes is not None and isinstance(trained_on, list) and trained_on != list(classes):
             print(f"Note: {source.label}'s final layer was trained on other classes ({', '.join(map(str, trained_on[:3]))}, ...) than this "
-                  f"dataset's ({', '.join(map(str, list(classes)[:3]))}, ...) and is kept; add --init-new-head to start it fresh.", file=sys.stderr)
+                  f"dataset's ({', '.join(map(str, list(classes)[:3]))}, ...) and is kept; add {option('--init-new-head')} to start it fresh.", file=sys.stderr)
     return allowed
 
 
@@ -124,7 +124,7 @@ def _mismatch_error(config: RunConfig, source: Source, refused: list[tuple[str, 
     hint = (" If only the number of classes differs, add --init-new-head: the final layer then starts fresh." if only_head and not config.init_new_head
             else " --init starts from a model of the same architecture; pick one with `zoo models`.")
     more = f" ({len(refused) - 1} more tensors differ)" if len(refused) > 1 else ""
-    return ZooError(f"--init {source.label}: layer {key} {why}{more}. {source.label} is a {trained}, this run builds {config.model}; nothing was loaded.{hint}")
+    return ZooError(f"{option('--init', source.label)}: layer {key} {why}{more}. {source.label} is a {trained}, this run builds {config.model}; nothing was loaded.{hint}")
 
 
 def _copy(model: Any, source: Source, keys: list[str]) -> None:
@@ -137,7 +137,7 @@ def _copy(model: Any, source: Source, keys: list[str]) -> None:
             for key in keys:
                 tensor = weights.get_tensor(key)
                 if not torch.isfinite(tensor).all() if tensor.is_floating_point() else False:
-                    raise ZooError(f"--init {source.label}: tensor {key} holds NaN or infinite values; it cannot start a run.")
+                    raise ZooError(f"{option('--init', source.label)}: tensor {key} holds NaN or infinite values; it cannot start a run.")
                 own[key].copy_(tensor)
     except (SafetensorError, OSError, RuntimeError) as error:
-        raise ZooError(f"--init {source.label}: {source.weights} cannot be loaded: {' '.join(str(error).split())}.") from None
+        raise ZooError(f"{option('--init', source.label)}: {source.weights} cannot be loaded: {' '.join(str(error).split())}.") from None

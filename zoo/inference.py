@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import Part, part_from_record
 from .contracts import DatasetSplits, Prediction
-from .errors import ZooError
+from .errors import ZooError, option
 from .plugins import Catalog
 from .rundir import WeightsDoNotFit, load_weights, read_small_file
 
@@ -90,7 +90,7 @@ def predict_indices(catalog: Catalog, run_dir: Path, indices: list[int], data_di
     predictions, images = [], []
     for index in indices:
         if not 0 <= index < len(data.test):
-            raise ZooError(f"--index {index} is outside the test split, which has {len(data.test)} samples (0..{len(data.test) - 1}).")
+            raise ZooError(f"{option('--index', index)} is outside the test split, which has {len(data.test)} samples (0..{len(data.test) - 1}).")
         image, label = data.test[index]
         predictions.append(predict(model, image, data.classes, int(label), index))
         images.append(image)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch  # os.environ set for a block, then as it was
 
-from .errors import ZooError
+from .errors import ZooError, resume_it
 from .rundir import CONFIG, WEIGHTS, create_run_dir, network_name, read_small_file, write_json
 from .stops import Interrupted
 
@@ -89,7 +89,8 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | No
         raise failed from None
     except SignalException as error:
         name = signal.Signals(error.sigval).name
-        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval)) from None
+        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval),
+                          run_dir) from None
 
 
 def _workers_threads(nproc: int, threads: int | None) -> ContextManager[Any]:
@@ -124,4 +125,4 @@ def _how_to_continue(run_dir: Path, nproc: int) -> str:
     if newest(run_dir)[0] is None:
         return (f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every "
                 f"steps), so there is nothing to resume: start the run again (delete {run_dir} or choose another --out).")
-    return f" Its newest checkpoint is kept: continue with `zoo run --resume {run_dir} --nproc {nproc}`."
+    return f" Its newest checkpoint is kept: continue with {resume_it(run_dir, nproc)}."

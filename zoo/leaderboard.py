@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Interrupted, ZooError
+from .errors import Interrupted, ZooError, spoken
 from .presets import PLACEHOLDER
 from .rundir import CONFIG, WEIGHTS, network_name, read_small_file, write_atomic, write_json
 
@@ -187,7 +187,7 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
         try:
             row = run_cell(cell, folder, catalog, settings, train)
         except Interrupted as stop:  # Ctrl-C, SIGTERM: the person (or the queue) stops the whole grid, which continues as it began
-            raise Interrupted(_continue_the_grid(str(stop)), stop.exit_code) from None
+            raise Interrupted(_continue_the_grid(str(stop)), stop.exit_code, stop.run_dir) from None
         except KeyboardInterrupt:
             raise
         except Exception as error:  # a failing cell must not stop the others
@@ -201,9 +201,19 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
 
 def _continue_the_grid(message: str) -> str:
     """A stopped cell's 'continue with `zoo run --resume RUN`' as the grid is continued: the same command again."""
-    again = ("continue by running the same leaderboard again (`zoo leaderboard` with the same --out): it resumes this cell "
-             "from its checkpoint and keeps the finished ones")
-    return re.sub(r"continue with `zoo run --resume [^`]*`", again, message)
+    again = spoken("continue by running the same leaderboard again (`zoo leaderboard` with the same --out): it resumes this cell "
+                   "from its checkpoint and keeps the finished ones",
+                   "continue by calling zoo.api.leaderboard again with the same out=: it resumes this cell from its checkpoint and "
+                   "keeps the finished ones")
+    return re.sub(r"continue with (`zoo run --resume [^`]*`|zoo\.run\(resume=[^)]*\))", again, message)
+
+
+def failures(board: Board, folder: Path) -> str:
+    """How many cells failed, where their errors are and the first of them."""
+    first = board.failed[0]
+    again = spoken("run the command again", "call zoo.api.leaderboard again")
+    return (f"{len(board.failed)} of {len(board.rows)} cells failed (recorded in {folder}/cells/; {again} to retry them); "
+            f"the first: {first['model']} on {first['dataset']}: {first['error']}")
 
 
 def _trains_the_same(done: dict[str, Any], cell: Cell, settings: dict[str, Any], resolve: Callable[..., Any] | None) -> bool:

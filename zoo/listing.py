@@ -55,7 +55,7 @@ def list_entries(catalog: Catalog, kind: str | None = None, pattern: str | None 
     ]
     return {"components": components, "presets": presets, "recipes": recipes, "failed_plugins": failed,
             "conflicting_plugins": conflicting,
-            "warnings": list(catalog.warnings) + [f"plugin {p.name} ({p.distribution} {p.version}): {w}" for p in catalog.plugins
+            "warnings": list(catalog.warnings) + [f"plugin {p.name} ({p.source}): {w}" for p in catalog.plugins
                                                   if p.status == "loaded" for w in p.warnings]}
 
 
@@ -118,7 +118,7 @@ def nothing_matches(catalog: Catalog, kind: str | None, pattern: str) -> ZooErro
     hint = closest(pattern, names + kinds)
     suggestion = f" Did you mean `zoo list {hint}`?" if hint in kinds else f" Did you mean {hint}?" if hint else ""
     scope = f"No {kind}" if kind else "Nothing (no component, preset or recipe)"
-    failed = [f"{p.name} ({p.distribution} {p.version}): {p.errors[0]}" for p in catalog.failed_plugins()]
+    failed = [f"{p.name} ({p.source}): {p.errors[0]}" for p in catalog.failed_plugins()]
     error = ZooError(f"{scope} matches {pattern!r}.{suggestion} `zoo list` shows everything"
                      + ("." if kind else f"; the kinds are {', '.join([*SECTIONS, 'recipes'])}.")
                      + (f" Plugins that failed to load may have provided it: {'; '.join(failed)} (see `zoo plugins`)." if failed else ""))

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from . import hookspecs
 from .errors import ZooError, closest, raised_in, strict_plugins, unknown_name
 from .presets import Preset, Presets, display
-from .registry import KINDS, Component, NameTaken, NoParams, Owner, Registry
+from .registry import IN_PROCESS, KINDS, Component, NameTaken, NoParams, Owner, Registry
 
 GROUP = "zoo"
 OWN_DISTRIBUTION = "zoo"
@@ -46,6 +46,11 @@ class PluginInfo:
     @property
     def owner(self) -> Owner:
         return Owner(self.name, self.distribution, self.version)
+
+    @property
+    def source(self) -> str:
+        """Where it came from, for a message: "zoo-convnets 0.2.0", a file's path, or "in-process"."""
+        return "in-process" if self.distribution == IN_PROCESS else f"{self.distribution} {self.version}"
 
     def fail(self, message: str) -> None:
         """Something of this plugin did not load (an import, a hook, a malformed register call)."""
@@ -82,6 +87,16 @@ class Catalog:
     warnings: list[str] = field(default_factory=list)
     """ZOO_LOAD_PLUGINS/ZOO_DISABLE_PLUGINS names that match no plugin."""
 
+    def names(self, kind: str) -> list[str]:
+        """What `zoo list KIND` names: the components of a kind (model, dataset, ...) and its presets (mlp-<width>)."""
+        return self.registry.names(kind) + [display(p) for p in self.presets.names(kind)]
+
+    def __repr__(self) -> str:
+        """One line per kind for a notebook's echo (the whole registry is thousands of characters)."""
+        kinds = "\n".join(f"  {kind}{'es' if kind.endswith('s') else 's'}: {', '.join(self.names(kind)) or '-'}" for kind in KINDS)
+        loaded = sum(p.status == "loaded" for p in self.plugins)
+        return f"Catalog({loaded} of {len(self.plugins)} plugins loaded; recipes: {', '.join(self.presets.recipes)}\n{kinds})"
+
     def resolve(self, kind: str, name: str) -> Resolved:
         """An exact component name, else a preset (exact, then a pattern such as mlp-{width})."""
         preset = self.presets.find(kind, name)
@@ -94,9 +109,8 @@ class Catalog:
                 )
             return Resolved(name, self.registry.get(kind, name), {}, None)
         if preset is None:
-            known = self.registry.names(kind) + [display(p) for p in self.presets.names(kind)]
-            error = unknown_name(kind, name, known)
-            broken = [f"{p.name} ({p.distribution} {p.version})" for p in self.failed_plugins()]
+            error = unknown_name(kind, name, self.names(kind))
+            broken = [f"{p.name} ({p.source})" for p in self.failed_plugins()]
             if broken:  # the name may belong to a plugin that could not load
                 error.args = (f"{error.args[0]} Note: plugin(s) {', '.join(broken)} failed to load; `zoo plugins` shows why.",)
             warned = [f"{p.name} ({p.warnings[0].rstrip('.')})" for p in self.plugins if p.warnings and p.status == "loaded"]
@@ -222,7 +236,7 @@ def _in_process_info(name: str, plugin: object, manager: pluggy.PluginManager, r
         raise ZooError(f"extra_plugins: a plugin called {name!r} is loaded already (from ZOO_PLUGIN_FILES); give yours another "
                        f"name with a (name, plugin) pair, or leave the file out of ZOO_PLUGIN_FILES.")
     installed = replaced.get(name) or replaced.get(getattr(plugin, "__name__", ""))
-    return PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, "(in-process)", "-", builtin=False)
+    return PluginInfo(name, installed.distribution, installed.version, installed.builtin) if installed else PluginInfo(name, IN_PROCESS, "-", builtin=False)
 
 
 def _entry_point_info(ep: EntryPoint) -> PluginInfo:

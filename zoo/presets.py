@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from .errors import ZooError, describe_validation_error
+from .errors import ZooError, describe_validation_error, spoken
 from .precision import Machine
 from .registry import natural_sorted
 from .settings import RunConfig
@@ -240,7 +240,8 @@ class Presets:
         if name not in self.recipes:
             hint = closest(name, self.recipes)
             raise ZooError(f"Unknown recipe {name!r}." + (f" Did you mean {hint}?" if hint else "") + f" Known recipes: {', '.join(sorted(self.recipes))}"
-                           ". A recipe in a file of your own needs that file: --registry FILE or ZOO_REGISTRY=FILE (`zoo list recipes` shows what is known).")
+                           ". A recipe in a file of your own needs that file: " + spoken("--registry FILE", "registry_files=[FILE]")
+                           + " or ZOO_REGISTRY=FILE (`zoo list recipes` shows what is known).")
         recipe = self.recipes[name].value
         assert isinstance(recipe, Recipe)
         return recipe

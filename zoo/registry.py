@@ -25,6 +25,10 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: The distribution of a plugin given to zoo.catalog(extra_plugins=...) (a notebook's, a test's): no package.
+IN_PROCESS = "(in-process)"
+
+
 @dataclass(frozen=True)
 class Owner:
     """The plugin a name came from: entry-point name, distribution and its version."""
@@ -34,6 +38,8 @@ class Owner:
     version: str
 
     def __str__(self) -> str:
+        if self.distribution == IN_PROCESS:
+            return f"plugin {self.plugin!r} (in-process)"
         return f"plugin {self.plugin!r} ({self.distribution} {self.version})"
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from .errors import ZooError, describe_validation_error
+from .errors import ZooError, describe_validation_error, resume_it
 from .runlock import LOCK
 from .settings import RunConfig
 
@@ -337,7 +337,7 @@ def unfinished(run_dir: Path) -> str:
         return (f"the run diverged (its loss stopped being a number; {DIVERGED} says where), so it has no weights to use: start a new "
                 f"run, e.g. with a lower learning rate.")
     if has_checkpoint_folder(run_dir):
-        return f"the run has not finished. `zoo run --resume {run_dir}` continues it."
+        return f"the run has not finished. {resume_it(run_dir)} continues it."
     return "the run stopped before its first checkpoint, so there is nothing to resume: start it again."
 
 

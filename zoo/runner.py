@@ -27,7 +27,7 @@ from .contract import check_one_batch, training_failure
 from .contracts import DatasetSplits, EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
 from .device import deterministic_mode, own_random_state, seed_everything, select_device
-from .errors import ZooError
+from .errors import ZooError, resume_it, spoken
 from .events import Events
 from .finetune import start_from
 from .graphs import choose_step
@@ -50,6 +50,7 @@ class RunResult:
     epochs: list[EpochEnd]
     prediction: Prediction
     model: torch.nn.Module  # trained, in eval mode, on its device
+    catalog: Catalog | None = None  # what trained it (zoo.run sets it): zoo.predict(result) finds a notebook's plugins in it
 
     def __repr__(self) -> str:
         """One line for a notebook's echo, not every epoch's record and every layer."""
@@ -115,7 +116,7 @@ class Trainer:
             with stop.saving_checkpoint(self.run_dir):
                 where = self.checkpoint(state)
             raise stop.interrupted(f"after step {state.batch} of epoch {state.epoch}. A checkpoint is in {where}; "
-                                   f"continue with `zoo run --resume {self.run_dir}`.")
+                                   f"continue with {resume_it(self.run_dir)}.", self.run_dir)
 
     def mark_healthy(self, state: TrainState) -> None:
         self.healthy = Healthy.take(self, state, kept=self.healthy)
@@ -140,7 +141,7 @@ class Trainer:
             where = self.checkpoint(state)
         self.events.emit("on_epoch_end", end)
         if stop.is_set():
-            raise stop.interrupted(f"after epoch {state.epoch}. A checkpoint is in {where}; continue with `zoo run --resume {self.run_dir}`.")
+            raise stop.interrupted(f"after epoch {state.epoch}. A checkpoint is in {where}; continue with {resume_it(self.run_dir)}.", self.run_dir)
 
     def epoch_loss_sum(self, state: TrainState) -> float:
         """The epoch's training loss so far, summed over steps (each step's loss averaged over the ranks)."""
@@ -267,7 +268,7 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
             code = stop.exit_code if isinstance(stop, Interrupted) else 130  # 143: SIGTERM, 129: SIGHUP (zoo.cli's handler)
             how = {143: "SIGTERM", 129: "SIGHUP"}.get(code, "Ctrl-C")
             raise Interrupted(f"Interrupted ({how}) while drawing {CURVES}; the run itself is complete: {t.run_dir} holds its weights "
-                              f"and metrics (`zoo runs --compare` or `zoo eval` use them).", code) from None
+                              f"and metrics ({spoken('`zoo runs --compare` or `zoo eval`', 'zoo.compare or zoo.evaluate')} use them).", code, t.run_dir) from None
         except OSError as error:  # a full disk, say: the curves are a picture of what metrics.jsonl holds, not the result
             print(f"! {CURVES} was not drawn ({error.strerror or error}); the run itself is complete: {t.run_dir} holds its weights "
                   f"and metrics.", file=sys.stderr)
@@ -282,7 +283,7 @@ def _save_weights(t: Trainer) -> None:
         if reason is None:
             raise
         raise ZooError(f"Cannot write {t.run_dir / WEIGHTS}: {reason}. Training is done and its last checkpoint is kept: free some "
-                       f"space (or fix the folder) and run `zoo run --resume {t.run_dir}`, which writes the weights.") from None
+                       f"space (or fix the folder) and run {resume_it(t.run_dir)}, which writes the weights.") from None
 
 
 def _fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
@@ -302,7 +303,7 @@ def _fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
         raise  # the output's reader left (not the run's files): zoo.cli stops quietly
     except OSError as error:
         where = error.filename or t.run_dir
-        then = (f"its newest checkpoint is kept: free some space (or fix the folder) and continue with `zoo run --resume {t.run_dir}`."
+        then = (f"its newest checkpoint is kept: free some space (or fix the folder) and continue with {resume_it(t.run_dir)}."
                 if has_checkpoint_folder(t.run_dir) else "it had no checkpoint yet: free some space (or fix the folder) and start it again.")
         raise ZooError(f"Cannot write {where}: {error.strerror or error}. The run stopped at epoch {state.epoch}, step {state.batch}; {then}") from None
     except RuntimeError as error:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .errors import Interrupted, ZooError
+from .errors import Interrupted, ZooError, resume_it
 from .interrupts import raise_when_safe
 
 
@@ -38,15 +38,15 @@ class StopRequest(threading.Event):
             self.saving = False
         if self.now:
             raise Interrupted(f"Interrupted (Ctrl-C, twice) while a checkpoint was written, which was finished first; continue with "
-                              f"`zoo run --resume {run_dir}`.")
+                              f"{resume_it(run_dir)}.", run_dir=run_dir)
 
     @property
     def reason(self) -> str:
         return "Ctrl-C" if self.signal == signal.SIGINT else self.signal.name
 
-    def interrupted(self, message: str) -> Interrupted:
+    def interrupted(self, message: str, run_dir: Path | None = None) -> Interrupted:
         """`message` after "Interrupted (REASON) ", exiting as a shell reports that signal (128 + its number)."""
-        return Interrupted(f"Interrupted ({self.reason}) {message}", 128 + int(self.signal))
+        return Interrupted(f"Interrupted ({self.reason}) {message}", 128 + int(self.signal), run_dir)
 
 
 class NonFiniteLoss(ZooError):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
-from .errors import ZooError, describe_validation_error
+from .errors import ZooError, closest, describe_validation_error, spoken
 from .rundir import CARD, CONFIG, METRICS, WEIGHTS, RunRecord, network_name, read_config, read_small_file, remove_stale, sha256_of, unfinished, verified_sha256, write_json
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def read_card(stored: Stored) -> Card:
         data = json.loads(read_small_file(path, CARD_LIMIT).decode("utf-8"))
         card = Card.model_validate(data)
     except FileNotFoundError:
-        raise ZooError(f"Trained model {stored.name!r} in {stored.where()} has no {CARD}; it is damaged. Save it again with `zoo save RUN {stored.name}`.") from None
+        raise ZooError(f"Trained model {stored.name!r} in {stored.where()} has no {CARD}; it is damaged. Save it again with {_save_it(stored.name)}.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ZooError(f"Trained model {stored.name!r}: {path} cannot be read as JSON ({getattr(error, 'strerror', None) or error}).") from None
     except ValidationError as error:
@@ -291,8 +291,11 @@ def open_source(reference: str | Path, catalog: Catalog | None = None, root: Pat
     if stored is not None:
         return open_stored(stored)
     if not path.exists() and NAME.fullmatch(text):
-        raise ZooError(f"{text} is not a trained model (`zoo models` lists them) and is not a run directory (it does not exist). "
-                       f"`zoo run` prints the directory it writes; `zoo save RUN NAME` stores a run under a name.")
+        hint = closest(text, [found.name for found in folders(catalog, root)])
+        raise ZooError(f"{text} is not a trained model" + (f" (did you mean {hint}?)" if hint else "")
+                       + f" ({spoken('`zoo models`', 'zoo.models()')} lists them) and is not a run directory (it "
+                       f"does not exist). {spoken('`zoo run` prints the directory it writes', 'zoo.run returns the run (its run_dir)')}; "
+                       f"{_save_it('NAME')} stores a run under a name.")
     config = read_config(path)
     weights = path / WEIGHTS
     if weights.is_file():
@@ -389,6 +392,11 @@ def listing(catalog: Catalog | None = None, root: Path | None = None) -> list[Li
         except ZooError as error:
             rows.append(Listed(stored, None, str(error)))
     return rows
+
+
+
+def _save_it(name: str) -> str:
+    return spoken(f"`zoo save RUN {name}`", f"zoo.save(run, {name!r})")
 
 
 __all__ = ["CARD", "CONFIG", "Card", "Source", "Stored", "find", "listing", "open_source", "save", "store_root"]

@@ -90,7 +90,7 @@ def check_plugin(plugin: str | object, env: dict[str, str] | None = None) -> Rep
     """Check every component of `plugin`: an installed plugin's entry-point or distribution name, or
     the plugin object itself (a module with hooks), loaded in-process."""
     catalog, info = _load(plugin, dict(os.environ) if env is None else env)
-    report = Report(f"{info.name} ({info.distribution} {info.version})")
+    report = Report(f"{info.name} ({info.source})")
     if info.status == "failed":
         report.checks += [Check("load", False, error) for error in info.errors]
     report.checks += [Check("load", False, f"warning: {w}") for w in info.warnings]

@@ -19,7 +19,7 @@ from helpers import make_idx_dataset
 import zoo
 import zoo_plugins.datasets as datasets
 from zoo.data import TensorSplit
-from zoo.errors import ZooError
+from zoo.errors import ZooError, speaking_to_the_command_line
 from zoo_plugins.datasets import FASHION_MNIST, MNIST, IDXParams, build_mnist, locate
 
 
@@ -55,7 +55,10 @@ def test_nothing_found_is_one_paragraph_naming_every_place(no_system_copy: Path,
     message = str(error.value)
     for place in (datasets.cache_dir(), no_system_copy / "mnist"):
         assert str(place) in message
-    assert "download is off" in message and "--data-dir" in message and "\n" not in message
+    assert "download is off" in message and "data_dir='DIR'" in message and "sets=['dataset.mirror=URL']" in message and "\n" not in message
+    with speaking_to_the_command_line(), pytest.raises(ZooError) as error:
+        locate(MNIST, IDXParams(download=False))
+    assert "pass --data-dir DIR" in str(error.value) and "--set dataset.mirror=URL" in str(error.value)
 
 
 def test_a_data_dir_without_the_files_is_an_error_not_a_fallback(tmp_path: Path) -> None:

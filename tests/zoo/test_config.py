@@ -137,16 +137,16 @@ def test_parse_set_reads_toml_values_and_falls_back_to_text() -> None:
         (dict(sets=["optimizer.nesterov=True"]), r"optimizer.nesterov: .*; values are TOML: numbers as 0.01 or 1e-3, switches as true or false"),
         (dict(sets=["epoch=3"]), r"'epoch' is not a run setting; did you mean epochs\? Run settings are recipe, "),
         (dict(sets=["optimzer.lr=1"]), r"--set names unknown section\(s\) optimzer \(did you mean optimizer\?\)"),
-        (dict(sets=["hidden=3"]), r"'hidden' is not a run setting but a setting of a component: give its section, --set model.hidden=3\.$"),
-        (dict(sets=["dropout=0.25"]), r"--set model.dropout=0.25\.$"),  # as typed, the component found among the run's own
-        (dict(sets=["colour=3"]), r"'colour' is not a run setting. A component's setting needs its section, e.g. --set model.colour="),
+        (dict(sets=["hidden=3"]), r"'hidden' is not a run setting but a setting of a component: give its section, sets=\['model.hidden=3'\]\.$"),
+        (dict(sets=["dropout=0.25"]), r"sets=\['model.dropout=0.25'\]\.$"),  # as typed, the component found among the run's own
+        (dict(sets=["colour=3"]), r"'colour' is not a run setting. A component's setting needs its section, e.g. sets=\['model.colour="),
         (dict(sets=["decoder.x=1"]), r"--set names unknown section\(s\) decoder"),
         (dict(overrides={"model": "mlp-0"}), r"model.hidden.0: Input should be greater than 0"),
         (dict(overrides={"model": "mlp-abc"}), r"Unknown model 'mlp-abc'. Did you mean mlp\?.*mlp-<width>"),
         (dict(overrides={"model": "mpl-512"}), r"Did you mean mlp-512\?"),
         (dict(overrides={"dataset": "fashion_mnist"}), r"Did you mean fashion-mnist\?"),
         (dict(recipe="quikstart"), r"Unknown recipe 'quikstart'. Did you mean quickstart\?"),
-        (dict(recipe="mine"), r"Unknown recipe 'mine'. Known recipes: quickstart, tuned. A recipe in a file of your own needs that file: --registry FILE"),
+        (dict(recipe="mine"), r"Unknown recipe 'mine'. Known recipes: quickstart, tuned. A recipe in a file of your own needs that file: registry_files=\[FILE\]"),
         (dict(sets=["optimizer.nesterov=true"]), r"nesterov=true needs momentum > 0"),
     ],
 )

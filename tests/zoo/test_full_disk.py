@@ -53,7 +53,7 @@ def test_a_checkpoint_on_a_full_disk(whole: Path, tiny_data: Path, tmp_path: Pat
         run(tiny_data, tmp_path / "run")
     message = str(raised.value)
     assert "Cannot write checkpoint step-000000009" in message and "No space left on device" in message
-    assert "step-000000006, is complete and kept" in message and f"zoo run --resume {tmp_path / 'run'}" in message
+    assert "step-000000006, is complete and kept" in message and f"zoo.run(resume='{tmp_path / 'run'}')" in message
     assert not list((tmp_path / "run" / "checkpoints").glob(".building-*"))
     monkeypatch.setattr(safetensors.torch, "save_model", real)  # space is free again
     zoo.run(resume=tmp_path / "run")
@@ -69,7 +69,7 @@ def test_the_final_weights_on_a_full_disk(whole: Path, tiny_data: Path, tmp_path
     monkeypatch.setattr(runner, "save_weights", full)
     with pytest.raises(ZooError, match=r"Cannot write .*model.safetensors: No space left on device\. Training is done") as raised:
         run(tiny_data, tmp_path / "run")
-    assert "zoo run --resume" in str(raised.value)
+    assert "zoo.run(resume=" in str(raised.value)
     monkeypatch.undo()
     zoo.run(resume=tmp_path / "run")
     assert same_weights(tmp_path / "run", whole)
@@ -88,7 +88,7 @@ def test_the_weights_digest_on_a_full_disk(whole: Path, tiny_data: Path, tmp_pat
         return real(path, write)
 
     monkeypatch.setattr(rundir, "write_atomic", digest_fails)
-    with pytest.raises(ZooError, match=r"No space left on device\. Training is done .*zoo run --resume"):
+    with pytest.raises(ZooError, match=r"No space left on device\. Training is done .*zoo\.run\(resume="):
         run(tiny_data, tmp_path / "run")
     assert not (tmp_path / "run" / "model.safetensors").exists() and not list((tmp_path / "run").glob(".*.tmp"))
     monkeypatch.undo()

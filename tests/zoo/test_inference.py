@@ -104,12 +104,14 @@ def test_a_picture_in_memory_is_predicted_as_its_file_is(finished_run: Path, pic
     with Image.open(picture) as image:
         image.load()
         grey = np.array(image.convert("L"))
-        for given in (image, grey, grey[:, :, None], np.array(image.convert("RGB")), np.array(image.convert("RGBA"))):
+        as_tensor = torch.from_numpy(grey)
+        for given in (image, grey, grey[:, :, None], np.array(image.convert("RGB")), np.array(image.convert("RGBA")), as_tensor,
+                      as_tensor[None].float() / 255):  # a uint8 tensor, and one as torchvision's ToTensor makes it
             assert zoo.predict(finished_run, given).probabilities == pytest.approx(from_file.probabilities, abs=1e-4), type(given)
     with Image.open(picture) as image:
         pass
     for wrong, said in [(grey.astype(np.float32), "dtype float32"), (grey[None, :, :, None].repeat(2, 0), "shape (2,"),
-                        (grey[:0], "28×0 pixels"), (torch.zeros(1, 28, 28), "not Tensor"), (np.int64(0) * 1.5, "not float64"),
+                        (grey[:0], "28×0 pixels"), (torch.full((1, 28, 28), 2.0), "dtype float32 and shape (28, 28, 1)"), (np.int64(0) * 1.5, "not float64"),
                         (image, "call .load() inside it"), (Image.new("L", (0, 0)), "at least one pixel"),
                         (Image.new("L", (10_000, 5_001)), "at most 50,000,000"), (Image.fromarray(grey / 255.0), "mode F")]:
         with pytest.raises(zoo.ZooError, match=re.escape(said)):

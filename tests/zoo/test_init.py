@@ -104,7 +104,7 @@ def test_a_changed_source_is_refused_and_a_resume_does_not_read_it(source: Path,
 
 
 def test_init_new_head_without_init_is_refused(tiny_data: Path) -> None:
-    with pytest.raises(zoo.ZooError, match="add --init"):
+    with pytest.raises(zoo.ZooError, match="add init='NAME_OR_RUN'"):
         zoo.resolve(**settings(tiny_data, init_new_head=True))
 
 
@@ -112,9 +112,9 @@ def test_a_source_trained_on_other_pixels_is_refused_with_the_setting_to_use(sou
     standardised = tmp_path / "standardised"
     zoo.run(model="mlp-8", dataset="mnist", epochs=1, sets=[*tiny_sets(tiny_data), "dataset.normalize=true"], out=standardised, reporters=[])
     with pytest.raises(zoo.ZooError, match=r"trained on standardised pixels \(dataset.normalize = true\), but this run feeds them unstandardised.*"
-                                           r"Add --set dataset\.normalize=true\.$"):
+                                           r"Add sets=\['dataset\.normalize=true'\]\.$"):
         zoo.resolve(**settings(tiny_data, init=str(standardised)))
-    with pytest.raises(zoo.ZooError, match=r"trained on unstandardised pixels \(dataset.normalize = false\), but this run standardises them .* Add --set dataset\.normalize=false\.$"):
+    with pytest.raises(zoo.ZooError, match=r"trained on unstandardised pixels \(dataset.normalize = false\), but this run standardises them .* Add sets=\['dataset\.normalize=false'\]\.$"):
         zoo.resolve(**{**settings(tiny_data, init=str(source)), "sets": [*tiny_sets(tiny_data), "dataset.normalize=true"]})
     same = settings(tiny_data, init=str(standardised))
     assert zoo.resolve(**{**same, "sets": [*same["sets"], "dataset.normalize=true"]})[1].config.init == str(standardised)

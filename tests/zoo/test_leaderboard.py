@@ -16,6 +16,7 @@ from helpers import ROOT
 
 import zoo
 from zoo.cli import cli
+from zoo.errors import speaking_to_the_command_line
 from zoo.leaderboard import expand_models, record, table
 from zoo.plugins import load_catalog
 
@@ -131,12 +132,18 @@ def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
         trained.append(settings)
         raise Interrupted("Interrupted (SIGTERM) after step 1 of epoch 1. A checkpoint is in x; continue with `zoo run --resume lb/runs/x`.", 143)
 
-    with pytest.raises(Interrupted) as stop:
+    with speaking_to_the_command_line(), pytest.raises(Interrupted) as stop:
         run_grid(grid(["mlp-8", "mlp-16"], ["mnist"], ["quickstart"], 1), tmp_path / "lb", load_catalog(), {}, stopped)
     assert len(trained) == 1 and not list((tmp_path / "lb" / "cells").iterdir())
     assert stop.value.exit_code == 143 and "zoo run --resume" not in str(stop.value)  # the grid goes on as it began:
     assert str(stop.value).endswith("continue by running the same leaderboard again (`zoo leaderboard` with the same --out): "
                                     "it resumes this cell from its checkpoint and keeps the finished ones.")
+    with pytest.raises(Interrupted) as stop:  # zoo.api.leaderboard's own words: a cell stopped in Python says zoo.run(resume=...)
+        run_grid(grid(["mlp-8"], ["mnist"], ["quickstart"], 1), tmp_path / "lb2", load_catalog(), {},
+                 lambda **settings: (_ for _ in ()).throw(Interrupted("Interrupted (Ctrl-C) after step 1 of epoch 1. A checkpoint is in x; "
+                                                                      "continue with zoo.run(resume='lb2/runs/x').", 130)))
+    assert str(stop.value).endswith("continue by calling zoo.api.leaderboard again with the same out=: it resumes this cell from its "
+                                    "checkpoint and keeps the finished ones.")
 
 
 def test_a_cell_done_with_other_settings_is_trained_again_however_they_are_given() -> None:

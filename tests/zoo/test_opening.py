@@ -42,7 +42,7 @@ def test_resume_accepts_the_original_settings_repeated_and_refuses_changed_ones(
     with pytest.raises(ZooError, match=r"these cannot change now: epochs, optimizer.lr=0.5"):
         zoo.run(resume=run, epochs=3, sets=["optimizer.lr=0.5"])
     for recipe in ("tuned", "no-such-recipe"):  # was silently ignored
-        with pytest.raises(ZooError, match=rf"these cannot change now: --recipe {recipe} \(it was started from quickstart\)"):
+        with pytest.raises(ZooError, match=rf"these cannot change now: recipe='{recipe}' \(it was started from quickstart\)"):
             zoo.run(resume=run, recipe=recipe)
     result = zoo.run(resume=run, recipe="quickstart", dataset="mnist", model="mlp-8", epochs=2, reporters=[], sets=tiny_sets(tiny_data))
     assert result.run_dir == run and [e.epoch for e in result.epochs] == [1, 2]

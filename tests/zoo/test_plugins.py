@@ -202,7 +202,7 @@ def test_a_hook_that_returns_instead_of_registering_is_told_so() -> None:
     from zoo.listing import list_entries
     from zoo.tables import format_list
 
-    assert "! plugin returns ((in-process) -): register_models returned dict" in format_list(list_entries(catalog, "model", None))  # and in zoo list
+    assert "! plugin returns (in-process): register_models returned dict" in format_list(list_entries(catalog, "model", None))  # and in zoo list
 
 
 class BadDefaults(BaseModel):

@@ -11,7 +11,7 @@ import pytest
 from helpers import tiny_sets
 
 import zoo
-from zoo.errors import ZooError
+from zoo.errors import ZooError, speaking_to_the_command_line
 from zoo.rundir import check_output_file
 
 
@@ -67,7 +67,9 @@ def test_a_run_without_weights_is_told_apart(tmp_path: Path) -> None:
     (run / "checkpoints").mkdir(parents=True)
     assert "stopped before its first checkpoint, so there is nothing to resume: start it again" in unfinished(run)  # --resume would refuse
     (run / "checkpoints" / "step-000000010").mkdir()
-    assert f"`zoo run --resume {run}` continues it" in unfinished(run)
+    assert f"zoo.run(resume='{run}') continues it" in unfinished(run)
+    with speaking_to_the_command_line():
+        assert f"`zoo run --resume {run}` continues it" in unfinished(run)
     (run / "diverged.json").write_text("{}")
     assert "diverged" in unfinished(run) and "--resume" not in unfinished(run)
     from zoo.runlock import hold

@@ -222,7 +222,7 @@ def test_the_api_takes_params_sets_as_a_string_or_dict_and_its_own_results(tiny_
     ({"sets": 5}, "sets=5: give a list of 'SECTION.KEY=VALUE' strings"),
     ({"sets": [1, 2]}, "sets: 1 is not a 'SECTION.KEY=VALUE' string"),
     ({"sets": {"optimizer.lr": object()}}, "a setting's value must be text, a number"),
-    ({"sets": "optimizer.lr=1\n[x]"}, "one value per --set; this one holds more after a line break"),
+    ({"sets": "optimizer.lr=1\n[x]"}, "^sets: 'optimizer.lr=1.*': one value per setting; this one holds more after a line break"),
     ({"recipe": 5}, "recipe=5: a recipe's name"),
     ({"catalog": "x"}, "catalog='x': pass what zoo.catalog\\(\\) returns"),
     ({"registry_files": "missing.toml"}, "Registry file missing.toml does not exist"),  # one path, not its letters
@@ -374,7 +374,7 @@ def test_resuming_a_finished_run_points_to_init(tiny_data: Path, tmp_path: Path)
     """Training a finished run further is a new run from its weights, which the refusal says how to start."""
     run_dir = zoo.run(model="mlp-8", dataset="mnist", epochs=1, out=tmp_path / "run", reporters=[], sets=tiny_sets(tiny_data)).run_dir
     with pytest.raises(ZooError, match=r"already finished .* nothing to resume. To train it further, start a new run from its weights: "
-                                       r"`zoo run --init .*run` with the settings you want"):
+                                       r"zoo\.run\(init='.*run', \.\.\.\) with the settings you want \(e\.g\. epochs=\)"):
         zoo.run(resume=run_dir, epochs=3)
     further = zoo.run(model="mlp-8", dataset="mnist", epochs=1, out=tmp_path / "further", reporters=[], sets=tiny_sets(tiny_data), init=str(run_dir))
     assert further.epochs and (further.run_dir / "model.safetensors").is_file()  # what it points to works

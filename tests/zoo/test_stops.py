@@ -115,7 +115,7 @@ def test_the_stop_ends_a_notebook_loop_that_skips_failing_settings(tiny_data, tm
 
     catalog = load_catalog(extra_plugins=[("stopper", Plugin())])
     tried = []
-    with pytest.raises(zoo.Interrupted, match=r"Interrupted \(Ctrl-C\) after step 1 of epoch 1\. A checkpoint is in"):
+    with pytest.raises(zoo.Interrupted, match=r"Interrupted \(Ctrl-C\) after step 1 of epoch 1\. A checkpoint is in") as stop:
         for lr in (0.01, 0.1):
             tried.append(lr)
             try:
@@ -124,3 +124,4 @@ def test_the_stop_ends_a_notebook_loop_that_skips_failing_settings(tiny_data, tm
             except zoo.ZooError:
                 continue
     assert tried == [0.01]
+    assert stop.value.run_dir == tmp_path / "0.01" and str(stop.value).endswith(f"continue with zoo.run(resume='{tmp_path / '0.01'}').")
