@@ -134,12 +134,14 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
             hint = closest(str(item["loc"][0]), known) if top else None
             message = f"unknown key (not a setting of {what if top else 'this component'}" + (f"; did you mean {hint}?)" if hint else ")")
         if isinstance(item.get("input"), str) and item["type"].split("_")[0] in ("float", "int", "bool"):  # .01 or True, as Python writes them
-            message += "; values are TOML: numbers as 0.01 or 1e-3, switches as true or false"
+            message += spoken("; values are TOML: numbers as 0.01 or 1e-3, switches as true or false",
+                              "; give a number or True/False (in sets=, TOML text: 0.01, 1e-3, true)")
         if "input" in item and item["type"] != "missing":
-            message += f" (got {item['input']!r}" + (f"; a list is written in brackets, e.g. [{item['input']}]" if item["type"] == "list_type" and
+            as_list = spoken(f"a list is written in brackets, e.g. [{item['input']}]", f"give a list, e.g. [{item['input']!r}]")
+            message += f" (got {item['input']!r}" + (f"; {as_list}" if item["type"] == "list_type" and
                                                      isinstance(item["input"], (int, float, str)) else "") + ")"
         if item["type"] == "missing" and len(item["loc"]) == 1 and settable:  # a component's setting with no default
-            message += f" (give it with --set {location}=VALUE)"
+            message += f" (give it with {set_it(f'{location}=VALUE')})"
         parts.append(f"{location}: {message}")
     return "; ".join(parts)
 

@@ -85,6 +85,9 @@ def test_plugins_json() -> None:
         (["predict", "/nonexistent/run"], "is not a run directory"),
         (["list", "models", "x", "--registry", "/nonexistent.toml"], "does not exist"),
         (["run", "--set", "model.hidden=1024"], "(got 1024; a list is written in brackets, e.g. [1024])"),
+        (["run", "--set", "optimizer.lr=.01"], "; values are TOML: numbers as 0.01 or 1e-3, switches as true or false"),
+        (["run", "--data-dir", "/nonexistent/dir"], "Check --data-dir / ZOO_DATA_DIR"),
+        (["run", "--set", "optimizer.lr"], "--set 'optimizer.lr': expected SECTION.KEY=VALUE, e.g. --set model.hidden=[1024,256]."),
     ],
 )
 def test_bad_input_is_one_paragraph_and_exit_2(args: list[str], expected: str) -> None:

@@ -362,7 +362,7 @@ class NeedsWidth:
 
 def test_a_required_setting_left_out_says_how_to_give_it() -> None:
     catalog = zoo.catalog(extra_plugins=[("needs", NeedsWidth())])
-    with pytest.raises(ZooError, match=r"model.width: Field required \(give it with --set model.width=VALUE\)"):
+    with pytest.raises(ZooError, match=r"model.width: Field required \(give it with sets=\['model.width=VALUE'\]\)"):
         zoo.resolve(catalog=catalog, model="needs-width")
     from zoo.config import part_from_record
 
