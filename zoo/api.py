@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .runner import RunResult
     from .runs import Comparison, RunSummary
     from .leaderboard import Board
+    from .preflight import Checked
     from .store import Listed, Loaded, Stored
 
 #: Settings that choose who watches a run, not what it trains.
@@ -49,21 +50,14 @@ def catalog(registry_files: Iterable[str | Path] = (), *, extra_plugins: Iterabl
     return load_catalog(registry_files=registry_files, extra_plugins=named)
 
 
-#: Packages that zoo's work imports: one whose import was interrupted is left half-loaded in the process.
-HEAVY_PACKAGES = ("torch", "torchvision", "sympy", "numpy", "safetensors", "matplotlib", "PIL", "onnx", "onnxruntime")
-
-
 def check_imports() -> None:
-    """A Ctrl-C while torch was being imported (in a notebook, say) leaves its submodules loaded without it: every later
-    call would fail with an unrelated-looking error (module functions cannot set METH_CLASS, no attribute 'fx'), or
-    blame a plugin. Say what happened instead."""
-    loaded = sys.modules
-    broken = sorted({name.partition(".")[0] for name in list(loaded) if name.partition(".")[0] in HEAVY_PACKAGES and "." in name}
-                    - set(loaded))
-    if broken:
-        raise ZooError(f"An import of {' and '.join(broken)} in this Python process was interrupted (a Ctrl-C or a signal while it "
-                       f"loaded), which leaves it half-loaded: nothing that uses it can work in this process again. Restart Python "
-                       f"(in Jupyter: Kernel, Restart) and run this again.")
+    """A Ctrl-C while torch was being imported (in a notebook, say) leaves its extension loaded without torch itself: every
+    later call would fail with an unrelated-looking error (module functions cannot set METH_CLASS, no attribute 'fx'),
+    or blame a plugin. Say what happened instead."""
+    if "torch._C" in sys.modules and "torch" not in sys.modules:
+        raise ZooError("An import of torch in this Python process was interrupted or failed (a Ctrl-C while it loaded, say), which "
+                       "leaves it half-loaded: nothing that uses it can work in this process again. Restart Python (in Jupyter: "
+                       "Kernel, Restart) and run this again.")
 
 
 def _catalog_given(catalog: Any) -> Catalog | None:
@@ -97,13 +91,13 @@ def _untensored(index: Any) -> Any:
     if not (type(index).__module__.startswith("torch") and hasattr(index, "numpy")):
         return index
     tensor = index.detach().cpu()
-    if tensor.ndim == 0 and not tensor.is_floating_point():
-        return int(tensor)
+    if tensor.ndim == 0:  # a number, as Python holds it (a float or a bool is then refused as an index)
+        return tensor.item()
     if tensor.ndim == 3 and tensor.shape[0] in (1, 3) and tensor.shape[2] not in (1, 3, 4):
         tensor = tensor.permute(1, 2, 0)
     if tensor.is_floating_point() and tensor.numel() and 0 <= float(tensor.min()) and float(tensor.max()) <= 1:
         tensor = (tensor * 255).round().byte()
-    return tensor.numpy()
+    return (tensor.float() if str(tensor.dtype) == "torch.bfloat16" else tensor).numpy()  # numpy has no bfloat16
 
 
 def run_path(run: Any) -> Path:
@@ -202,6 +196,19 @@ def run(
 run.__doc__ = (run.__doc__ or "").replace("{settings}", ", ".join(f"{name}=" for name in RunConfig.model_fields if name not in ("params", "recipe", "init_sha256")))
 
 
+def check(*, recipe: str | None = None, resume: str | Path | None = None, threads: int | None = None, quiet: bool = False,
+          **settings: Any) -> Checked:
+    """zoo.run's checks without the run (`zoo run --check`): the settings, the data read, every component built and one
+    batch through the model and the loss, then nothing written. Takes what zoo.run takes (quiet= changes nothing here);
+    print() the answer for a summary."""
+    from .preflight import check as check_run
+
+    check_threads(threads)
+    _, resolved, resume_dir = plan(recipe=recipe, resume=resume, **settings)
+    with cpu_threads(threads):
+        return check_run(resolved, resuming=resume_dir is not None)
+
+
 def check_threads(threads: Any) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ZooError(f"threads must be a whole number of at least 1 (got {printable(repr(threads))}).")
@@ -285,10 +292,10 @@ def plan(
         found = None if current().restart else find_resumable(catalog, resolved, Path(runs_root), verify=False)
     if found is None or resume is None:
         if current().main and resume is not None:  # one command that starts a job and restarts it (a preemptible queue): start
-            print(printable(f"--resume auto: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one."
+            print(printable(f"{option('--resume', 'auto')}: no unfinished run under {Path(runs_root)}/ has these settings; starting a new one."
                             + _other_unfinished(resolved, Path(runs_root))), file=sys.stderr)
         elif current().main and found is not None:  # the same command again after a Ctrl-C starts over: say that it need not
-            print(printable(f"Note: {found} is an unfinished run with these settings; this starts a new one (add --resume auto to continue "
+            print(printable(f"Note: {found} is an unfinished run with these settings; this starts a new one (add {option('--resume', 'auto')} to continue "
                             "that one)."), file=sys.stderr)
         if not current().restart:  # a restarted torchrun job finds the directory it began (zoo.opening)
             check_new_run_dir(resolved.config.out)
@@ -411,7 +418,7 @@ def _with_location(resolved: ResolvedRun, settings: dict[str, Any], sets: list[s
     try:
         params = dataset.params.model_validate({**dataset.params.model_dump(), **values})
     except ValidationError as error:
-        raise ZooError(f"Invalid dataset settings: {describe_validation_error('dataset', error)}.") from None
+        raise ZooError(f"Invalid dataset settings: {describe_validation_error('dataset', error, by_caller=True)}.") from None
     return replace(resolved, dataset=replace(dataset, params=params))
 
 
@@ -564,11 +571,11 @@ def leaderboard(models: str | Iterable[str], datasets: str | Iterable[str] = ("f
     if isinstance(seeds, bool) or not isinstance(seeds, int):
         raise ZooError(f"seeds is how many seeds each cell trains (0, 1, ... N-1), a whole number; not {printable(repr(seeds)):.60}.")
     if record and settings.get("verify") is False:
-        raise ZooError("--record files each result as the preset's on the real dataset, so it needs the data checked against its "
-                       "published checksums: leave out --no-verify (nothing was trained).")
+        raise ZooError(f"{option('--record')} files each result as the preset's on the real dataset, so it needs the data checked against "
+                       f"its published checksums: leave out {spoken('--no-verify', 'verify=False')} (nothing was trained).")
     if record and (settings.get("epochs") is not None or settings.get("sets") or settings.get("params")):
-        raise ZooError("--record files each result as its preset's with its recipe, so the grid must train them as they are: leave out "
-                       "--epochs and --set (nothing was trained).")
+        raise ZooError(f"{option('--record')} files each result as its preset's with its recipe, so the grid must train them as they are: "
+                       f"leave out {spoken('--epochs and --set', 'epochs=, sets= and params=')} (nothing was trained).")
     catalog = _catalog_given(catalog) or load_catalog(registry_files=registry_files)
     cells = board.grid(board.expand_models(catalog, models), datasets, recipes, seeds)
     for dataset in dict.fromkeys(datasets):

@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import Part
 from .contracts import DatasetSplits
-from .errors import ZooError, raised_in, strict_plugins
+from .errors import ZooError, option, raised_in, spoken, strict_plugins
 
 
 #: How zoo calls each kind's factory (docs/plugins.md), for a factory whose parameters do not fit.
@@ -132,7 +132,7 @@ def check_stratify(config: Any, dataset: Part, splits: DatasetSplits) -> bool:
     if not isinstance(splits.train, TensorSplit):
         raise ZooError(f"stratify = true needs the training split's labels in memory, but dataset {dataset.resolved.name!r} "
                        f"({dataset.resolved.component.owner}) gives a {type(splits.train).__name__}, not a zoo.data.TensorSplit; "
-                       f"leave it off (--no-stratify) for this dataset.")
+                       f"leave it off ({spoken('--no-stratify', 'stratify=False')}) for this dataset.")
     return True
 
 
@@ -146,6 +146,6 @@ def build_mixup(alpha: float, dataset: Part, splits: DatasetSplits, shuffled: bo
     if how:
         raise ZooError(
             f"mixup = {alpha} needs whole batches of the training split to mix, but the training split of dataset "
-            f"{dataset.resolved.name!r} ({dataset.resolved.component.owner}) {how}. Leave mixup at 0 (--mixup 0) for this dataset."
+            f"{dataset.resolved.name!r} ({dataset.resolved.component.owner}) {how}. Leave mixup at 0 ({option('--mixup', 0)}) for this dataset."
         )
     return MixUp(alpha, len(splits.classes), shuffled)

@@ -263,14 +263,16 @@ def cli(show_traceback: bool) -> None:
 @click.option("--init-new-head", is_flag=True, default=None, help="With --init: the final layer may differ (another number of classes) and starts fresh.")
 @click.option("--resume", metavar="RUN_DIR|auto", help="Continue a run from its newest valid checkpoint; auto: the newest unfinished run with these settings.")
 @click.option("--quiet", "-q", is_flag=True, help="No Quickstart log and no progress bar: notes on what it starts from, errors and the run directory only.")
-@click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved configuration as JSON and stop (the settings are checked, nothing is built).")
+@click.option("--check", "check_only", is_flag=True, help="Every check a run makes before its first step (the data read, each component built, one batch through the model and loss), then stop; nothing is written.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads torch computes with (default: one per core). Fewer is faster where other work holds cores: --threads 1 on a busy 2-core machine.")
 @click.option("--nproc", type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (torchrun; see docs/scaling.md).")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True, help="With --nproc: restart every process this often after a failure, resuming from the last checkpoint.")
 @click.option("--launched", type=click.Path(path_type=Path), hidden=True, help="(internal) A worker of `zoo run --nproc`: train what RUN_DIR/launch.json holds.")
 @registry_option
 def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, no_verify: bool, resume: str | None, quiet: bool, dry_run: bool,
-        threads: int | None, nproc: int | None, max_restarts: int, launched: Path | None, registry_files: tuple[Path, ...], **settings: Any) -> None:
+        check_only: bool, threads: int | None, nproc: int | None, max_restarts: int, launched: Path | None, registry_files: tuple[Path, ...],
+        **settings: Any) -> None:
     """Train and test a model, printing the Quickstart's log; writes a run directory.
 
     On a terminal a progress bar runs below the log (not with --quiet, nor when CI is set).
@@ -284,13 +286,21 @@ def run(recipe: str | None, reporters: tuple[str, ...], data_dir: Path | None, n
     if dry_run:
         _dry_run(recipe, resume, nproc, max_restarts, settings)
         return
+    if check_only:
+        _check(recipe, resume, threads, nproc, settings)
+        return
     if nproc is not None:
-        run_dir = api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, threads=threads, **settings)
-        echo(f"Run saved in {run_dir}", err=True)
-        if reader_left(sys.stdout):  # `zoo run --nproc 2 | head`: the workers printed; the job's status is this process's
-            _stop_quietly_on_broken_pipe()
+        _train_processes(lambda: api.run_processes(nproc, recipe=recipe, resume=resume, max_restarts=max_restarts, threads=threads, **settings))
         return
     _train_here(lambda: api.run(recipe=recipe, resume=resume, threads=threads, **settings), settings.get("out"))
+
+
+def _train_processes(train: Callable[[], Path]) -> None:
+    """A --nproc job from this process, then where it saved."""
+    run_dir = train()
+    echo(f"Run saved in {run_dir}", err=True)
+    if reader_left(sys.stdout):  # `zoo run --nproc 2 | head`: the workers printed; the job's status is this process's
+        _stop_quietly_on_broken_pipe()
 
 
 def _train_here(train: Callable[[], Any], out: Path | None, worker: bool = False) -> None:
@@ -329,6 +339,14 @@ def _dry_run(recipe: str | None, resume: str | None, nproc: int | None, max_rest
     launch = {"launch": {"processes": nproc, "max_restarts": max_restarts}} if nproc is not None else {}
     resumes = {"resumes": str(resume_dir)} if resume_dir is not None else {}
     echo(json.dumps({**resolved.to_json(), **launch, **resumes}, indent=2))
+
+
+def _check(recipe: str | None, resume: str | None, threads: int | None, nproc: int | None, settings: dict[str, Any]) -> None:
+    """--check: the run built and one batch checked, in this process (a --nproc job's processes shard the same data)."""
+    checked = api.check(recipe=recipe, resume=resume, threads=threads, **settings)
+    if nproc is not None:
+        api.check_processes(checked.resolved, nproc)
+    echo(str(checked) + (f" (built as one process; --nproc {nproc} shards the same data)" if nproc else ""))
 
 
 def _chosen(reporters: tuple[str, ...], quiet: bool) -> dict[str, list[str]]:

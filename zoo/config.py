@@ -108,8 +108,9 @@ def resolve_run(
     reporters = [r for r in dict.fromkeys([*config.reporters, *add_reporters]) if r not in drop_reporters]
     config = config.model_copy(update={"reporters": reporters})
     if config.stratify and not config.shuffle:
-        raise ZooError(f"stratify = true (recipe {config.recipe!r} or --stratify) arranges each epoch's shuffled batches by class, so it needs "
-                       f"shuffle = true: leave out --no-shuffle (or add --shuffle), or add --no-stratify.")
+        raise ZooError(f"stratify = true (recipe {config.recipe!r} or {spoken('--stratify', 'stratify=True')}) arranges each epoch's shuffled "
+                       f"batches by class, so it needs shuffle = true: "
+                       + spoken("leave out --no-shuffle (or add --shuffle), or add --no-stratify.", "leave out shuffle=False, or add stratify=False."))
     from_sets = {parse_set(assignment)[0] for assignment in sets}
     left_out = set(catalog.registry.names("reporter")) - set(config.reporters) - from_sets  # a recipe's reporter this run leaves out (--quiet)
     unknown = set(config.params) - set(SECTIONS) - set(config.reporters) - left_out
@@ -247,13 +248,14 @@ def _run_config(catalog: Catalog, recipe: str | None, overrides: dict[str, Any],
     try:
         return RunConfig.model_validate({**from_recipe, **top_level, **overrides, "recipe": recipe_name, "params": params})
     except ValidationError as error:
-        raise ZooError(f"Invalid run settings: {describe_validation_error('', error, RunConfig.model_fields, 'a run')}.") from None
+        raise ZooError(f"Invalid run settings: {describe_validation_error('', error, RunConfig.model_fields, 'a run', by_caller=True)}.") from None
 
 
 def _refuse_given_twice(section: str, values: dict[str, Any], from_sets: dict[tuple[str, str], Any]) -> None:
     """zoo.run(params={"optimizer": {"lr": 0.1}}, sets=["optimizer.lr=0.2"]): which one was meant is not for zoo to guess."""
+    same = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731  (64,) and [64], a Path and its text
     for key, value in values.items():
-        if (section, key) in from_sets and from_sets[(section, key)] != value:
+        if (section, key) in from_sets and same(from_sets[(section, key)]) != same(value):
             raise ZooError(f"{section}.{key} is given twice, as {value!r} in params= and as {from_sets[(section, key)]!r} in sets=; "
                            f"give it once.")
 
@@ -286,7 +288,7 @@ def resolve_part(catalog: Catalog, section: str, kind: str, name: str, params: d
     except ValidationError as error:
         raise ZooError(
             f"Invalid {kind} settings for {name!r} ({resolved.component.owner}): "
-            f"{describe_validation_error(section, error, model.model_fields, settable=True)}.{_from_preset(catalog, kind, resolved, params, error)}"
+            f"{describe_validation_error(section, error, model.model_fields, settable=True, by_caller=True)}.{_from_preset(catalog, kind, resolved, params, error)}"
         ) from None
     return Part(section, resolved, validated, changes_preset=resolved.preset is not None and _changes_preset(model, resolved.params, validated))
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import ZooError, in_package, plugin_package, raised_in, spoken, strict_plugins
+from .errors import ZooError, in_package, option, plugin_package, raised_in, spoken, strict_plugins
 
 if TYPE_CHECKING:
     from .config import Part, ResolvedRun
@@ -54,7 +54,7 @@ def check_one_batch(t: Trainer) -> None:
                 check_loss(t.resolved, loss)
                 if getattr(t.train_batches.transform, "mixes_labels", False):  # mixed labels are class probabilities
                     soft = torch.nn.functional.one_hot(y.long(), len(t.data.classes)).float()
-                    why = f"mixup = {t.config.mixup} trains with them; --mixup 0 turns it off" if t.config.mixup else "the dataset's augmentation mixes labels"
+                    why = f"mixup = {t.config.mixup} trains with them; {option('--mixup', 0)} turns it off" if t.config.mixup else "the dataset's augmentation mixes labels"
                     loss = _guarded(t.resolved.loss, lambda: t.loss_fn(logits, soft), f"on class-probability targets of shape {tuple(soft.shape)} ({why})")
             check_loss(t.resolved, loss)
     finally:
@@ -162,7 +162,7 @@ def training_failure(error: BaseException, resolved: ResolvedRun, epoch: int, st
 def _shows_where() -> str:
     """Where a plugin's own traceback is: the CLI prints it on request, Python holds it as the error's __cause__."""
     return spoken("ZOO_STRICT_PLUGINS=1 or `zoo --traceback` shows the full traceback",
-                  "the error's __cause__ holds the plugin's own traceback (ZOO_STRICT_PLUGINS=1 raises it unchanged)")
+                  "the error's __cause__ holds the plugin's own traceback; ZOO_STRICT_PLUGINS=1 raises it unchanged")
 
 
 def print_traceback(error: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,15 +38,21 @@ class Interrupted(KeyboardInterrupt):
 
 #: Whether messages speak to the command line (flags) or to Python (keywords): zoo.cli sets it for its commands.
 _COMMAND_LINE: ContextVar[bool] = ContextVar("zoo_command_line", default=False)
+#: Set for the workers of zoo.run_processes (zoo.launcher): their command line was written by Python code, not a person.
+CALLED_FROM_PYTHON = "ZOO_CALLED_FROM_PYTHON"
 
 
 @contextmanager
 def speaking_to_the_command_line() -> Iterator[None]:
-    token = _COMMAND_LINE.set(True)
+    token = _COMMAND_LINE.set(os.environ.get(CALLED_FROM_PYTHON) != "1")
     try:
         yield
     finally:
         _COMMAND_LINE.reset(token)
+
+
+def on_the_command_line() -> bool:
+    return _COMMAND_LINE.get()
 
 
 def spoken(command_line: str, python: str) -> str:
@@ -122,9 +129,11 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> ZooError:
 
 
 def describe_validation_error(where: str, error: ValidationError, known: Iterable[str] = (), what: str = "this component",
-                              settable: bool = False) -> str:
+                              settable: bool = False, by_caller: bool = False) -> str:
     """Flatten pydantic's error list into 'where.field: what' clauses; an unknown key gets the nearest of
-    the `known` ones (the model's fields) as a hint; settable: a missing one says how to --set it (a command's own)."""
+    the `known` ones (the model's fields) as a hint; settable: a missing one says how to --set it (a command's own);
+    by_caller: the values came from the caller (flags or keywords, hinted in their words), not from a file (TOML)."""
+    toml = not by_caller or on_the_command_line()
     parts = []
     for item in error.errors():
         location = ".".join(str(p) for p in (where, *item["loc"]) if p != "")
@@ -134,10 +143,10 @@ def describe_validation_error(where: str, error: ValidationError, known: Iterabl
             hint = closest(str(item["loc"][0]), known) if top else None
             message = f"unknown key (not a setting of {what if top else 'this component'}" + (f"; did you mean {hint}?)" if hint else ")")
         if isinstance(item.get("input"), str) and item["type"].split("_")[0] in ("float", "int", "bool"):  # .01 or True, as Python writes them
-            message += spoken("; values are TOML: numbers as 0.01 or 1e-3, switches as true or false",
-                              "; give a number or True/False (in sets=, TOML text: 0.01, 1e-3, true)")
+            message += ("; values are TOML: numbers as 0.01 or 1e-3, switches as true or false" if toml
+                        else "; give a number or True/False (in sets=, TOML text: 0.01, 1e-3, true)")
         if "input" in item and item["type"] != "missing":
-            as_list = spoken(f"a list is written in brackets, e.g. [{item['input']}]", f"give a list, e.g. [{item['input']!r}]")
+            as_list = f"a list is written in brackets, e.g. [{item['input']}]" if toml else f"give a list, e.g. [{item['input']!r}]"
             message += f" (got {item['input']!r}" + (f"; {as_list}" if item["type"] == "list_type" and
                                                      isinstance(item["input"], (int, float, str)) else "") + ")"
         if item["type"] == "missing" and len(item["loc"]) == 1 and settable:  # a component's setting with no default

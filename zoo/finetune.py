@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import ZooError, option, resume_it, set_it
+from .errors import ZooError, option, resume_it, set_it, spoken
 from .store import Source, open_source
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bo
         trained_on = source.config.get("classes")
         if not allowed and classes is not None and isinstance(trained_on, list) and trained_on != list(classes):
             print(f"Note: {source.label}'s final layer was trained on other classes ({', '.join(map(str, trained_on[:3]))}, ...) than this "
-                  f"dataset's ({', '.join(map(str, list(classes)[:3]))}, ...) and is kept; add {option('--init-new-head')} to start it fresh.", file=sys.stderr)
+                  f"dataset's ({', '.join(map(str, list(classes)[:3]))}, ...) and is kept; add {spoken('--init-new-head', 'init_new_head=True')} to start it fresh.", file=sys.stderr)
     return allowed
 
 
@@ -121,8 +121,9 @@ def _mismatch_error(config: RunConfig, source: Source, refused: list[tuple[str, 
     key, why = refused[0]
     trained = source.config.get("components", {}).get("model", {}).get("name", "?")
     only_head = all(k in head for k, _ in refused)
-    hint = (" If only the number of classes differs, add --init-new-head: the final layer then starts fresh." if only_head and not config.init_new_head
-            else " --init starts from a model of the same architecture; pick one with `zoo models`.")
+    hint = (f" If only the number of classes differs, add {spoken('--init-new-head', 'init_new_head=True')}: the final layer then starts "
+            f"fresh." if only_head and not config.init_new_head
+            else f" {option('--init')} starts from a model of the same architecture; pick one with {spoken('`zoo models`', 'zoo.models()')}.")
     more = f" ({len(refused) - 1} more tensors differ)" if len(refused) > 1 else ""
     return ZooError(f"{option('--init', source.label)}: layer {key} {why}{more}. {source.label} is a {trained}, this run builds {config.model}; nothing was loaded.{hint}")
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .errors import option
+
 if TYPE_CHECKING:
     from .runner import Trainer
 
@@ -71,7 +73,7 @@ def tensor_lr_kind(optimizer: torch.optim.Optimizer) -> str | None:
 def tell(t: Trainer, reason: str) -> None:
     if t.world.main:
         print(f"CUDA graphs off: {reason}. The steps run eagerly (same results, slower on a GPU); "
-              f"--cuda-graphs off skips the attempt.", file=sys.stderr)
+              f"{option('--cuda-graphs', 'off')} skips the attempt.", file=sys.stderr)
 
 
 class CapturedStep:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch  # os.environ set for a block, then as it was
 
-from .errors import ZooError, resume_it
+from .errors import CALLED_FROM_PYTHON, ZooError, on_the_command_line, option, resume_it
 from .rundir import CONFIG, WEIGHTS, create_run_dir, network_name, read_small_file, write_json
 from .stops import Interrupted
 
@@ -89,15 +89,17 @@ def _elastic_run(nproc: int, run_dir: Path, max_restarts: int, threads: int | No
         raise failed from None
     except SignalException as error:
         name = signal.Signals(error.sigval).name
-        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{_how_to_continue(run_dir, nproc)}", 128 + int(error.sigval),
-                          run_dir) from None
+        how = _how_to_continue(run_dir, nproc)
+        raise Interrupted(f"Interrupted ({name}): every rank was stopped.{how}", 128 + int(error.sigval),
+                          run_dir if "continue with" in how else None) from None
 
 
 def _workers_threads(nproc: int, threads: int | None) -> ContextManager[Any]:
     """Each worker's OMP_NUM_THREADS for the job (--threads; else as set; else its share of the cores), then this process's
     as it was: a notebook's next job starts from the user's own setting."""
     each = str(threads) if threads is not None else os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
-    return patch.dict(os.environ, {"OMP_NUM_THREADS": each})
+    caller = {} if on_the_command_line() else {CALLED_FROM_PYTHON: "1"}  # zoo.run_processes: the workers' messages speak to Python
+    return patch.dict(os.environ, {"OMP_NUM_THREADS": each, **caller})
 
 
 def _workers_import_this_zoo() -> ContextManager[Any]:
@@ -123,6 +125,6 @@ def _how_to_continue(run_dir: Path, nproc: int) -> str:
     if not (run_dir / CONFIG).is_file() or (run_dir / WEIGHTS).exists():
         return ""
     if newest(run_dir)[0] is None:
-        return (f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after --checkpoint-every "
-                f"steps), so there is nothing to resume: start the run again (delete {run_dir} or choose another --out).")
+        return (f" {run_dir} has no checkpoint yet (the first is written at the end of epoch 1, or after {option('--checkpoint-every')} "
+                f"steps), so there is nothing to resume: start the run again (delete {run_dir} or choose another {option('--out')}).")
     return f" Its newest checkpoint is kept: continue with {resume_it(run_dir, nproc)}."

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import Interrupted, ZooError, spoken
+from .errors import Interrupted, ZooError, option, resume_it, spoken
 from .presets import PLACEHOLDER
 from .rundir import CONFIG, WEIGHTS, network_name, read_small_file, write_atomic, write_json
 
@@ -72,13 +72,13 @@ def expand_models(catalog: Catalog, patterns: Iterable[str]) -> list[str]:
         if any(c in pattern for c in "*?["):
             matches = [name for name in known if fnmatch.fnmatchcase(name, pattern)]
             if not matches:
-                raise ZooError(f"--models {pattern!r} matches no model; `zoo list models` shows them all.")
+                raise ZooError(f"{option('--models', pattern)} matches no model; `zoo list models` shows them all.")
         else:
             catalog.resolve("model", pattern)  # an unknown name: one paragraph with the closest names
             matches = [pattern]
         chosen += [m for m in matches if m not in chosen]
     if not chosen:
-        raise ZooError("--models names no model; give names or patterns, e.g. --models 'mlp-*'.")
+        raise ZooError(f"{option('--models')} names no model; give names or patterns, e.g. {option('--models', 'mlp-*')}.")
     return chosen
 
 
@@ -87,7 +87,7 @@ def grid(models: list[str], datasets: list[str], recipes: list[str], seeds: int)
     empty = [name for name, given in (("models", models), ("datasets", datasets), ("recipes", recipes)) if not given]
     if empty or seeds < 1:
         raise ZooError(f"The leaderboard's grid is empty: it needs at least one of each of models, datasets and recipes, and one seed "
-                       f"({', '.join(empty) + ': none given' if empty else f'--seeds {seeds}'}).")
+                       f"({', '.join(empty) + ': none given' if empty else option('--seeds', seeds)}).")
     return [Cell(m, d, r, s) for r in recipes for d in datasets for m in models for s in range(seeds)]
 
 
@@ -187,7 +187,7 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
         try:
             row = run_cell(cell, folder, catalog, settings, train)
         except Interrupted as stop:  # Ctrl-C, SIGTERM: the person (or the queue) stops the whole grid, which continues as it began
-            raise Interrupted(_continue_the_grid(str(stop)), stop.exit_code, stop.run_dir) from None
+            raise Interrupted(_continue_the_grid(str(stop), stop.run_dir), stop.exit_code, stop.run_dir) from None
         except KeyboardInterrupt:
             raise
         except Exception as error:  # a failing cell must not stop the others
@@ -199,13 +199,15 @@ def run_grid(cells: list[Cell], folder: Path, catalog: Catalog, settings: dict[s
     return rows
 
 
-def _continue_the_grid(message: str) -> str:
+def _continue_the_grid(message: str, run_dir: Path | None) -> str:
     """A stopped cell's 'continue with `zoo run --resume RUN`' as the grid is continued: the same command again."""
     again = spoken("continue by running the same leaderboard again (`zoo leaderboard` with the same --out): it resumes this cell "
                    "from its checkpoint and keeps the finished ones",
                    "continue by calling zoo.api.leaderboard again with the same out=: it resumes this cell from its checkpoint and "
                    "keeps the finished ones")
-    return re.sub(r"continue with (`zoo run --resume [^`]*`|zoo\.run\(resume=[^)]*\))", again, message)
+    if run_dir is not None and f"continue with {resume_it(run_dir)}" in message:
+        return message.replace(f"continue with {resume_it(run_dir)}", again)
+    return re.sub(r"continue with `zoo run --resume [^`]*`", again, message)
 
 
 def failures(board: Board, folder: Path) -> str:

@@ -17,7 +17,7 @@ import torch
 from . import __version__, checkpoint
 from .collectives import broadcast
 from .contracts import EpochEnd
-from .errors import ZooError
+from .errors import ZooError, option
 from .identity import config_hash
 from .metrics import JsonlReporter
 from .plugins import FILE_VERSION, file_digest
@@ -78,7 +78,7 @@ def _new_run_dir(t: Trainer, catalog: Catalog, runs_root: Path, resources: ExitS
         if not isinstance(error, OSError):
             raise
         raise ZooError(f"Cannot write {run_dir / CONFIG}: {error.strerror or error}. Nothing was trained and nothing is left behind; "
-                       f"free some space (or choose another --out) and run again.") from None
+                       f"free some space (or choose another {option('--out')}) and run again.") from None
     return run_dir
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from .errors import ZooError, describe_validation_error, resume_it
+from .errors import ZooError, describe_validation_error, option, resume_it
 from .runlock import LOCK
 from .settings import RunConfig
 
@@ -34,7 +34,7 @@ CARD = "card.json"  # a stored model's card (zoo.store)
 def check_new_run_dir(out: Path | None) -> None:
     """A run may be written to `out` only if it is new or an empty directory."""
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ZooError(f"--out {out} already exists and is not an empty directory; choose another, so no earlier run is overwritten.")
+        raise ZooError(f"{option('--out', out)} already exists and is not an empty directory; choose another, so no earlier run is overwritten.")
 
 
 def create_run_dir(out: Path | None, model: str, dataset: str, root: Path = Path("runs")) -> Path:
@@ -57,7 +57,7 @@ def create_run_dir(out: Path | None, model: str, dataset: str, root: Path = Path
             continue
         except OSError as error:
             raise ZooError(f"Cannot create the run directory {path}: {error.strerror or error}. Run zoo from a folder you can write "
-                           f"to, or give one with --out DIR.") from None
+                           f"to, or give one with {option('--out', 'DIR')}.") from None
     raise ZooError(f"Too many runs named {base} in {root}.")
 
 

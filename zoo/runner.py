@@ -268,7 +268,7 @@ def _fit_and_finish(t: Trainer, state: TrainState, resumed: str | None) -> RunRe
             code = stop.exit_code if isinstance(stop, Interrupted) else 130  # 143: SIGTERM, 129: SIGHUP (zoo.cli's handler)
             how = {143: "SIGTERM", 129: "SIGHUP"}.get(code, "Ctrl-C")
             raise Interrupted(f"Interrupted ({how}) while drawing {CURVES}; the run itself is complete: {t.run_dir} holds its weights "
-                              f"and metrics ({spoken('`zoo runs --compare` or `zoo eval`', 'zoo.compare or zoo.evaluate')} use them).", code, t.run_dir) from None
+                              f"and metrics ({spoken('`zoo runs --compare` or `zoo eval`', 'zoo.compare or zoo.evaluate')} use them).", code) from None
         except OSError as error:  # a full disk, say: the curves are a picture of what metrics.jsonl holds, not the result
             print(f"! {CURVES} was not drawn ({error.strerror or error}); the run itself is complete: {t.run_dir} holds its weights "
                   f"and metrics.", file=sys.stderr)

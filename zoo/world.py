@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import ZooError
+from .errors import ZooError, option
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def check_shards(batch_size: int, processes: int, samples: int | None = None) ->
     if min(batch_size, last) < processes:
         smaller = f", the last one of {last} samples included," if last < batch_size else ""
         raise ZooError(
-            f"--batch-size {batch_size} cannot be split over {processes} processes: every batch{smaller} needs at least "
-            f"one sample per process (--batch-size is the global batch, shared by the processes). Choose a larger "
+            f"{option('--batch-size', batch_size)} cannot be split over {processes} processes: every batch{smaller} needs at least "
+            f"one sample per process (the batch size is the global batch, shared by the processes). Choose a larger "
             f"batch or fewer processes."
         )

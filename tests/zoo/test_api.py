@@ -59,6 +59,10 @@ def test_predict_takes_a_tensor_as_the_picture_it_holds(notebook: Catalog, tmp_p
     for tensor in (torch.from_numpy(pixels), torch.from_numpy(pixels)[None].float() / 255):
         assert zoo.predict(result, tensor).probabilities == pytest.approx(expected, abs=1e-4)
     assert zoo.predict(result, torch.tensor(3)).index == 3
+    for number in (torch.tensor(0.7), torch.tensor(True)):  # not a sample's number, nor a picture
+        with pytest.raises(ZooError, match=r"index is a test sample's number"):
+            zoo.predict(result, number)
+    assert len(zoo.predict(result, torch.from_numpy(pixels)[None].to(torch.bfloat16) / 255).probabilities) == 10  # numpy has no bf16
 
 
 def test_a_leaderboard_takes_one_name_a_notebooks_catalog_and_warns_of_failed_cells(notebook: Catalog, tmp_path: Path) -> None:
@@ -76,8 +80,10 @@ def test_a_leaderboard_takes_one_name_a_notebooks_catalog_and_warns_of_failed_ce
 
 def test_an_interrupted_import_of_torch_is_named_not_blamed_on_a_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     api.check_imports()  # nothing half-loaded here
+    monkeypatch.setitem(sys.modules, "onnxruntime.capi", sys)  # another package's failed import is that package's business
+    api.check_imports()
     monkeypatch.delitem(sys.modules, "torch")  # what a Ctrl-C inside `import torch` leaves: torch._C and others without torch
-    with pytest.raises(ZooError, match=r"^An import of torch in this Python process was interrupted .* Restart Python"):
+    with pytest.raises(ZooError, match=r"^An import of torch in this Python process was interrupted or failed .* Restart Python"):
         zoo.run(model="mlp-8", dataset=TINY, epochs=1)
 
 
@@ -85,11 +91,21 @@ def test_a_setting_given_both_in_params_and_sets_is_refused(tiny_data: Path) -> 
     with pytest.raises(ZooError, match=r"optimizer.lr is given twice, as 0.1 in params= and as 0.2 in sets=; give it once"):
         zoo.resolve(model="mlp-8", dataset="mnist", params={"optimizer": {"lr": 0.1}}, sets=[*tiny_sets(tiny_data), "optimizer.lr=0.2"])
     same = zoo.resolve(model="mlp-8", dataset="mnist", params={"optimizer": {"lr": 0.1}}, sets=[*tiny_sets(tiny_data), "optimizer.lr=0.1"])
-    assert same[1].optimizer.params.lr == 0.1  # the same value twice is no conflict
+    assert same[1].optimizer.params.lr == 0.1  # the same value twice is no conflict, however it is written
+    zoo.resolve(model="mlp-8", dataset="mnist", params={"dataset": {"data_dir": tiny_data}}, sets=tiny_sets(tiny_data))  # a Path, its text
     with pytest.raises(ZooError, match=r"settings by section are params= \(params=\{'optimizer': \{\.\.\.\}\}\); sets= takes 'SECTION.KEY' keys"):
         zoo.resolve(model="mlp-8", sets={"optimizer": {"lr": 0.1}})
     with pytest.raises(ZooError, match=r"None is no setting's value; leave the key out for its default"):
         zoo.resolve(model="mlp-8", sets={"optimizer.momentum": None})
+
+
+def test_a_registry_files_bad_value_is_hinted_as_toml_even_from_python(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text('[recipes.mine]\nepochs = "two"\n')
+    with pytest.raises(ZooError, match=r"values are TOML: numbers as 0.01") as error:
+        zoo.resolve(recipe="mine", registry_files=[tmp_path / "mine.toml"])
+    assert "True/False" not in str(error.value)
+    with pytest.raises(ZooError, match=r"give a number or True/False \(in sets=, TOML text"):
+        zoo.resolve(epochs="two")
 
 
 def test_the_catalog_shows_its_names_and_zoo_run_its_settings() -> None:

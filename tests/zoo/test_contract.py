@@ -175,7 +175,7 @@ def test_mixup_trains_and_a_loss_without_probability_targets_is_named(catalog, t
         train(catalog, tmp_path / "labels", loss="labels-only", mixup=0.4)
     message = str(caught.value)
     assert "The loss 'labels-only' (plugin 'bad'" in message and "class-probability targets of shape (2, 10)" in message
-    assert "--mixup 0 turns it off" in message and not (tmp_path / "labels").exists()
+    assert "mixup=0 turns it off" in message and not (tmp_path / "labels").exists()
 
 
 def test_mixup_on_a_dataset_not_held_in_memory_is_refused(catalog, tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_stratified_batches_are_used_recorded_and_refused_where_they_cannot_be(c
     assert json.loads((result.run_dir / "config.json").read_text())["stratify"] is True and len(drawn) == len(result.epochs) == 2
     off, on = (zoo.resolve(catalog=catalog, dataset=TINY, model="mlp", shuffle=True, stratify=flag)[1] for flag in (False, True))
     assert "stratify" not in identity(off) and identity(on)["stratify"] is True and config_hash(on) != config_hash(off)  # runs from before keep their hash
-    with pytest.raises(ZooError, match=r"needs shuffle = true: leave out --no-shuffle \(or add --shuffle\), or add --no-stratify"):
+    with pytest.raises(ZooError, match=r"needs shuffle = true: leave out shuffle=False, or add stratify=False"):
         zoo.resolve(catalog=catalog, dataset=TINY, model="mlp", stratify=True)  # before anything is read: --dry-run says it too
     with pytest.raises(ZooError, match=r"stratify = true needs the training split's labels in memory, but dataset 'listed'"):
         train(catalog, tmp_path / "listed", dataset="listed", shuffle=True, stratify=True)

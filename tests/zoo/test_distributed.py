@@ -442,3 +442,20 @@ def test_each_process_computes_with_threads_or_its_share_of_the_cores(threads: i
     monkeypatch.setattr(torch.distributed.run, "run", lambda _: seen.append(os.environ["OMP_NUM_THREADS"]))
     launcher._elastic_run(2, tmp_path, 0, threads)
     assert seen == [each] and os.environ.get("OMP_NUM_THREADS") == environment  # this process's own, as it was
+
+
+def test_the_workers_of_zoo_run_processes_speak_to_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's own message (printed above the parent's) names keywords when Python started the job, flags when `zoo run` did."""
+    import torch.distributed.run
+
+    from zoo.errors import CALLED_FROM_PYTHON, speaking_to_the_command_line
+
+    seen = []
+    monkeypatch.setattr(torch.distributed.run, "run", lambda _: seen.append(os.environ.get(CALLED_FROM_PYTHON)))
+    launcher._elastic_run(2, tmp_path, 0, None)
+    with speaking_to_the_command_line():
+        launcher._elastic_run(2, tmp_path, 0, None)
+    assert seen == ["1", None] and CALLED_FROM_PYTHON not in os.environ
+    monkeypatch.setenv(CALLED_FROM_PYTHON, "1")  # in such a worker, `zoo run --launched` speaks as its caller did
+    result = CliRunner().invoke(cli, ["run", "--data-dir", "/nonexistent/dir", "--check"])
+    assert "Check data_dir= / ZOO_DATA_DIR" in result.output

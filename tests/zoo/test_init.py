@@ -61,7 +61,7 @@ def test_a_new_head_for_another_number_of_classes(source: Path) -> None:
     resolved = resolve_run(catalog, overrides={"model": "mlp-8", "init": str(source)}, sets=[])
     model = catalog_model(catalog, resolved, classes=5)
     head_before = model.state_dict()["linear_relu_stack.4.weight"].clone()
-    with pytest.raises(zoo.ZooError, match="--init-new-head"):
+    with pytest.raises(zoo.ZooError, match="add init_new_head=True: the final layer then starts fresh"):
         start_from(model, resolved.config)
     config = resolved.config.model_copy(update={"init_new_head": True})
     assert start_from(model, config) == ["linear_relu_stack.4.weight", "linear_relu_stack.4.bias"]

@@ -77,7 +77,7 @@ def test_an_empty_grid_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
     assert not (tmp_path / "lb").exists()
     from zoo import api
 
-    with pytest.raises(zoo.ZooError, match="--seeds 0"):
+    with pytest.raises(zoo.ZooError, match=r"\(seeds=0\)"):
         api.leaderboard(["mlp-8"], seeds=0, out=tmp_path / "lb")
 
 
@@ -141,7 +141,8 @@ def test_sigterm_stops_the_whole_grid_not_one_cell(tmp_path: Path) -> None:
     with pytest.raises(Interrupted) as stop:  # zoo.api.leaderboard's own words: a cell stopped in Python says zoo.run(resume=...)
         run_grid(grid(["mlp-8"], ["mnist"], ["quickstart"], 1), tmp_path / "lb2", load_catalog(), {},
                  lambda **settings: (_ for _ in ()).throw(Interrupted("Interrupted (Ctrl-C) after step 1 of epoch 1. A checkpoint is in x; "
-                                                                      "continue with zoo.run(resume='lb2/runs/x').", 130)))
+                                                                      "continue with zoo.run(resume='lb (2)/runs/x').", 130,
+                                                                      Path("lb (2)/runs/x"))))
     assert str(stop.value).endswith("continue by calling zoo.api.leaderboard again with the same out=: it resumes this cell from its "
                                     "checkpoint and keeps the finished ones.")
 
