@@ -1,4 +1,4 @@
-"""`zoo run --check` (zoo.check): every check a run makes before its first step, without the run. The data is read,
+"""`zoo run --check` (zoo.api.check): every check a run makes before its first step, without the run. The data is read,
 every component built and one batch goes through the model and the loss (zoo.contract), then nothing is written:
 worth the seconds before a long job goes into a queue, where `--dry-run` only validates the settings."""
 
