@@ -61,11 +61,14 @@ def build_one_cycle(params: OneCycleParams, optimizer, steps_per_epoch: int, epo
     """Smith's one-cycle policy: warm up to max_lr, then anneal far below the start."""
     from torch.optim.lr_scheduler import OneCycleLR
 
+    total = max(steps_per_epoch * epochs, 2)
+    # A warm-up of exactly one step is a phase of no length, which torch divides by: start the anneal at once instead.
+    warmup = params.warmup if params.warmup * total != 1 else params.warmup * (1 - 1e-6)
     return OneCycleLR(
         optimizer,
         max_lr=params.max_lr,
-        total_steps=max(steps_per_epoch * epochs, 2),
-        pct_start=params.warmup,
+        total_steps=total,
+        pct_start=warmup,
         div_factor=params.div_factor,
         final_div_factor=params.final_div_factor,
         cycle_momentum=params.cycle_momentum,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import ZooError, in_package, option, plugin_package, raised_in, spoken, strict_plugins
+from .samples import check_samples
 
 if TYPE_CHECKING:
     from .config import Part, ResolvedRun
@@ -39,7 +40,9 @@ def first_batch(t: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
 
 def check_one_batch(t: Trainer) -> None:
     """Forward one batch through the model and the loss as training will (same device, precision),
-    in eval mode, without gradients and with the random state put back: it changes nothing."""
+    in eval mode, without gradients and with the random state put back: it changes nothing. The dataset's items are
+    checked first (zoo.samples), so that its mistakes are not the model's or the loss's."""
+    check_samples(_who(t.resolved.dataset), t.data)
     X, y = first_batch(t)
     was_training = t.model.training
     devices = [t.device] if t.device.type == "cuda" else []

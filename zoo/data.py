@@ -236,6 +236,25 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def border_mean(images: torch.Tensor) -> float:
+    """The mean of the outermost pixels of images (N, C, H, W) in [0, 1]: a picture's background."""
+    return float(torch.cat([images[..., 0, :].flatten(), images[..., -1, :].flatten(), images[..., :, 0].flatten(),
+                            images[..., :, -1].flatten()]).mean())
+
+
+def background(split: Dataset, samples: int = 256) -> str | None:
+    """"light" or "dark": the background of the training images (their first `samples`), which zoo predict gives a picture
+    of a garment photographed on white before it reaches a model trained on FashionMNIST's black. None: not images."""
+    try:
+        if isinstance(split, TensorSplit):
+            images = _to_float(split.images[:samples])
+        else:
+            images = torch.stack([split[index][0] for index in range(min(samples // 16, len(split)))])
+        return "light" if border_mean(images) > 0.5 else "dark"
+    except (TypeError, ValueError, IndexError, RuntimeError):  # not image tensors (the contract check has said so already)
+        return None
+
+
 def why_not_mixable(split: Dataset) -> str | None:
     """Why MixUp cannot follow this training split's augmentation (None: it can): it needs whole batches
     in memory, and an augmentation that draws its numbers as a Drawn does."""

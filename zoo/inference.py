@@ -59,22 +59,25 @@ def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, v
 
     from .identity import location_params
 
-    record = config["components"].get("dataset") if dataset is None else None
-    name = dataset or (record or {}).get("name", "?")
-    component = catalog.resolve("dataset", dataset).component if dataset else catalog.registry.get("dataset", str((record or {}).get("component")))
-    extra = location_params(component.params, name, component.owner, data_dir, None if verify else False)
-    if dataset is None:
+    if dataset is None:  # the run's own; a plugin no longer loaded is named, with what would load it again
+        record = config["components"].get("dataset")
+        recorded = part_from_record(catalog, "dataset", "dataset", record)
+        extra = location_params(recorded.resolved.component.params, recorded.resolved.name, recorded.resolved.component.owner, data_dir,
+                                None if verify else False)
         part = part_from_record(catalog, "dataset", "dataset", record, **extra)
     else:
         resolved = catalog.resolve("dataset", dataset)
+        extra = location_params(resolved.component.params, dataset, resolved.component.owner, data_dir, None if verify else False)
         part = Part("dataset", resolved, resolved.component.params.model_validate({**resolved.params, **extra}))
     data = build_dataset(part)
     if len(data.classes) != len(config.get("classes", ())):
         raise ZooError(f"Dataset {part.resolved.name!r} has {len(data.classes)} classes but the model was trained on {len(config['classes'])}.")
     differing = [i for i, (theirs, ours) in enumerate(zip(data.classes, config["classes"])) if str(theirs) != str(ours)]
-    if dataset is not None and differing:  # another dataset (eval --dataset) whose labels mean other things
+    if differing:  # labels that mean other things: another dataset (eval --dataset), the plugin changed, or other files
         i = differing[0]
-        raise ZooError(f"Dataset {part.resolved.name!r} has other classes than the model was trained on: its class {i} is "
+        which = (f"Dataset {part.resolved.name!r} has" if dataset is not None else
+                 f"The run's dataset {part.resolved.name!r} now has (its plugin changed since, or the data it read is other data)")
+        raise ZooError(f"{which} other classes than the model was trained on: its class {i} is "
                        f"{data.classes[i]!r}, the model's {config['classes'][i]!r} ({len(differing)} of {len(data.classes)} "
                        f"differ), so its predictions would be scored against labels that mean other things. Evaluate it on a dataset "
                        f"with the same classes, in the same order.")
@@ -111,13 +114,15 @@ FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 READABLE = "give a PNG or JPEG file (GIF, WebP and BMP work too; of an animated GIF or WebP, the first frame is used)"
 
 
-def image_to_input(picture: Any, input_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS) -> Any:
+def image_to_input(picture: Any, input_shape: tuple[int, ...], max_pixels: int = MAX_PIXELS, background: str = "dark") -> Any:
     """A picture (a file's path, a PIL image, or a uint8 array of rows × columns [× channels]) as the dataset's
-    input: its first frame, grayscale (or RGB), resized, scaled to [0, 1], and inverted when its background is
-    light (FashionMNIST and MNIST draw light things on black). A file's size is read from its header and checked
-    before any pixel is decoded."""
+    input: its first frame, grayscale (or RGB), resized, scaled to [0, 1], and inverted when its background is not
+    the training images' (`background`: FashionMNIST and MNIST draw light things on black; a photo is on white).
+    A file's size is read from its header and checked before any pixel is decoded."""
     import torch
     from torchvision.transforms.v2.functional import resize
+
+    from .data import border_mean
 
     channels, height, width = input_shape
     mode = "L" if channels == 1 else "RGB"
@@ -127,8 +132,7 @@ def image_to_input(picture: Any, input_shape: tuple[int, ...], max_pixels: int =
         pixels = _in_memory(picture, mode, max_pixels)
     image = torch.from_numpy(pixels).reshape(pixels.shape[0], pixels.shape[1], -1).permute(2, 0, 1)
     image = resize(image, [height, width], antialias=True).float().div(255)
-    border = torch.cat([image[:, 0, :].flatten(), image[:, -1, :].flatten(), image[:, :, 0].flatten(), image[:, :, -1].flatten()])
-    if border.mean() > 0.5:
+    if (border_mean(image) > 0.5) != (background == "light"):
         image = 1 - image
     return image
 
@@ -226,7 +230,8 @@ def predict_files(catalog: Catalog, run_dir: Path, paths: list[Any], max_pixels:
     shape = tuple(config.get("input_shape", ()))
     if len(shape) != 3:
         raise ZooError(f"{run_dir}'s model does not take images (input shape {shape}).")
-    images = [image_to_input(path, shape, max_pixels) for path in paths]  # pixels in [0, 1], as shown
+    background = config.get("input_background") or "dark"  # runs from before it was recorded: the built-in datasets' dark
+    images = [image_to_input(path, shape, max_pixels, background) for path in paths]  # pixels in [0, 1], as shown
     mean, std = config.get("input_normalization") or (0.0, 1.0)  # standardised as the training data was, if it was
     return [predict(model, (image - mean) / std, config["classes"], None, i) for i, image in enumerate(images)], images
 

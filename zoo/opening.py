@@ -17,6 +17,7 @@ import torch
 from . import __version__, checkpoint
 from .collectives import broadcast
 from .contracts import EpochEnd
+from .data import background
 from .errors import ZooError, option
 from .identity import config_hash
 from .metrics import JsonlReporter
@@ -196,6 +197,7 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
         "classes": list(t.data.classes),
         "input_shape": list(t.data.input_shape),
         "input_normalization": list(t.data.normalization) if t.data.normalization else None,
+        "input_background": background(t.data.train) if len(t.data.input_shape) == 3 else None,
         "data_files": t.data.files,
         "versions": {
             "zoo": __version__,

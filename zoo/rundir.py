@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
@@ -225,6 +225,7 @@ class RunRecord(RunConfig):
     classes: list[str] = Field(min_length=1)
     input_shape: list[PositiveInt]
     input_normalization: tuple[float, float] | None = None  # (mean, std) of a standardised dataset
+    input_background: Literal["dark", "light"] | None = None  # of the training images (zoo.data.background)
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

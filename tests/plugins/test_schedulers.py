@@ -49,3 +49,23 @@ def test_one_cycle_leaves_momentum_alone_unless_asked() -> None:
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     build_scheduler(run.scheduler, optimizer, 10, 1)
     assert optimizer.param_groups[0]["momentum"] == 0.0
+
+
+@pytest.mark.parametrize(("steps_per_epoch", "epochs"), [(4, 1), (2, 2), (1, 4), (2, 1), (1, 1)])
+def test_one_cycle_runs_however_short_the_run(steps_per_epoch: int, epochs: int) -> None:
+    """A warm-up of exactly one step (4 steps at 25%) was a phase of no length that torch divided by."""
+    rates = learning_rates("one-cycle", ["scheduler.max_lr=0.5", "scheduler.warmup=0.25"], steps_per_epoch, epochs)
+    assert len(rates) == steps_per_epoch * epochs and max(rates) <= 0.5 + 1e-9 and rates[-1] <= rates[0] + 1e-9
+
+
+def test_one_cycle_is_unchanged_where_it_worked() -> None:
+    """The tuned recipe's 22 epochs of 235 steps: the same rates as torch's own OneCycleLR, step for step."""
+    rates = learning_rates("one-cycle", ["scheduler.max_lr=0.15", "scheduler.warmup=0.25"], 235, 22)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    torch_own = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.15, total_steps=235 * 22, pct_start=0.25, cycle_momentum=False)
+    expected = []
+    for _ in range(235 * 22):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        torch_own.step()
+    assert rates == expected

@@ -170,3 +170,67 @@ def test_a_released_plugin_of_another_version_is_named_with_the_one_to_reinstall
     said = _changed_since(zoo.catalog(), record)
     assert said == (f"The model 'mlp-8' is not built as it was: zoo 0.0.9 trained it and zoo {zoo.__version__} builds it now. "
                     "To use these weights, reinstall zoo==0.0.9; or train the model again.")
+
+
+class ReorderedClasses:
+    """A notebook's dataset whose class names are edited between the run and its evaluation."""
+
+    names = ["cat", "dog", "owl"]
+
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        from zoo.data import TensorSplit
+
+        def split(params):
+            images = torch.zeros(6, 1, 28, 28)
+            return zoo.DatasetSplits(TensorSplit(images, torch.arange(6) % 3), TensorSplit(images, torch.arange(6) % 3), list(self.names), (1, 28, 28))
+
+        register("pets", split)
+
+
+def test_evaluating_a_run_whose_dataset_now_has_other_classes_is_refused(tmp_path: Path) -> None:
+    plugin = ReorderedClasses()
+    catalog = zoo.catalog(extra_plugins=[plugin])
+    result = zoo.run(model="mlp-8", dataset="pets", epochs=1, catalog=catalog, out=tmp_path / "run", reporters=[])
+    assert zoo.evaluate(result).classes == ["cat", "dog", "owl"]
+    for use in (zoo.evaluate, lambda run: zoo.predict(run, 0)):  # by its folder alone: the plugin that gave the data is named
+        with pytest.raises(zoo.ZooError, match=r"^The dataset 'pets' of these weights came from plugin 'ReorderedClasses', which the code that "
+                                               r"trained them loaded in-process"):
+            use(str(result.run_dir))
+    plugin.names = ["dog", "cat", "owl"]
+    with pytest.raises(zoo.ZooError, match=r"^The run's dataset 'pets' now has \(its plugin changed since, or the data it read is other data\) other "
+                                           r"classes than the model was trained on: its class 0 is 'dog', the model's 'cat' \(2 of 3 differ\)"):
+        zoo.evaluate(result)
+
+
+class LightBackground:
+    """Dark marks on white, as a scanned or photographed dataset has them (FashionMNIST is the other way round)."""
+
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        from zoo.data import TensorSplit
+
+        def split(params):
+            labels = torch.arange(30) % 3
+            images = torch.full((30, 1, 28, 28), 255, dtype=torch.uint8)
+            for i, label in enumerate(labels.tolist()):
+                images[i, 0, 6 * label + 4 : 6 * label + 10, 6:22] = 20 + i
+            return zoo.DatasetSplits(TensorSplit(images, labels), TensorSplit(images, labels), ["top", "middle", "bottom"], (1, 28, 28))
+
+        register("light", split)
+
+
+def test_a_picture_is_inverted_only_when_its_background_is_not_the_training_datas(tmp_path: Path, tiny_data: Path) -> None:
+    result = zoo.run(model="mlp-8", dataset="light", epochs=2, catalog=zoo.catalog(extra_plugins=[LightBackground()]), out=tmp_path / "run",
+                     reporters=[])
+    assert json.loads((result.run_dir / "config.json").read_text())["input_background"] == "light"
+    picture = tmp_path / "sample1.png"
+    Image.fromarray(np.full((28, 28), 255, np.uint8)).save(picture)
+    pixels = np.array(Image.open(picture))
+    pixels[10:16, 6:22] = 21  # test sample 1 (label 1) as the user has it: a file
+    Image.fromarray(pixels).save(picture)
+    from_file, from_index = zoo.predict(result, picture), zoo.predict(result, 1)
+    assert from_file.probabilities == pytest.approx(from_index.probabilities, abs=1e-4)  # not inverted: white stays white
+    dark = zoo.run(model="mlp-8", dataset="mnist", epochs=1, sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false",
+                                                                  "dataset.download=false"], out=tmp_path / "dark", reporters=[])
+    assert json.loads((dark.run_dir / "config.json").read_text())["input_background"] == "dark"

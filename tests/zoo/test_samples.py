@@ -1,0 +1,55 @@
+"""A dataset that breaks its side of the contract is named, with what to fix, before the model or the loss is blamed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from zoo.data import TensorSplit
+
+
+def splits(train, test=None, input_shape=(1, 28, 28), classes=5):
+    return zoo.DatasetSplits(train, test if test is not None else train, [f"c{k}" for k in range(classes)], input_shape)
+
+
+def images(n=8, dtype=torch.uint8):
+    return torch.zeros(n, 1, 28, 28, dtype=dtype)
+
+
+CASES = {
+    "pil": (lambda p: splits([(Image.new("L", (28, 28)), 0)] * 4), r"its training split gives images of type Image, not torch tensors: "
+                                                                  r"convert them \(torchvision's transforms.ToTensor\(\)"),
+    "hwc-array": (lambda p: splits([(np.zeros((28, 28, 1), np.uint8), 0)] * 4), r"gives images of type ndarray, not torch tensors"),
+    "bare-images": (lambda p: splits([torch.zeros(1, 28, 28)] * 4), r"gives items of type Tensor; each item must be a pair \(image tensor, label\)"),
+    "shape": (lambda p: splits(TensorSplit(images(), torch.zeros(8, dtype=torch.long)), input_shape=(3, 32, 32)),
+              r"gives images of shape \(1, 28, 28\), but the dataset declares input_shape \(3, 32, 32\)"),
+    "uint8-listed": (lambda p: splits([(torch.zeros(1, 28, 28, dtype=torch.uint8), 0)] * 4), r"images of dtype uint8; they must be float tensors in \[0, 1\]"),
+    "float-labels": (lambda p: splits(TensorSplit(images(), torch.zeros(8))), r"gives labels of type float32; labels are class numbers, whole numbers 0..4"),
+    "float-label": (lambda p: splits([(torch.zeros(1, 28, 28), 1.0)] * 4), r"gives labels of type float"),
+    "from-one": (lambda p: splits(TensorSplit(images(), torch.arange(1, 9) % 5 + 1)), r"its training split has labels from 1 to 5, but its 5 classes "
+                                                                                      r"are numbered 0..4 \(the first class is label 0\)"),
+    "test-out-of-range": (lambda p: splits(TensorSplit(images(), torch.zeros(8, dtype=torch.long)), TensorSplit(images(), torch.full((8,), 7))),
+                          r"its test split has labels from 7 to 7"),
+}
+
+
+class Broken:
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        for name, (factory, _) in CASES.items():
+            register(name, factory)
+        register("fine-listed", lambda p: splits([(torch.zeros(1, 28, 28), np.int64(2))] * 4))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_dataset_breaking_the_contract_is_named_with_what_to_fix(name: str) -> None:
+    with pytest.raises(zoo.ZooError, match=rf"^The dataset '{name}' \(plugin 'Broken' \(in-process\)\): .*" + CASES[name][1]):
+        zoo.api.check(model="mlp-8", dataset=name, catalog=zoo.catalog(extra_plugins=[Broken()]))
+
+
+def test_numpy_integer_labels_and_float_images_are_fine() -> None:
+    checked = zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=zoo.catalog(extra_plugins=[Broken()]))
+    assert checked.train_samples == 4 and checked.classes == 5

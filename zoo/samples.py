@@ -1,0 +1,66 @@
+"""The dataset's side of the plugin contract, checked before the first batch goes through the model: image tensors of
+the declared input_shape and whole-number labels within the classes. A dataset that breaks it would otherwise be
+reported as the model's fault (a dtype or shape error in its first layer), the loss's (a float or out-of-range target)
+or torch's (default_collate's traceback for a PIL image)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import torch
+
+from .contracts import DatasetSplits
+from .data import TensorSplit
+from .errors import ZooError
+
+FIRST = 2  # items of a split not held in memory that are looked at: as many as the first batch check uses
+
+
+def check_samples(dataset: str, splits: DatasetSplits) -> None:
+    """Both splits against input_shape and the classes; `dataset` names the plugin's component in the messages."""
+    classes = len(splits.classes)
+    for name, split in (("training", splits.train), ("test", splits.test)):
+        if isinstance(split, TensorSplit):
+            _check_images(dataset, name, split.images[:1], tuple(split.images.shape[1:]), splits.input_shape, held=True)
+            _check_labels(dataset, name, split.labels, classes)
+            continue
+        items = [split[index] for index in range(min(FIRST, len(split)))]
+        for item in items:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise ZooError(f"The {dataset}: its {name} split gives items of type {type(item).__name__}; each item must be a pair "
+                               f"(image tensor, label), as torchvision's datasets give with transform=ToTensor().")
+            image, label = item
+            _check_images(dataset, name, image, tuple(getattr(image, "shape", ())), splits.input_shape, held=False)
+            _check_labels(dataset, name, label, classes)
+
+
+def _check_images(dataset: str, split: str, images: Any, shape: tuple[int, ...], declared: tuple[int, ...], held: bool) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise ZooError(f"The {dataset}: its {split} split gives images of type {type(images).__name__}, not torch tensors: convert them "
+                       f"(torchvision's transforms.ToTensor() does a PIL image or an (H, W, C) uint8 array), or hold the split in a "
+                       f"zoo.data.TensorSplit.")
+    if shape != tuple(declared):
+        raise ZooError(f"The {dataset}: its {split} split gives images of shape {shape}, but the dataset declares input_shape "
+                       f"{tuple(declared)} (channels, height, width), which the model is built for; make the two agree.")
+    if not (images.is_floating_point() or (held and images.dtype == torch.uint8)):
+        what = "float tensors (or uint8 in a zoo.data.TensorSplit, scaled to [0, 1] for you)" if held else "float tensors in [0, 1]"
+        raise ZooError(f"The {dataset}: its {split} split gives images of dtype {str(images.dtype).removeprefix('torch.')}; they must be {what}.")
+
+
+def _check_labels(dataset: str, split: str, labels: Any, classes: int) -> None:
+    """Whole numbers in 0..classes-1: every label of a split held in memory, else the one given."""
+    if isinstance(labels, torch.Tensor):
+        whole = not labels.is_floating_point() and not labels.is_complex() and labels.dtype != torch.bool
+        values = labels.reshape(-1)
+    else:
+        whole = isinstance(labels, numbers.Integral) and not isinstance(labels, bool)  # an int, a numpy integer
+        values = torch.tensor([int(labels)]) if whole else None
+    if not whole or values is None:
+        kind = str(labels.dtype).removeprefix("torch.") if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ZooError(f"The {dataset}: its {split} split gives labels of type {kind}; labels are class numbers, whole numbers "
+                       f"0..{classes - 1} (an int, or an int64 tensor).")
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= classes):
+        low, high = int(values.min()), int(values.max())
+        raise ZooError(f"The {dataset}: its {split} split has labels from {low} to {high}, but its {classes} classes are numbered "
+                       f"0..{classes - 1} (the first class is label 0).")
