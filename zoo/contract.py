@@ -149,8 +149,11 @@ def training_failure(error: BaseException, resolved: ResolvedRun, epoch: int, st
         return error
     part = blamed(resolved, error.__traceback__)
     where = f"at epoch {epoch}, step {step + 1}"
-    what = f"{type(error).__name__}: {' '.join(str(error).split())}"
-    if part is not None:
+    what = f"{type(error).__name__}: {' '.join(str(error).split()).rstrip('.')}"
+    if isinstance(error, IndexError) and str(error).startswith("Target ") and "out of bounds" in str(error):  # cross-entropy's word for it
+        message = (f"Training failed {where}: the {_who(resolved.dataset)} gave a label outside its classes ({what}); labels are class "
+                   f"numbers from 0 to the number of classes - 1. Fix the dataset's labels.")
+    elif part is not None:
         message = (f"Training stopped {where}: the {_who(part)} raised {what}{raised_in(error, part.resolved.component.factory)}. This is a problem in that plugin or in its "
                    f"settings; {_shows_where()}.")
     else:

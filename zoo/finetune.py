@@ -62,7 +62,8 @@ def _check_pin(config: RunConfig, source: Source) -> None:
                        f"the model changed since. Start a new run to train from the new weights.")
 
 
-def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bool = True, classes: list[str] | None = None) -> list[str]:
+def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bool = True, classes: list[str] | None = None,
+               input_shape: tuple[int, ...] | None = None) -> list[str]:
     """Load config.init's weights into `model` (a resumed run loads its checkpoint instead). Returns
     the tensors left at their fresh initialisation (the new head), which are also printed. A head kept for
     other classes of the same number (`classes`: this run's) is said, since its outputs then mean other things."""
@@ -80,7 +81,7 @@ def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bo
     allowed = [key for key in own if key in head] if config.init_new_head else []  # asked for: fresh even where the shapes agree
     refused = [(key, why) for key, why in mismatches if key not in allowed]
     if refused:
-        raise _mismatch_error(config, source, refused, head)
+        raise _mismatch_error(config, source, refused, head, input_shape)
     _copy(model, source, [key for key in own if key not in allowed])
     if report:
         loaded = len(own) - len(allowed)
@@ -117,10 +118,18 @@ def _head(keys: list[str]) -> set[str]:
     return {key for key in keys if key.rpartition(".")[0] == module}
 
 
-def _mismatch_error(config: RunConfig, source: Source, refused: list[tuple[str, str]], head: set[str]) -> ZooError:
+def _mismatch_error(config: RunConfig, source: Source, refused: list[tuple[str, str]], head: set[str],
+                    input_shape: tuple[int, ...] | None = None) -> ZooError:
     key, why = refused[0]
     trained = source.config.get("components", {}).get("model", {}).get("name", "?")
     only_head = all(k in head for k, _ in refused)
+    trained_on = tuple(source.config.get("input_shape") or ())
+    if input_shape is not None and trained_on and trained_on != tuple(input_shape):
+        shown = lambda shape: "×".join(map(str, shape))  # noqa: E731
+        return ZooError(f"{option('--init', source.label)}: it was trained on inputs of {shown(trained_on)} (channels × height × width), "
+                        f"but this run's dataset gives {shown(input_shape)}, so its first layer cannot take them (layer {key} {why}); "
+                        f"nothing was loaded. Give the dataset that size and those channels (its settings: `zoo show {config.dataset}`), "
+                        f"or start from weights trained on inputs like these.")
     hint = (f" If only the number of classes differs, add {spoken('--init-new-head', 'init_new_head=True')}: the final layer then starts "
             f"fresh." if only_head and not config.init_new_head
             else f" {option('--init')} starts from a model of the same architecture; pick one with {spoken('`zoo models`', 'zoo.models()')}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -71,7 +72,8 @@ def location_params(params: type[BaseModel], dataset: str, owner: object, data_d
                 f"Dataset {dataset!r} ({owner}) {what}, so {FLAGS[role]} does not apply to it. Leave the flag out, or "
                 f"see `zoo list datasets` for its settings (a dataset plugin declares such a setting with zoo.data_location)."
             )
-        values[by_role[role]] = str(value) if role == "data_dir" else value
+        # a folder as an absolute path: config.json then finds it again from any folder (zoo eval, zoo predict --index)
+        values[by_role[role]] = str(Path(value).expanduser().absolute()) if role == "data_dir" else value
     return values
 
 

@@ -34,6 +34,7 @@ from .graphs import choose_step
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
+from .samples import ordered_by_class
 from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, discard_if_nothing_kept, has_checkpoint_folder, save_weights, write_failure, write_json
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
@@ -217,8 +218,12 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     if config.predict_index >= len(data.test):
         raise ZooError(f"--predict-index {config.predict_index} is past the end of the test split ({len(data.test)} samples).")
     check_shards(config.batch_size, world.size, len(data.train))
+    if world.main and not config.shuffle and ordered_by_class(data.train):
+        print(f"Note: the training split of {config.dataset} lists its classes one after another and shuffle is off (as in the Quickstart, "
+              f"whose data comes shuffled): each stretch of batches will see one class. Add {spoken('--shuffle', 'shuffle=True')} "
+              f"(zoo leaderboard: --set shuffle=true).", file=sys.stderr)
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
-    start_from(model, config, resuming, report=world.main, classes=data.classes)  # --init: trained weights (zoo.finetune)
+    start_from(model, config, resuming, report=world.main, classes=data.classes, input_shape=data.input_shape)  # --init: trained weights (zoo.finetune)
     trained = wrap(model, world, device)
     loss_fn = build_loss(resolved.loss)
     optimizer = build_optimizer(resolved.optimizer, model.parameters())

@@ -126,3 +126,10 @@ def test_no_leaderboard_warning_leaks_from_the_cli(tiny_data: Path, tmp_path: Pa
         result = CliRunner().invoke(cli, ["leaderboard", "--models", "mlp-0", "--datasets", "mnist", "--epochs", "1", "--data-dir",
                                           str(tiny_data), "--no-verify", "--out", str(tmp_path / "lb")])
     assert result.exit_code == 1 and "1 of 1 cells failed" in result.output and "run the command again to retry them" in result.output
+
+
+def test_a_relative_data_dir_is_recorded_as_the_folder_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.json keeps where the data was, so `zoo eval` and `zoo predict --index` find it from any other folder."""
+    monkeypatch.chdir(tmp_path)
+    resolved = zoo.resolve(model="mlp-8", dataset="mnist", data_dir="data", verify=False)[1]
+    assert str(resolved.dataset.params.data_dir) == str(tmp_path / "data")

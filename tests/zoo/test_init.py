@@ -56,6 +56,17 @@ def test_another_architecture_names_the_first_mismatching_layer(source: Path, ti
     assert "nothing was loaded" in str(error.value) and not (tmp_path / "other").exists()
 
 
+def test_inputs_of_another_size_are_named_as_such(source: Path) -> None:
+    """mlp-8 onto 3×32×32 images is the same architecture on other inputs: the message says that, not "pick another model"."""
+    from zoo.build import build_model
+
+    catalog = load_catalog()
+    resolved = resolve_run(catalog, overrides={"model": "mlp-8", "init": str(source), "init_new_head": True}, sets=[])
+    with pytest.raises(zoo.ZooError, match=r"it was trained on inputs of 1×28×28 \(channels × height × width\), but this run's dataset gives "
+                                           r"3×32×32, so its first layer cannot take them \(layer linear_relu_stack\.0\.weight has shape \[8, 3072\]"):
+        start_from(build_model(resolved.model, (3, 32, 32), 5), resolved.config, input_shape=(3, 32, 32))
+
+
 def test_a_new_head_for_another_number_of_classes(source: Path) -> None:
     catalog = load_catalog()
     resolved = resolve_run(catalog, overrides={"model": "mlp-8", "init": str(source)}, sets=[])

@@ -53,3 +53,33 @@ def test_a_dataset_breaking_the_contract_is_named_with_what_to_fix(name: str) ->
 def test_numpy_integer_labels_and_float_images_are_fine() -> None:
     checked = zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=zoo.catalog(extra_plugins=[Broken()]))
     assert checked.train_samples == 4 and checked.classes == 5
+
+
+class LateLabel:
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        items = [(torch.zeros(1, 28, 28), k % 5) for k in range(8)]
+        items[6] = (torch.zeros(1, 28, 28), 7)  # past the items the check looks at: found by the loss while training
+        register("late-label", lambda p: splits(items))
+
+
+def test_a_label_out_of_range_found_while_training_names_the_dataset(tmp_path) -> None:
+    with pytest.raises(zoo.ZooError, match=r"^Training failed at epoch 1, step 2: the dataset 'late-label' \(plugin 'LateLabel' \(in-process\)\) gave "
+                                           r"a label outside its classes \(IndexError: Target 7 is out of bounds\); labels are class numbers"):
+        zoo.run(model="mlp-8", dataset="late-label", batch_size=4, epochs=1, catalog=zoo.catalog(extra_plugins=[LateLabel()]),
+                out=tmp_path / "run", reporters=[])
+
+
+class SortedByClass:
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        register("sorted", lambda p: splits(TensorSplit(images(40), torch.arange(40) // 8)))  # a folder per class, read in order
+
+
+def test_data_ordered_by_class_without_shuffling_is_pointed_out(capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = zoo.catalog(extra_plugins=[SortedByClass()])
+    zoo.api.check(model="mlp-8", dataset="sorted", catalog=catalog)
+    assert "Note: the training split of sorted lists its classes one after another and shuffle is off" in capsys.readouterr().err
+    zoo.api.check(model="mlp-8", dataset="sorted", catalog=catalog, shuffle=True)
+    zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=zoo.catalog(extra_plugins=[Broken()]))
+    assert "Note:" not in capsys.readouterr().err
