@@ -42,10 +42,11 @@ def _check_images(dataset: str, split: str, images: Any, shape: tuple[int, ...],
                        f"zoo.data.TensorSplit.")
     if shape != tuple(declared):
         raise ZooError(f"The {dataset}: its {split} split gives images of shape {shape}, but the dataset declares input_shape "
-                       f"{tuple(declared)} (channels, height, width), which the model is built for; make the two agree.")
-    if not (images.is_floating_point() or (held and images.dtype == torch.uint8)):
-        what = "float tensors (or uint8 in a zoo.data.TensorSplit, scaled to [0, 1] for you)" if held else "float tensors in [0, 1]"
-        raise ZooError(f"The {dataset}: its {split} split gives images of dtype {str(images.dtype).removeprefix('torch.')}; they must be {what}.")
+                       f"{tuple(declared)}{' (channels, height, width)' if len(declared) == 3 else ''}, which the model is built for; make the two agree.")
+    if not held and images.dtype in (torch.uint8, torch.bool):  # pixels as read, without ToTensor (other integers may be a model's ids)
+        raise ZooError(f"The {dataset}: its {split} split gives images of dtype {str(images.dtype).removeprefix('torch.')}; they must be "
+                       f"float tensors in [0, 1] (torchvision's ToTensor() scales uint8 pixels), or the split held in a zoo.data.TensorSplit, "
+                       f"which scales uint8 itself.")
 
 
 def _check_labels(dataset: str, split: str, labels: Any, classes: int) -> None:

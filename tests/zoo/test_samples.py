@@ -26,7 +26,7 @@ CASES = {
     "bare-images": (lambda p: splits([torch.zeros(1, 28, 28)] * 4), r"gives items of type Tensor; each item must be a pair \(image tensor, label\)"),
     "shape": (lambda p: splits(TensorSplit(images(), torch.zeros(8, dtype=torch.long)), input_shape=(3, 32, 32)),
               r"gives images of shape \(1, 28, 28\), but the dataset declares input_shape \(3, 32, 32\)"),
-    "uint8-listed": (lambda p: splits([(torch.zeros(1, 28, 28, dtype=torch.uint8), 0)] * 4), r"images of dtype uint8; they must be float tensors in \[0, 1\]"),
+    "uint8-listed": (lambda p: splits([(torch.zeros(1, 28, 28, dtype=torch.uint8), 0)] * 4), r"images of dtype uint8; they must be float tensors in \[0, 1\] \(torchvision.s ToTensor\(\) scales uint8 pixels\)"),
     "float-labels": (lambda p: splits(TensorSplit(images(), torch.zeros(8))), r"gives labels of type float32; labels are class numbers, whole numbers 0..4"),
     "float-label": (lambda p: splits([(torch.zeros(1, 28, 28), 1.0)] * 4), r"gives labels of type float"),
     "from-one": (lambda p: splits(TensorSplit(images(), torch.arange(1, 9) % 5 + 1)), r"its training split has labels from 1 to 5, but its 5 classes "
