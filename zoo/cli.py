@@ -402,14 +402,17 @@ def list_command(kind: str | None, pattern: str | None, as_json: bool, registry_
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--check", "check", metavar="NAME", help="Test plugin NAME (entry point or distribution): build each component and train a few steps on tiny data.")
-def plugins(as_json: bool, check: str | None) -> None:
+@click.option("--data-dir", type=click.Path(path_type=Path), help="With --check: the folder its datasets read (those that take --data-dir).")
+def plugins(as_json: bool, check: str | None, data_dir: Path | None) -> None:
     """The installed plugins: distribution, version, hooks, status and any load error.
     Status: loaded, failed (something did not load), conflicting (a name refused or shared),
     disabled (ZOO_DISABLE_PLUGINS), not-selected (ZOO_LOAD_PLUGINS)."""
+    if data_dir is not None and check is None:
+        raise ZooError("--data-dir gives the folder that `zoo plugins --check NAME` lets a plugin's datasets read; add --check NAME.")
     if check is not None:
         from .testing import check_plugin
 
-        report = check_plugin(check)
+        report = check_plugin(check, data_dir=data_dir)
         echo(report.text())
         if not report.ok:
             raise ZooError(f"Plugin {check!r} does not keep zoo's plugin contract: {report.failures()} (above; see docs/plugins.md).")

@@ -25,14 +25,16 @@ def check_samples(dataset: str, splits: DatasetSplits) -> None:
             _check_images(dataset, name, split.images[:1], tuple(split.images.shape[1:]), splits.input_shape, held=True)
             _check_labels(dataset, name, split.labels, classes)
             continue
-        items = [split[index] for index in range(min(FIRST, len(split)))]
-        for item in items:
+        labels = []
+        for item in (split[index] for index in range(min(FIRST, len(split)))):
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
                 raise ZooError(f"The {dataset}: its {name} split gives items of type {type(item).__name__}; each item must be a pair "
                                f"(image tensor, label), as torchvision's datasets give with transform=ToTensor().")
             image, label = item
             _check_images(dataset, name, image, tuple(getattr(image, "shape", ())), splits.input_shape, held=False)
-            _check_labels(dataset, name, label, classes)
+            labels.append(_label_values(dataset, name, label, classes))
+        if labels:
+            _check_labels(dataset, name, torch.cat(labels), classes)
 
 
 def _check_images(dataset: str, split: str, images: Any, shape: tuple[int, ...], declared: tuple[int, ...], held: bool) -> None:
@@ -49,18 +51,22 @@ def _check_images(dataset: str, split: str, images: Any, shape: tuple[int, ...],
                        f"which scales uint8 itself.")
 
 
-def _check_labels(dataset: str, split: str, labels: Any, classes: int) -> None:
-    """Whole numbers in 0..classes-1: every label of a split held in memory, else the one given."""
+def _label_values(dataset: str, split: str, labels: Any, classes: int) -> torch.Tensor:
+    """Labels as whole numbers (a tensor of them), or an error saying what they are instead."""
     if isinstance(labels, torch.Tensor):
         whole = not labels.is_floating_point() and not labels.is_complex() and labels.dtype != torch.bool
-        values = labels.reshape(-1)
     else:
         whole = isinstance(labels, numbers.Integral) and not isinstance(labels, bool)  # an int, a numpy integer
-        values = torch.tensor([int(labels)]) if whole else None
-    if not whole or values is None:
+    if not whole:
         kind = str(labels.dtype).removeprefix("torch.") if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ZooError(f"The {dataset}: its {split} split gives labels of type {kind}; labels are class numbers, whole numbers "
                        f"0..{classes - 1} (an int, or an int64 tensor).")
+    return labels.reshape(-1).long() if isinstance(labels, torch.Tensor) else torch.tensor([int(labels)])
+
+
+def _check_labels(dataset: str, split: str, labels: Any, classes: int) -> None:
+    """Whole numbers in 0..classes-1 (every label of a split held in memory; the first ones of another)."""
+    values = _label_values(dataset, split, labels, classes)
     if values.numel() and (int(values.min()) < 0 or int(values.max()) >= classes):
         low, high = int(values.min()), int(values.max())
         raise ZooError(f"The {dataset}: its {split} split has labels from {low} to {high}, but its {classes} classes are numbered "

@@ -86,9 +86,10 @@ def tiny_splits(params: Any) -> Any:
     return DatasetSplits(split(64), split(32), [str(k) for k in range(10)], (1, 28, 28))
 
 
-def check_plugin(plugin: str | object, env: dict[str, str] | None = None) -> Report:
+def check_plugin(plugin: str | object, env: dict[str, str] | None = None, data_dir: str | Path | None = None) -> Report:
     """Check every component of `plugin`: an installed plugin's entry-point or distribution name, or
-    the plugin object itself (a module with hooks), loaded in-process."""
+    the plugin object itself (a module with hooks), loaded in-process. data_dir: the folder its datasets read (those
+    that declare one with zoo.data_location), for a dataset whose data no default setting finds."""
     catalog, info = _load(plugin, dict(os.environ) if env is None else env)
     report = Report(f"{info.name} ({info.source})")
     if info.status == "failed":
@@ -97,7 +98,7 @@ def check_plugin(plugin: str | object, env: dict[str, str] | None = None) -> Rep
     with tempfile.TemporaryDirectory(prefix="zoo-check-") as folder, _strict():
         for number, entry in enumerate(info.components):
             kind, name = entry.split(":", 1)
-            report.checks.append(_check_component(catalog, kind, f"{info.name}:{name}", Path(folder) / f"run-{number}"))
+            report.checks.append(_check_component(catalog, kind, f"{info.name}:{name}", Path(folder) / f"run-{number}", data_dir))
     if not report.checks:
         report.checks.append(Check("load", False, "the plugin registers no component"))
     return report
@@ -142,13 +143,13 @@ def _strict() -> ContextManager[Any]:
     return patch.dict(os.environ, {"ZOO_STRICT_PLUGINS": "1"})
 
 
-def _check_component(catalog: Catalog, kind: str, qualified: str, out: Path) -> Check:
+def _check_component(catalog: Catalog, kind: str, qualified: str, out: Path, data_dir: str | Path | None = None) -> Check:
     """Build it and train one epoch of 4 steps with zoo's own components around it."""
     from .api import run
 
     entry = f"{kind}:{qualified.split(':', 1)[1]}"
     if kind == "dataset":
-        return _check_dataset(catalog, qualified, entry)
+        return _check_dataset(catalog, qualified, entry, data_dir)
     chosen: dict[str, Any] = {k: v for k, v in PARTNERS.items()}
     chosen["reporters"] = [qualified] if kind == "reporter" else []
     if kind != "reporter":
@@ -161,23 +162,18 @@ def _check_component(catalog: Catalog, kind: str, qualified: str, out: Path) -> 
     return Check(entry, True, f"built; 4 training steps on {TINY} (test accuracy {result.epochs[-1].test_accuracy:.0%})")
 
 
-def _check_dataset(catalog: Catalog, qualified: str, entry: str) -> Check:
-    """Build it with its default settings and look at one sample of each split."""
-    import torch
-
+def _check_dataset(catalog: Catalog, qualified: str, entry: str, data_dir: str | Path | None = None) -> Check:
+    """Build it with its default settings (and `data_dir` where it reads a folder) and check its samples (zoo.samples)."""
     from .api import resolve
     from .build import build_dataset
+    from .identity import location_fields
+    from .samples import check_samples
 
     try:
-        _, resolved = resolve(catalog=catalog, dataset=qualified, model="mlp", reporters=[])
+        reads_a_folder = "data_dir" in location_fields(catalog.registry.get("dataset", qualified).params).values()
+        _, resolved = resolve(catalog=catalog, dataset=qualified, model="mlp", reporters=[], data_dir=data_dir if reads_a_folder else None)
         splits = build_dataset(resolved.dataset)
-        for split in (splits.train, splits.test):
-            image, label = split[0]
-            if not isinstance(image, torch.Tensor) or tuple(image.shape) != tuple(splits.input_shape):
-                raise ZooError(f"a sample's image is {type(image).__name__} {tuple(getattr(image, 'shape', ()))}, not a tensor of "
-                               f"input_shape {tuple(splits.input_shape)}")
-            if not 0 <= int(label) < len(splits.classes):
-                raise ZooError(f"a sample's label is {label!r}, not an int in 0..{len(splits.classes) - 1}")
+        check_samples(f"dataset {qualified!r}", splits)
     except DataUnavailable as error:
         return Check(entry, True, f"not checked, its data is not on this machine: {' '.join(str(error).split())}", skipped=True)
     except Exception as error:

@@ -370,3 +370,39 @@ def test_a_required_setting_left_out_says_how_to_give_it() -> None:
     with pytest.raises(ZooError) as error:  # a run's config.json: --set cannot mend it, so no such advice
         part_from_record(catalog, "model", "model", record)
     assert "model.width: Field required" in str(error.value) and "--set" not in str(error.value)
+
+
+class FolderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root: Path | None = zoo.data_location("data_dir")
+
+
+class FolderData:
+    """A dataset that reads a folder of the user's and has no data without one."""
+
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        def folder(params):
+            if params.root is None or not (Path(params.root) / "labels.txt").is_file():
+                raise zoo.DataUnavailable("no folder given (dataset.root)")
+            labels = [int(x) for x in (Path(params.root) / "labels.txt").read_text().split()]
+            return zoo.DatasetSplits([(torch.zeros(1, 28, 28), k) for k in labels], [(torch.zeros(1, 28, 28), k) for k in labels],
+                                     ["a", "b"], (1, 28, 28))
+
+        register("folder", folder, params=FolderParams)
+
+
+def test_the_kit_checks_a_folder_dataset_on_the_folder_it_is_given(tmp_path: Path) -> None:
+    assert check_plugin(FolderData()).checks[0].skipped  # no folder: nothing to check, and said so
+    (tmp_path / "labels.txt").write_text("0 1 1 0")
+    good = check_plugin(FolderData(), data_dir=tmp_path)
+    assert good.ok and not good.checks[0].skipped and "4 + 4 samples" in good.checks[0].detail
+    (tmp_path / "labels.txt").write_text("1 2 1 2")  # numbered from 1: the contract check names it
+    bad = check_plugin(FolderData(), data_dir=tmp_path)
+    assert not bad.ok and "its training split has labels from 1 to 2, but its 2 classes are numbered 0..1" in bad.checks[0].detail
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugins", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "add --check NAME" in result.output
