@@ -27,14 +27,14 @@ from .contract import check_one_batch, training_failure
 from .contracts import DatasetSplits, EpochEnd, Prediction, RunEnd, RunStart, Step
 from .data import Batches
 from .device import deterministic_mode, own_random_state, seed_everything, select_device
-from .errors import ZooError, resume_it, spoken
+from .errors import ZooError, option, resume_it, spoken
 from .events import Events
 from .finetune import start_from
 from .graphs import choose_step
 from .identity import config_hash
 from .plugins import Catalog
 from .precision import Precision, resolve_precision
-from .samples import ordered_by_class
+from .samples import data_notes
 from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, discard_if_nothing_kept, has_checkpoint_folder, save_weights, write_failure, write_json
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
@@ -216,12 +216,10 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     with main_first(world):  # one download, not one per rank
         data = build_dataset(resolved.dataset)
     if config.predict_index >= len(data.test):
-        raise ZooError(f"--predict-index {config.predict_index} is past the end of the test split ({len(data.test)} samples).")
+        raise ZooError(f"{option('--predict-index', config.predict_index)} is past the end of the test split ({len(data.test)} samples).")
     check_shards(config.batch_size, world.size, len(data.train))
-    if world.main and not config.shuffle and ordered_by_class(data.train):
-        print(f"Note: the training split of {config.dataset} lists its classes one after another and shuffle is off (as in the Quickstart, "
-              f"whose data comes shuffled): each stretch of batches will see one class. Add {spoken('--shuffle', 'shuffle=True')} "
-              f"(zoo leaderboard: --set shuffle=true).", file=sys.stderr)
+    for note in data_notes(config.dataset, data, config.shuffle) if world.main else []:
+        print(f"Note: {note}", file=sys.stderr)
     model = build_model(resolved.model, data.input_shape, len(data.classes)).to(device)
     start_from(model, config, resuming, report=world.main, classes=data.classes, input_shape=data.input_shape)  # --init: trained weights (zoo.finetune)
     trained = wrap(model, world, device)

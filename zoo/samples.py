@@ -12,7 +12,7 @@ import torch
 
 from .contracts import DatasetSplits
 from .data import TensorSplit
-from .errors import ZooError
+from .errors import ZooError, spoken
 
 FIRST = 2  # items of a split not held in memory that are looked at: as many as the first batch check uses
 
@@ -80,3 +80,25 @@ def ordered_by_class(split: Any) -> bool:
         return False
     labels = split.labels.reshape(-1)
     return float((labels[1:] == labels[:-1]).float().mean()) > 0.75  # shuffled: 1/classes (0.5 for two)
+
+
+def classes_without_samples(split: Any, classes: list[str]) -> list[str]:
+    """The classes a split held in memory has no sample of (an empty folder, say): the model can never learn them."""
+    if not isinstance(split, TensorSplit) or not len(split.labels):
+        return []
+    counts = torch.bincount(split.labels.reshape(-1).long(), minlength=len(classes))
+    return [str(name) for name, count in zip(classes, counts.tolist()) if count == 0]
+
+
+def data_notes(dataset: str, splits: DatasetSplits, shuffle: bool) -> list[str]:
+    """What a run prints before training about data that will not train well: classes without a sample, and classes
+    listed one after another without shuffling."""
+    notes = []
+    if empty := classes_without_samples(splits.train, list(splits.classes)):
+        notes.append(f"the training split of {dataset} has no sample of class(es) {', '.join(empty[:5])}{' and more' if len(empty) > 5 else ''}; "
+                     f"the model cannot learn them.")
+    if not shuffle and ordered_by_class(splits.train):
+        notes.append(f"the training split of {dataset} lists its classes one after another and shuffle is off (as in the Quickstart, whose "
+                     f"data comes shuffled): each stretch of batches will see one class. Add {spoken('--shuffle', 'shuffle=True')} "
+                     f"(zoo leaderboard: --set shuffle=true).")
+    return notes

@@ -83,3 +83,10 @@ def test_data_ordered_by_class_without_shuffling_is_pointed_out(capsys: pytest.C
     zoo.api.check(model="mlp-8", dataset="sorted", catalog=catalog, shuffle=True)
     zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=zoo.catalog(extra_plugins=[Broken()]))
     assert "Note:" not in capsys.readouterr().err
+
+
+def test_a_class_without_training_samples_is_pointed_out() -> None:
+    from zoo.samples import data_notes
+
+    data = splits(TensorSplit(images(6), torch.tensor([0, 1, 3, 0, 1, 3])))
+    assert data_notes("folders", data, shuffle=True) == ["the training split of folders has no sample of class(es) c2, c4; the model cannot learn them."]
