@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import ZooError, closest, describe_validation_error, set_it, spoken
 from .identity import changes_from_recipe, location_params
 from .plugins import FILE_VERSION, Catalog, Resolved
-from .registry import IN_PROCESS, forbidding_extras
+from .registry import IN_PROCESS, Component, forbidding_extras
 from .settings import RunConfig
 
 SECTIONS = ("dataset", "model", "loss", "optimizer", "scheduler")
@@ -312,18 +312,27 @@ def _changes_preset(model: type[BaseModel], preset: dict[str, Any], validated: B
     return any(own.get(key) != given.get(key) for key in preset)
 
 
-def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:
-    """A component as config.json recorded it (component name and full params)."""
+def recorded_component(catalog: Catalog, section: str, kind: str, record: Any) -> Component:
+    """The component config.json names, from the plugin that trained the run; one no longer loaded is an error saying
+    where it came from and what would load it again."""
     try:
-        name, values = record["component"], {**record.get("params", {}), **params}
-        plugin = record.get("plugin") or {}
+        name, plugin = record["component"], record.get("plugin") or {}
     except (KeyError, TypeError, AttributeError):
         raise ZooError(f"config.json has no valid {section} entry.") from None
     if (kind, name) in catalog.registry.conflicts and isinstance(plugin, dict) and plugin.get("name"):
         name = f"{plugin['name']}:{name}"  # two plugins have the name now: take the one that trained this run
     if not catalog.registry.has(kind, name) and isinstance(plugin, dict):
         raise missing_component(catalog, kind, name, plugin)
-    component = catalog.registry.get(kind, name)
+    return catalog.registry.get(kind, name)
+
+
+def part_from_record(catalog: Catalog, section: str, kind: str, record: Any, **params: Any) -> Part:
+    """A component as config.json recorded it (component name and full params)."""
+    component = recorded_component(catalog, section, kind, record)
+    try:
+        values = {**record.get("params", {}), **params}
+    except (TypeError, AttributeError):
+        raise ZooError(f"config.json has no valid {section} entry.") from None
     try:
         validated = component.params.model_validate(values)
     except ValidationError as error:

@@ -242,15 +242,17 @@ def border_mean(images: torch.Tensor) -> float:
                             images[..., :, -1].flatten()]).mean())
 
 
-def background(split: Dataset, samples: int = 256) -> str | None:
+def background(split: Dataset, normalization: tuple[float, float] | None = None, samples: int = 256) -> str | None:
     """"light" or "dark": the background of the training images (their first `samples`), which zoo predict gives a picture
     of a garment photographed on white before it reaches a model trained on FashionMNIST's black. None: not images."""
     try:
         if isinstance(split, TensorSplit):
             images = _to_float(split.images[:samples])
         else:
-            images = torch.stack([split[index][0] for index in range(min(samples // 16, len(split)))])
-        return "light" if border_mean(images) > 0.5 else "dark"
+            with torch.random.fork_rng(devices=[]):  # an item's random transform must not move the run's random numbers
+                images = torch.stack([split[index][0] for index in range(min(samples // 16, len(split)))])
+        mean, std = normalization or (0.0, 1.0)  # pixels as a picture has them: standardised ones put back in [0, 1]
+        return "light" if border_mean(images * std + mean) > 0.5 else "dark"
     except (TypeError, ValueError, IndexError, RuntimeError):  # not image tensors (the contract check has said so already)
         return None
 
@@ -304,8 +306,10 @@ class Batches:
         shard: tuple[int, int] = (0, 1),
         mix: Drawn | None = None,
         stratify: bool = False,
+        classes: int | None = None,
     ) -> None:
         self.split = split
+        self.classes = classes  # a loaded batch's class numbers are checked against it on the host, before a GPU's loss asserts
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
@@ -354,7 +358,12 @@ class Batches:
         for index, (X, y) in enumerate(loader):
             if index >= first:
                 part = self._part(len(X))
-                yield X[part].to(self.device), torch.as_tensor(y)[part].to(self.device)
+                labels = torch.as_tensor(y)
+                if self.classes is not None and labels.ndim == 1 and len(labels) and not labels.is_floating_point():
+                    outside = labels[(labels < 0) | (labels >= self.classes)]
+                    if len(outside):  # cross-entropy's own words on a CPU, which zoo.contract reads as the dataset's fault
+                        raise IndexError(f"Target {int(outside[0])} is out of bounds (the dataset has {self.classes} classes)")
+                yield X[part].to(self.device), labels[part].to(self.device)
 
     def _sliced(self, first: int, order: torch.Tensor | None, draws: EpochDraws | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.tensors  # type: ignore[misc]

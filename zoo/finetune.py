@@ -88,7 +88,7 @@ def start_from(model: Any, config: RunConfig, resuming: bool = False, report: bo
         note = f"; new head, not loaded (fresh initialisation): {', '.join(allowed)}" if allowed else ""
         print(f"Started from {source.label} (SHA-256 {source.sha256[:12]}…): loaded {loaded} of {len(own)} tensors{note}", file=sys.stderr)
         trained_on = source.config.get("classes")
-        if not allowed and classes is not None and isinstance(trained_on, list) and trained_on != list(classes):
+        if not allowed and classes is not None and isinstance(trained_on, list) and trained_on != [str(name) for name in classes]:
             print(f"Note: {source.label}'s final layer was trained on other classes ({', '.join(map(str, trained_on[:3]))}, ...) than this "
                   f"dataset's ({', '.join(map(str, list(classes)[:3]))}, ...) and is kept; add {spoken('--init-new-head', 'init_new_head=True')} to start it fresh.", file=sys.stderr)
     return allowed
@@ -124,9 +124,10 @@ def _mismatch_error(config: RunConfig, source: Source, refused: list[tuple[str, 
     trained = source.config.get("components", {}).get("model", {}).get("name", "?")
     only_head = all(k in head for k, _ in refused)
     trained_on = tuple(source.config.get("input_shape") or ())
-    if input_shape is not None and trained_on and trained_on != tuple(input_shape):
+    if input_shape is not None and trained_on and trained_on != tuple(input_shape) and not only_head:
         shown = lambda shape: "×".join(map(str, shape))  # noqa: E731
-        return ZooError(f"{option('--init', source.label)}: it was trained on inputs of {shown(trained_on)} (channels × height × width), "
+        return ZooError(f"{option('--init', source.label)}: it was trained on inputs of {shown(trained_on)}"
+                        f"{' (channels × height × width)' if len(trained_on) == 3 else ''}, "
                         f"but this run's dataset gives {shown(input_shape)}, so its first layer cannot take them (layer {key} {why}); "
                         f"nothing was loaded. Give the dataset that size and those channels (its settings: `zoo show {config.dataset}`), "
                         f"or start from weights trained on inputs like these.")

@@ -73,7 +73,7 @@ def location_params(params: type[BaseModel], dataset: str, owner: object, data_d
                 f"see `zoo list datasets` for its settings (a dataset plugin declares such a setting with zoo.data_location)."
             )
         # a folder as an absolute path: config.json then finds it again from any folder (zoo eval, zoo predict --index)
-        values[by_role[role]] = str(Path(value).expanduser().absolute()) if role == "data_dir" else value
+        values[by_role[role]] = (str(Path(value).expanduser().absolute()) if "://" not in str(value) else str(value)) if role == "data_dir" else value
     return values
 
 

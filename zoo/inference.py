@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Part, part_from_record
+from .config import Part, part_from_record, recorded_component
 from .contracts import DatasetSplits, Prediction
 from .errors import ZooError, option
 from .plugins import Catalog
@@ -61,9 +61,8 @@ def load_data(catalog: Catalog, config: dict[str, Any], data_dir: Path | None, v
 
     if dataset is None:  # the run's own; a plugin no longer loaded is named, with what would load it again
         record = config["components"].get("dataset")
-        recorded = part_from_record(catalog, "dataset", "dataset", record)
-        extra = location_params(recorded.resolved.component.params, recorded.resolved.name, recorded.resolved.component.owner, data_dir,
-                                None if verify else False)
+        component = recorded_component(catalog, "dataset", "dataset", record)  # not validated: the data may have moved (--data-dir)
+        extra = location_params(component.params, str(record.get("name", component.name)), component.owner, data_dir, None if verify else False)
         part = part_from_record(catalog, "dataset", "dataset", record, **extra)
     else:
         resolved = catalog.resolve("dataset", dataset)

@@ -194,10 +194,10 @@ def config_record(t: Trainer, catalog: Catalog) -> dict[str, Any]:
         "resolved_device": str(t.device),
         "resolved_precision": {"precision": t.precision.name, "reason": t.precision.reason},
         "launch": {"processes": t.world.size, "job": t.world.job},
-        "classes": list(t.data.classes),
+        "classes": [str(name) for name in t.data.classes],  # a dataset's int class names too: config.json holds text
         "input_shape": list(t.data.input_shape),
         "input_normalization": list(t.data.normalization) if t.data.normalization else None,
-        "input_background": background(t.data.train) if len(t.data.input_shape) == 3 else None,
+        "input_background": background(t.data.train, t.data.normalization) if len(t.data.input_shape) == 3 else None,
         "data_files": t.data.files,
         "versions": {
             "zoo": __version__,

@@ -231,8 +231,9 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     shard = (world.rank, world.size)
     order, augment = torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1)
     train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, order=order, augment=augment, shard=shard,
-                            mix=build_mixup(config.mixup, resolved.dataset, data, config.shuffle), stratify=check_stratify(config, resolved.dataset, data))
-    test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard)
+                            mix=build_mixup(config.mixup, resolved.dataset, data, config.shuffle), stratify=check_stratify(config, resolved.dataset, data),
+                            classes=len(data.classes))
+    test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard, classes=len(data.classes))
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
     precision = resolve_precision(config.precision, device)
     trainer = Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy as np
 import torch
 
 from .contracts import DatasetSplits
@@ -18,7 +19,13 @@ FIRST = 2  # items of a split not held in memory that are looked at: as many as 
 
 
 def check_samples(dataset: str, splits: DatasetSplits) -> None:
-    """Both splits against input_shape and the classes; `dataset` names the plugin's component in the messages."""
+    """Both splits against input_shape and the classes; `dataset` names the plugin's component in the messages. The
+    random state is put back: an item's random transform must not move the run's numbers."""
+    with torch.random.fork_rng(devices=[]):
+        _check_splits(dataset, splits)
+
+
+def _check_splits(dataset: str, splits: DatasetSplits) -> None:
     classes = len(splits.classes)
     for name, split in (("training", splits.train), ("test", splits.test)):
         if isinstance(split, TensorSplit):
@@ -52,7 +59,12 @@ def _check_images(dataset: str, split: str, images: Any, shape: tuple[int, ...],
 
 
 def _label_values(dataset: str, split: str, labels: Any, classes: int) -> torch.Tensor:
-    """Labels as whole numbers (a tensor of them), or an error saying what they are instead."""
+    """Labels as whole numbers (a tensor of them; none for class probabilities, which are soft labels), or an error
+    saying what they are instead."""
+    if isinstance(labels, (np.ndarray, np.generic)):  # a numpy number or array, as a dataset's __getitem__ may give it
+        labels = torch.as_tensor(labels)
+    if isinstance(labels, torch.Tensor) and labels.is_floating_point() and labels.ndim >= 1 and labels.shape[-1] == classes:
+        return torch.empty(0, dtype=torch.long)  # soft labels (class probabilities, as distillation gives): no numbers to check
     if isinstance(labels, torch.Tensor):
         whole = not labels.is_floating_point() and not labels.is_complex() and labels.dtype != torch.bool
     else:
@@ -79,12 +91,16 @@ def ordered_by_class(split: Any) -> bool:
     if not isinstance(split, TensorSplit) or len(split.labels) < 2:
         return False
     labels = split.labels.reshape(-1)
-    return float((labels[1:] == labels[:-1]).float().mean()) > 0.75  # shuffled: 1/classes (0.5 for two)
+    if labels.is_floating_point():
+        return False
+    shares = torch.bincount(labels.long() - labels.min()).float() / len(labels)
+    chance = float((shares**2).sum())  # how often two neighbours share a class in a shuffled order (0.1 for ten even classes)
+    return float((labels[1:] == labels[:-1]).float().mean()) > chance + (1 - chance) / 2
 
 
 def classes_without_samples(split: Any, classes: list[str]) -> list[str]:
     """The classes a split held in memory has no sample of (an empty folder, say): the model can never learn them."""
-    if not isinstance(split, TensorSplit) or not len(split.labels):
+    if not isinstance(split, TensorSplit) or not len(split.labels) or split.labels.ndim != 1 or split.labels.is_floating_point():
         return []
     counts = torch.bincount(split.labels.reshape(-1).long(), minlength=len(classes))
     return [str(name) for name, count in zip(classes, counts.tolist()) if count == 0]

@@ -231,6 +231,40 @@ def test_a_picture_is_inverted_only_when_its_background_is_not_the_training_data
     Image.fromarray(pixels).save(picture)
     from_file, from_index = zoo.predict(result, picture), zoo.predict(result, 1)
     assert from_file.probabilities == pytest.approx(from_index.probabilities, abs=1e-4)  # not inverted: white stays white
+    from zoo.data import TensorSplit, background
+
+    white = torch.full((4, 1, 28, 28), 1.0)
+    assert background(TensorSplit((white - 0.9) / 0.3, torch.zeros(4)), (0.9, 0.3)) == "light"  # judged on pixels, not standardised values
     dark = zoo.run(model="mlp-8", dataset="mnist", epochs=1, sets=[f"dataset.data_dir={json.dumps(str(tiny_data))}", "dataset.verify=false",
                                                                   "dataset.download=false"], out=tmp_path / "dark", reporters=[])
     assert json.loads((dark.run_dir / "config.json").read_text())["input_background"] == "dark"
+
+
+class MovableFolder:
+    """A dataset whose folder setting must name a folder that exists (pydantic's DirectoryPath)."""
+
+    @zoo.hookimpl
+    def register_datasets(self, register):
+        from pydantic import BaseModel, ConfigDict, DirectoryPath
+
+        from zoo.data import TensorSplit
+
+        class Params(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            root: DirectoryPath = zoo.data_location("data_dir", default=".")
+
+        def folder(params):
+            labels = torch.tensor([int(x) for x in (params.root / "labels.txt").read_text().split()])
+            images = torch.zeros(len(labels), 1, 28, 28)
+            return zoo.DatasetSplits(TensorSplit(images, labels), TensorSplit(images, labels), ["a", "b"], (1, 28, 28))
+
+        register("movable", folder, params=Params)
+
+
+def test_a_run_evaluates_on_its_data_moved_elsewhere(tmp_path: Path) -> None:
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "labels.txt").write_text("0 1 0 1")
+    catalog = zoo.catalog(extra_plugins=[MovableFolder()])
+    result = zoo.run(model="mlp-8", dataset="movable", epochs=1, catalog=catalog, data_dir=tmp_path / "first", out=tmp_path / "run", reporters=[])
+    (tmp_path / "first").rename(tmp_path / "moved")
+    assert zoo.evaluate(result, data_dir=tmp_path / "moved").classes == ["a", "b"]  # the recorded folder is gone: not validated first

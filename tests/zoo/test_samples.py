@@ -41,7 +41,9 @@ class Broken:
     def register_datasets(self, register):
         for name, (factory, _) in CASES.items():
             register(name, factory)
-        register("fine-listed", lambda p: splits([(torch.zeros(1, 28, 28), np.int64(2))] * 4))
+        register("fine-listed", lambda p: splits([(torch.zeros(1, 28, 28), np.int64(2)), (torch.zeros(1, 28, 28), np.array(3))] * 2))
+        soft = torch.full((8, 5), 0.05).scatter_(1, (torch.arange(8) % 5)[:, None], 0.8)  # class probabilities, as distillation gives
+        register("soft-labels", lambda p: splits(TensorSplit(images(), soft), TensorSplit(images(), torch.arange(8) % 5)))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -50,9 +52,12 @@ def test_a_dataset_breaking_the_contract_is_named_with_what_to_fix(name: str) ->
         zoo.api.check(model="mlp-8", dataset=name, catalog=zoo.catalog(extra_plugins=[Broken()]))
 
 
-def test_numpy_integer_labels_and_float_images_are_fine() -> None:
-    checked = zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=zoo.catalog(extra_plugins=[Broken()]))
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy")  # torch's, collating 0-d arrays: slow, not wrong
+def test_numpy_integer_labels_soft_labels_and_float_images_are_fine() -> None:
+    catalog = zoo.catalog(extra_plugins=[Broken()])
+    checked = zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=catalog)
     assert checked.train_samples == 4 and checked.classes == 5
+    assert zoo.api.check(model="mlp-8", dataset="soft-labels", catalog=catalog).train_samples == 8
 
 
 class LateLabel:
@@ -65,7 +70,7 @@ class LateLabel:
 
 def test_a_label_out_of_range_found_while_training_names_the_dataset(tmp_path) -> None:
     with pytest.raises(zoo.ZooError, match=r"^Training failed at epoch 1, step 2: the dataset 'late-label' \(plugin 'LateLabel' \(in-process\)\) gave "
-                                           r"a label outside its classes \(IndexError: Target 7 is out of bounds\); labels are class numbers"):
+                                           r"a label outside its classes \(IndexError: Target 7 is out of bounds \(the dataset has 5 classes\)\); labels are class numbers"):
         zoo.run(model="mlp-8", dataset="late-label", batch_size=4, epochs=1, catalog=zoo.catalog(extra_plugins=[LateLabel()]),
                 out=tmp_path / "run", reporters=[])
 
@@ -74,6 +79,8 @@ class SortedByClass:
     @zoo.hookimpl
     def register_datasets(self, register):
         register("sorted", lambda p: splits(TensorSplit(images(40), torch.arange(40) // 8)))  # a folder per class, read in order
+        mostly_one = (torch.rand(400, generator=torch.Generator().manual_seed(0)) < 0.05).long()  # shuffled, 95% of class 0
+        register("mostly-one", lambda p: splits(TensorSplit(images(400), mostly_one), classes=2))
 
 
 def test_data_ordered_by_class_without_shuffling_is_pointed_out(capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +88,7 @@ def test_data_ordered_by_class_without_shuffling_is_pointed_out(capsys: pytest.C
     zoo.api.check(model="mlp-8", dataset="sorted", catalog=catalog)
     assert "Note: the training split of sorted lists its classes one after another and shuffle is off" in capsys.readouterr().err
     zoo.api.check(model="mlp-8", dataset="sorted", catalog=catalog, shuffle=True)
-    zoo.api.check(model="mlp-8", dataset="fine-listed", catalog=zoo.catalog(extra_plugins=[Broken()]))
+    zoo.api.check(model="mlp-8", dataset="mostly-one", catalog=catalog)  # neighbours alike by the classes' shares, not their order
     assert "Note:" not in capsys.readouterr().err
 
 
