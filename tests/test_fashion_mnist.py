@@ -55,3 +55,21 @@ def test_the_run_records_which_copy_of_the_data_it_read(quickstart_epoch: tuple[
     files = json.loads((quickstart_epoch[0] / "config.json").read_text())["data_files"]
     assert files == {stem: {"path": str(FASHION_MNIST_SYSTEM / f"{stem}.gz"), "verified": True, "sha256": known.sha256}
                      for stem, known in FASHION_MNIST.known.items()}
+
+
+def test_the_log_is_the_quickstart_scripts_digit_for_digit(quickstart_epoch: tuple[Path, str], tmp_path: Path) -> None:
+    """bench/quickstart.py is the tutorial's script (its initial weights seeded as zoo seeds them): every loss line and
+    the test line, Avg loss included (the mean of the test batches' losses, the last batch of 16 counting as one)."""
+    import gzip
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    raw = tmp_path / "FashionMNIST" / "raw"  # torchvision's layout, as the script reads it
+    raw.mkdir(parents=True)
+    for file in FASHION_MNIST_SYSTEM.glob("*-ubyte.gz"):
+        (raw / file.name.removesuffix(".gz")).write_bytes(gzip.decompress(file.read_bytes()))
+    script = subprocess.run([sys.executable, str(ROOT / "bench" / "quickstart.py"), str(tmp_path), "1"], capture_output=True, text=True, check=True)
+    printed = [line for line in script.stdout.splitlines() if line.startswith(("loss: ", " Accuracy: "))]
+    assert len(printed) == 11 and printed == [line for line in quickstart_epoch[1].splitlines() if line.startswith(("loss: ", " Accuracy: "))]

@@ -378,6 +378,11 @@ class Batches:
                 X, y = X[part], y[part]
             yield X, y
 
+    def positioned(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """The batches in order (a test split), each with the split's index of this rank's first sample of it."""
+        for batch, (X, y) in enumerate(self.iterate()):
+            yield batch * self.batch_size + self._part(self.batch_size_at(batch)).start, X, y
+
     def augment_state(self, batch: int) -> torch.Tensor | None:
         """The augmentation generator as it was before batch `batch` drew its numbers (a checkpoint
         after `batch` steps saves it; a resume or a rewind draws from it again)."""

@@ -257,6 +257,7 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
 
     from .build import build_loss
     from .data import Batches
+    from .train import quickstart_batches, test_batch_size
 
     config, model = load_run(catalog, run_dir)
     data = load_data(catalog, config, data_dir, verify, dataset)
@@ -264,20 +265,22 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
     n = len(data.classes)
     confusion = torch.zeros(n, n, dtype=torch.long)
     total_loss = 0.0
+    batch_size = int(config.get("batch_size") or 64)  # the run's: the Quickstart averages the loss over batches of it
     device = next(iter(model.parameters()), torch.empty(0)).device
     recorded = config.get("resolved_precision")
     recorded = recorded.get("precision") if isinstance(recorded, dict) else config.get("precision")  # runs from before auto: their setting
     precision = precision or (recorded if recorded in ("fp32", "bf16") else "fp32")
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        for X, y in Batches(data.test, 1000, device):
+        for first, X, y in Batches(data.test, test_batch_size(batch_size), device).positioned():
             logits = model(X).float()
-            total_loss += loss_fn(logits, y).item() * len(X)
+            for start, stop, share in quickstart_batches(first, len(X), batch_size, len(data.test)):
+                total_loss += loss_fn(logits[start:stop], y[start:stop]).item() * share
             confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n).reshape(n, n).cpu()
     size = int(confusion.sum())
     return Evaluation(
         dataset=dataset or config["components"]["dataset"]["name"],
         accuracy=int(confusion.diagonal().sum()) / size,
-        loss=total_loss / size,
+        loss=total_loss / -(-size // batch_size),
         classes=list(data.classes),
         confusion=confusion.tolist(),
         precision=precision,

@@ -39,10 +39,9 @@ from .rundir import CURVES, DIVERGED, METRICS, STEPS, WEIGHTS, discard_if_nothin
 from .state import RankState, TrainState, rng_files
 from .rewind import Healthy, rewind
 from .stops import CheckpointEvery, Health, Interrupted, NonFiniteLoss, StopRequest, ctrl_c
-from .train import fit, predict, step
+from .train import fit, predict, step, test_batch_size
 from .world import World, check_shards, current
 
-EVAL_BATCH_SIZE = 1000
 
 
 @dataclass
@@ -233,7 +232,7 @@ def build(resolved: ResolvedRun, world: World, device: torch.device, events: Eve
     train_batches = Batches(data.train, config.batch_size, device, shuffle=config.shuffle, order=order, augment=augment, shard=shard,
                             mix=build_mixup(config.mixup, resolved.dataset, data, config.shuffle), stratify=check_stratify(config, resolved.dataset, data),
                             classes=len(data.classes))
-    test_batches = Batches(data.test, max(EVAL_BATCH_SIZE, config.batch_size), device, shard=shard, classes=len(data.classes))
+    test_batches = Batches(data.test, test_batch_size(config.batch_size), device, shard=shard, classes=len(data.classes))
     scheduler = build_scheduler(resolved.scheduler, optimizer, len(train_batches), config.epochs)
     precision = resolve_precision(config.precision, device)
     trainer = Trainer(resolved, world, device, data, model, trained, loss_fn, optimizer, scheduler, train_batches, test_batches, events, precision)

@@ -9,7 +9,7 @@ had objects and one TrainState that a checkpoint saves and a resume restores.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -37,7 +37,7 @@ def fit(t: Trainer, state: TrainState, stop: StopRequest) -> None:
             t.train_batches.order.set_state(state.order_rng)
             state.take_up_epoch()
         train(t, state, stop)
-        test_loss, accuracy = test(t.test_batches, t.model, t.loss_fn, t.bf16)
+        test_loss, accuracy = test(t.test_batches, t.model, t.loss_fn, t.bf16, t.config.batch_size)
         t.end_epoch(state, test_loss, accuracy, state.epoch_seconds, stop)
 
 
@@ -79,26 +79,47 @@ def record_step(t: Trainer, state: TrainState, loss: torch.Tensor, size: int) ->
     state.step_done(loss * t.train_batches.share(state.batch, size) if t.world.distributed else loss)
 
 
-def test(batches: Batches, model: nn.Module, loss_fn: LossFn, bf16: bool = False) -> tuple[float, float]:
-    """Average loss per sample and accuracy (a fraction) over a split (this rank's part of it),
-    summed on the device and read once."""
+def test(batches: Batches, model: nn.Module, loss_fn: LossFn, bf16: bool = False, batch_size: int = 1) -> tuple[float, float]:
+    """Average loss and accuracy (a fraction) over a split, as the Quickstart's test() has them: the loss of each batch
+    of `batch_size` test samples (the run's; the last one smaller), averaged over those batches. The model sees larger
+    batches (batches.batch_size) and each is cut into the Quickstart's; on several ranks each adds its pieces' share of
+    them, so that the mean over ranks weighted by their samples (zoo.collectives.global_mean) is the same average."""
     model.eval()
     exact = batches.device.type != "mps"  # float64 sums, as Python's would be (MPS has no float64)
     test_loss = torch.zeros((), dtype=torch.float64 if exact else torch.float32, device=batches.device)
-    correct, size = torch.zeros((), dtype=torch.int64, device=batches.device), 0
+    correct, size, total = torch.zeros((), dtype=torch.int64, device=batches.device), 0, batches.num_samples
     with torch.inference_mode():
-        for X, y in batches:
+        for first, X, y in batches.positioned():
             if len(X) == 0:  # this rank's part of a batch smaller than the number of ranks
                 continue
             with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
                 pred = model(X)
-                test_loss += loss_fn(pred, y).to(test_loss.dtype) * len(X)
+                for start, stop, share in quickstart_batches(first, len(X), batch_size, total):
+                    test_loss += loss_fn(pred[start:stop], y[start:stop]).to(test_loss.dtype) * share
             correct += (pred.argmax(1) == y).sum()
             size += len(X)
     if not size:
         return 0.0, 0.0  # (a rank may have no test samples)
-    total, right = test_loss.item(), int(correct.item())
-    return total / size, right / size
+    total_loss, right = test_loss.item(), int(correct.item())
+    return total_loss / -(-total // batch_size) * (total / size), right / size
+
+
+def test_batch_size(batch_size: int, about: int = 1000) -> int:
+    """The test's batches: about 1000 samples for speed, a whole number of the run's batches, so that each of the
+    Quickstart's batches is cut from one of them and its loss computed as the Quickstart computes it."""
+    return batch_size * max(1, about // batch_size)
+
+
+def quickstart_batches(first: int, length: int, batch_size: int, total: int) -> Iterator[tuple[int, int, float]]:
+    """The pieces of a batch of `length` samples, starting at sample `first` of a split of `total`, that fall into one
+    batch each of the Quickstart's (`batch_size`), with the share of that batch each piece is (1.0 when whole)."""
+    start = 0
+    while start < length:
+        index = first + start
+        quickstart = index // batch_size
+        stop = min((quickstart + 1) * batch_size - first, length)
+        yield start, stop, (stop - start) / min(batch_size, total - quickstart * batch_size)
+        start = stop
 
 
 def predict(model: nn.Module, image: torch.Tensor, classes: list[str], actual: int | None, index: int) -> Prediction:

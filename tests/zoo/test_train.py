@@ -173,3 +173,32 @@ def test_a_non_finite_loss_not_seen_again_when_the_steps_are_retaken_is_reported
     assert "seen between steps 2 and 10 of the run, but those steps, taken again, all had finite losses" in message
     assert "with finite weights" in message and "before that step changed any weight" not in message
     assert all(torch.isfinite(v).all() for v in build.trainers[0].model.state_dict().values())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("batch_size", "ranks"), [(64, 1), (7, 1), (64, 2), (5, 3)])
+def test_the_test_loss_is_the_quickstarts_mean_over_its_batches(batch_size: int, ranks: int) -> None:
+    """The Quickstart's test(): the mean of each batch's mean loss, the last smaller batch counting as one; the same when the
+    test split is seen in larger batches, and over several ranks (each rank's value weighted by its samples)."""
+    from torch.utils.data import DataLoader
+
+    from zoo.data import Batches, TensorSplit
+    from zoo.train import test, test_batch_size
+
+    generator = torch.Generator().manual_seed(0)
+    split = TensorSplit(torch.rand(1000, 1, 4, 4, generator=generator), torch.randint(0, 3, (1000,), generator=generator))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    with torch.no_grad():
+        batches = [loss_fn(model(X), y).item() for X, y in DataLoader(split, batch_size=batch_size)]
+    quickstart = sum(batches) / len(batches)
+    results = [test(Batches(split, test_batch_size(batch_size, 100), torch.device("cpu"), shard=(rank, ranks)), model, loss_fn, batch_size=batch_size)
+               for rank in range(ranks)]
+    sizes = [Batches(split, test_batch_size(batch_size, 100), torch.device("cpu"), shard=(rank, ranks)).local_samples for rank in range(ranks)]
+    combined = sum(loss * size for (loss, _), size in zip(results, sizes)) / sum(sizes)
+    assert combined == pytest.approx(quickstart, rel=1e-6)
+    if batch_size == 64:  # the last batch holds 40: not the mean per sample, which zoo printed before
+        with torch.no_grad():
+            per_sample = loss_fn(model(split.images), split.labels).item()
+        assert abs(quickstart - per_sample) > 1e-4 * abs(combined - quickstart) + 1e-7
+    if ranks == 1:
+        assert results[0][0] == pytest.approx(quickstart, rel=1e-12)
