@@ -63,12 +63,24 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     patch.undo()
 
 
+def _users_plugins() -> list[str]:
+    """Plugins installed into this environment besides zoo's own (the README's `zoo install -e .` of a model package, say)."""
+    from importlib.metadata import entry_points
+
+    return sorted({entry.name for entry in entry_points(group="zoo") if entry.dist is None or entry.dist.name.lower() != "zoo"})
+
+
+USERS_PLUGINS = _users_plugins()
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ZOO_* settings or user cache leak into a test; each test runs in its own folder."""
+    """No ZOO_* settings, user cache or plugin the user installed leak into a test; each test runs in its own folder."""
     for name in list(os.environ):
         if name.startswith("ZOO_"):
             monkeypatch.delenv(name)
+    if USERS_PLUGINS:  # a test sees zoo's plugins and those it installs itself
+        monkeypatch.setenv("ZOO_DISABLE_PLUGINS", ",".join(USERS_PLUGINS))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
 
