@@ -73,13 +73,25 @@ def _users_plugins() -> list[str]:
 USERS_PLUGINS = _users_plugins()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def without_users_plugins() -> Iterator[None]:
+    """This process never finds the plugins the user installed (before any catalog is made, a module's fixture's too)."""
+    import zoo.plugins
+
+    patch = pytest.MonkeyPatch()
+    every = zoo.plugins._sorted_entry_points
+    patch.setattr(zoo.plugins, "_sorted_entry_points", lambda: [ep for ep in every() if ep.name not in USERS_PLUGINS])
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No ZOO_* settings, user cache or plugin the user installed leak into a test; each test runs in its own folder."""
     for name in list(os.environ):
         if name.startswith("ZOO_"):
             monkeypatch.delenv(name)
-    if USERS_PLUGINS:  # a test sees zoo's plugins and those it installs itself
+    if USERS_PLUGINS:  # a test sees zoo's plugins and those it installs itself (and the processes it starts: zoo's setting)
         monkeypatch.setenv("ZOO_DISABLE_PLUGINS", ",".join(USERS_PLUGINS))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)

@@ -86,6 +86,9 @@ def test_zoo_install_and_uninstall_run_pip_in_zoos_environment(tmp_path: Path) -
 
     from helpers import ROOT
 
+    from conftest import USERS_PLUGINS
+
+    assert "convnets" not in USERS_PLUGINS, "zoo-convnets is installed in this environment: this test installs it itself (zoo uninstall zoo-convnets)"
     own_site, zoo_here = throwaway_environment(tmp_path)
 
     # Built from a copy: a build leaves zoo_convnets.egg-info beside the sources, which the example's
