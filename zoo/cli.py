@@ -684,11 +684,13 @@ def export(model: str, format_: str, out: Path, tolerance: float, samples: int, 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
 def install(packages: tuple[str, ...]) -> None:
-    """pip install PACKAGES (and any pip options) into zoo's own environment, then show the plugins."""
+    """pip install PACKAGES (and any pip options) into zoo's own environment, then show the plugins (pip speaks only of
+    errors and warnings unless given -v)."""
     from . import packages as pip_packages
 
     before = pip_packages.installed()
-    echo(pip_packages.pip("install", *packages))
+    chatty = any(arg in ("-v", "--verbose", "-q", "--quiet") or re.fullmatch(r"-[vq]+", arg) for arg in packages)
+    echo(pip_packages.pip("install", *([] if chatty else ["--quiet"]), *packages))  # pip's errors and warnings, not 60 lines of "already satisfied"
     if (note := pip_packages.no_plugin_added(packages, before)) is not None:
         echo(note, err=True)
 

@@ -398,3 +398,15 @@ def test_the_install_note_is_about_the_packages_meant_not_their_dependencies(mon
     said = packages.no_plugin_added(["tensorboard"], before)
     assert said is not None and said.startswith("Note: tensorboard 2.0 adds no zoo plugin. If it was meant to:") and "numpy" not in said
     assert "numpy 2.0" in (packages.no_plugin_added(["./my-plugin"], before) or "")  # a path: everything it installed
+
+
+def test_zoo_install_keeps_pip_to_its_errors_and_warnings_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo import packages
+
+    given = []
+    monkeypatch.setattr(packages, "pip", lambda *args: given.append(args) or "")
+    monkeypatch.setattr(packages, "installed", lambda: {})
+    monkeypatch.setattr(packages, "no_plugin_added", lambda *args: None)
+    for arguments in (["-e", "."], ["-v", "my-plugin"], ["-qq", "my-plugin"]):
+        assert CliRunner().invoke(cli, ["install", *arguments]).exit_code == 0
+    assert given == [("install", "--quiet", "-e", "."), ("install", "-v", "my-plugin"), ("install", "-qq", "my-plugin")]
