@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ZooError
+from .rundir import temporary_beside
 
 if TYPE_CHECKING:
     from .plugins import Catalog
@@ -60,9 +60,7 @@ def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *
     if config.get("input_normalization"):  # the model expects (pixels - mean) / std, pixels in [0, 1]
         metadata["zoo.input_normalization"] = json.dumps(config["input_normalization"])
     write = _onnx if format == "onnx" else _pt2
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=f".{format}", dir=out.parent if str(out.parent) else ".")
-    os.close(handle)
-    try:
+    with temporary_beside(out, f".{format}") as temporary:
         actual = write(model, images, Path(temporary), metadata, _component(config))
         difference = float((actual - expected).abs().max())
         if not difference <= tolerance:
@@ -71,8 +69,6 @@ def export(catalog: Catalog, reference: str | Path, format: Format, out: Path, *
         os.chmod(temporary, 0o644)
         replaced = out.exists()
         os.replace(temporary, out)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return Exported(out, format, count, difference, classes, replaced)
 
 

@@ -8,9 +8,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -65,19 +67,40 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+#: The signals that stop a command (zoo.cli, zoo.stops): held while a temporary file is made, so that none comes between
+#: its creation and the cleanup that removes it.
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextmanager
+def temporary_beside(path: Path, suffix: str = ".tmp") -> Iterator[str]:
+    """A new hidden file beside `path` (.NAME.RANDOM.SUFFIX), removed on the way out unless renamed meanwhile. A Ctrl-C
+    or SIGTERM just after it appeared used to leave it behind: the stop signals wait until the cleanup can reach it."""
+    hold = hasattr(signal, "pthread_sigmask")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if hold else None
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
+    except BaseException:
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        raise
+    try:
+        os.close(handle)
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a signal that came meanwhile is handled here, inside the cleanup
+        yield temporary
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, write: Any) -> None:
     """Call write(temporary_path), fsync it, and rename it over `path`."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with temporary_beside(path) as temporary:
         write(temporary)
         os.chmod(temporary, 0o666 & ~_umask())
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _umask() -> int:

@@ -86,3 +86,31 @@ def test_a_jsonl_path_in_a_missing_folder_is_said_at_the_start(tiny_data: Path, 
     err = capsys.readouterr().err
     assert f"failed in on_run_start: ZooError: jsonl.path {tmp_path / 'nowhere' / 'x.jsonl'}: the folder {tmp_path / 'nowhere'} does not exist" in err
     assert len(result.epochs) == 1
+
+
+def test_a_stop_just_as_the_temporary_file_appears_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM right after mkstemp made the file, before the code that removes it was reached, left .NAME.RANDOM.tmp
+    behind (seen once in a few hundred `zoo export` runs stopped as their file appeared); now the signal waits for it."""
+    import signal
+    import tempfile
+
+    from zoo import rundir
+
+    real = tempfile.mkstemp
+
+    def made_then_stopped(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # as the test of `zoo export` does, the moment the file exists
+        return made
+
+    def stop(number, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    monkeypatch.setattr(tempfile, "mkstemp", made_then_stopped)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rundir.write_atomic(tmp_path / "config.json", lambda temporary: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []
