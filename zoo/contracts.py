@@ -63,7 +63,7 @@ class EpochEnd:
 
     epoch: int  # 1-based
     train_loss: float  # mean training loss of the epoch's steps
-    test_loss: float  # mean loss per test sample
+    test_loss: float  # mean of the test batches' losses (batches of the run's size), as the Quickstart's test() has it
     test_accuracy: float  # a fraction, 0..1
     seconds: float  # wall time of the epoch (training and testing), before an interruption included
 

@@ -264,23 +264,23 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
     loss_fn = build_loss(part_from_record(catalog, "loss", "loss", config["components"].get("loss")))
     n = len(data.classes)
     confusion = torch.zeros(n, n, dtype=torch.long)
-    total_loss = 0.0
     batch_size = int(config.get("batch_size") or 64)  # the run's: the Quickstart averages the loss over batches of it
     device = next(iter(model.parameters()), torch.empty(0)).device
     recorded = config.get("resolved_precision")
     recorded = recorded.get("precision") if isinstance(recorded, dict) else config.get("precision")  # runs from before auto: their setting
     precision = precision or (recorded if recorded in ("fp32", "bf16") else "fp32")
+    total_loss = torch.zeros((), dtype=torch.float64 if device.type != "mps" else torch.float32, device=device)  # read once, at the end
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         for first, X, y in Batches(data.test, test_batch_size(batch_size), device).positioned():
             logits = model(X).float()
             for start, stop, share in quickstart_batches(first, len(X), batch_size, len(data.test)):
-                total_loss += loss_fn(logits[start:stop], y[start:stop]).item() * share
+                total_loss += loss_fn(logits[start:stop], y[start:stop]).to(total_loss.dtype) * share
             confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n).reshape(n, n).cpu()
     size = int(confusion.sum())
     return Evaluation(
         dataset=dataset or config["components"]["dataset"]["name"],
         accuracy=int(confusion.diagonal().sum()) / size,
-        loss=total_loss / -(-size // batch_size),
+        loss=total_loss.item() / -(-size // batch_size),
         classes=list(data.classes),
         confusion=confusion.tolist(),
         precision=precision,

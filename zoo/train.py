@@ -83,7 +83,8 @@ def test(batches: Batches, model: nn.Module, loss_fn: LossFn, bf16: bool = False
     """Average loss and accuracy (a fraction) over a split, as the Quickstart's test() has them: the loss of each batch
     of `batch_size` test samples (the run's; the last one smaller), averaged over those batches. The model sees larger
     batches (batches.batch_size) and each is cut into the Quickstart's; on several ranks each adds its pieces' share of
-    them, so that the mean over ranks weighted by their samples (zoo.collectives.global_mean) is the same average."""
+    them, so that the mean over ranks weighted by their samples (zoo.collectives.global_mean) is the same average (exact
+    for a loss that is a mean over samples, as cross-entropy is; one rank is always exact)."""
     model.eval()
     exact = batches.device.type != "mps"  # float64 sums, as Python's would be (MPS has no float64)
     test_loss = torch.zeros((), dtype=torch.float64 if exact else torch.float32, device=batches.device)
