@@ -7,10 +7,9 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import signal
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -67,30 +66,27 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-#: The signals that stop a command (zoo.cli, zoo.stops): held while a temporary file is made, so that none comes between
-#: its creation and the cleanup that removes it.
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-
-
 @contextmanager
 def temporary_beside(path: Path, suffix: str = ".tmp") -> Iterator[str]:
-    """A new hidden file beside `path` (.NAME.RANDOM.SUFFIX), removed on the way out unless renamed meanwhile. A Ctrl-C
-    or SIGTERM just after it appeared used to leave it behind: the stop signals wait until the cleanup can reach it."""
-    hold = hasattr(signal, "pthread_sigmask")
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if hold else None
+    """A new hidden file beside `path` (.NAME.RANDOM.SUFFIX, made with O_EXCL as tempfile makes its own), removed on the
+    way out unless renamed meanwhile. Its name is chosen before the file is made, inside the cleanup's reach: a Ctrl-C
+    or SIGTERM just as it appeared (between tempfile.mkstemp's making it and the code after) used to leave it behind."""
+    folder = path.parent if str(path.parent) else Path(".")
+    temporary = folder / f".{path.name}.{_random_part()}{suffix}"
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent if str(path.parent) else ".")
-    except BaseException:
-        if before is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
-        raise
-    try:
-        os.close(handle)
-        if before is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a signal that came meanwhile is handled here, inside the cleanup
-        yield temporary
+        while True:
+            try:
+                os.close(os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                temporary = folder / f".{path.name}.{_random_part()}{suffix}"
+        yield str(temporary)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
+
+
+def _random_part() -> str:
+    return "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(8))
 
 
 def write_atomic(path: Path, write: Any) -> None:
