@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .errors import ZooError, in_package, option, plugin_package, raised_in, spoken, strict_plugins
-from .samples import check_samples
+from .samples import CHECK_BATCH, check_samples  # CHECK_BATCH: more than one sample, so a squeezed batch dimension shows
 
 if TYPE_CHECKING:
     from .config import Part, ResolvedRun
     from .runner import Trainer
 
-CHECK_BATCH = 2  # samples: more than one, so a squeezed batch dimension shows
 
 
 def _who(part: Part) -> str:

@@ -257,7 +257,7 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
 
     from .build import build_loss
     from .data import Batches
-    from .train import quickstart_batches, test_batch_size
+    from .train import add_quickstart_losses, loss_sum, test_batch_size
 
     config, model = load_run(catalog, run_dir)
     data = load_data(catalog, config, data_dir, verify, dataset)
@@ -269,12 +269,11 @@ def evaluate(catalog: Catalog, run_dir: Path, dataset: str | None = None, data_d
     recorded = config.get("resolved_precision")
     recorded = recorded.get("precision") if isinstance(recorded, dict) else config.get("precision")  # runs from before auto: their setting
     precision = precision or (recorded if recorded in ("fp32", "bf16") else "fp32")
-    total_loss = torch.zeros((), dtype=torch.float64 if device.type != "mps" else torch.float32, device=device)  # read once, at the end
+    total_loss = loss_sum(device)  # read once, at the end
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         for first, X, y in Batches(data.test, test_batch_size(batch_size), device).positioned():
             logits = model(X).float()
-            for start, stop, share in quickstart_batches(first, len(X), batch_size, len(data.test)):
-                total_loss += loss_fn(logits[start:stop], y[start:stop]).to(total_loss.dtype) * share
+            add_quickstart_losses(total_loss, loss_fn, logits, y, first, batch_size, len(data.test))
             confusion += torch.bincount(y * n + logits.argmax(1), minlength=n * n).reshape(n, n).cpu()
     size = int(confusion.sum())
     return Evaluation(

@@ -15,7 +15,7 @@ from .contracts import DatasetSplits
 from .data import TensorSplit
 from .errors import ZooError, spoken
 
-FIRST = 2  # items of a split not held in memory that are looked at: as many as the first batch check uses
+CHECK_BATCH = 2  # samples of the first batch checked (zoo.contract), and the items of a split not held in memory looked at here
 
 
 def check_samples(dataset: str, splits: DatasetSplits) -> None:
@@ -33,7 +33,7 @@ def _check_splits(dataset: str, splits: DatasetSplits) -> None:
             _check_labels(dataset, name, split.labels, classes)
             continue
         labels = []
-        for item in (split[index] for index in range(min(FIRST, len(split)))):
+        for item in (split[index] for index in range(min(CHECK_BATCH, len(split)))):
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
                 raise ZooError(f"The {dataset}: its {name} split gives items of type {type(item).__name__}; each item must be a pair "
                                f"(image tensor, label), as torchvision's datasets give with transform=ToTensor().")

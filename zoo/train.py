@@ -86,8 +86,7 @@ def test(batches: Batches, model: nn.Module, loss_fn: LossFn, bf16: bool = False
     them, so that the mean over ranks weighted by their samples (zoo.collectives.global_mean) is the same average (exact
     for a loss that is a mean over samples, as cross-entropy is; one rank is always exact)."""
     model.eval()
-    exact = batches.device.type != "mps"  # float64 sums, as Python's would be (MPS has no float64)
-    test_loss = torch.zeros((), dtype=torch.float64 if exact else torch.float32, device=batches.device)
+    test_loss = loss_sum(batches.device)
     correct, size, total = torch.zeros((), dtype=torch.int64, device=batches.device), 0, batches.num_samples
     with torch.inference_mode():
         for first, X, y in batches.positioned():
@@ -95,8 +94,7 @@ def test(batches: Batches, model: nn.Module, loss_fn: LossFn, bf16: bool = False
                 continue
             with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=bf16):
                 pred = model(X)
-                for start, stop, share in quickstart_batches(first, len(X), batch_size, total):
-                    test_loss += loss_fn(pred[start:stop], y[start:stop]).to(test_loss.dtype) * share
+                add_quickstart_losses(test_loss, loss_fn, pred, y, first, batch_size, total)
             correct += (pred.argmax(1) == y).sum()
             size += len(X)
     if not size:
@@ -109,6 +107,19 @@ def test_batch_size(batch_size: int, about: int = 1000) -> int:
     """The test's batches: about 1000 samples for speed, a whole number of the run's batches, so that each of the
     Quickstart's batches is cut from one of them and its loss computed as the Quickstart computes it."""
     return batch_size * max(1, about // batch_size)
+
+
+def loss_sum(device: torch.device) -> torch.Tensor:
+    """A zero to sum losses into on `device`: float64, as Python's sum would be (MPS has none: float32 there)."""
+    return torch.zeros((), dtype=torch.float64 if device.type != "mps" else torch.float32, device=device)
+
+
+def add_quickstart_losses(into: torch.Tensor, loss_fn: LossFn, logits: torch.Tensor, y: torch.Tensor, first: int, batch_size: int,
+                          total: int) -> None:
+    """Add to `into`, one by one as the Quickstart does, the losses of its batches in one test batch (starting at sample
+    `first` of `total`), each times its share of its batch: over the split, the sum of the Quickstart's batch losses."""
+    for start, stop, share in quickstart_batches(first, len(logits), batch_size, total):
+        into += loss_fn(logits[start:stop], y[start:stop]).to(into.dtype) * share
 
 
 def quickstart_batches(first: int, length: int, batch_size: int, total: int) -> Iterator[tuple[int, int, float]]:
